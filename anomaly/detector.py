@@ -1,0 +1,330 @@
+"""Detector: the whole fitted pipeline — scaling, network, residual statistics, threshold.
+
+``fit`` learns everything from a normal training series; ``score`` turns any later series into
+per-timestep scores, flags and per-feature normalised residuals; ``save``/``load`` keep all of it
+together in one directory (a ``.keras`` network and a JSON file: no pickle), which is what the
+MLflow model ships.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from anomaly import __version__
+from anomaly.errors import DataError, NotFittedError
+from anomaly.model import CELLS, EpochCallback
+from anomaly.preprocessing import Scaling, chronological_split, fit_scaling
+from anomaly.scoring import ResidualStats, aggregate, fit_residual_stats, normalise, residuals
+from anomaly.thresholds import THRESHOLD_METHODS, apply_threshold, fit_threshold
+from anomaly.windowing import n_windows, next_step_pairs
+
+logger = logging.getLogger(__name__)
+
+SCORE_COLUMN = "score"
+THRESHOLD_COLUMN = "threshold"
+FLAG_COLUMN = "is_anomaly"
+Z_PREFIX = "z_"
+
+_NETWORK_FILE = "network.keras"
+_STATE_FILE = "detector.json"
+_FORMAT_VERSION = 1
+
+
+class Detector:
+    """Next-step recurrent anomaly detector for multivariate series.
+
+    Parameters
+    ----------
+    window_size : int
+        T, timesteps per training window.
+    stride : int
+        Steps between the starts of consecutive training windows.
+    cell : {"simplernn", "lstm", "gru"}
+    units : sequence of int
+        Units of each stacked recurrent layer.
+    dropout : float
+    epochs, batch_size, patience : int
+        Training length, batch size, and early-stopping patience (epochs without improvement).
+    learning_rate : float
+    validation_fraction : float
+        Share of the training series, at its end, held back for early stopping and for
+        calibrating the residual statistics and the threshold.
+    threshold_method : {"quantile"}
+    threshold_quantile : float
+        Quantile of the calibration scores used as the threshold.
+    warmup_steps : int
+        Leading steps of every scored series that are not scored (score NaN, never flagged):
+        the network starts from a blank state and needs a few steps of context.
+    random_state : int
+        Seed for weight initialisation, shuffling and dropout.
+
+    Attributes
+    ----------
+    feature_names_in_ : list of str
+    n_features_in_ : int
+    scaling_ : Scaling
+    model_ : keras.Model
+    residual_stats_ : ResidualStats
+    threshold_ : float
+    history_ : dict of str to list of float
+    calibration_summary_ : dict of str to float
+    """
+
+    def __init__(
+        self,
+        *,
+        window_size: int = 64,
+        stride: int = 1,
+        cell: str = "lstm",
+        units: Sequence[int] = (64, 64),
+        dropout: float = 0.0,
+        epochs: int = 30,
+        batch_size: int = 64,
+        learning_rate: float = 1e-3,
+        patience: int = 5,
+        validation_fraction: float = 0.2,
+        threshold_method: str = "quantile",
+        threshold_quantile: float = 0.999,
+        warmup_steps: int = 10,
+        random_state: int = 0,
+    ) -> None:
+        self.window_size = window_size
+        self.stride = stride
+        self.cell = cell
+        self.units = tuple(units)
+        self.dropout = dropout
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.patience = patience
+        self.validation_fraction = validation_fraction
+        self.threshold_method = threshold_method
+        self.threshold_quantile = threshold_quantile
+        self.warmup_steps = warmup_steps
+        self.random_state = random_state
+
+    def get_params(self) -> dict[str, Any]:
+        """Constructor parameters, as passed."""
+        return {
+            name: getattr(self, name)
+            for name in (
+                "window_size", "stride", "cell", "units", "dropout", "epochs", "batch_size",
+                "learning_rate", "patience", "validation_fraction", "threshold_method",
+                "threshold_quantile", "warmup_steps", "random_state",
+            )
+        }
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, X: pd.DataFrame, *, on_epoch_end: EpochCallback | None = None) -> "Detector":
+        """Learn scaling, network, residual statistics and threshold from normal data.
+
+        Parameters
+        ----------
+        X : DataFrame of shape (L, D)
+            A normal training series: numeric feature columns, time-ordered rows.
+        on_epoch_end : callable(epoch, logs), optional
+            Progress hook called after each training epoch.
+
+        Returns
+        -------
+        self
+        """
+        from anomaly import model as network  # TensorFlow: only when fitting or scoring
+
+        self._check_params()
+        values = np.asarray(X, dtype=np.float64)
+        length = len(values)
+        # The held-back tail must hold at least one window for early stopping, and the
+        # training part at least one window to learn from.
+        min_holdout = self.window_size + 1
+        needed = 2 * (self.window_size + 1)
+        if length < needed:
+            raise DataError(
+                f"the training series has {length} rows; at least {needed} are needed for "
+                f"window_size {self.window_size} (one window to train on, one held back)"
+            )
+        cut = chronological_split(length, self.validation_fraction, min_holdout)
+        if cut < self.window_size + 1:
+            cut = self.window_size + 1
+        logger.info("training on rows [0, %d), holding back rows [%d, %d)", cut, cut, length)
+
+        self.feature_names_in_ = [str(c) for c in getattr(X, "columns", range(values.shape[1]))]
+        self.n_features_in_ = values.shape[1]
+        self.scaling_ = fit_scaling(values[:cut])
+        scaled = self.scaling_.transform(values)
+
+        network.seed_everything(self.random_state)
+        inputs, targets = next_step_pairs(scaled[:cut], self.window_size, self.stride)
+        validation = next_step_pairs(scaled[cut:], self.window_size, self.stride)
+        logger.info(
+            "%d training windows, %d validation windows of %d x %d",
+            len(inputs), len(validation[0]), self.window_size, self.n_features_in_,
+        )
+        self.model_ = network.build_model(
+            self.n_features_in_, cell=self.cell, units=self.units, dropout=self.dropout,
+            learning_rate=self.learning_rate,
+        )
+        self.history_ = network.fit_model(
+            self.model_, inputs, targets, validation=validation, epochs=self.epochs,
+            batch_size=self.batch_size, patience=self.patience, seed=self.random_state,
+            on_epoch_end=on_epoch_end,
+        )
+
+        # Calibrate on the held-back tail, predicted in the same single pass that scoring uses.
+        # The pass starts at the beginning of the series so the tail is seen with warm state,
+        # as any step after the warm-up of a scored series is.
+        residual_all = residuals(scaled, network.predict_sequence(self.model_, scaled))
+        calibration = residual_all[cut:]
+        self.residual_stats_ = fit_residual_stats(calibration)
+        calibration_scores = aggregate(normalise(calibration, self.residual_stats_))
+        self.threshold_ = fit_threshold(calibration_scores, self.threshold_method, self.threshold_quantile)
+        self.calibration_summary_ = {
+            "calibration_rows": float(len(calibration)),
+            "calibration_score_median": float(np.nanmedian(calibration_scores)),
+            "calibration_score_p99": float(np.nanquantile(calibration_scores, 0.99)),
+            "calibration_score_max": float(np.nanmax(calibration_scores)),
+            "calibration_flagged_fraction": float(apply_threshold(calibration_scores, self.threshold_).mean()),
+        }
+        logger.info("threshold %.4f (%s %.4f of calibration scores)", self.threshold_, self.threshold_method, self.threshold_quantile)
+        return self
+
+    def _check_params(self) -> None:
+        checks = [
+            ("window_size", isinstance(self.window_size, int) and self.window_size >= 2, "an int >= 2"),
+            ("stride", isinstance(self.stride, int) and self.stride >= 1, "an int >= 1"),
+            ("cell", self.cell in CELLS, f"one of {CELLS}"),
+            ("units", len(self.units) >= 1 and all(isinstance(u, int) and u >= 1 for u in self.units), "a non-empty list of ints >= 1"),
+            ("dropout", 0.0 <= self.dropout < 1.0, "a float in [0, 1)"),
+            ("epochs", isinstance(self.epochs, int) and self.epochs >= 1, "an int >= 1"),
+            ("batch_size", isinstance(self.batch_size, int) and self.batch_size >= 1, "an int >= 1"),
+            ("learning_rate", self.learning_rate > 0, "a float > 0"),
+            ("patience", isinstance(self.patience, int) and self.patience >= 0, "an int >= 0"),
+            ("validation_fraction", 0.0 < self.validation_fraction < 1.0, "a float in (0, 1)"),
+            ("threshold_method", self.threshold_method in THRESHOLD_METHODS, f"one of {THRESHOLD_METHODS}"),
+            ("threshold_quantile", 0.0 < self.threshold_quantile < 1.0, "a float in (0, 1)"),
+            ("warmup_steps", isinstance(self.warmup_steps, int) and self.warmup_steps >= 0, "an int >= 0"),
+        ]
+        for name, ok, expected in checks:
+            if not ok:
+                raise ValueError(f"The {name!r} parameter must be {expected}. Got {getattr(self, name)!r} instead.")
+
+    # ---------------------------------------------------------------- score
+    def _check_is_fitted(self) -> None:
+        if not hasattr(self, "threshold_"):
+            raise NotFittedError("this Detector is not fitted yet: call fit() on a training series first, or Detector.load() a saved one")
+
+    def score(self, X: pd.DataFrame) -> pd.DataFrame:
+        """Score every timestep of a series.
+
+        Parameters
+        ----------
+        X : DataFrame of shape (L, D')
+            Must hold every column the detector was trained on (matched by name, in any
+            order); other columns are ignored.
+
+        Returns
+        -------
+        DataFrame of shape (L, 3 + D), same index as ``X``
+            ``score`` (float; NaN for the first ``warmup_steps`` + 1 steps, which have no or
+            too little context), ``threshold``, ``is_anomaly`` (bool), and ``z_<feature>``: each
+            feature's signed normalised residual.
+        """
+        self._check_is_fitted()
+        values = self._select_features(X)
+        scores, z = self._score_arrays(values)
+        flags = apply_threshold(scores, self.threshold_)
+        out = pd.DataFrame(index=X.index)
+        out[SCORE_COLUMN] = scores
+        out[THRESHOLD_COLUMN] = self.threshold_
+        out[FLAG_COLUMN] = flags
+        for j, name in enumerate(self.feature_names_in_):
+            out[Z_PREFIX + name] = z[:, j]
+        return out
+
+    def _select_features(self, X: pd.DataFrame) -> np.ndarray:
+        columns = [str(c) for c in X.columns]
+        missing = [c for c in self.feature_names_in_ if c not in columns]
+        if missing:
+            raise DataError(
+                f"column(s) {', '.join(map(repr, missing))} that the model was trained on are missing; "
+                f"expected {self.feature_names_in_}, found {columns}"
+            )
+        extra = [c for c in columns if c not in self.feature_names_in_]
+        if extra:
+            logger.info("ignoring column(s) the model was not trained on: %s", ", ".join(extra))
+        X = X.set_axis(columns, axis=1)
+        return X[self.feature_names_in_].to_numpy(dtype=np.float64)
+
+    def _score_arrays(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Scores (L,) and normalised residuals (L, D) of an (L, D) series in training order."""
+        from anomaly import model as network
+
+        scaled = self.scaling_.transform(values)
+        z = normalise(residuals(scaled, network.predict_sequence(self.model_, scaled)), self.residual_stats_)
+        z[: self.warmup_steps + 1] = np.nan  # step 0 has no prediction; the next ones too little context
+        return aggregate(z), z
+
+    # ------------------------------------------------------------ save/load
+    def save(self, path: str | Path) -> Path:
+        """Write the fitted detector to a directory: ``network.keras`` and ``detector.json``.
+
+        Returns
+        -------
+        Path
+            The directory.
+        """
+        from anomaly import model as network
+
+        self._check_is_fitted()
+        directory = Path(path)
+        directory.mkdir(parents=True, exist_ok=True)
+        network.save_model(self.model_, directory / _NETWORK_FILE)
+        state = {
+            "format_version": _FORMAT_VERSION,
+            "anomaly_version": __version__,
+            "params": {**self.get_params(), "units": list(self.units)},
+            "feature_names_in": self.feature_names_in_,
+            "scaling": self.scaling_.to_dict(),
+            "residual_stats": self.residual_stats_.to_dict(),
+            "threshold": self.threshold_,
+            "calibration_summary": self.calibration_summary_,
+            "history": self.history_,
+        }
+        (directory / _STATE_FILE).write_text(json.dumps(state, indent=2))
+        return directory
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Detector":
+        """Read a detector written by :meth:`save`.
+
+        Raises
+        ------
+        DataError
+            When the directory does not hold a readable detector.
+        """
+        from anomaly import model as network
+
+        directory = Path(path)
+        try:
+            state = json.loads((directory / _STATE_FILE).read_text())
+            if state.get("format_version") != _FORMAT_VERSION:
+                raise ValueError(f"format_version {state.get('format_version')!r}, expected {_FORMAT_VERSION}")
+            detector = cls(**{**state["params"], "units": tuple(state["params"]["units"])})
+            detector.feature_names_in_ = list(state["feature_names_in"])
+            detector.n_features_in_ = len(detector.feature_names_in_)
+            detector.scaling_ = Scaling.from_dict(state["scaling"])
+            detector.residual_stats_ = ResidualStats.from_dict(state["residual_stats"])
+            detector.threshold_ = float(state["threshold"])
+            detector.calibration_summary_ = dict(state["calibration_summary"])
+            detector.history_ = dict(state["history"])
+            detector.model_ = network.load_model(directory / _NETWORK_FILE)
+        except Exception as err:  # noqa: BLE001 - any failure here means "not a usable detector"
+            raise DataError(f"{directory}: not a readable anomaly detector ({type(err).__name__}: {err})") from err
+        return detector

@@ -1,0 +1,218 @@
+"""The stacked recurrent network: build, train, and predict over a long sequence.
+
+The only module that imports TensorFlow/Keras, and only inside functions, so that importing
+`anomaly` (or running ``anomaly --help``) stays fast.
+
+The network is many-to-many: every recurrent layer returns its whole sequence and a Dense head
+is applied at every timestep, so for an input of shape (N, T, D) it returns (N, T, D) where
+output step t is the prediction of input step t + 1 made from steps <= t. Because nothing in it
+depends on T, the same network scores a series of any length in one pass.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import keras
+
+logger = logging.getLogger(__name__)
+
+CELLS = ("simplernn", "lstm", "gru")
+
+EpochCallback = Callable[[int, dict[str, float]], None]
+
+
+def _keras() -> Any:
+    """Import Keras with TensorFlow's start-up noise silenced."""
+    # Must be set before TensorFlow is first imported; respect a user's own setting.
+    # Level 3: TF 2.21 also logs a harmless C++ "ERROR" (use_unbounded_threadpool) on every
+    # tf.data pipeline; real failures still arrive as Python exceptions.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import keras
+
+    # Keras' progress bars would otherwise leak into logs and pyfunc predictions.
+    keras.config.disable_interactive_logging()
+    return keras
+
+
+def build_model(
+    n_features: int,
+    *,
+    cell: str = "lstm",
+    units: Sequence[int] = (64, 64),
+    dropout: float = 0.0,
+    learning_rate: float = 1e-3,
+) -> "keras.Model":
+    """Build and compile the stacked many-to-many RNN.
+
+    Parameters
+    ----------
+    n_features : int
+        D, features per timestep (input and output).
+    cell : {"simplernn", "lstm", "gru"}
+    units : sequence of int
+        Units of each stacked recurrent layer, first to last.
+    dropout : float in [0, 1)
+        Dropout on each recurrent layer's inputs (training only).
+    learning_rate : float
+        Adam's learning rate.
+
+    Returns
+    -------
+    keras.Model
+        Maps (N, T, D) to (N, T, D) for any T; compiled with MSE loss.
+    """
+    keras = _keras()
+    layer_cls = {"simplernn": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM, "gru": keras.layers.GRU}[cell]
+    inputs = keras.Input(shape=(None, n_features), name="series")
+    x = inputs
+    for i, n_units in enumerate(units):
+        x = layer_cls(n_units, return_sequences=True, dropout=dropout, name=f"{cell}_{i}")(x)
+    # Dense on a 3-D tensor acts on the last axis: the same weights at every timestep.
+    outputs = keras.layers.Dense(n_features, name="next_step")(x)
+    model = keras.Model(inputs, outputs, name=f"stacked_{cell}")
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate), loss="mse")
+    return model
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, numpy and TensorFlow, and make TensorFlow's ops deterministic.
+
+    Called at the start of training, never in a constructor.
+    """
+    keras = _keras()
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(seed)
+    # Multi-threaded reductions are otherwise free to sum in any order; on CPU the cost is small.
+    tf.config.experimental.enable_op_determinism()
+
+
+def _window_batches(inputs: np.ndarray, targets: np.ndarray, batch_size: int, seed: int) -> Any:
+    """A Keras PyDataset serving shuffled batches straight from the strided window views.
+
+    Only one batch of windows is materialised at a time, so a long series is never copied
+    T times in memory.
+    """
+    keras = _keras()
+
+    class WindowBatches(keras.utils.PyDataset):
+        def __init__(self) -> None:
+            super().__init__()
+            self._rng = np.random.default_rng(seed)
+            self._order = self._rng.permutation(len(inputs))
+
+        def __len__(self) -> int:
+            return int(np.ceil(len(inputs) / batch_size))
+
+        def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+            rows = np.sort(self._order[index * batch_size : (index + 1) * batch_size])
+            return inputs[rows], targets[rows]
+
+        def on_epoch_end(self) -> None:
+            self._order = self._rng.permutation(len(inputs))
+
+    return WindowBatches()
+
+
+def fit_model(
+    model: "keras.Model",
+    inputs: np.ndarray,
+    targets: np.ndarray,
+    *,
+    validation: tuple[np.ndarray, np.ndarray],
+    epochs: int,
+    batch_size: int,
+    patience: int,
+    seed: int,
+    on_epoch_end: EpochCallback | None = None,
+) -> dict[str, list[float]]:
+    """Train with early stopping on the held-back windows, keeping the best weights.
+
+    Parameters
+    ----------
+    model : keras.Model
+    inputs, targets : ndarray of shape (N, T, D)
+        Training windows and their next-step targets (views are fine; batches are copied).
+    validation : (ndarray of shape (M, T, D), ndarray of shape (M, T, D))
+        Held-back windows for early stopping.
+    epochs, batch_size, patience, seed : int
+    on_epoch_end : callable(epoch, logs), optional
+        Called after each epoch with ``{"loss", "val_loss", "seconds"}``; epochs count from 1.
+
+    Returns
+    -------
+    history : dict of str to list of float
+        ``loss`` and ``val_loss`` per epoch run.
+    """
+    keras = _keras()
+
+    class Report(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+            self._start = time.perf_counter()
+
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            logs = {k: float(v) for k, v in (logs or {}).items()}
+            logs["seconds"] = time.perf_counter() - self._start
+            logger.info("epoch %d/%d loss %.5f val_loss %.5f", epoch + 1, epochs, logs.get("loss", np.nan), logs.get("val_loss", np.nan))
+            if on_epoch_end is not None:
+                on_epoch_end(epoch + 1, logs)
+
+    callbacks = [
+        keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True),
+        Report(),
+    ]
+    val_inputs, val_targets = validation
+    history = model.fit(
+        _window_batches(inputs, targets, batch_size, seed),
+        validation_data=(np.ascontiguousarray(val_inputs), np.ascontiguousarray(val_targets)),
+        validation_batch_size=batch_size,
+        epochs=epochs,
+        callbacks=callbacks,
+        verbose=0,
+    )
+    return {k: [float(v) for v in vals] for k, vals in history.history.items() if k in ("loss", "val_loss")}
+
+
+def predict_sequence(model: "keras.Model", X: np.ndarray) -> np.ndarray:
+    """Next-step predictions along a whole series, in one recurrent pass.
+
+    Parameters
+    ----------
+    model : keras.Model
+        A many-to-many next-step predictor from :func:`build_model`.
+    X : ndarray of shape (L, D), float32
+        The scaled series.
+
+    Returns
+    -------
+    X_hat : ndarray of shape (L, D), float64
+        ``X_hat[t]`` is the prediction of ``X[t]`` from ``X[:t]``; ``X_hat[0]`` is NaN (nothing
+        precedes it). Each timestep is processed once: O(L) work.
+    """
+    X = np.asarray(X, dtype=np.float32)
+    X_hat = np.full(X.shape, np.nan)
+    if len(X) < 2:
+        return X_hat
+    predictions = model.predict(X[None, :-1], batch_size=1, verbose=0)
+    X_hat[1:] = predictions[0]
+    return X_hat
+
+
+def save_model(model: "keras.Model", path: Path) -> None:
+    """Save in Keras' native ``.keras`` format (no pickle)."""
+    model.save(path)
+
+
+def load_model(path: Path) -> "keras.Model":
+    """Load a ``.keras`` file with ``safe_mode=True``: no arbitrary code from the file runs."""
+    keras = _keras()
+    return keras.saving.load_model(path, compile=False, safe_mode=True)

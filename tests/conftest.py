@@ -1,0 +1,45 @@
+"""Shared fixtures: small seeded series with planted anomalies, and a real MLflow store."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+
+def make_series(length: int, seed: int, n_features: int = 3, start: str = "2026-01-01") -> pd.DataFrame:
+    """A smooth, correlated, noisy multivariate series with a 5-minute time index.
+
+    Returns
+    -------
+    DataFrame of shape (length, n_features)
+        Columns ``f0..f{D-1}``: mixtures of two sinusoids plus small noise.
+    """
+    rng = np.random.default_rng(seed)
+    t = np.arange(length)
+    latent = np.stack([np.sin(2 * np.pi * t / 48), np.cos(2 * np.pi * t / 30)], axis=1)
+    mixing = rng.uniform(0.5, 1.5, size=(2, n_features)) * rng.choice([-1, 1], size=(2, n_features))
+    values = latent @ mixing + 0.05 * rng.normal(size=(length, n_features))
+    index = pd.date_range(start, periods=length, freq="5min", name="timestamp")
+    return pd.DataFrame(values, index=index, columns=[f"f{j}" for j in range(n_features)])
+
+
+def plant_spike(frame: pd.DataFrame, at: int, feature: int = 1, size: float = 4.0) -> pd.DataFrame:
+    """A copy of ``frame`` with one value pushed ``size`` (several signal amplitudes) away."""
+    out = frame.copy()
+    out.iloc[at, feature] += size
+    return out
+
+
+@pytest.fixture
+def mlflow_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh sqlite MLflow store in a temporary working directory, as the CLI sees it."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    return tmp_path

@@ -1,0 +1,70 @@
+"""The seeds' lessons: what the Keras layers compute, checked against plain numpy."""
+
+import numpy as np
+import pytest
+
+from anomaly.model import build_model, predict_sequence
+
+
+@pytest.fixture(scope="module")
+def keras():
+    from anomaly.model import _keras
+
+    return _keras()
+
+
+def numpy_simple_rnn(x, Wx, Wh, b):
+    """h_t = tanh(x_t Wx + h_{t-1} Wh + b), h_0 = 0, for x of shape (N, T, D) -> (N, T, M)."""
+    n, t_len, _ = x.shape
+    h = np.zeros((n, Wh.shape[0]))
+    out = np.empty((n, t_len, Wh.shape[0]))
+    for t in range(t_len):
+        h = np.tanh(x[:, t] @ Wx + h @ Wh + b)
+        out[:, t] = h
+    return out
+
+
+def test_keras_simplernn_is_the_plain_tanh_recurrence(keras):
+    rng = np.random.default_rng(0)
+    n, t_len, d, m = 4, 12, 3, 5
+    x = rng.normal(size=(n, t_len, d)).astype(np.float32)
+    Wx, Wh, b = rng.normal(size=(d, m)) * 0.5, rng.normal(size=(m, m)) * 0.5, rng.normal(size=m) * 0.1
+    layer = keras.layers.SimpleRNN(m, return_sequences=True)
+    layer.build((None, None, d))
+    layer.set_weights([Wx.astype(np.float32), Wh.astype(np.float32), b.astype(np.float32)])
+    got = np.asarray(layer(x))
+    np.testing.assert_allclose(got, numpy_simple_rnn(x.astype(np.float64), Wx, Wh, b), atol=1e-5)
+
+
+@pytest.mark.parametrize("cell", ["simplernn", "lstm", "gru"])
+def test_many_to_many_model_keeps_the_time_axis_and_shares_the_head(keras, cell):
+    model = build_model(3, cell=cell, units=(6, 4))
+    x = np.random.default_rng(1).normal(size=(2, 9, 3)).astype(np.float32)
+    y = np.asarray(model(x))
+    assert y.shape == (2, 9, 3)
+    # Recompute the head by hand from the last recurrent layer's sequence: the same Dense
+    # weights at every timestep.
+    recurrent_out = keras.Model(model.input, model.get_layer(f"{cell}_1").output)(x)
+    assert recurrent_out.shape == (2, 9, 4)  # stacking keeps the time axis
+    W, b = model.get_layer("next_step").get_weights()
+    np.testing.assert_allclose(y, np.asarray(recurrent_out) @ W + b, atol=1e-5)
+
+
+def test_outputs_are_causal(keras):
+    """Changing step 5 cannot change predictions made at steps < 5."""
+    model = build_model(2, cell="lstm", units=(4,))
+    x = np.random.default_rng(2).normal(size=(1, 10, 2)).astype(np.float32)
+    x2 = x.copy()
+    x2[0, 5] += 10
+    y, y2 = np.asarray(model(x)), np.asarray(model(x2))
+    np.testing.assert_allclose(y[0, :5], y2[0, :5], atol=1e-6)
+    assert not np.allclose(y[0, 5:], y2[0, 5:])
+
+
+def test_predict_sequence_aligns_prediction_t_with_step_t(keras):
+    model = build_model(2, cell="gru", units=(4,))
+    X = np.random.default_rng(3).normal(size=(30, 2)).astype(np.float32)
+    X_hat = predict_sequence(model, X)
+    assert X_hat.shape == (30, 2) and np.isnan(X_hat[0]).all()
+    direct = np.asarray(model(X[None]))[0]  # output k predicts step k + 1
+    np.testing.assert_allclose(X_hat[1:], direct[:-1], atol=1e-5)
