@@ -81,7 +81,7 @@ class Detector:
         self,
         *,
         window_size: int = 64,
-        stride: int = 1,
+        stride: int = 4,
         cell: str = "lstm",
         units: Sequence[int] = (64, 64),
         dropout: float = 0.0,

@@ -11,7 +11,7 @@ Example
 
     name: demo
     data: {path: ../data/demo_train.csv, time_col: timestamp, label_col: anomaly}
-    window: {window_size: 64, stride: 1}
+    window: {window_size: 64, stride: 4}
     model: {cell: lstm, units: [64, 64], dropout: 0.1}
     training: {epochs: 30, batch_size: 64, seed: 0}
     threshold: {method: quantile, quantile: 0.999}
@@ -42,7 +42,7 @@ class DataSpec:
 @dataclass(frozen=True)
 class WindowSpec:
     window_size: int = 64
-    stride: int = 1
+    stride: int = 4
 
 
 @dataclass(frozen=True)

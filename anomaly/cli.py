@@ -1,0 +1,240 @@
+"""The ``anomaly`` command line: options -> spec, logging set-up, errors -> exit codes.
+
+Exit codes: 0 success; 2 bad input or usage (a one-line ``error:`` message, no traceback);
+1 an internal error (a bug: the traceback is shown so it can be reported); 130 interrupted.
+
+Only this module imports click and writes to the terminal. It imports nothing heavy at start-up:
+TensorFlow and MLflow load inside the commands that need them, so ``anomaly --help`` is instant.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from anomaly import __version__
+from anomaly.errors import AnomalyError
+
+_CELLS = ("simplernn", "lstm", "gru")  # mirrors anomaly.model.CELLS, which this module must not import
+
+
+class _UserError(click.ClickException):
+    """An AnomalyError on its way out: one line on stderr, the error's exit code."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"error: {self.format_message()}", err=True)
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except AnomalyError as err:
+            # One line even when a message quotes a multi-line library error.
+            message = " ".join(str(err).split())
+            raise _UserError(message, err.exit_code) from None
+
+
+class _IntList(click.ParamType):
+    """Comma-separated positive ints, e.g. ``64,64``."""
+
+    name = "INTS"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> tuple[int, ...]:
+        if isinstance(value, tuple):
+            return value
+        try:
+            return tuple(int(part) for part in str(value).split(","))
+        except ValueError:
+            self.fail(f"expected comma-separated integers like 64,64; got {value!r}", param, ctx)
+
+
+class _NameList(click.ParamType):
+    """Comma-separated column names, e.g. ``a,b,c``."""
+
+    name = "COLUMNS"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> tuple[str, ...]:
+        if isinstance(value, tuple):
+            return value
+        names = tuple(part.strip() for part in str(value).split(","))
+        if not all(names):
+            self.fail(f"expected comma-separated column names like a,b,c; got {value!r}", param, ctx)
+        return names
+
+
+def _setup_logging(verbose: int) -> None:
+    level = logging.DEBUG if verbose > 1 else logging.INFO if verbose == 1 else logging.WARNING
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.getLogger("anomaly").setLevel(level)
+    # MLflow's INFO lines (table creation, "Successfully registered model") are noise unless asked.
+    logging.getLogger("mlflow").setLevel(logging.INFO if verbose > 1 else logging.WARNING)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, "--version", prog_name="anomaly")
+@click.option("-v", "--verbose", count=True, help="More detail on stderr (-v: steps, -vv: debug and MLflow).")
+def cli(verbose: int) -> None:
+    """Find anomalies in multivariate time series with recurrent networks.
+
+    \b
+    Train on a normal series, then score new data:
+      anomaly train                      # the bundled demo (pipelines/default.yaml)
+      anomaly train normal.csv           # your own CSV or Parquet file
+      anomaly score new.csv              # with the latest trained model
+    Runs are logged to MLflow: run `mlflow ui` in the same directory to review them.
+    """
+    _setup_logging(verbose)
+
+
+# Options that override pipeline-spec fields: (option, spec field, click type, help).
+_DATA_OPTIONS = [
+    ("--time-col", "time_col", str, "Time column (default: detected by name or content)."),
+    ("--label-col", "label_col", str, "Column of 0/1 anomaly labels: never used as a feature."),
+    ("--max-gap", "max_gap", int, "Longest run of missing values filled by interpolation."),
+]
+_TRAIN_OPTIONS = [
+    ("--columns", "columns", _NameList(), "Feature columns, comma-separated (default: every numeric column)."),
+    ("--window-size", "window_size", int, "Timesteps per training window (T)."),
+    ("--stride", "stride", int, "Steps between training windows."),
+    ("--cell", "cell", click.Choice(_CELLS), "Recurrent cell."),
+    ("--units", "units", _IntList(), "Units per stacked recurrent layer, e.g. 64,64."),
+    ("--dropout", "dropout", float, "Dropout on recurrent layer inputs."),
+    ("--epochs", "epochs", int, "Maximum training epochs (early stopping may end sooner)."),
+    ("--batch-size", "batch_size", int, "Windows per training batch."),
+    ("--learning-rate", "learning_rate", float, "Adam learning rate."),
+    ("--patience", "patience", int, "Epochs without val_loss improvement before stopping."),
+    ("--validation-fraction", "validation_fraction", float, "Tail of the training series held back for early stopping and calibration."),
+    ("--threshold-quantile", "threshold_quantile", float, "Quantile of calibration scores used as the threshold."),
+    ("--warmup-steps", "warmup_steps", int, "Leading steps of a scored series left unscored (network warm-up)."),
+    ("--seed", "seed", int, "Random seed (weights, shuffling, dropout)."),
+    ("--experiment", "experiment", str, "MLflow experiment (default: anomaly-<pipeline name>)."),
+    ("--model-name", "model_name", str, "Registered model name (default: anomaly-<pipeline name>)."),
+]
+
+
+def _spec_options(options: list[tuple[str, str, Any, str]]) -> Any:
+    def decorate(func: Any) -> Any:
+        for flag, dest, kind, help_text in reversed(options):
+            func = click.option(flag, dest, type=kind, default=None, help=help_text)(func)
+        return func
+
+    return decorate
+
+
+_pipeline_option = click.option(
+    "-p", "--pipeline", "pipeline", type=click.Path(dir_okay=False, path_type=Path), default=None,
+    help="Pipeline spec (YAML). Options given on the command line override its fields.",
+)
+_json_option = click.option("--json", "as_json", is_flag=True, help="End with one machine-readable JSON line on stdout (the rest goes to stderr).")
+
+
+def _name_from_file(file: Path) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", file.stem).strip("-.") or "default"
+
+
+def _build_spec(pipeline: Path | None, file: Path | None, overrides: dict[str, Any]) -> Any:
+    from anomaly.spec import Spec, default_spec_path, load_spec
+
+    if pipeline is not None:
+        spec = load_spec(pipeline)
+    elif file is None:
+        default = default_spec_path()
+        if not default.exists():
+            raise AnomalyError(f"no FILE given and the demo spec {default} is missing; pass a CSV/Parquet file or -p SPEC.yaml")
+        spec = load_spec(default)
+    else:
+        spec = Spec(name=_name_from_file(file))
+    if file is not None:
+        overrides = {**overrides, "data_path": str(file)}
+    return spec.override(**overrides)
+
+
+def _say(as_json: bool) -> Any:
+    """Human-readable output: stdout normally, stderr when stdout is reserved for JSON."""
+    return lambda message="": click.echo(message, err=as_json)
+
+
+def _store_hint(run_url: str, uri: str) -> str:
+    if uri.startswith("sqlite:///") and Path(uri[len("sqlite:///"):]).resolve() == (Path.cwd() / "mlflow.db").resolve():
+        return f"Review it: run `mlflow ui` in {Path.cwd()}, then open {run_url}"
+    return f"Review it: run `mlflow ui --backend-store-uri {uri}`, then open {run_url}"
+
+
+@cli.command()
+@click.argument("file", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@_pipeline_option
+@_spec_options(_DATA_OPTIONS + _TRAIN_OPTIONS)
+@_json_option
+def train(file: Path | None, pipeline: Path | None, as_json: bool, **overrides: Any) -> None:
+    """Train a detector on FILE (a normal series, CSV or Parquet) and log it to MLflow.
+
+    With no FILE and no -p, trains the bundled demo pipeline (pipelines/default.yaml).
+    """
+    say = _say(as_json)
+    spec = _build_spec(pipeline, file, overrides)
+    from anomaly import pipelines, tracking  # heavy: MLflow, pandas
+
+    say(f"Training '{spec.name}' on {spec.data.path}")
+    say(f"  {spec.model.cell} {'x'.join(map(str, spec.model.units))}, windows of {spec.window.window_size}, up to {spec.training.epochs} epochs, seed {spec.training.seed}")
+
+    def on_epoch_end(epoch: int, logs: dict[str, float]) -> None:
+        say(f"  epoch {epoch:3d}/{spec.training.epochs}  loss {logs.get('loss', float('nan')):.4f}  val_loss {logs.get('val_loss', float('nan')):.4f}  {logs['seconds']:.1f}s")
+
+    result = pipelines.train_pipeline(spec, on_epoch_end=on_epoch_end)
+    say(f"Trained on {result.rows} rows x {len(result.features)} features ({', '.join(result.features)}) in {result.seconds:.0f}s")
+    say(f"  best val_loss {result.best_val_loss:.4f} after {result.epochs_run} epochs; threshold {result.threshold:.3f}")
+    say(f"Model: {result.model_uri}  (run {result.run_id}, experiment '{spec.experiment_name}')")
+    say(_store_hint(tracking.run_url(result.run_id), tracking.tracking_uri()))
+    if as_json:
+        click.echo(json.dumps({"run_id": result.run_id, "model_uri": result.model_uri}))
+
+
+@cli.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--model", "model_uri", default=None, metavar="URI",
+              help="runs:/<run_id>/model, models:/<name>/<version>, models:/<name>@<alias> (default: the latest registered version).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Results file, .csv or .parquet (default: results/<FILE stem>_scores.csv).")
+@_pipeline_option
+@_spec_options(_DATA_OPTIONS)
+@_json_option
+def score(file: Path, model_uri: str | None, output: Path | None, pipeline: Path | None, as_json: bool, **overrides: Any) -> None:
+    """Score every timestep of FILE with a trained model; write and log the results."""
+    from anomaly.spec import Spec, load_spec
+
+    say = _say(as_json)
+    spec = (load_spec(pipeline) if pipeline else Spec()).override(**overrides)
+    from anomaly import pipelines, tracking
+
+    result = pipelines.score_pipeline(
+        spec, file, model_uri=model_uri, output=output, default_model_name=spec.model_name if pipeline else None
+    )
+    share = result.flagged / max(result.scored, 1)
+    say(f"Scored {result.rows} rows of {file} with {result.model_uri} (threshold {result.threshold:.3f}) in {result.seconds:.1f}s")
+    say(f"  flagged {result.flagged} points ({share:.1%} of {result.scored} scored) in {len(result.events)} stretches")
+    top = result.events.sort_values("peak_score", ascending=False).head(10).sort_values("start")
+    for event in top.itertuples():
+        features = ", ".join(f"{name} {float(s):.0%}" for name, s in (part.split(":") for part in event.top_features.split(";") if part))
+        say(f"    {event.start} .. {event.end}  {event.steps:4d} steps  peak {event.peak_score:6.2f}  {features}")
+    if len(result.events) > len(top):
+        say(f"    ... {len(result.events) - len(top)} more stretches in the run's results/events.csv")
+    say(f"Results: {result.output}")
+    say(_store_hint(tracking.run_url(result.run_id), tracking.tracking_uri()))
+    if as_json:
+        click.echo(json.dumps({"run_id": result.run_id, "rows": result.rows, "flagged": result.flagged, "output": str(result.output)}))
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="anomaly")

@@ -1,0 +1,290 @@
+"""Everything MLflow: runs, params, metrics, artifacts, the logged model and model URIs.
+
+The only module of the package that imports mlflow (besides ``mlflow_model.py``, the file
+MLflow itself executes to load the model). With no ``MLFLOW_TRACKING_URI`` set, MLflow's own
+default store is used: ``./mlflow.db`` with artifacts under ``./mlruns``, so ``mlflow ui`` in
+the same directory shows every run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from anomaly.errors import ModelNotFoundError
+
+# Set before mlflow is imported: a command-line tool should not phone home unasked. A user's
+# own setting wins.
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+import mlflow  # noqa: E402
+from mlflow.exceptions import MlflowException  # noqa: E402
+from mlflow.tracking import MlflowClient  # noqa: E402
+
+logger = logging.getLogger(__name__)
+
+MODEL_ARTIFACT = "model"
+DETECTOR_ARTIFACT = "detector"
+TAG_TRAINING_RUN = "anomaly.training_run_id"
+TAG_MODEL_URI = "anomaly.model_uri"
+TAG_MODEL_VERSION = "anomaly.model_version"
+TAG_KIND = "anomaly.kind"
+TAG_ERROR = "anomaly.error"
+_MODEL_CODE = Path(__file__).with_name("mlflow_model.py")
+_PACKAGE_DIR = Path(__file__).parent
+# MLflow limits a param value to 6000 characters.
+_MAX_PARAM = 6000
+
+
+def tracking_uri() -> str:
+    """The tracking URI in effect (``MLFLOW_TRACKING_URI`` or MLflow's default)."""
+    return mlflow.get_tracking_uri()
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of the libraries a run depends on, read from package metadata (no imports)."""
+    names = ["anomaly", "tensorflow", "tensorflow-cpu", "keras", "numpy", "pandas", "scikit-learn", "mlflow"]
+    versions = {}
+    for name in names:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+@contextmanager
+def run(
+    *,
+    experiment_name: str | None = None,
+    experiment_id: str | None = None,
+    run_name: str,
+    tags: Mapping[str, str] | None = None,
+    description: str | None = None,
+) -> Iterator[Any]:
+    """Start an MLflow run; mark it FAILED (or KILLED on Ctrl-C) with the error as a tag.
+
+    Parameters
+    ----------
+    experiment_name : str, optional
+        Created if it does not exist. Ignored when ``experiment_id`` is given.
+    experiment_id : str, optional
+    run_name : str
+    tags : mapping, optional
+    description : str, optional
+        Markdown shown at the top of the run page.
+
+    Yields
+    ------
+    mlflow.ActiveRun
+    """
+    if experiment_id is None and experiment_name is not None:
+        experiment = mlflow.get_experiment_by_name(experiment_name)
+        experiment_id = experiment.experiment_id if experiment else mlflow.create_experiment(experiment_name)
+    all_tags = dict(tags or {})
+    if description:
+        all_tags["mlflow.note.content"] = description
+    active = mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=all_tags)
+    try:
+        yield active
+    except KeyboardInterrupt:
+        mlflow.set_tag(TAG_ERROR, "interrupted (KeyboardInterrupt)")
+        mlflow.end_run(status="KILLED")
+        raise
+    except BaseException as err:
+        mlflow.set_tag(TAG_ERROR, f"{type(err).__name__}: {err}"[:5000])
+        mlflow.end_run(status="FAILED")
+        raise
+    else:
+        mlflow.end_run(status="FINISHED")
+
+
+def log_params(params: Mapping[str, Any]) -> None:
+    """Log params, turning tuples into comma lists and None into an empty string."""
+    clean = {}
+    for key, value in params.items():
+        if isinstance(value, (tuple, list)):
+            value = ",".join(map(str, value))
+        text = "" if value is None else str(value)
+        clean[key] = text if len(text) <= _MAX_PARAM else text[: _MAX_PARAM - 3] + "..."
+    mlflow.log_params(clean)
+
+
+def log_metrics(metrics: Mapping[str, float], step: int | None = None) -> None:
+    mlflow.log_metrics({k: float(v) for k, v in metrics.items()}, step=step)
+
+
+def set_tags(tags: Mapping[str, str]) -> None:
+    mlflow.set_tags(dict(tags))
+
+
+def log_text(text: str, artifact_file: str) -> None:
+    mlflow.log_text(text, artifact_file)
+
+
+def log_artifact(path: str | Path, artifact_path: str | None = None) -> None:
+    mlflow.log_artifact(str(path), artifact_path=artifact_path)
+
+
+def log_figure(figure: Any, artifact_file: str) -> None:
+    mlflow.log_figure(figure, artifact_file)
+
+
+def run_url(run_id: str) -> str:
+    """Where the run appears in ``mlflow ui`` (default host and port)."""
+    info = MlflowClient().get_run(run_id).info
+    return f"http://127.0.0.1:5000/#/experiments/{info.experiment_id}/runs/{run_id}"
+
+
+def _pip_requirements() -> list[str]:
+    """What the logged model needs to load and predict (explicit: inference takes ~7 s)."""
+    versions = library_versions()
+    requirements = []
+    for name in ("tensorflow-cpu", "tensorflow", "keras", "numpy", "pandas", "mlflow"):
+        if name in versions:
+            requirements.append(f"{name}=={versions[name]}")
+    return requirements
+
+
+@dataclass(frozen=True)
+class LoggedModel:
+    """A model logged by a training run and registered."""
+
+    uri: str  # models:/<name>/<version>
+    name: str
+    version: str
+
+
+def log_detector(
+    detector_dir: Path, input_example: pd.DataFrame, output_example: pd.DataFrame, model_name: str
+) -> LoggedModel:
+    """Log a saved detector as one pyfunc model (models from code) and register it.
+
+    Parameters
+    ----------
+    detector_dir : Path
+        Directory written by :meth:`anomaly.detector.Detector.save`.
+    input_example : DataFrame of shape (K, D)
+        A few rows of the training features (cast to float64, see STACK.md).
+    output_example : DataFrame of shape (K, 3 + D)
+        What the model returns for ``input_example``.
+    model_name : str
+        Registered model name.
+    """
+    from mlflow.models import infer_signature
+
+    input_example = input_example.astype("float64").reset_index(drop=True)
+    signature = infer_signature(input_example, output_example.reset_index(drop=True))
+    info = mlflow.pyfunc.log_model(
+        name=MODEL_ARTIFACT,
+        python_model=str(_MODEL_CODE),
+        artifacts={DETECTOR_ARTIFACT: str(detector_dir)},
+        code_paths=[str(_PACKAGE_DIR)],  # the model carries the code that reads it
+        signature=signature,
+        input_example=input_example,
+        pip_requirements=_pip_requirements(),
+        registered_model_name=model_name,
+    )
+    version = str(info.registered_model_version)
+    return LoggedModel(uri=f"models:/{model_name}/{version}", name=model_name, version=version)
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """A model URI resolved to local files and the run that produced it."""
+
+    uri: str
+    detector_dir: Path
+    training_run_id: str | None
+    experiment_id: str | None
+    version: str | None
+
+
+_MODELS_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:/(?P<version>[^/]+)|@(?P<alias>.+))?$")
+
+
+def _latest_version_uri(name: str | None) -> str:
+    client = MlflowClient()
+    filter_string = f"name = '{name}'" if name else ""
+    try:
+        versions = client.search_model_versions(filter_string, order_by=["creation_timestamp DESC"], max_results=1)
+    except MlflowException as err:
+        raise ModelNotFoundError(f"cannot search the model registry at {tracking_uri()}: {err.message}") from None
+    if not versions:
+        what = f"no registered model named {name!r}" if name else "no registered model"
+        raise ModelNotFoundError(
+            f"--model not given and {what} in the tracking store {tracking_uri()}; run 'anomaly train' first or pass --model URI"
+        )
+    return f"models:/{versions[0].name}/{versions[0].version}"
+
+
+def resolve_model(uri: str | None, default_name: str | None = None) -> ResolvedModel:
+    """Find a model logged by ``anomaly train`` and fetch its files.
+
+    Parameters
+    ----------
+    uri : str or None
+        ``runs:/<run_id>/model``, ``models:/<name>/<version>``, ``models:/<name>@<alias>`` or
+        ``models:/<name>/latest``. None: the latest version of ``default_name``, or of any
+        registered model when that is None too.
+    default_name : str, optional
+
+    Raises
+    ------
+    ModelNotFoundError
+        When the URI is malformed, unknown in this store, or not an `anomaly` model.
+    """
+    if uri is None:
+        uri = _latest_version_uri(default_name)
+        logger.info("using the latest registered model: %s", uri)
+    elif not uri.startswith(("runs:/", "models:/")):
+        raise ModelNotFoundError(
+            f"--model must be a URI like runs:/<run_id>/model, models:/<name>/<version> or models:/<name>@<alias>; got {uri!r}"
+        )
+    match = _MODELS_URI.match(uri)
+    if match and match["version"] == "latest":
+        uri = _latest_version_uri(match["name"])
+    try:
+        info = mlflow.models.get_model_info(uri)
+        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri))
+    except (MlflowException, OSError) as err:
+        message = getattr(err, "message", str(err)).splitlines()[0]
+        raise ModelNotFoundError(f"model {uri!r} not found in the tracking store {tracking_uri()}: {message}") from None
+    artifacts = info.flavors.get("python_function", {}).get("artifacts", {})
+    if DETECTOR_ARTIFACT not in artifacts:
+        raise ModelNotFoundError(f"model {uri!r} was not logged by 'anomaly train' (it has no {DETECTOR_ARTIFACT!r} artifact)")
+    version = None
+    match = _MODELS_URI.match(uri)
+    if match and match["name"] and not match["name"].startswith("m-"):
+        client = MlflowClient()
+        if match["alias"]:
+            version = client.get_model_version_by_alias(match["name"], match["alias"]).version
+        elif match["version"]:
+            version = match["version"]
+    experiment_id = None
+    if info.run_id:
+        try:
+            experiment_id = MlflowClient().get_run(info.run_id).info.experiment_id
+        except MlflowException:
+            logger.warning("training run %s of model %s is gone from the store", info.run_id, uri)
+    return ResolvedModel(
+        uri=uri,
+        detector_dir=local / artifacts[DETECTOR_ARTIFACT]["path"],
+        training_run_id=info.run_id,
+        experiment_id=experiment_id,
+        version=str(version) if version is not None else None,
+    )
+
+
+def log_json(data: Any, artifact_file: str) -> None:
+    mlflow.log_text(json.dumps(data, indent=2, default=str), artifact_file)
