@@ -268,7 +268,10 @@ class Detector:
 
         scaled = self.scaling_.transform(values)
         z = normalise(residuals(scaled, network.predict_sequence(self.model_, scaled)), self.residual_stats_)
-        z[: self.warmup_steps + 1] = np.nan  # step 0 has no prediction; the next ones too little context
+        # Step 0 has no prediction. After it the network runs from a blank state: on the demo the
+        # first prediction scored above the threshold in every cold start measured, later ones
+        # within the normal range, so a few more steps are left out for margin.
+        z[: self.warmup_steps + 1] = np.nan
         return aggregate(z), z
 
     # ------------------------------------------------------------ save/load

@@ -1,0 +1,184 @@
+"""The CLI end to end: real training, a real MLflow store in a temporary directory."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from anomaly.cli import cli
+from anomaly.io import fingerprint
+from tests.conftest import make_series, plant_spike
+
+TINY_OPTIONS = ["--window-size", "16", "--stride", "2", "--units", "8", "--epochs", "3", "--batch-size", "16",
+                "--learning-rate", "0.01", "--warmup-steps", "2", "--seed", "3"]
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+def last_json(result) -> dict:
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture
+def files(mlflow_store: Path) -> dict[str, Path]:
+    train = mlflow_store / "plant.csv"
+    make_series(600, 0).to_csv(train)
+    test = mlflow_store / "new.csv"
+    plant_spike(make_series(200, 50), at=120).to_csv(test)
+    return {"train": train, "test": test}
+
+
+@pytest.fixture
+def trained(files):
+    result = invoke("train", str(files["train"]), *TINY_OPTIONS, "--json")
+    assert result.exit_code == 0, result.output
+    return last_json(result)
+
+
+@pytest.mark.slow
+def test_train_logs_a_complete_run_and_registers_the_model(files, trained, mlflow_store):
+    from mlflow.tracking import MlflowClient
+
+    assert trained["model_uri"] == "models:/anomaly-plant/1"
+    client = MlflowClient()
+    run = client.get_run(trained["run_id"])
+    assert run.info.status == "FINISHED"
+    params = run.data.params
+    assert params["window.window_size"] == "16" and params["model.units"] == "8" and params["training.seed"] == "3"
+    assert params["data.sha256"] == fingerprint(files["train"])
+    assert params["data.rows"] == "600" and params["data.features"] == "f0,f1,f2"
+    assert run.data.tags["versions.tensorflow-cpu"] or run.data.tags["versions.tensorflow"]
+    losses = client.get_metric_history(trained["run_id"], "val_loss")
+    assert [m.step for m in losses] == list(range(1, len(losses) + 1)) and len(losses) >= 1
+    assert {"threshold", "calibration_score_p99", "best_val_loss"} <= set(run.data.metrics)
+    assert "spec.yaml" in {a.path for a in client.list_artifacts(trained["run_id"])}
+    assert client.get_model_version("anomaly-plant", "1").run_id == trained["run_id"]
+    # The default store, in the working directory: what a bare `mlflow ui` there finds.
+    assert (mlflow_store / "mlflow.db").exists() and (mlflow_store / "mlruns").is_dir()
+
+
+@pytest.mark.slow
+def test_score_writes_results_flags_the_spike_and_links_the_training_run(files, trained, mlflow_store):
+    from mlflow.tracking import MlflowClient
+
+    out = mlflow_store / "out" / "scores.csv"
+    result = invoke("score", str(files["test"]), "--output", str(out), "--json")
+    assert result.exit_code == 0, result.output
+    summary = last_json(result)
+    assert summary["rows"] == 200 and summary["output"] == str(out) and summary["flagged"] >= 1
+    assert "flagged" in result.stderr and "stretches" in result.stderr  # human summary, off stdout
+
+    results = pd.read_csv(out, index_col=0, parse_dates=True)
+    assert list(results.columns) == ["score", "threshold", "is_anomaly", "z_f0", "z_f1", "z_f2"]
+    assert results.index.name == "timestamp" and len(results) == 200
+    assert int(results["score"].idxmax() == results.index[120]) and bool(results["is_anomaly"].iloc[120])
+    assert int(results["is_anomaly"].sum()) == summary["flagged"]
+
+    run = MlflowClient().get_run(summary["run_id"])
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["anomaly.training_run_id"] == trained["run_id"]
+    assert run.data.tags["anomaly.model_version"] == "1"
+    assert trained["run_id"] in run.data.tags["mlflow.note.content"]
+    assert run.info.experiment_id == MlflowClient().get_run(trained["run_id"]).info.experiment_id
+    artifacts = {a.path for a in MlflowClient().list_artifacts(summary["run_id"], "results")}
+    assert artifacts == {"results/scores.csv", "results/events.csv"}
+
+
+@pytest.mark.slow
+def test_every_model_uri_form_gives_the_same_scores_as_the_pyfunc_model(files, trained, mlflow_store):
+    import mlflow
+
+    outputs = {}
+    for uri in (None, trained["model_uri"], f"runs:/{trained['run_id']}/model", "models:/anomaly-plant/latest"):
+        out = mlflow_store / f"s{len(outputs)}.csv"
+        args = ["score", str(files["test"]), "-o", str(out)] + (["--model", uri] if uri else [])
+        assert invoke(*args).exit_code == 0
+        outputs[uri] = pd.read_csv(out, index_col=0)
+    first = outputs[None]
+    for frame in outputs.values():
+        pd.testing.assert_frame_equal(frame, first)
+    # The registered MLflow model itself (what `mlflow models serve` runs) agrees.
+    served = mlflow.pyfunc.load_model(trained["model_uri"]).predict(pd.read_csv(files["test"], index_col=0))
+    np.testing.assert_allclose(served["score"].to_numpy(), first["score"].to_numpy(), rtol=1e-6)
+    assert served["is_anomaly"].tolist() == first["is_anomaly"].tolist()
+
+
+@pytest.mark.slow
+def test_train_without_file_runs_the_bundled_demo_pipeline(mlflow_store):
+    # The demo spec with tiny overrides: the same code path as `anomaly train`, in seconds.
+    result = invoke("train", "--units", "4", "--epochs", "1", "--stride", "64", "--json")
+    assert result.exit_code == 0, result.output
+    assert last_json(result)["model_uri"] == "models:/anomaly-demo/1"
+    assert "Training 'demo' on" in result.stderr and "demo_train.csv" in result.stderr
+
+
+@pytest.mark.slow
+def test_a_failure_inside_a_run_marks_it_failed_with_the_error(mlflow_store):
+    from mlflow.tracking import MlflowClient
+
+    short = mlflow_store / "short.csv"
+    make_series(20, 0).to_csv(short)
+    result = invoke("train", str(short), *TINY_OPTIONS)
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: the training series has 20 rows; at least 34 are needed")
+    runs = MlflowClient().search_runs([MlflowClient().get_experiment_by_name("anomaly-short").experiment_id])
+    assert [r.info.status for r in runs] == ["FAILED"]
+    assert "at least 34 are needed" in runs[0].data.tags["anomaly.error"]
+
+
+def assert_user_error(result, *fragments: str) -> None:
+    """Exit code 2, one line on stderr naming what is wrong, no traceback."""
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.output, result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+@pytest.mark.parametrize(
+    "args, fragments",
+    [
+        (["train", "missing.csv"], ["'missing.csv' does not exist"]),
+        (["train", "plant.csv", "--window-size", "0"], ["--window-size must be an int in [2, 10000]; got 0"]),
+        (["train", "plant.csv", "--epochs", "-1"], ["--epochs must be an int in [1, 100000]; got -1"]),
+        (["train", "plant.csv", "--units", "a,b"], ["--units", "expected comma-separated integers"]),
+        (["train", "plant.csv", "--cell", "cnn"], ["--cell", "'cnn' is not one of"]),
+        (["train", "plant.csv", "--columns", "f0,nope"], ["plant.csv", "'nope'"]),
+        (["train", "-p", "nope.yaml"], ["nope.yaml: pipeline spec not found"]),
+        (["train", "text.csv"], ["text.csv", "column 'f1'", "row 3 holds 'oops'"]),
+        (["train", "empty.csv"], ["empty.csv", "empty"]),
+        (["score", "plant.csv", "--model", "models:/nothing/1"], ["models:/nothing/1", "not found"]),
+        (["score", "plant.csv", "--model", "just-a-name"], ["--model must be a URI like"]),
+        (["score", "plant.csv"], ["no registered model", "anomaly train"]),
+    ],
+)
+def test_bad_input_gets_one_line_and_exit_code_2(files, args, fragments):
+    frame = make_series(50, 0).astype(object)
+    frame.iloc[2, 1] = "oops"
+    frame.to_csv("text.csv")
+    Path("empty.csv").write_text("")
+    assert_user_error(CliRunner().invoke(cli, args), *fragments)
+
+
+@pytest.mark.slow
+def test_scoring_a_file_without_a_trained_column_names_it(files, trained):
+    make_series(60, 1).drop(columns="f2").to_csv("partial.csv")
+    result = CliRunner().invoke(cli, ["score", "partial.csv"])
+    assert_user_error(result, "partial.csv", "'f2'")
+    assert not Path("results/partial_scores.csv").exists()
+
+
+def test_help_is_fast_because_nothing_heavy_is_imported():
+    code = "import sys, anomaly.cli; heavy = {'tensorflow', 'keras', 'mlflow', 'pandas', 'sklearn'} & set(sys.modules); assert not heavy, heavy"
+    subprocess.run([sys.executable, "-c", code], check=True)
+    result = invoke("--help")
+    assert result.exit_code == 0 and "train" in result.output and "score" in result.output

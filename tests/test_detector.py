@@ -1,0 +1,87 @@
+"""Detector on tiny seeded series: quality, persistence, input handling."""
+
+import numpy as np
+import pytest
+
+from anomaly.detector import FLAG_COLUMN, SCORE_COLUMN, Detector
+from anomaly.errors import DataError, NotFittedError
+from tests.conftest import make_series, plant_spike
+
+TINY = dict(window_size=16, stride=2, units=(8,), epochs=4, batch_size=16, learning_rate=0.01, patience=2, warmup_steps=2)
+
+
+@pytest.fixture(scope="module", params=[0, 1])
+def fitted(request):
+    seed = request.param
+    return seed, Detector(random_state=seed, **TINY).fit(make_series(600, seed))
+
+
+def test_a_planted_spike_is_the_top_score_and_is_flagged(fitted):
+    seed, detector = fitted
+    test = plant_spike(make_series(300, seed + 100), at=150)
+    result = detector.score(test)
+    assert list(result.columns) == [SCORE_COLUMN, "threshold", FLAG_COLUMN, "z_f0", "z_f1", "z_f2"]
+    assert result.index.equals(test.index)
+    assert int(np.nanargmax(result[SCORE_COLUMN])) == 150
+    assert result[FLAG_COLUMN].iloc[150]
+    # The spiked feature carries the event: largest |z| at that step.
+    assert int(np.argmax(np.abs(result.iloc[150, 3:].to_numpy()))) == 1
+
+
+def test_warmup_steps_are_unscored_and_unflagged(fitted):
+    _, detector = fitted
+    result = detector.score(make_series(50, 7))
+    assert result[SCORE_COLUMN].iloc[:3].isna().all() and result[SCORE_COLUMN].iloc[3:].notna().all()
+    assert not result[FLAG_COLUMN].iloc[:3].any()
+
+
+def test_save_load_round_trip_gives_identical_scores(fitted, tmp_path):
+    _, detector = fitted
+    test = make_series(200, 5)
+    loaded = Detector.load(detector.save(tmp_path / "det"))
+    assert loaded.feature_names_in_ == detector.feature_names_in_ and loaded.threshold_ == detector.threshold_
+    np.testing.assert_allclose(loaded.score(test)[SCORE_COLUMN], detector.score(test)[SCORE_COLUMN], rtol=1e-6)
+
+
+def test_columns_are_matched_by_name_and_extras_ignored(fitted):
+    _, detector = fitted
+    test = make_series(120, 9)
+    shuffled = test[["f2", "f0", "f1"]].assign(extra=1.0)
+    np.testing.assert_allclose(detector.score(shuffled)[SCORE_COLUMN], detector.score(test)[SCORE_COLUMN], rtol=1e-6)
+
+
+def test_missing_column_is_named(fitted):
+    _, detector = fitted
+    with pytest.raises(DataError, match="'f1' that the model was trained on are missing"):
+        detector.score(make_series(60, 1).drop(columns="f1"))
+
+
+def test_unfitted_detector_says_how_to_fix_it():
+    with pytest.raises(NotFittedError, match="call fit"):
+        Detector().score(make_series(50, 0))
+
+
+def test_too_short_training_series_is_a_data_error():
+    with pytest.raises(DataError, match="at least 34 are needed for window_size 16"):
+        Detector(**TINY).fit(make_series(30, 0))
+
+
+def test_invalid_parameter_is_named_at_fit_time():
+    with pytest.raises(ValueError, match="The 'cell' parameter must be one of"):
+        Detector(cell="transformer").fit(make_series(300, 0))
+
+
+def test_same_seed_same_model():
+    train = make_series(400, 3)
+    a = Detector(random_state=11, **TINY).fit(train)
+    b = Detector(random_state=11, **TINY).fit(train)
+    assert a.threshold_ == b.threshold_
+    assert a.history_ == b.history_
+
+
+def test_corrupted_saved_detector_is_a_clear_error(fitted, tmp_path):
+    _, detector = fitted
+    directory = detector.save(tmp_path / "det")
+    (directory / "network.keras").write_bytes(b"not a zip file")
+    with pytest.raises(DataError, match="not a readable anomaly detector"):
+        Detector.load(directory)
