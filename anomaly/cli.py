@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import sys
 from pathlib import Path
@@ -96,8 +97,10 @@ def _setup_logging(verbose: int) -> None:
     level = logging.DEBUG if verbose > 1 else logging.INFO if verbose == 1 else logging.WARNING
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     logging.getLogger("anomaly").setLevel(level)
-    # MLflow's INFO lines (table creation, "Successfully registered model") are noise unless asked.
-    logging.getLogger("mlflow").setLevel(logging.INFO if verbose > 1 else logging.WARNING)
+    # MLflow's INFO lines (table creation, signature validation) are noise unless asked for. MLflow
+    # configures its logger when imported, from this variable, so a level set here would be lost.
+    if verbose < 2:
+        os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

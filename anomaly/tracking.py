@@ -8,12 +8,13 @@ the same directory shows every run.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
 import re
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stderr
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -185,16 +186,22 @@ def log_detector(
 
     input_example = input_example.astype("float64").reset_index(drop=True)
     signature = infer_signature(input_example, output_example.reset_index(drop=True))
-    info = mlflow.pyfunc.log_model(
-        name=MODEL_ARTIFACT,
-        python_model=str(_MODEL_CODE),
-        artifacts={DETECTOR_ARTIFACT: str(detector_dir)},
-        code_paths=[str(_PACKAGE_DIR)],  # the model carries the code that reads it
-        signature=signature,
-        input_example=input_example,
-        pip_requirements=_pip_requirements(),
-        registered_model_name=model_name,
-    )
+    # Registration announces itself with bare prints to stderr ("Successfully registered model
+    # ..."); they go to the log instead, so only the CLI decides what the terminal shows.
+    with redirect_stderr(io.StringIO()) as chatter:
+        info = mlflow.pyfunc.log_model(
+            name=MODEL_ARTIFACT,
+            python_model=str(_MODEL_CODE),
+            artifacts={DETECTOR_ARTIFACT: str(detector_dir)},
+            code_paths=[str(_PACKAGE_DIR)],  # the model carries the code that reads it
+            signature=signature,
+            input_example=input_example,
+            pip_requirements=_pip_requirements(),
+            registered_model_name=model_name,
+        )
+    for line in chatter.getvalue().splitlines():
+        if line.strip():
+            logger.info("mlflow: %s", line.strip())
     version = str(info.registered_model_version)
     return LoggedModel(uri=f"models:/{model_name}/{version}", name=model_name, version=version)
 
