@@ -75,6 +75,8 @@ class Detector:
     threshold_ : float
     history_ : dict of str to list of float
     calibration_summary_ : dict of str to float
+    calibration_scores_ : ndarray of shape (K,)
+        Scores of the held-back calibration part (only after ``fit``; not saved).
     """
 
     def __init__(
@@ -184,6 +186,7 @@ class Detector:
         calibration = residual_all[cut:]
         self.residual_stats_ = fit_residual_stats(calibration)
         calibration_scores = aggregate(normalise(calibration, self.residual_stats_))
+        self.calibration_scores_ = calibration_scores  # (K,) kept for plots; not saved
         self.threshold_ = fit_threshold(calibration_scores, self.threshold_method, self.threshold_quantile)
         self.calibration_summary_ = {
             "calibration_rows": float(len(calibration)),

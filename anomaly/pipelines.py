@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from anomaly import tracking
+from anomaly import plots, tracking
 from anomaly.detector import FLAG_COLUMN, SCORE_COLUMN, Z_PREFIX, Detector
 from anomaly.errors import DataError, SpecError
 from anomaly.io import fingerprint, read_series, write_table
@@ -126,6 +126,10 @@ def train_pipeline(spec: Spec, *, on_epoch_end: EpochCallback | None = None) -> 
             **detector.calibration_summary_,
             **{f"residual_scale.{n}": s for n, s in zip(detector.feature_names_in_, detector.residual_stats_.scale)},
         })
+        tracking.log_figure(
+            plots.training_figure(detector.history_, detector.calibration_scores_, detector.threshold_),
+            "plots/training.png",
+        )
         with tempfile.TemporaryDirectory(prefix="anomaly-model-") as tmp:
             detector_dir = detector.save(Path(tmp) / tracking.DETECTOR_ARTIFACT)
             example = frame.iloc[:_EXAMPLE_ROWS]
@@ -141,7 +145,9 @@ def train_pipeline(spec: Spec, *, on_epoch_end: EpochCallback | None = None) -> 
     )
 
 
-def event_table(results: pd.DataFrame, feature_names: list[str], top_k: int = 3) -> pd.DataFrame:
+def event_table(
+    results: pd.DataFrame, feature_names: list[str], spans: list[tuple[int, int]], top_k: int = 3
+) -> pd.DataFrame:
     """Stretches of consecutive flagged timesteps, with their top contributing features.
 
     Parameters
@@ -150,6 +156,8 @@ def event_table(results: pd.DataFrame, feature_names: list[str], top_k: int = 3)
         Output of :meth:`Detector.score`, indexed by time.
     feature_names : list of str
         The D features, in the order of the ``z_`` columns.
+    spans : list of (first, last)
+        The flagged stretches as inclusive positions (:func:`anomaly.scoring.find_events`).
     top_k : int
         How many features to name per event.
 
@@ -159,11 +167,10 @@ def event_table(results: pd.DataFrame, feature_names: list[str], top_k: int = 3)
         ``start``, ``end`` (index labels, inclusive), ``steps``, ``peak_score``, ``peak_at``,
         ``top_features`` (``"name:share;..."``, largest share first).
     """
-    flags = results[FLAG_COLUMN].to_numpy()
     scores = results[SCORE_COLUMN].to_numpy()
     z = results[[Z_PREFIX + n for n in feature_names]].to_numpy()
     rows = []
-    for first, last in find_events(flags):
+    for first, last in spans:
         shares = feature_shares(z[first : last + 1])
         order = np.argsort(-shares)[:top_k]
         peak = first + int(np.nanargmax(scores[first : last + 1]))
@@ -253,12 +260,17 @@ def score_pipeline(
             "model_uri": resolved.uri, "output": str(output),
         })
         results = detector.score(series.frame)
-        events = event_table(results, detector.feature_names_in_)
+        spans = find_events(results[FLAG_COLUMN].to_numpy())
+        events = event_table(results, detector.feature_names_in_, spans)
         write_table(results, output)
         tracking.log_artifact(output, "results")
         with tempfile.TemporaryDirectory(prefix="anomaly-events-") as tmp:
             events_file = write_table(events, Path(tmp) / "events.csv", index=False)
             tracking.log_artifact(events_file, "results")
+        tracking.log_figure(
+            plots.scoring_figure(series.frame, results, spans),
+            "plots/scores.png",
+        )
         scored = int(results[SCORE_COLUMN].notna().sum())
         flagged = int(results[FLAG_COLUMN].sum())
         tracking.log_metrics({

@@ -61,6 +61,7 @@ def test_train_logs_a_complete_run_and_registers_the_model(files, trained, mlflo
     assert [m.step for m in losses] == list(range(1, len(losses) + 1)) and len(losses) >= 1
     assert {"threshold", "calibration_score_p99", "best_val_loss"} <= set(run.data.metrics)
     assert "spec.yaml" in {a.path for a in client.list_artifacts(trained["run_id"])}
+    assert [a.path for a in client.list_artifacts(trained["run_id"], "plots")] == ["plots/training.png"]
     assert client.get_model_version("anomaly-plant", "1").run_id == trained["run_id"]
     # The default store, in the working directory: what a bare `mlflow ui` there finds.
     assert (mlflow_store / "mlflow.db").exists() and (mlflow_store / "mlruns").is_dir()
@@ -91,6 +92,7 @@ def test_score_writes_results_flags_the_spike_and_links_the_training_run(files, 
     assert run.info.experiment_id == MlflowClient().get_run(trained["run_id"]).info.experiment_id
     artifacts = {a.path for a in MlflowClient().list_artifacts(summary["run_id"], "results")}
     assert artifacts == {"results/scores.csv", "results/events.csv"}
+    assert [a.path for a in MlflowClient().list_artifacts(summary["run_id"], "plots")] == ["plots/scores.png"]
 
 
 @pytest.mark.slow
