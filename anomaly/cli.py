@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import re
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -142,6 +143,7 @@ _TRAIN_OPTIONS = [
     ("--seed", "seed", int, "Random seed (weights, shuffling, dropout)."),
     ("--experiment", "experiment", str, "MLflow experiment (default: anomaly-<pipeline name>)."),
     ("--model-name", "model_name", str, "Registered model name (default: anomaly-<pipeline name>)."),
+    ("--alias", "alias", str, "Alias to point at the new model version, e.g. champion (models:/<name>@champion)."),
 ]
 
 
@@ -217,6 +219,8 @@ def train(file: Path | None, pipeline: Path | None, as_json: bool, **overrides: 
     say(f"Trained on {result.rows} rows x {len(result.features)} features ({', '.join(result.features)}) in {result.seconds:.0f}s")
     say(f"  best val_loss {result.best_val_loss:.4f} after {result.epochs_run} epochs; threshold {result.threshold:.3f}")
     say(f"Model: {result.model_uri}  (run {result.run_id}, experiment '{spec.experiment_name}')")
+    if spec.tracking.alias:
+        say(f"  also models:/{spec.model_name}@{spec.tracking.alias}")
     say(_store_hint(tracking.run_url(result.run_id), tracking.tracking_uri()))
     if as_json:
         click.echo(json.dumps({"run_id": result.run_id, "model_uri": result.model_uri}))
@@ -255,6 +259,43 @@ def score(file: Path, model_uri: str | None, output: Path | None, pipeline: Path
     say(_store_hint(tracking.run_url(result.run_id), tracking.tracking_uri()))
     if as_json:
         click.echo(json.dumps({"run_id": result.run_id, "rows": result.rows, "flagged": result.flagged, "output": str(result.output)}))
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+@cli.command()
+@click.option("--port", type=click.IntRange(1, 65535), default=5000, show_default=True, help="Port to serve on.")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Interface to bind. Anything but 127.0.0.1 exposes every run to your network.")
+def ui(port: int, host: str) -> None:
+    """Open the MLflow UI on the runs of this directory (the store train and score use).
+
+    Stops on Ctrl-C.
+    """
+    from anomaly import ui as mlflow_ui
+    from anomaly.tracking import tracking_uri
+
+    uri = tracking_uri()
+    if uri.startswith(("http://", "https://")):
+        click.echo(f"Runs are on the tracking server {uri}: open it in a browser.")
+        return
+    if host != mlflow_ui.LOOPBACK:
+        click.echo(f"warning: binding {host}: anyone who can reach this machine can read every run", err=True)
+    # `kill PID` (SIGTERM) stops the UI as cleanly as Ctrl-C does.
+    signal.signal(signal.SIGTERM, _interrupt)
+    process = mlflow_ui.start_ui(uri, host, port)
+    url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+    try:
+        mlflow_ui.wait_until_ready(process, url)
+        click.echo(f"MLflow UI: {url}  (store {uri}; Ctrl-C to stop)")
+        process.wait()
+        raise AnomalyError(f"the MLflow UI stopped by itself with code {process.returncode}")
+    except KeyboardInterrupt:
+        click.echo("Stopping the MLflow UI...", err=True)
+    finally:
+        mlflow_ui.stop_ui(process)
 
 
 def main() -> None:

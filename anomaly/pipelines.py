@@ -133,7 +133,9 @@ def train_pipeline(spec: Spec, *, on_epoch_end: EpochCallback | None = None) -> 
         with tempfile.TemporaryDirectory(prefix="anomaly-model-") as tmp:
             detector_dir = detector.save(Path(tmp) / tracking.DETECTOR_ARTIFACT)
             example = frame.iloc[:_EXAMPLE_ROWS]
-            logged = tracking.log_detector(detector_dir, example, detector.score(example), spec.model_name)
+            logged = tracking.log_detector(
+                detector_dir, example, detector.score(example), spec.model_name, spec.tracking.alias
+            )
         tracking.set_tags({tracking.TAG_MODEL_URI: logged.uri, tracking.TAG_MODEL_VERSION: logged.version})
         run_id, experiment_id = active.info.run_id, active.info.experiment_id
 

@@ -73,6 +73,7 @@ class ThresholdSpec:
 class TrackingSpec:
     experiment: str | None = None
     model_name: str | None = None
+    alias: str | None = None  # set on each newly registered version, e.g. "champion"
 
 
 @dataclass(frozen=True)
@@ -188,9 +189,11 @@ _FLAT_INDEX: dict[str, tuple[str, str]] = {
     "warmup_steps": ("threshold", "warmup_steps"),
     "experiment": ("tracking", "experiment"),
     "model_name": ("tracking", "model_name"),
+    "alias": ("tracking", "alias"),
 }
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_ALIAS_RE = re.compile(r"^(?![vV]\d+$)[A-Za-z0-9][A-Za-z0-9_-]*$")
 
 
 def _is_int(value: Any) -> bool:
@@ -224,6 +227,8 @@ _RULES: dict[tuple[str, str], tuple[Any, str]] = {
     ("threshold", "warmup_steps"): (lambda v: _is_int(v) and 0 <= v <= 100_000, "an int in [0, 100000]"),
     ("tracking", "experiment"): (lambda v: v is None or (isinstance(v, str) and v.strip() != ""), "a non-empty name"),
     ("tracking", "model_name"): (lambda v: v is None or (isinstance(v, str) and _NAME_RE.match(v) is not None), "a name of letters, digits, '_', '.', '-'"),
+    # MLflow reserves "latest" and version-like aliases ("v3").
+    ("tracking", "alias"): (lambda v: v is None or (isinstance(v, str) and _ALIAS_RE.match(v) is not None and v.lower() != "latest"), "a name of letters, digits, '_', '-', not 'latest' or v<digits>"),
 }
 
 

@@ -167,7 +167,11 @@ class LoggedModel:
 
 
 def log_detector(
-    detector_dir: Path, input_example: pd.DataFrame, output_example: pd.DataFrame, model_name: str
+    detector_dir: Path,
+    input_example: pd.DataFrame,
+    output_example: pd.DataFrame,
+    model_name: str,
+    alias: str | None = None,
 ) -> LoggedModel:
     """Log a saved detector as one pyfunc model (models from code) and register it.
 
@@ -181,6 +185,8 @@ def log_detector(
         What the model returns for ``input_example``.
     model_name : str
         Registered model name.
+    alias : str, optional
+        Alias moved to the new version (``models:/<name>@<alias>`` then resolves to it).
     """
     from mlflow.models import infer_signature
 
@@ -203,6 +209,8 @@ def log_detector(
         if line.strip():
             logger.info("mlflow: %s", line.strip())
     version = str(info.registered_model_version)
+    if alias:
+        MlflowClient().set_registered_model_alias(model_name, alias, version)
     return LoggedModel(uri=f"models:/{model_name}/{version}", name=model_name, version=version)
 
 

@@ -184,3 +184,51 @@ def test_help_is_fast_because_nothing_heavy_is_imported():
     subprocess.run([sys.executable, "-c", code], check=True)
     result = invoke("--help")
     assert result.exit_code == 0 and "train" in result.output and "score" in result.output
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stop_signal", ["SIGINT", "SIGTERM"])
+def test_ui_serves_this_store_on_loopback_and_stops_cleanly(files, trained, mlflow_store, stop_signal):
+    import signal
+    import urllib.request
+
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "anomaly", "ui", "--port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True,
+        cwd=mlflow_store, env={**__import__("os").environ, "PYTHONPATH": str(Path(__file__).parent.parent)},
+    )
+    try:
+        line = process.stdout.readline()  # printed once the server answers
+        assert line.startswith(f"MLflow UI: http://127.0.0.1:{port}"), line
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/api/2.0/mlflow/runs/get?run_id={trained['run_id']}")
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert json.load(response)["run"]["info"]["status"] == "FINISHED"
+        process.send_signal(getattr(signal, stop_signal))
+        assert process.wait(timeout=30) == 0
+        with pytest.raises(OSError):  # nothing left listening: the whole server tree stopped
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2)
+    finally:
+        if process.poll() is None:
+            import os
+
+            os.killpg(process.pid, signal.SIGKILL)
+
+
+def test_ui_refuses_a_busy_port(mlflow_store):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert_user_error(CliRunner().invoke(cli, ["ui", "--port", str(port)]), f"--port {port}", "choose another port")
