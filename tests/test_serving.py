@@ -1,0 +1,72 @@
+"""The registered model served by `mlflow models serve` answers as `anomaly score` does."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from anomaly.cli import cli
+from tests.conftest import make_series, plant_spike
+from tests.test_cli import TINY_OPTIONS, free_port
+
+
+def wait_for_ping(url: str, process: subprocess.Popen, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, f"the model server exited with code {process.returncode}"
+        try:
+            with urllib.request.urlopen(f"{url}/ping", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            time.sleep(0.5)
+    raise AssertionError(f"no answer from {url}/ping within {timeout} s")
+
+
+@pytest.mark.slow
+def test_served_model_gives_the_scores_and_flags_that_anomaly_score_writes(mlflow_store: Path):
+    make_series(600, 0).to_csv("plant.csv")
+    test = plant_spike(make_series(150, 8), at=90)
+    test.to_csv("new.csv")
+    runner = CliRunner()
+    assert runner.invoke(cli, ["train", "plant.csv", *TINY_OPTIONS, "--alias", "champion"]).exit_code == 0
+    assert runner.invoke(cli, ["score", "new.csv", "--model", "models:/anomaly-plant@champion", "-o", "scores.csv"]).exit_code == 0
+    expected = pd.read_csv("scores.csv", index_col=0)
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    bin_dir = Path(sys.executable).parent
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+           "PYTHONPATH": str(Path(__file__).parent.parent)}
+    server = subprocess.Popen(
+        [str(bin_dir / "mlflow"), "models", "serve", "-m", "models:/anomaly-plant@champion",
+         "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+    try:
+        wait_for_ping(url, server)
+        body = {"dataframe_split": json.loads(test.to_json(orient="split", index=False, date_format="iso"))}
+        request = urllib.request.Request(f"{url}/invocations", data=json.dumps(body).encode(),
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=60) as response:
+            served = pd.DataFrame(json.loads(response.read())["predictions"])
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+
+    assert list(served.columns) == list(expected.columns)
+    np.testing.assert_allclose(served["score"].to_numpy(float), expected["score"].to_numpy(), rtol=1e-6, equal_nan=True)
+    assert served["is_anomaly"].tolist() == expected["is_anomaly"].tolist()
+    assert bool(served["is_anomaly"].iloc[90])  # the planted spike
