@@ -270,9 +270,12 @@ def score_pipeline(
             events_file = write_table(events, Path(tmp) / "events.csv", index=False)
             tracking.log_artifact(events_file, "results")
         tracking.log_figure(
-            plots.scoring_figure(series.frame, results, spans),
+            plots.scoring_figure(series.frame, results, spans, labels=series.labels),
             "plots/scores.png",
         )
+        close_ups = plots.events_figure(series.frame, results, spans)
+        if close_ups is not None:
+            tracking.log_figure(close_ups, "plots/events.png")
         scored = int(results[SCORE_COLUMN].notna().sum())
         flagged = int(results[FLAG_COLUMN].sum())
         tracking.log_metrics({

@@ -13,9 +13,12 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from anomaly.scoring import feature_shares, find_events
+
 # Points per line beyond which a series is thinned for drawing.
 _MAX_POINTS = 5000
 _FLAG_COLOR = "tab:red"
+_LABEL_COLOR = "tab:green"
 
 
 def _thin(n: int) -> slice:
@@ -50,13 +53,26 @@ def training_figure(history: dict[str, list[float]], calibration_scores: np.ndar
     return fig
 
 
+def _span(index: pd.Index, first: int, last: int) -> tuple[object, object]:
+    """Drawing extent of steps ``first..last``: through the start of the next step, so that a
+    one-step stretch has a width too."""
+    if last + 1 < len(index):
+        return index[first], index[last + 1]
+    step = index[last] - index[last - 1] if len(index) > 1 else 1
+    return index[first], index[last] + step
+
+
 def _shade(ax: object, index: pd.Index, events: Sequence[tuple[int, int]]) -> None:
     for first, last in events:
-        ax.axvspan(index[first], index[last], color=_FLAG_COLOR, alpha=0.25, lw=0)
+        ax.axvspan(*_span(index, first, last), color=_FLAG_COLOR, alpha=0.25, lw=0)
 
 
 def scoring_figure(
-    frame: pd.DataFrame, results: pd.DataFrame, events: Sequence[tuple[int, int]], max_features: int = 6
+    frame: pd.DataFrame,
+    results: pd.DataFrame,
+    events: Sequence[tuple[int, int]],
+    labels: pd.Series | None = None,
+    max_features: int = 6,
 ) -> Figure:
     """The series with flagged stretches shaded, and the score against the threshold.
 
@@ -68,6 +84,8 @@ def scoring_figure(
         Output of :meth:`Detector.score`, same index.
     events : sequence of (first, last)
         Flagged stretches as inclusive positions.
+    labels : Series of shape (L,), bool, optional
+        Known anomalies: drawn as a band under the score, beside the flags.
     max_features : int
         With more features, the ones with the largest share of flagged error are drawn.
     """
@@ -90,8 +108,63 @@ def scoring_figure(
     score_ax.axhline(float(results["threshold"].iloc[0]), color=_FLAG_COLOR, ls="--", label="threshold")
     _shade(score_ax, index, events)
     score_ax.set_ylabel("score", rotation=0, ha="right", va="center")
+    if labels is not None:
+        # Labelled ranges as a band along the bottom of the score panel, so flags and labels can
+        # be compared at a glance without hiding each other.
+        for first, last in find_events(labels.to_numpy(dtype=bool)):
+            score_ax.axvspan(*_span(index, first, last), ymin=0, ymax=0.08, color=_LABEL_COLOR, lw=0)
+        score_ax.plot([], [], color=_LABEL_COLOR, lw=6, label="labelled anomaly")
     score_ax.legend(loc="upper right")
     score_ax.set_xlabel(index.name or "step")
     flagged = int(results["is_anomaly"].sum())
     fig.suptitle(f"{len(frame)} steps, {flagged} flagged in {len(events)} stretches (shaded)")
+    return fig
+
+
+def events_figure(
+    frame: pd.DataFrame, results: pd.DataFrame, events: Sequence[tuple[int, int]], top_events: int = 4, top_features: int = 3
+) -> Figure | None:
+    """Close-ups of the strongest flagged stretches and the features that drove them.
+
+    Parameters
+    ----------
+    frame : DataFrame of shape (L, D)
+        The scored features, in their own units.
+    results : DataFrame of shape (L, 3 + D)
+        Output of :meth:`Detector.score`, same index.
+    events : sequence of (first, last)
+        Flagged stretches as inclusive positions.
+    top_events, top_features : int
+        How many stretches (highest peak score first) and features per stretch to draw.
+
+    Returns
+    -------
+    Figure or None
+        None when nothing was flagged.
+    """
+    if not events:
+        return None
+    scores = results["score"].to_numpy()
+    strongest = sorted(events, key=lambda e: -np.nanmax(scores[e[0] : e[1] + 1]))[:top_events]
+    fig = Figure(figsize=(12, 2.8 * len(strongest)), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(len(strongest), 1))
+    names = list(frame.columns)
+    z = results[[f"z_{n}" for n in names]].to_numpy()
+    for ax, (first, last) in zip(axes, sorted(strongest)):
+        shares = feature_shares(z[first : last + 1])
+        chosen = np.argsort(-shares)[:top_features]
+        margin = max(3 * (last - first + 1), 24)
+        lo, hi = max(0, first - margin), min(len(frame), last + margin + 1)
+        window = frame.iloc[lo:hi]
+        for j in chosen:
+            values = window.iloc[:, j].to_numpy(dtype=float)
+            spread = np.nanstd(values) or 1.0
+            ax.plot(window.index, (values - np.nanmean(values)) / spread, lw=1, label=f"{names[j]} ({shares[j]:.0%} of the error)")
+        ax.axvspan(*_span(frame.index, first, last), color=_FLAG_COLOR, alpha=0.2, lw=0, label="flagged")
+        peak = first + int(np.nanargmax(scores[first : last + 1]))
+        ax.set_title(f"{frame.index[first]} to {frame.index[last]} ({last - first + 1} steps), peak score {scores[peak]:.2f}", fontsize=10)
+        ax.set_ylabel("standardised\nover the window")
+        ax.legend(loc="upper left", fontsize=8)
+    axes[-1].set_xlabel(frame.index.name or "step")
+    fig.suptitle(f"The {len(strongest)} strongest flagged stretches and their top features")
     return fig

@@ -35,3 +35,24 @@ def test_many_features_draw_the_ones_carrying_the_flagged_error():
 def test_training_figure_marks_the_threshold():
     fig = training_figure({"loss": [1.0, 0.5], "val_loss": [0.9, 0.6]}, np.array([0.1, 0.2, np.nan]), 0.15)
     assert any("threshold 0.150" in t.get_text() for ax in fig.axes for t in ax.get_legend().get_texts())
+
+
+def test_event_close_ups_name_the_top_features_and_give_one_step_events_a_width():
+    from anomaly.plots import events_figure
+
+    n = 200
+    index = pd.date_range("2026-01-01", periods=n, freq="5min")
+    frame = pd.DataFrame({"a": np.zeros(n), "b": np.zeros(n)}, index=index)
+    z = np.zeros((n, 2))
+    z[120, 1] = 9.0
+    flags = np.zeros(n, dtype=bool)
+    flags[120] = True
+    results = pd.DataFrame({"score": np.where(flags, 9.0, 1.0), "threshold": 2.0, "is_anomaly": flags,
+                            "z_a": z[:, 0], "z_b": z[:, 1]}, index=index)
+    assert events_figure(frame, results, []) is None
+    fig = events_figure(frame, results, [(120, 120)])
+    ax = fig.axes[0]
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels[0] == "b (100% of the error)"
+    span = next(p for p in ax.patches)
+    assert span.get_width() > 0
