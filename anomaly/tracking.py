@@ -52,6 +52,37 @@ def tracking_uri() -> str:
     return mlflow.get_tracking_uri()
 
 
+_READY_STORES: set[str] = set()
+
+
+def ensure_store() -> None:
+    """Create or upgrade the tracking store's tables once, one process at a time.
+
+    MLflow creates (and migrates) a sqlite store's tables on first use. Several processes doing
+    that at once on a new store race each other (``ALTER TABLE ... duplicate column``), so the
+    first access is serialised with an exclusive lock on ``<db>.lock`` beside the database.
+    """
+    uri = tracking_uri()
+    if uri in _READY_STORES:
+        return
+    if uri.startswith("sqlite:///"):
+        database = Path(uri[len("sqlite:///"):])
+        database.parent.mkdir(parents=True, exist_ok=True)
+        with open(f"{database}.lock", "a") as lock:
+            _lock_exclusively(lock)
+            MlflowClient().search_experiments(max_results=1)  # creates/migrates the tables
+    _READY_STORES.add(uri)
+
+
+def _lock_exclusively(handle: Any) -> None:
+    """Block until this process holds an exclusive lock on ``handle`` (released on close)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no fcntl; concurrent first use is then not guarded
+        return
+    fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+
+
 def library_versions() -> dict[str, str]:
     """Versions of the libraries a run depends on, read from package metadata (no imports)."""
     names = ["anomaly", "tensorflow", "tensorflow-cpu", "keras", "numpy", "pandas", "scikit-learn", "mlflow"]
@@ -89,6 +120,7 @@ def run(
     ------
     mlflow.ActiveRun
     """
+    ensure_store()
     if experiment_id is None and experiment_name is not None:
         experiment = mlflow.get_experiment_by_name(experiment_name)
         experiment_id = experiment.experiment_id if experiment else mlflow.create_experiment(experiment_name)
@@ -259,6 +291,7 @@ def resolve_model(uri: str | None, default_name: str | None = None) -> ResolvedM
     ModelNotFoundError
         When the URI is malformed, unknown in this store, or not an `anomaly` model.
     """
+    ensure_store()
     if uri is None:
         uri = _latest_version_uri(default_name)
         logger.info("using the latest registered model: %s", uri)
