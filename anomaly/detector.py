@@ -21,9 +21,9 @@ from anomaly import __version__
 from anomaly.errors import DataError, NotFittedError
 from anomaly.model import CELLS, EpochCallback
 from anomaly.preprocessing import Scaling, chronological_split, fit_scaling
-from anomaly.scoring import ResidualStats, aggregate, fit_residual_stats, normalise, residuals
+from anomaly.scoring import ResidualStats, aggregate, find_events, fit_residual_stats, normalise, residuals
 from anomaly.thresholds import THRESHOLD_METHODS, apply_threshold, fit_threshold
-from anomaly.windowing import n_windows, next_step_pairs
+from anomaly.windowing import next_step_pairs, valid_windows
 
 logger = logging.getLogger(__name__)
 
@@ -163,11 +163,22 @@ class Detector:
         scaled = self.scaling_.transform(values)
 
         network.seed_everything(self.random_state)
+        # Windows that touch a gap (rows left missing, see anomaly.io) are not learned from.
+        gap_rows = np.isnan(values).any(axis=1)
         inputs, targets = next_step_pairs(scaled[:cut], self.window_size, self.stride)
-        validation = next_step_pairs(scaled[cut:], self.window_size, self.stride)
+        usable = np.flatnonzero(valid_windows(gap_rows[:cut], self.window_size + 1, self.stride))
+        val_inputs, val_targets = next_step_pairs(scaled[cut:], self.window_size, self.stride)
+        val_usable = valid_windows(gap_rows[cut:], self.window_size + 1, self.stride)
+        for part, count in (("training part", len(usable)), ("held-back part", int(val_usable.sum()))):
+            if count == 0:
+                raise DataError(
+                    f"the {part} of the series has no {self.window_size + 1} consecutive complete rows "
+                    f"(window_size {self.window_size} + 1) between its gaps"
+                )
+        validation = (val_inputs[val_usable], val_targets[val_usable])
         logger.info(
             "%d training windows, %d validation windows of %d x %d",
-            len(inputs), len(validation[0]), self.window_size, self.n_features_in_,
+            len(usable), len(validation[0]), self.window_size, self.n_features_in_,
         )
         self.model_ = network.build_model(
             self.n_features_in_, cell=self.cell, units=self.units, dropout=self.dropout,
@@ -176,14 +187,13 @@ class Detector:
         self.history_ = network.fit_model(
             self.model_, inputs, targets, validation=validation, epochs=self.epochs,
             batch_size=self.batch_size, patience=self.patience, seed=self.random_state,
-            on_epoch_end=on_epoch_end,
+            usable=usable, on_epoch_end=on_epoch_end,
         )
 
-        # Calibrate on the held-back tail, predicted in the same single pass that scoring uses.
-        # The pass starts at the beginning of the series so the tail is seen with warm state,
-        # as any step after the warm-up of a scored series is.
-        residual_all = residuals(scaled, network.predict_sequence(self.model_, scaled))
-        calibration = residual_all[cut:]
+        # Calibrate on the held-back tail, predicted exactly as scoring predicts. The pass starts
+        # at the beginning of the series, so the tail is seen with warm state, as any step after
+        # the warm-up of a scored series is.
+        calibration = self._residuals(scaled)[cut:]
         self.residual_stats_ = fit_residual_stats(calibration)
         calibration_scores = aggregate(normalise(calibration, self.residual_stats_))
         self.calibration_scores_ = calibration_scores  # (K,) kept for plots; not saved
@@ -267,15 +277,30 @@ class Detector:
 
     def _score_arrays(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Scores (L,) and normalised residuals (L, D) of an (L, D) series in training order."""
+        z = normalise(self._residuals(self.scaling_.transform(values)), self.residual_stats_)
+        return aggregate(z), z
+
+    def _residuals(self, scaled: np.ndarray) -> np.ndarray:
+        """Next-step residuals of a scaled (L, D) series, one recurrent pass per gap-free segment.
+
+        Returns
+        -------
+        ndarray of shape (L, D)
+            NaN in gaps (rows with a missing value) and in the first ``warmup_steps`` + 1 rows
+            of every segment: step 0 of a segment has no prediction, and after it the network
+            runs from a blank state. On the demo the first prediction of a cold start scored
+            above the threshold in every case measured and later ones were normal, so a few
+            more steps are left out for margin.
+        """
         from anomaly import model as network
 
-        scaled = self.scaling_.transform(values)
-        z = normalise(residuals(scaled, network.predict_sequence(self.model_, scaled)), self.residual_stats_)
-        # Step 0 has no prediction. After it the network runs from a blank state: on the demo the
-        # first prediction scored above the threshold in every cold start measured, later ones
-        # within the normal range, so a few more steps are left out for margin.
-        z[: self.warmup_steps + 1] = np.nan
-        return aggregate(z), z
+        out = np.full(scaled.shape, np.nan)
+        for first, last in find_events(~np.isnan(scaled).any(axis=1)):
+            segment = scaled[first : last + 1]
+            part = residuals(segment, network.predict_sequence(self.model_, segment))
+            part[: self.warmup_steps + 1] = np.nan
+            out[first : last + 1] = part
+        return out
 
     # ------------------------------------------------------------ save/load
     def save(self, path: str | Path) -> Path:

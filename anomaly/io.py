@@ -70,6 +70,11 @@ class Series:
         The time column used (given or detected), or None.
     filled : int
         How many missing feature values were interpolated.
+    gaps : tuple of (first, last)
+        Runs of rows (inclusive positions in ``frame``) where some feature is missing for longer
+        than ``max_gap`` steps. They stay NaN: not filled, not scored, reported.
+    unused_columns : tuple of str
+        Columns of the file that are neither features nor the time or label column.
     """
 
     frame: pd.DataFrame
@@ -77,6 +82,8 @@ class Series:
     source: Path
     time_col: str | None
     filled: int
+    gaps: tuple[tuple[int, int], ...] = ()
+    unused_columns: tuple[str, ...] = ()
 
     @property
     def feature_names(self) -> list[str]:
@@ -173,6 +180,7 @@ def read_series(
     label_col: str | None = None,
     columns: Sequence[str] | None = None,
     max_gap: int = 3,
+    resample: str | None = None,
 ) -> Series:
     """Read and validate a multivariate time series.
 
@@ -191,7 +199,11 @@ def read_series(
         and label columns, in file order (boolean columns only when named here).
     max_gap : int, default 3
         Longest run of consecutive missing values in a feature that is interpolated linearly
-        (by position); longer runs are an error.
+        (by position); longer runs stay missing and are reported in ``Series.gaps``.
+    resample : str, optional
+        A pandas frequency (``"5min"``, ``"1h"``): put the rows on that regular grid, averaging
+        the rows of each bin (labels: any). Empty bins become missing values, filled or reported
+        as gaps like any other. Needs a time column of timestamps.
 
     Returns
     -------
@@ -230,24 +242,51 @@ def read_series(
         [_feature_values(raw[name], shown, name, explicit=wanted is not None) for name in feature_names]
     )
 
-    # Row numbers in messages stay file rows even after sorting, so carry them along.
-    file_rows = np.arange(1, len(raw) + 1)
     if time_index is not None:
         order = _ascending_order(time_index, shown, time_col)
         if order is not None:
             time_index = time_index.take(order)
             values = values[order]
-            file_rows = file_rows[order]
             labels = labels[order] if labels is not None else None
 
-    filled = _fill_gaps(values, feature_names, max_gap, shown, file_rows, time_index)
+    if resample is not None:
+        values, time_index, labels = _resample(values, time_index, labels, resample, shown)
+
+    filled = _fill_gaps(values, max_gap)
     if filled:
         logger.info("%s: interpolated %d missing value(s) in runs of at most %d", shown, filled, max_gap)
+    starts, lengths = _nan_runs(np.isnan(values).any(axis=1))
+    gaps = tuple((int(s), int(s + n - 1)) for s, n in zip(starts, lengths))
 
     index = time_index if time_index is not None else pd.RangeIndex(len(values), name="step")
     frame = pd.DataFrame(values, index=index, columns=list(feature_names), copy=False)
     label_series = pd.Series(labels, index=index, name=label_col, dtype=bool) if labels is not None else None
-    return Series(frame=frame, labels=label_series, source=Path(path), time_col=time_col, filled=filled)
+    used = {time_col, label_col, *feature_names}
+    unused = tuple(name for name in available if name not in used)
+    return Series(frame=frame, labels=label_series, source=Path(path), time_col=time_col, filled=filled,
+                  gaps=gaps, unused_columns=unused)
+
+
+def sampling_note(index: pd.Index) -> str | None:
+    """A one-line note when a time index is not regularly sampled, else None.
+
+    Parameters
+    ----------
+    index : Index of shape (L,)
+        Only a DatetimeIndex is examined.
+    """
+    if not isinstance(index, pd.DatetimeIndex) or len(index) < 3:
+        return None
+    steps = pd.Series(index[1:] - index[:-1])
+    usual = steps.median()
+    odd = steps != usual
+    if not odd.any():
+        return None
+    alias = pd.tseries.frequencies.to_offset(usual).freqstr
+    return (
+        f"irregular sampling: {int(odd.sum())} of {len(steps)} intervals differ from the usual {usual} "
+        f"(from {steps.min()} to {steps.max()}); --resample {alias} puts the rows on a regular grid"
+    )
 
 
 def write_table(frame: pd.DataFrame, path: str | os.PathLike, *, index: bool = True) -> Path:
@@ -769,37 +808,54 @@ def _nan_runs(missing: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return starts, ends - starts
 
 
-def _fill_gaps(
-    values: np.ndarray,
-    names: Sequence[str],
-    max_gap: int,
-    shown: str,
-    file_rows: np.ndarray,
-    time_index: pd.Index | None,
-) -> int:
-    """Interpolate short runs of NaN in ``values`` (shape (L, D)) in place; return how many.
+def _fill_gaps(values: np.ndarray, max_gap: int) -> int:
+    """Interpolate runs of at most ``max_gap`` NaN in ``values`` (shape (L, D)) in place.
 
     Interpolation is linear in position, not in time: windows see steps, not seconds. Leading
-    and trailing runs take the nearest value (which ``np.interp`` does at the ends).
+    and trailing runs take the nearest value (which ``np.interp`` does at the ends). Longer runs
+    are left NaN: filling them would invent data the detector would then vouch for.
+
+    Returns
+    -------
+    int
+        How many values were filled.
     """
     positions = np.arange(len(values))
     filled = 0
-    for j, name in enumerate(names):
+    for j in range(values.shape[1]):
         missing = np.isnan(values[:, j])
         if not missing.any():
             continue
         starts, lengths = _nan_runs(missing)
-        too_long = np.flatnonzero(lengths > max_gap)
-        if too_long.size:
-            start, length = int(starts[too_long[0]]), int(lengths[too_long[0]])
-            when = f" ({time_index[start]})" if isinstance(time_index, pd.DatetimeIndex) else ""
-            raise DataError(
-                f"{shown}: column {name!r} should have at most max_gap={max_gap} missing values in a row, "
-                f"but has {length} starting at row {int(file_rows[start])}{when}; repair the data or raise max_gap"
-            )
-        values[missing, j] = np.interp(positions[missing], positions[~missing], values[~missing, j])
-        filled += int(missing.sum())
+        short = np.zeros(len(values), dtype=bool)
+        for start, length in zip(starts, lengths):
+            if length <= max_gap:
+                short[start : start + length] = True
+        if short.any():
+            values[short, j] = np.interp(positions[short], positions[~missing], values[~missing, j])
+            filled += int(short.sum())
     return filled
+
+
+def _resample(
+    values: np.ndarray, time_index: pd.Index | None, labels: np.ndarray | None, rule: str, shown: str
+) -> tuple[np.ndarray, pd.DatetimeIndex, np.ndarray | None]:
+    """Put a sorted series on a regular grid: bin means for features, any() for labels."""
+    if not isinstance(time_index, pd.DatetimeIndex):
+        found = "no time column" if time_index is None else "a numeric time column"
+        raise DataError(f"{shown}: option resample needs a time column of timestamps, but the file has {found}")
+    try:
+        offset = pd.tseries.frequencies.to_offset(rule)
+    except (ValueError, TypeError):
+        raise DataError(f"{shown}: option resample should be a frequency like '5min' or '1h', but got {rule!r}") from None
+    binned = pd.DataFrame(values, index=time_index).resample(offset)
+    means = binned.mean()
+    if labels is not None:
+        # A bin is anomalous when any row in it is; an empty bin holds no labelled row.
+        per_bin = pd.Series(labels.astype(np.float64), index=time_index).resample(offset).max()
+        labels = per_bin.reindex(means.index).fillna(0.0).to_numpy() > 0
+    logger.info("%s: resampled %d rows to %d at %s", shown, len(values), len(means), offset.freqstr)
+    return means.to_numpy(dtype=np.float64), means.index.rename(time_index.name), labels
 
 
 # --------------------------------------------------------------------------------------------

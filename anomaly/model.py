@@ -96,11 +96,11 @@ def seed_everything(seed: int) -> None:
     tf.config.experimental.enable_op_determinism()
 
 
-def _window_batches(inputs: np.ndarray, targets: np.ndarray, batch_size: int, seed: int) -> Any:
+def _window_batches(inputs: np.ndarray, targets: np.ndarray, usable: np.ndarray, batch_size: int, seed: int) -> Any:
     """A Keras PyDataset serving shuffled batches straight from the strided window views.
 
     Only one batch of windows is materialised at a time, so a long series is never copied
-    T times in memory.
+    T times in memory. Only the windows listed in ``usable`` are served.
     """
     keras = _keras()
 
@@ -108,17 +108,17 @@ def _window_batches(inputs: np.ndarray, targets: np.ndarray, batch_size: int, se
         def __init__(self) -> None:
             super().__init__()
             self._rng = np.random.default_rng(seed)
-            self._order = self._rng.permutation(len(inputs))
+            self._order = self._rng.permutation(usable)
 
         def __len__(self) -> int:
-            return int(np.ceil(len(inputs) / batch_size))
+            return int(np.ceil(len(usable) / batch_size))
 
         def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
             rows = np.sort(self._order[index * batch_size : (index + 1) * batch_size])
             return inputs[rows], targets[rows]
 
         def on_epoch_end(self) -> None:
-            self._order = self._rng.permutation(len(inputs))
+            self._order = self._rng.permutation(usable)
 
     return WindowBatches()
 
@@ -133,6 +133,7 @@ def fit_model(
     batch_size: int,
     patience: int,
     seed: int,
+    usable: np.ndarray | None = None,
     on_epoch_end: EpochCallback | None = None,
 ) -> dict[str, list[float]]:
     """Train with early stopping on the held-back windows, keeping the best weights.
@@ -145,6 +146,9 @@ def fit_model(
     validation : (ndarray of shape (M, T, D), ndarray of shape (M, T, D))
         Held-back windows for early stopping.
     epochs, batch_size, patience, seed : int
+    usable : ndarray of shape (K,), int, optional
+        Indices of the training windows to learn from (e.g. those without missing values);
+        default all N.
     on_epoch_end : callable(epoch, logs), optional
         Called after each epoch with ``{"loss", "val_loss", "seconds"}``; epochs count from 1.
 
@@ -172,7 +176,7 @@ def fit_model(
     ]
     val_inputs, val_targets = validation
     history = model.fit(
-        _window_batches(inputs, targets, batch_size, seed),
+        _window_batches(inputs, targets, np.arange(len(inputs)) if usable is None else usable, batch_size, seed),
         validation_data=(np.ascontiguousarray(val_inputs), np.ascontiguousarray(val_targets)),
         validation_batch_size=batch_size,
         epochs=epochs,

@@ -116,3 +116,23 @@ def windows_to_timesteps(
         out = out / np.maximum(counts, 1).reshape(shape)
     out[~covered] = np.nan
     return out, covered
+
+
+def valid_windows(bad_rows: np.ndarray, window_size: int, stride: int = 1) -> np.ndarray:
+    """Which windows of :func:`make_windows` contain no bad row (e.g. a missing value).
+
+    Parameters
+    ----------
+    bad_rows : ndarray of shape (L,), bool
+    window_size : int
+        T, as passed to :func:`make_windows`.
+    stride : int, default 1
+
+    Returns
+    -------
+    ok : ndarray of shape (N,), bool
+        ``ok[n]`` is True when rows ``n * stride .. n * stride + T - 1`` are all good.
+    """
+    bad = np.concatenate([[0], np.cumsum(np.asarray(bad_rows, dtype=np.int64))])
+    starts = np.arange(n_windows(len(bad_rows), window_size, stride)) * stride
+    return bad[starts + window_size] - bad[starts] == 0

@@ -85,3 +85,31 @@ def test_corrupted_saved_detector_is_a_clear_error(fitted, tmp_path):
     (directory / "network.keras").write_bytes(b"not a zip file")
     with pytest.raises(DataError, match="not a readable anomaly detector"):
         Detector.load(directory)
+
+
+def test_gaps_are_skipped_in_training_and_left_unscored(fitted):
+    _, detector = fitted
+    train = make_series(600, 4)
+    train.iloc[300:340] = np.nan  # a long gap in the middle of the training part
+    Detector(random_state=0, **TINY).fit(train)  # trains on the windows around it
+
+    test = plant_spike(make_series(200, 6), at=150)
+    gapped = test.copy()
+    gapped.iloc[80:100, 0] = np.nan  # one feature missing for 20 rows
+    result = detector.score(gapped)
+    scores = result[SCORE_COLUMN].to_numpy()
+    assert np.isnan(scores[80:100]).all() and not result[FLAG_COLUMN].iloc[80:100].any()
+    # The segment after the gap starts afresh: its warm-up is unscored too, then it scores as
+    # that segment would on its own.
+    assert np.isnan(scores[100:103]).all() and np.isfinite(scores[103:]).all()
+    alone = detector.score(test.iloc[100:])[SCORE_COLUMN].to_numpy()
+    np.testing.assert_allclose(scores[100:], alone, rtol=1e-6, equal_nan=True)
+    np.testing.assert_allclose(scores[:80], detector.score(test.iloc[:80])[SCORE_COLUMN], rtol=1e-6, equal_nan=True)
+    assert int(np.nanargmax(scores)) == 150 and result[FLAG_COLUMN].iloc[150]
+
+
+def test_a_training_series_that_is_all_gaps_is_a_clear_error():
+    train = make_series(400, 0)
+    train.iloc[::10] = np.nan  # no 17 consecutive complete rows anywhere
+    with pytest.raises(DataError, match="has no 17 consecutive complete rows"):
+        Detector(**TINY).fit(train)

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from anomaly.errors import DataError
-from anomaly.io import Series, fingerprint, read_series, read_table, write_table
+from anomaly.io import Series, fingerprint, read_series, read_table, sampling_note, write_table
 
 
 def _write(tmp_path: Path, name: str, text: str, *, encoding: str = "utf-8") -> Path:
@@ -325,16 +325,42 @@ def test_gap_filling(tmp_path, caplog):
     assert any("interpolated 6" in record.getMessage() for record in caplog.records)
 
 
-def test_gap_too_long(tmp_path):
-    path = _write(tmp_path, "d.csv", "time,a\n2024-01-01,1\n2024-01-02,\n2024-01-03,\n2024-01-04,4\n")
-    message = _error(path, "'a'", "has 2", "row 2", "2024-01-02", "max_gap=1", max_gap=1)
-    assert read_series(path, max_gap=2).filled == 2
-    assert "max_gap" in message
+def test_gaps_longer_than_max_gap_stay_missing_and_are_reported(tmp_path):
+    text = "time,a,b\n2024-01-01,1,1\n2024-01-02,,2\n2024-01-03,,3\n2024-01-04,4,\n2024-01-05,5,5\n"
+    path = _write(tmp_path, "d.csv", text)
+    series = read_series(path, max_gap=1)  # a: a run of 2 (too long); b: a run of 1 (filled)
+    assert series.gaps == ((1, 2),)
+    assert np.isnan(series.values[1:3, 0]).all()
+    assert series.values[3, 1] == 4.0 and series.filled == 1
+    filled = read_series(path, max_gap=2)
+    assert filled.gaps == () and filled.filled == 3
+    np.testing.assert_allclose(filled.values[:, 0], [1, 2, 3, 4, 5])
 
 
-def test_gap_row_refers_to_file_row_after_sorting(tmp_path):
-    path = _write(tmp_path, "d.csv", "time,a\n2024-01-03,3\n2024-01-01,1\n2024-01-02,\n")
-    _error(path, "row 3", "2024-01-02", max_gap=0)
+def test_gap_positions_are_rows_of_the_sorted_series(tmp_path):
+    path = _write(tmp_path, "d.csv", "time,a\n2024-01-03,3\n2024-01-01,1\n2024-01-02,\n2024-01-04,4\n")
+    series = read_series(path, max_gap=0)
+    assert series.gaps == ((1, 1),) and series.frame.index[1] == pd.Timestamp("2024-01-02")
+
+
+def test_resample_puts_rows_on_a_regular_grid_and_reports_empty_bins(tmp_path):
+    text = ("time,a,label\n2024-01-01 00:00,1,0\n2024-01-01 00:02,3,1\n2024-01-01 00:05,5,0\n"
+            "2024-01-01 00:30,7,0\n")
+    path = _write(tmp_path, "d.csv", text)
+    series = read_series(path, label_col="label", resample="5min", max_gap=2)
+    assert len(series.frame) == 7 and series.frame.index.freqstr == "5min"
+    np.testing.assert_allclose(series.values[:2, 0], [2.0, 5.0])  # mean of 1 and 3; then 5
+    assert series.gaps == ((2, 5),)  # 00:10 .. 00:25 are empty: 4 > max_gap
+    assert series.labels.tolist() == [True] + [False] * 6
+    assert sampling_note(read_series(path).frame.index).startswith("irregular sampling: 2 of 3 intervals")
+    assert sampling_note(series.frame.index) is None
+    _error(path, "resample", "'5 parsecs'", resample="5 parsecs")
+    _error(_write(tmp_path, "n.csv", "a\n1\n2\n"), "resample", "no time column", resample="5min")
+
+
+def test_unused_columns_are_listed(tmp_path):
+    path = _write(tmp_path, "d.csv", "time,a,b,name,label\n2024-01-01,1,2,x,0\n2024-01-02,3,4,y,1\n")
+    assert read_series(path, columns=["b"], label_col="label").unused_columns == ("a", "name")
 
 
 def test_max_gap_zero_without_gaps_and_negative(tmp_path):

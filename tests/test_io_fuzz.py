@@ -57,7 +57,11 @@ def test_reader_raises_only_data_errors_and_returns_clean_series(tmp_path, table
         return
     values = series.frame.to_numpy()
     assert values.dtype == np.float64 and values.ndim == 2 and values.shape[1] >= 1
-    assert np.isfinite(values).all()  # gaps filled or refused; no inf
+    assert not np.isinf(values).any()
+    in_gap = np.zeros(len(values), dtype=bool)
+    for first, last in series.gaps:
+        in_gap[first : last + 1] = True
+    assert np.isfinite(values[~in_gap]).all() and np.isnan(values[in_gap]).any(axis=1).all()  # NaN only in reported gaps
     assert series.frame.index.is_unique and series.frame.index.is_monotonic_increasing
     if series.labels is not None:
         assert len(series.labels) == len(series.frame) and series.labels.dtype == bool

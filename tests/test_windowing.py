@@ -52,3 +52,14 @@ def test_windows_to_timesteps_mean_and_max_count_each_covering_window():
     maximum, _ = windows_to_timesteps(values, length=5, stride=1, agg="max")
     np.testing.assert_allclose(maximum, [0, 1, 2, 2, 2])
     assert covered.all()
+
+
+def test_valid_windows_exclude_every_window_touching_a_bad_row():
+    from anomaly.windowing import valid_windows
+
+    bad = np.zeros(10, dtype=bool)
+    bad[4] = True
+    # windows of 3, stride 1: starts 0..7; those covering row 4 start at 2, 3, 4
+    assert valid_windows(bad, 3).tolist() == [True, True, False, False, False, True, True, True]
+    assert valid_windows(bad, 3, stride=2).tolist() == [True, False, False, True]  # starts 0, 2, 4, 6
+    assert valid_windows(np.zeros(2, dtype=bool), 3).tolist() == []
