@@ -124,7 +124,8 @@ def cli(verbose: int) -> None:
 _DATA_OPTIONS = [
     ("--time-col", "time_col", str, "Time column (default: detected by name or content)."),
     ("--label-col", "label_col", str, "Column of 0/1 anomaly labels: never used as a feature."),
-    ("--max-gap", "max_gap", int, "Longest run of missing values filled by interpolation."),
+    ("--max-gap", "max_gap", int, "Longest run of missing values filled by interpolation; longer gaps are not scored."),
+    ("--resample", "resample", str, "Put rows on a regular time grid first, e.g. 5min (bin means)."),
 ]
 _TRAIN_OPTIONS = [
     ("--columns", "columns", _NameList(), "Feature columns, comma-separated (default: every numeric column)."),
@@ -216,6 +217,8 @@ def train(file: Path | None, pipeline: Path | None, as_json: bool, **overrides: 
         say(f"  epoch {epoch:3d}/{spec.training.epochs}  loss {logs.get('loss', float('nan')):.4f}  val_loss {logs.get('val_loss', float('nan')):.4f}  {logs['seconds']:.1f}s")
 
     result = pipelines.train_pipeline(spec, on_epoch_end=on_epoch_end)
+    for note in result.notes:
+        say(f"note: {note}")
     say(f"Trained on {result.rows} rows x {len(result.features)} features ({', '.join(result.features)}) in {result.seconds:.0f}s")
     say(f"  best val_loss {result.best_val_loss:.4f} after {result.epochs_run} epochs; threshold {result.threshold:.3f}")
     say(f"Model: {result.model_uri}  (run {result.run_id}, experiment '{spec.experiment_name}')")
@@ -246,6 +249,8 @@ def score(file: Path, model_uri: str | None, output: Path | None, pipeline: Path
     result = pipelines.score_pipeline(
         spec, file, model_uri=model_uri, output=output, default_model_name=spec.model_name if pipeline else None
     )
+    for note in result.notes:
+        say(f"note: {note}")
     share = result.flagged / max(result.scored, 1)
     say(f"Scored {result.rows} rows of {file} with {result.model_uri} (threshold {result.threshold:.3f}) in {result.seconds:.1f}s")
     say(f"  flagged {result.flagged} points ({share:.1%} of {result.scored} scored) in {len(result.events)} stretches")

@@ -19,7 +19,7 @@ import pandas as pd
 from anomaly import plots, tracking
 from anomaly.detector import FLAG_COLUMN, SCORE_COLUMN, Z_PREFIX, Detector
 from anomaly.errors import DataError, SpecError
-from anomaly.io import fingerprint, read_series, write_table
+from anomaly.io import Series, fingerprint, read_series, sampling_note, write_table
 from anomaly.model import EpochCallback
 from anomaly.scoring import feature_shares, find_events
 from anomaly.spec import Spec, dump_spec
@@ -44,6 +44,7 @@ class TrainResult:
     epochs_run: int
     best_val_loss: float
     seconds: float
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,32 @@ class ScoreResult:
     events: pd.DataFrame = field(repr=False)
     output: Path
     seconds: float
+    gap_rows: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+def data_notes(series: Series, path: Path, max_gap: int, *, scoring: bool) -> list[str]:
+    """What the user should know about how their file was read: one line each.
+
+    Gaps left missing, irregular sampling, and columns that were not used.
+    """
+    notes = []
+    if series.gaps:
+        rows = sum(last - first + 1 for first, last in series.gaps)
+        first, last = series.gaps[0]
+        index = series.frame.index
+        fate = "not scored" if scoring else "left out of training"
+        notes.append(
+            f"{path}: {rows} rows in {len(series.gaps)} gap(s) of more than max_gap={max_gap} missing values "
+            f"were {fate} (first: {index[first]} .. {index[last]})"
+        )
+    irregular = sampling_note(series.frame.index)
+    if irregular:
+        notes.append(f"{path}: {irregular}")
+    if series.unused_columns:
+        why = "the model was not trained on" if scoring else "not used as features"
+        notes.append(f"{path}: ignored column(s) {why}: {', '.join(series.unused_columns)}")
+    return notes
 
 
 def train_pipeline(spec: Spec, *, on_epoch_end: EpochCallback | None = None) -> TrainResult:
@@ -82,12 +109,13 @@ def train_pipeline(spec: Spec, *, on_epoch_end: EpochCallback | None = None) -> 
     path = Path(spec.data.path)
     series = read_series(
         path, time_col=spec.data.time_col, label_col=spec.data.label_col,
-        columns=spec.data.columns, max_gap=spec.data.max_gap,
+        columns=spec.data.columns, max_gap=spec.data.max_gap, resample=spec.data.resample,
     )
+    notes = data_notes(series, path, spec.data.max_gap, scoring=False)
     if series.labels is not None and series.labels.any():
-        logger.warning(
-            "%s: %d rows are labelled anomalous in %r; they are kept, so the model learns them as normal",
-            path, int(series.labels.sum()), spec.data.label_col,
+        notes.append(
+            f"{path}: {int(series.labels.sum())} rows are labelled anomalous in {spec.data.label_col!r}; "
+            "they are kept, so the model learns them as normal"
         )
     frame = series.frame
     detector = Detector(**spec.detector_params())
@@ -114,6 +142,8 @@ def train_pipeline(spec: Spec, *, on_epoch_end: EpochCallback | None = None) -> 
             "data.filled_values": series.filled,
         })
         tracking.log_text(dump_spec(spec), "spec.yaml")
+        if notes:
+            tracking.set_tags({tracking.TAG_NOTES: "\n".join(notes)})
 
         detector.fit(frame, on_epoch_end=report_epoch)
 
@@ -143,7 +173,7 @@ def train_pipeline(spec: Spec, *, on_epoch_end: EpochCallback | None = None) -> 
         run_id=run_id, experiment_id=experiment_id, model_uri=logged.uri, model_version=logged.version,
         threshold=detector.threshold_, rows=len(frame), features=series.feature_names,
         epochs_run=len(detector.history_["loss"]), best_val_loss=detector.history_["val_loss"][best],
-        seconds=time.perf_counter() - start,
+        seconds=time.perf_counter() - start, notes=notes,
     )
 
 
@@ -230,8 +260,9 @@ def score_pipeline(
     detector = Detector.load(resolved.detector_dir)
     series = read_series(
         file, time_col=spec.data.time_col, label_col=spec.data.label_col,
-        columns=detector.feature_names_in_, max_gap=spec.data.max_gap,
+        columns=detector.feature_names_in_, max_gap=spec.data.max_gap, resample=spec.data.resample,
     )
+    notes = data_notes(series, file, spec.data.max_gap, scoring=True)
     minimum = detector.warmup_steps + 2
     if len(series.frame) < minimum:
         raise DataError(
@@ -250,6 +281,8 @@ def score_pipeline(
     if resolved.version:
         tags[tracking.TAG_MODEL_VERSION] = resolved.version
 
+    if notes:
+        tags[tracking.TAG_NOTES] = "\n".join(notes)
     with tracking.run(
         experiment_id=resolved.experiment_id,
         experiment_name=None if resolved.experiment_id else spec.experiment_name,
@@ -266,9 +299,15 @@ def score_pipeline(
         events = event_table(results, detector.feature_names_in_, spans)
         write_table(results, output)
         tracking.log_artifact(output, "results")
+        gaps = pd.DataFrame(
+            [(series.frame.index[a], series.frame.index[b], b - a + 1) for a, b in series.gaps],
+            columns=["start", "end", "rows"],
+        )
+        gap_rows = sum(b - a + 1 for a, b in series.gaps)
         with tempfile.TemporaryDirectory(prefix="anomaly-events-") as tmp:
-            events_file = write_table(events, Path(tmp) / "events.csv", index=False)
-            tracking.log_artifact(events_file, "results")
+            tracking.log_artifact(write_table(events, Path(tmp) / "events.csv", index=False), "results")
+            if gap_rows:
+                tracking.log_artifact(write_table(gaps, Path(tmp) / "gaps.csv", index=False), "results")
         tracking.log_figure(
             plots.scoring_figure(series.frame, results, spans, labels=series.labels),
             "plots/scores.png",
@@ -280,6 +319,7 @@ def score_pipeline(
         flagged = int(results[FLAG_COLUMN].sum())
         tracking.log_metrics({
             "rows": len(results), "scored_rows": scored, "flagged": flagged, "events": len(events),
+            "gap_rows": gap_rows,
             "flagged_fraction": flagged / max(scored, 1), "max_score": float(np.nanmax(results[SCORE_COLUMN])),
         })
         run_id, experiment_id = active.info.run_id, active.info.experiment_id
@@ -287,5 +327,5 @@ def score_pipeline(
     return ScoreResult(
         run_id=run_id, experiment_id=experiment_id, model_uri=resolved.uri, rows=len(results), scored=scored,
         flagged=flagged, threshold=detector.threshold_, events=events, output=output,
-        seconds=time.perf_counter() - start,
+        seconds=time.perf_counter() - start, gap_rows=gap_rows, notes=notes,
     )

@@ -37,6 +37,7 @@ class DataSpec:
     label_col: str | None = None
     columns: tuple[str, ...] | None = None
     max_gap: int = 3
+    resample: str | None = None  # a pandas frequency, e.g. "5min": put rows on a regular grid
 
 
 @dataclass(frozen=True)
@@ -173,6 +174,7 @@ _FLAT_INDEX: dict[str, tuple[str, str]] = {
     "label_col": ("data", "label_col"),
     "columns": ("data", "columns"),
     "max_gap": ("data", "max_gap"),
+    "resample": ("data", "resample"),
     "window_size": ("window", "window_size"),
     "stride": ("window", "stride"),
     "cell": ("model", "cell"),
@@ -200,6 +202,18 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _is_frequency(value: Any) -> bool:
+    if not isinstance(value, str):
+        return False
+    from pandas.tseries.frequencies import to_offset
+
+    try:
+        to_offset(value)
+    except (ValueError, TypeError):
+        return False
+    return True
+
+
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
@@ -211,6 +225,7 @@ _RULES: dict[tuple[str, str], tuple[Any, str]] = {
     ("data", "label_col"): (lambda v: v is None or isinstance(v, str), "a column name"),
     ("data", "columns"): (lambda v: v is None or (len(v) > 0 and all(isinstance(c, str) and c for c in v)), "a non-empty list of column names"),
     ("data", "max_gap"): (lambda v: _is_int(v) and 0 <= v <= 10_000, "an int in [0, 10000]"),
+    ("data", "resample"): (lambda v: v is None or _is_frequency(v), "a frequency like 5min, 1h or 1D"),
     ("window", "window_size"): (lambda v: _is_int(v) and 2 <= v <= 10_000, "an int in [2, 10000]"),
     ("window", "stride"): (lambda v: _is_int(v) and 1 <= v <= 10_000, "an int in [1, 10000]"),
     ("model", "cell"): (lambda v: v in CELLS, f"one of {', '.join(CELLS)}"),

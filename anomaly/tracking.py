@@ -41,6 +41,7 @@ TAG_MODEL_URI = "anomaly.model_uri"
 TAG_MODEL_VERSION = "anomaly.model_version"
 TAG_KIND = "anomaly.kind"
 TAG_ERROR = "anomaly.error"
+TAG_NOTES = "anomaly.notes"
 _MODEL_CODE = Path(__file__).with_name("mlflow_model.py")
 _PACKAGE_DIR = Path(__file__).parent
 # MLflow limits a param value to 6000 characters.
