@@ -855,7 +855,8 @@ def _resample(
         per_bin = pd.Series(labels.astype(np.float64), index=time_index).resample(offset).max()
         labels = per_bin.reindex(means.index).fillna(0.0).to_numpy() > 0
     logger.info("%s: resampled %d rows to %d at %s", shown, len(values), len(means), offset.freqstr)
-    return means.to_numpy(dtype=np.float64), means.index.rename(time_index.name), labels
+    # A writable copy: gap filling works in place, and pandas' copy-on-write arrays are read-only.
+    return means.to_numpy(dtype=np.float64, copy=True), means.index.rename(time_index.name), labels
 
 
 # --------------------------------------------------------------------------------------------

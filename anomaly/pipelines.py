@@ -145,7 +145,10 @@ def train_pipeline(spec: Spec, *, on_epoch_end: EpochCallback | None = None) -> 
         if notes:
             tracking.set_tags({tracking.TAG_NOTES: "\n".join(notes)})
 
-        detector.fit(frame, on_epoch_end=report_epoch)
+        try:
+            detector.fit(frame, on_epoch_end=report_epoch)
+        except DataError as err:
+            raise DataError(f"{path}: {err}") from None  # name the file the problem is in
 
         best = int(np.argmin(detector.history_["val_loss"]))
         tracking.log_metrics({

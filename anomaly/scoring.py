@@ -15,9 +15,10 @@ import numpy as np
 # MAD of a normal distribution times this is its standard deviation.
 _MAD_TO_STD = 1.4826
 # Floor for a feature's residual scale, in scaled units (the scaler makes features unit
-# variance). A constant or perfectly predicted feature would otherwise get a scale of ~0, and
-# float noise of 1e-6 would turn into enormous z.
-MIN_SCALE = 1e-3
+# variance): no feature is trusted to be predicted better than 1% of its standard deviation.
+# A constant or perfectly predicted feature would otherwise get a scale near 0, and float-level
+# wobble in its predictions would become enormous z. (The demo's real scales are 0.17-0.24.)
+MIN_SCALE = 1e-2
 
 
 @dataclass(frozen=True)

@@ -132,7 +132,7 @@ def test_a_failure_inside_a_run_marks_it_failed_with_the_error(mlflow_store):
     make_series(20, 0).to_csv(short)
     result = invoke("train", str(short), *TINY_OPTIONS)
     assert result.exit_code == 2
-    assert result.stderr.startswith("error: the training series has 20 rows; at least 34 are needed")
+    assert result.stderr.startswith(f"error: {short}: the training series has 20 rows; at least 34 are needed")
     runs = MlflowClient().search_runs([MlflowClient().get_experiment_by_name("anomaly-short").experiment_id])
     assert [r.info.status for r in runs] == ["FAILED"]
     assert "at least 34 are needed" in runs[0].data.tags["anomaly.error"]
