@@ -68,3 +68,15 @@ def test_predict_sequence_aligns_prediction_t_with_step_t(keras):
     assert X_hat.shape == (30, 2) and np.isnan(X_hat[0]).all()
     direct = np.asarray(model(X[None]))[0]  # output k predicts step k + 1
     np.testing.assert_allclose(X_hat[1:], direct[:-1], atol=1e-5)
+
+
+def test_loading_refuses_a_network_that_carries_code(keras, tmp_path):
+    """safe_mode=True: a .keras file with a Lambda layer (arbitrary Python) is not executed."""
+    from anomaly.model import load_model
+
+    inputs = keras.Input(shape=(None, 2))
+    outputs = keras.layers.Lambda(lambda x: x * 2)(inputs)
+    path = tmp_path / "evil.keras"
+    keras.Model(inputs, outputs).save(path)
+    with pytest.raises(ValueError, match="(?i)unsafe|safe_mode"):
+        load_model(path)
