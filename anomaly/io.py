@@ -181,6 +181,7 @@ def read_series(
     columns: Sequence[str] | None = None,
     max_gap: int = 3,
     resample: str | None = None,
+    columns_role: str = "columns entry",
 ) -> Series:
     """Read and validate a multivariate time series.
 
@@ -204,6 +205,9 @@ def read_series(
         A pandas frequency (``"5min"``, ``"1h"``): put the rows on that regular grid, averaging
         the rows of each bin (labels: any). Empty bins become missing values, filled or reported
         as gaps like any other. Needs a time column of timestamps.
+    columns_role : str, default "columns entry"
+        What ``columns`` are to the caller, for the message when one is missing (scoring says
+        "the model's feature").
 
     Returns
     -------
@@ -220,7 +224,9 @@ def read_series(
     wanted = _check_columns_option(columns, shown)
     raw = read_table(path)
     available = [str(name) for name in raw.columns]
-    _check_named_columns(shown, available, time_col=time_col, label_col=label_col, columns=wanted)
+    _check_named_columns(
+        shown, available, time_col=time_col, label_col=label_col, columns=wanted, columns_role=columns_role
+    )
 
     if time_col is None:
         time_col = _detect_time_column(raw, exclude={label_col, *(wanted or [])})
@@ -546,14 +552,20 @@ def _check_columns_option(columns: Sequence[str] | None, shown: str) -> list[str
 
 
 def _check_named_columns(
-    shown: str, available: list[str], *, time_col: str | None, label_col: str | None, columns: list[str] | None
+    shown: str,
+    available: list[str],
+    *,
+    time_col: str | None,
+    label_col: str | None,
+    columns: list[str] | None,
+    columns_role: str = "columns entry",
 ) -> None:
     """Every explicitly named column must exist, and no column may play two roles."""
-    named = [("time_col", time_col), ("label_col", label_col)] + [("columns", name) for name in columns or []]
-    for option, name in named:
+    named = [("time_col", time_col), ("label_col", label_col)] + [(columns_role, name) for name in columns or []]
+    for role, name in named:
         if name is not None and name not in available:
             raise DataError(
-                f"{shown}: {option}{' entry' if option == 'columns' else ''} {name!r} is not a column of the file"
+                f"{shown}: {role} {name!r} is not a column of the file"
                 f"{_did_you_mean(name, available)}; "
                 f"available columns: {_list_names(available)}"
             )

@@ -264,6 +264,7 @@ def score_pipeline(
     series = read_series(
         file, time_col=spec.data.time_col, label_col=spec.data.label_col,
         columns=detector.feature_names_in_, max_gap=spec.data.max_gap, resample=spec.data.resample,
+        columns_role="the model's feature",
     )
     notes = data_notes(series, file, spec.data.max_gap, scoring=True)
     minimum = detector.warmup_steps + 2
