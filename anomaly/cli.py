@@ -190,10 +190,9 @@ def _say(as_json: bool) -> Any:
     return lambda message="": click.echo(message, err=as_json)
 
 
-def _store_hint(run_url: str, uri: str) -> str:
-    if uri.startswith("sqlite:///") and Path(uri[len("sqlite:///"):]).resolve() == (Path.cwd() / "mlflow.db").resolve():
-        return f"Review it: run `mlflow ui` in {Path.cwd()}, then open {run_url}"
-    return f"Review it: run `mlflow ui --backend-store-uri {uri}`, then open {run_url}"
+def _store_hint(run_url: str) -> str:
+    # `anomaly ui` serves the store in effect here, default or MLFLOW_TRACKING_URI alike.
+    return f"Review it: run `anomaly ui` here ({Path.cwd()}), then open {run_url}"
 
 
 @cli.command()
@@ -224,7 +223,7 @@ def train(file: Path | None, pipeline: Path | None, as_json: bool, **overrides: 
     say(f"Model: {result.model_uri}  (run {result.run_id}, experiment '{spec.experiment_name}')")
     if spec.tracking.alias:
         say(f"  also models:/{spec.model_name}@{spec.tracking.alias}")
-    say(_store_hint(tracking.run_url(result.run_id), tracking.tracking_uri()))
+    say(_store_hint(tracking.run_url(result.experiment_id, result.run_id)))
     if as_json:
         click.echo(json.dumps({"run_id": result.run_id, "model_uri": result.model_uri}))
 
@@ -261,7 +260,7 @@ def score(file: Path, model_uri: str | None, output: Path | None, pipeline: Path
     if len(result.events) > len(top):
         say(f"    ... {len(result.events) - len(top)} more stretches in the run's results/events.csv")
     say(f"Results: {result.output}")
-    say(_store_hint(tracking.run_url(result.run_id), tracking.tracking_uri()))
+    say(_store_hint(tracking.run_url(result.experiment_id, result.run_id)))
     if as_json:
         click.echo(json.dumps({"run_id": result.run_id, "rows": result.rows, "flagged": result.flagged, "output": str(result.output)}))
 

@@ -174,10 +174,9 @@ def log_figure(figure: Any, artifact_file: str) -> None:
     mlflow.log_figure(figure, artifact_file)
 
 
-def run_url(run_id: str) -> str:
-    """Where the run appears in ``mlflow ui`` (default host and port)."""
-    info = MlflowClient().get_run(run_id).info
-    return f"http://127.0.0.1:5000/#/experiments/{info.experiment_id}/runs/{run_id}"
+def run_url(experiment_id: str, run_id: str) -> str:
+    """Where the run appears in ``mlflow ui`` / ``anomaly ui`` (default host and port)."""
+    return f"http://127.0.0.1:5000/#/experiments/{experiment_id}/runs/{run_id}"
 
 
 def _pip_requirements() -> list[str]:

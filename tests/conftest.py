@@ -40,9 +40,14 @@ def plant_spike(frame: pd.DataFrame, at: int, feature: int = 1, size: float = 4.
     return out
 
 
+def use_store(patch: pytest.MonkeyPatch, directory: Path) -> Path:
+    """Work in ``directory`` with its sqlite MLflow store, as the CLI run there would."""
+    patch.chdir(directory)
+    patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{directory / 'mlflow.db'}")
+    return directory
+
+
 @pytest.fixture
 def mlflow_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh sqlite MLflow store in a temporary working directory, as the CLI sees it."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
-    return tmp_path
+    return use_store(monkeypatch, tmp_path)

@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from anomaly.cli import cli
-from tests.conftest import make_series
+from tests.conftest import make_series, use_store
 from tests.test_cli import TINY_OPTIONS
 
 pytestmark = pytest.mark.slow
@@ -27,8 +27,7 @@ def store(tmp_path_factory) -> Path:
     """One store with one tiny trained model (features f0, f1, f2), shared by the scoring cases."""
     directory = tmp_path_factory.mktemp("store")
     with pytest.MonkeyPatch.context() as patch:
-        patch.chdir(directory)
-        patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{directory / 'mlflow.db'}")
+        use_store(patch, directory)
         make_series(600, 0).to_csv("plant.csv")
         result = CliRunner().invoke(cli, ["train", "plant.csv", *TINY_OPTIONS])
         assert result.exit_code == 0, result.output
@@ -37,9 +36,7 @@ def store(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def here(store: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(store)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store / 'mlflow.db'}")
-    return store
+    return use_store(monkeypatch, store)
 
 
 def run(*args: str):
@@ -146,8 +143,7 @@ def test_a_corrupted_model_artifact_is_refused(here, tmp_path, monkeypatch):
 
     copy = tmp_path / "copy"
     shutil.copytree(here, copy)
-    monkeypatch.chdir(copy)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{copy / 'mlflow.db'}")
+    use_store(monkeypatch, copy)
     # Artifact locations in the store are absolute: corrupt the original's network in place and
     # restore it afterwards.
     networks = list(here.glob("mlruns/**/artifacts/detector/network.keras"))

@@ -180,6 +180,13 @@ def test_scoring_a_file_without_a_trained_column_names_it(files, trained):
     assert not Path("results/partial_scores.csv").exists()
 
 
+def test_cli_cell_choices_mirror_the_model():
+    from anomaly.cli import _CELLS
+    from anomaly.model import CELLS
+
+    assert _CELLS == CELLS
+
+
 def test_help_is_fast_because_nothing_heavy_is_imported():
     code = "import sys, anomaly.cli; heavy = {'tensorflow', 'keras', 'mlflow', 'pandas', 'sklearn'} & set(sys.modules); assert not heavy, heavy"
     subprocess.run([sys.executable, "-c", code], check=True)
