@@ -115,7 +115,7 @@ def cli(verbose: int) -> None:
       anomaly train                      # the bundled demo (pipelines/default.yaml)
       anomaly train normal.csv           # your own CSV or Parquet file
       anomaly score new.csv              # with the latest trained model
-    Runs are logged to MLflow: run `mlflow ui` in the same directory to review them.
+    Runs are logged to MLflow: `anomaly ui` (or `mlflow ui`) in the same directory shows them.
     """
     _setup_logging(verbose)
 
