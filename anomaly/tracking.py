@@ -9,7 +9,6 @@ the same directory shows every run.
 from __future__ import annotations
 
 import io
-import json
 import logging
 import os
 import re
@@ -302,9 +301,10 @@ def resolve_model(uri: str | None, default_name: str | None = None) -> ResolvedM
     match = _MODELS_URI.match(uri)
     if match and match["version"] == "latest":
         uri = _latest_version_uri(match["name"])
+        match = _MODELS_URI.match(uri)
     try:
-        info = mlflow.models.get_model_info(uri)
         local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri))
+        info = mlflow.models.Model.load(local)  # the MLmodel file just fetched: no second round trip
     except (MlflowException, OSError) as err:
         message = getattr(err, "message", str(err)).splitlines()[0]
         raise ModelNotFoundError(f"model {uri!r} not found in the tracking store {tracking_uri()}: {message}") from None
@@ -312,7 +312,6 @@ def resolve_model(uri: str | None, default_name: str | None = None) -> ResolvedM
     if DETECTOR_ARTIFACT not in artifacts:
         raise ModelNotFoundError(f"model {uri!r} was not logged by 'anomaly train' (it has no {DETECTOR_ARTIFACT!r} artifact)")
     version = None
-    match = _MODELS_URI.match(uri)
     if match and match["name"] and not match["name"].startswith("m-"):
         client = MlflowClient()
         if match["alias"]:
@@ -333,6 +332,3 @@ def resolve_model(uri: str | None, default_name: str | None = None) -> ResolvedM
         version=str(version) if version is not None else None,
     )
 
-
-def log_json(data: Any, artifact_file: str) -> None:
-    mlflow.log_text(json.dumps(data, indent=2, default=str), artifact_file)
