@@ -12,7 +12,7 @@ import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -21,9 +21,13 @@ from anomaly import __version__
 from anomaly.errors import DataError, NotFittedError
 from anomaly.model import CELLS, EpochCallback
 from anomaly.preprocessing import Scaling, chronological_split, fit_scaling
-from anomaly.scoring import ResidualStats, aggregate, find_events, fit_residual_stats, normalise, residuals
+from anomaly.scoring import AGGREGATIONS, ResidualStats, aggregate, fit_residual_stats, normalise
+from anomaly.smoothing import ewma
 from anomaly.thresholds import THRESHOLD_METHODS, apply_threshold, fit_threshold
 from anomaly.windowing import next_step_pairs, valid_windows
+
+if TYPE_CHECKING:
+    from anomaly.streaming import StreamPredictor, StreamScorer
 
 logger = logging.getLogger(__name__)
 
@@ -56,12 +60,30 @@ class Detector:
     validation_fraction : float
         Share of the training series, at its end, held back for early stopping and for
         calibrating the residual statistics and the threshold.
-    threshold_method : {"quantile"}
+    threshold_method : {"quantile", "pot", "dynamic"}
+        How the threshold is fitted on the calibration scores (see :mod:`anomaly.thresholds`):
+        an empirical quantile, peaks-over-threshold extreme value theory (SPOT), or telemanom's
+        nonparametric dynamic threshold with pruning.
     threshold_quantile : float
-        Quantile of the calibration scores used as the threshold.
+        ``"quantile"``: the quantile of the calibration scores used as the threshold.
+    threshold_level : float
+        ``"pot"``: the quantile above which the tail is modelled.
+    threshold_risk : float
+        ``"pot"``: the probability of a normal score exceeding the threshold.
+    threshold_min_decrease : float
+        ``"dynamic"``: the pruning ratio p.
+    aggregation : {"rms", "mean_abs", "max_abs"}
+        How the features' normalised residuals become one score per timestep.
+    smoothing_span : float
+        Span of the EWMA applied to the score (1: none). Calibration scores are smoothed the
+        same way before the threshold is fitted.
     warmup_steps : int
         Leading steps of every scored series that are not scored (score NaN, never flagged):
         the network starts from a blank state and needs a few steps of context.
+    block : int
+        Steps per block in scoring; blocks run side by side (see :mod:`anomaly.streaming`).
+    burn_in : int or None
+        Steps before each block that rebuild its state; default ``window_size``.
     random_state : int
         Seed for weight initialisation, shuffling and dropout.
 
@@ -94,7 +116,14 @@ class Detector:
         validation_fraction: float = 0.2,
         threshold_method: str = "quantile",
         threshold_quantile: float = 0.999,
+        threshold_level: float = 0.98,
+        threshold_risk: float = 1e-4,
+        threshold_min_decrease: float = 0.13,
+        aggregation: str = "rms",
+        smoothing_span: float = 1.0,
         warmup_steps: int = 10,
+        block: int = 512,
+        burn_in: int | None = None,
         random_state: int = 0,
     ) -> None:
         self.window_size = window_size
@@ -109,7 +138,14 @@ class Detector:
         self.validation_fraction = validation_fraction
         self.threshold_method = threshold_method
         self.threshold_quantile = threshold_quantile
+        self.threshold_level = threshold_level
+        self.threshold_risk = threshold_risk
+        self.threshold_min_decrease = threshold_min_decrease
+        self.aggregation = aggregation
+        self.smoothing_span = smoothing_span
         self.warmup_steps = warmup_steps
+        self.block = block
+        self.burn_in = burn_in
         self.random_state = random_state
 
     def get_params(self) -> dict[str, Any]:
@@ -119,7 +155,8 @@ class Detector:
             for name in (
                 "window_size", "stride", "cell", "units", "dropout", "epochs", "batch_size",
                 "learning_rate", "patience", "validation_fraction", "threshold_method",
-                "threshold_quantile", "warmup_steps", "random_state",
+                "threshold_quantile", "threshold_level", "threshold_risk", "threshold_min_decrease",
+                "aggregation", "smoothing_span", "warmup_steps", "block", "burn_in", "random_state",
             )
         }
 
@@ -184,6 +221,7 @@ class Detector:
             self.n_features_in_, cell=self.cell, units=self.units, dropout=self.dropout,
             learning_rate=self.learning_rate,
         )
+        self._recurrence_ = None  # a new network needs a new compiled pass
         self.history_ = network.fit_model(
             self.model_, inputs, targets, validation=validation, epochs=self.epochs,
             batch_size=self.batch_size, patience=self.patience, seed=self.random_state,
@@ -195,9 +233,18 @@ class Detector:
         # the warm-up of a scored series is.
         calibration = self._residuals(scaled)[cut:]
         self.residual_stats_ = fit_residual_stats(calibration)
-        calibration_scores = aggregate(normalise(calibration, self.residual_stats_))
+        calibration_scores, _ = ewma(
+            aggregate(normalise(calibration, self.residual_stats_), self.aggregation), self.smoothing_span
+        )
         self.calibration_scores_ = calibration_scores  # (K,) kept for plots; not saved
-        self.threshold_ = fit_threshold(calibration_scores, self.threshold_method, self.threshold_quantile)
+        try:
+            self.threshold_ = fit_threshold(
+                calibration_scores, self.threshold_method, self.threshold_quantile,
+                pot_level=self.threshold_level, risk=self.threshold_risk,
+                min_decrease=self.threshold_min_decrease,
+            )
+        except ValueError as err:  # e.g. too few calibration scores for a tail fit
+            raise DataError(f"cannot fit the {self.threshold_method!r} threshold on the held-back part: {err}") from None
         self.calibration_summary_ = {
             "calibration_rows": float(len(calibration)),
             "calibration_score_median": float(np.nanmedian(calibration_scores)),
@@ -205,7 +252,7 @@ class Detector:
             "calibration_score_max": float(np.nanmax(calibration_scores)),
             "calibration_flagged_fraction": float(apply_threshold(calibration_scores, self.threshold_).mean()),
         }
-        logger.info("threshold %.4f (%s %.4f of calibration scores)", self.threshold_, self.threshold_method, self.threshold_quantile)
+        logger.info("threshold %.4f (%s, fitted on %d calibration scores)", self.threshold_, self.threshold_method, int(np.sum(~np.isnan(calibration_scores))))
         return self
 
     def _check_params(self) -> None:
@@ -222,7 +269,14 @@ class Detector:
             ("validation_fraction", 0.0 < self.validation_fraction < 1.0, "a float in (0, 1)"),
             ("threshold_method", self.threshold_method in THRESHOLD_METHODS, f"one of {THRESHOLD_METHODS}"),
             ("threshold_quantile", 0.0 < self.threshold_quantile < 1.0, "a float in (0, 1)"),
+            ("threshold_level", 0.0 < self.threshold_level < 1.0, "a float in (0, 1)"),
+            ("threshold_risk", 0.0 < self.threshold_risk < 1.0 - self.threshold_level, "a float in (0, 1 - threshold_level)"),
+            ("threshold_min_decrease", 0.0 < self.threshold_min_decrease < 1.0, "a float in (0, 1)"),
+            ("aggregation", self.aggregation in AGGREGATIONS, f"one of {AGGREGATIONS}"),
+            ("smoothing_span", self.smoothing_span >= 1, "a number >= 1"),
             ("warmup_steps", isinstance(self.warmup_steps, int) and self.warmup_steps >= 0, "an int >= 0"),
+            ("block", isinstance(self.block, int) and self.block >= 1, "an int >= 1"),
+            ("burn_in", self.burn_in is None or (isinstance(self.burn_in, int) and self.burn_in >= 0), "None or an int >= 0"),
         ]
         for name, ok, expected in checks:
             if not ok:
@@ -277,29 +331,47 @@ class Detector:
 
     def _score_arrays(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Scores (L,) and normalised residuals (L, D) of an (L, D) series in training order."""
-        z = normalise(self._residuals(self.scaling_.transform(values)), self.residual_stats_)
-        return aggregate(z), z
+        chunk = self.stream().feed(values)
+        return chunk.scores, chunk.z
+
+    def stream(self) -> "StreamScorer":
+        """A scorer to feed a long series chunk by chunk (see :mod:`anomaly.streaming`).
+
+        Feeding the whole series at once gives the same scores as :meth:`score`; so does feeding
+        it in chunks of any size.
+        """
+        from anomaly.streaming import StreamScorer
+
+        self._check_is_fitted()
+        return StreamScorer(self)
+
+    def _predictor(self) -> "StreamPredictor":
+        from anomaly.inference import Recurrence
+        from anomaly.streaming import StreamPredictor
+
+        if getattr(self, "_recurrence_", None) is None:
+            # Compiled once per fitted network; every scorer of this detector shares it.
+            self._recurrence_ = Recurrence(self.model_, self.cell)
+        return StreamPredictor(
+            self._recurrence_, block=self.block,
+            burn_in=self.window_size if self.burn_in is None else self.burn_in, warmup_steps=self.warmup_steps,
+        )
 
     def _residuals(self, scaled: np.ndarray) -> np.ndarray:
-        """Next-step residuals of a scaled (L, D) series, one recurrent pass per gap-free segment.
+        """Next-step residuals of a scaled (L, D) series, as scoring computes them.
 
         Returns
         -------
         ndarray of shape (L, D)
             NaN in gaps (rows with a missing value) and in the first ``warmup_steps`` + 1 rows
-            of every segment: step 0 of a segment has no prediction, and after it the network
+            of every gap-free stretch: its step 0 has no prediction, and after it the network
             runs from a blank state. On the demo the first prediction of a cold start scored
             above the threshold in every case measured and later ones were normal, so a few
             more steps are left out for margin.
         """
-        from anomaly import model as network
-
-        out = np.full(scaled.shape, np.nan)
-        for first, last in find_events(~np.isnan(scaled).any(axis=1)):
-            segment = scaled[first : last + 1]
-            part = residuals(segment, network.predict_sequence(self.model_, segment))
-            part[: self.warmup_steps + 1] = np.nan
-            out[first : last + 1] = part
+        predictions, scored = self._predictor().feed(scaled)
+        out = scaled - predictions
+        out[~scored] = np.nan
         return out
 
     # ------------------------------------------------------------ save/load

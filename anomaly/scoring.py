@@ -96,19 +96,32 @@ def normalise(residuals: np.ndarray, stats: ResidualStats) -> np.ndarray:
     return (residuals - stats.center) / stats.scale
 
 
-def aggregate(z: np.ndarray) -> np.ndarray:
-    """Per-timestep anomaly score: root mean square of z over features.
+AGGREGATIONS = ("rms", "mean_abs", "max_abs")
+
+
+def aggregate(z: np.ndarray, method: str = "rms") -> np.ndarray:
+    """Per-timestep anomaly score from the features' normalised residuals.
 
     Parameters
     ----------
     z : ndarray of shape (L, D)
+    method : {"rms", "mean_abs", "max_abs"}
+        ``"rms"``: root mean square of z over features (default; a broad error across many
+        features and a large error in one both count). ``"mean_abs"``: mean |z|, less swayed by
+        one feature. ``"max_abs"``: the largest |z|, the most sensitive to a single feature.
 
     Returns
     -------
     scores : ndarray of shape (L,)
         NaN where any feature's z is NaN.
     """
-    return np.sqrt(np.mean(np.square(z), axis=1))
+    if method == "rms":
+        return np.sqrt(np.mean(np.square(z), axis=1))
+    if method == "mean_abs":
+        return np.mean(np.abs(z), axis=1)
+    if method == "max_abs":
+        return np.max(np.abs(z), axis=1)
+    raise ValueError(f"unknown aggregation {method!r}; expected one of {AGGREGATIONS}")
 
 
 def find_events(flags: np.ndarray) -> list[tuple[int, int]]:
