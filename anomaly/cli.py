@@ -23,7 +23,12 @@ import click
 from anomaly import __version__
 from anomaly.errors import AnomalyError
 
-_CELLS = ("simplernn", "lstm", "gru")  # mirrors anomaly.model.CELLS, which this module must not import
+# Mirrors of anomaly.model.CELLS, anomaly.thresholds.THRESHOLD_METHODS and
+# anomaly.scoring.AGGREGATIONS, which this module must not import (start-up time);
+# tests/test_cli.py checks they agree.
+_CELLS = ("simplernn", "lstm", "gru")
+_THRESHOLD_METHODS = ("quantile", "pot", "dynamic")
+_AGGREGATIONS = ("rms", "mean_abs", "max_abs")
 
 
 class _UserError(click.ClickException):
@@ -139,7 +144,16 @@ _TRAIN_OPTIONS = [
     ("--learning-rate", "learning_rate", float, "Adam learning rate."),
     ("--patience", "patience", int, "Epochs without val_loss improvement before stopping."),
     ("--validation-fraction", "validation_fraction", float, "Tail of the training series held back for early stopping and calibration."),
-    ("--threshold-quantile", "threshold_quantile", float, "Quantile of calibration scores used as the threshold."),
+    ("--threshold-method", "threshold_method", click.Choice(_THRESHOLD_METHODS),
+     "How the threshold is fitted on calibration scores: quantile, pot (extreme values, SPOT) or dynamic (telemanom)."),
+    ("--threshold-quantile", "threshold_quantile", float, "quantile: the calibration-score quantile used as the threshold."),
+    ("--threshold-level", "threshold_level", float, "pot: the quantile above which the tail is modelled."),
+    ("--threshold-risk", "threshold_risk", float, "pot: the chance of a normal score above the threshold."),
+    ("--threshold-min-decrease", "threshold_min_decrease", float, "dynamic: telemanom's pruning ratio."),
+    ("--aggregation", "aggregation", click.Choice(_AGGREGATIONS), "How features' normalised residuals combine into a score."),
+    ("--smoothing-span", "smoothing_span", float, "EWMA span of the score (1: no smoothing)."),
+    ("--event-gap", "event_gap", int, "Flagged runs at most this many steps apart are reported as one event."),
+    ("--event-min-length", "event_min_length", int, "Events shorter than this many steps are not reported."),
     ("--warmup-steps", "warmup_steps", int, "Leading steps of a scored series left unscored (network warm-up)."),
     ("--seed", "seed", int, "Random seed (weights, shuffling, dropout)."),
     ("--experiment", "experiment", str, "MLflow experiment (default: anomaly-<pipeline name>)."),
@@ -228,25 +242,46 @@ def train(file: Path | None, pipeline: Path | None, as_json: bool, **overrides: 
         click.echo(json.dumps({"run_id": result.run_id, "model_uri": result.model_uri}))
 
 
+_model_option = click.option(
+    "--model", "model_uri", default=None, metavar="URI",
+    help="runs:/<run_id>/model, models:/<name>/<version>, models:/<name>@<alias> (default: the latest registered version).",
+)
+
+
 @cli.command()
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--model", "model_uri", default=None, metavar="URI",
-              help="runs:/<run_id>/model, models:/<name>/<version>, models:/<name>@<alias> (default: the latest registered version).")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Results file, .csv or .parquet (default: results/<FILE stem>_scores.csv).")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, allow_dash=True, path_type=str))
+@_model_option
+@click.option("-o", "--output", type=click.Path(dir_okay=False, allow_dash=True, path_type=str), default=None,
+              help="Results file, .csv or .parquet, or - for CSV on stdout (default: results/<FILE stem>_scores.csv; "
+                   "stdout when FILE is -). Events go beside it as <stem>_events.csv and .json.")
+@click.option("--chunk-rows", type=click.IntRange(min=1), default=None,
+              help="Rows read and scored at a time (default 65536; 1 when FILE is -, so each line is answered at once). "
+                   "Scores do not depend on it.")
 @_pipeline_option
 @_spec_options(_DATA_OPTIONS)
 @_json_option
-def score(file: Path, model_uri: str | None, output: Path | None, pipeline: Path | None, as_json: bool, **overrides: Any) -> None:
-    """Score every timestep of FILE with a trained model; write and log the results."""
+def score(file: str, model_uri: str | None, output: str | None, chunk_rows: int | None, pipeline: Path | None,
+          as_json: bool, **overrides: Any) -> None:
+    """Score every timestep of FILE (CSV or Parquet; - reads CSV from stdin) with a trained model.
+
+    Reads, scores and writes in chunks, so memory stays bounded however long FILE is. The run
+    is logged to MLflow with the results, the events and the figures.
+    """
     from anomaly.spec import Spec, load_spec
 
-    say = _say(as_json)
+    from_stdin = file == "-"
+    if output is None and from_stdin:
+        output = "-"
+    # With results on stdout, everything meant for people goes to stderr.
+    say = _say(as_json or output == "-")
     spec = (load_spec(pipeline) if pipeline else Spec()).override(**overrides)
     from anomaly import pipelines, tracking
 
+    if chunk_rows is None:
+        chunk_rows = 1 if from_stdin else pipelines.DEFAULT_CHUNK_ROWS
     result = pipelines.score_pipeline(
-        spec, file, model_uri=model_uri, output=output, default_model_name=spec.model_name if pipeline else None
+        spec, file, model_uri=model_uri, output=output, default_model_name=spec.model_name if pipeline else None,
+        chunk_rows=chunk_rows,
     )
     for note in result.notes:
         say(f"note: {note}")
@@ -261,7 +296,7 @@ def score(file: Path, model_uri: str | None, output: Path | None, pipeline: Path
         say(f"    ... {len(result.events) - len(top)} more stretches in the run's results/events.csv")
     say(f"Results: {result.output}")
     say(_store_hint(tracking.run_url(result.experiment_id, result.run_id)))
-    if as_json:
+    if as_json and output != "-":
         click.echo(json.dumps({"run_id": result.run_id, "rows": result.rows, "flagged": result.flagged, "output": str(result.output)}))
 
 

@@ -77,6 +77,8 @@ class Detector:
     smoothing_span : float
         Span of the EWMA applied to the score (1: none). Calibration scores are smoothed the
         same way before the threshold is fitted.
+    event_gap, event_min_length : int
+        How flagged steps are grouped into reported events (see :mod:`anomaly.events`).
     warmup_steps : int
         Leading steps of every scored series that are not scored (score NaN, never flagged):
         the network starts from a blank state and needs a few steps of context.
@@ -121,6 +123,8 @@ class Detector:
         threshold_min_decrease: float = 0.13,
         aggregation: str = "rms",
         smoothing_span: float = 1.0,
+        event_gap: int = 0,
+        event_min_length: int = 1,
         warmup_steps: int = 10,
         block: int = 512,
         burn_in: int | None = None,
@@ -143,6 +147,8 @@ class Detector:
         self.threshold_min_decrease = threshold_min_decrease
         self.aggregation = aggregation
         self.smoothing_span = smoothing_span
+        self.event_gap = event_gap
+        self.event_min_length = event_min_length
         self.warmup_steps = warmup_steps
         self.block = block
         self.burn_in = burn_in
@@ -156,7 +162,7 @@ class Detector:
                 "window_size", "stride", "cell", "units", "dropout", "epochs", "batch_size",
                 "learning_rate", "patience", "validation_fraction", "threshold_method",
                 "threshold_quantile", "threshold_level", "threshold_risk", "threshold_min_decrease",
-                "aggregation", "smoothing_span", "warmup_steps", "block", "burn_in", "random_state",
+                "aggregation", "smoothing_span", "event_gap", "event_min_length", "warmup_steps", "block", "burn_in", "random_state",
             )
         }
 
@@ -274,6 +280,8 @@ class Detector:
             ("threshold_min_decrease", 0.0 < self.threshold_min_decrease < 1.0, "a float in (0, 1)"),
             ("aggregation", self.aggregation in AGGREGATIONS, f"one of {AGGREGATIONS}"),
             ("smoothing_span", self.smoothing_span >= 1, "a number >= 1"),
+            ("event_gap", isinstance(self.event_gap, int) and self.event_gap >= 0, "an int >= 0"),
+            ("event_min_length", isinstance(self.event_min_length, int) and self.event_min_length >= 1, "an int >= 1"),
             ("warmup_steps", isinstance(self.warmup_steps, int) and self.warmup_steps >= 0, "an int >= 0"),
             ("block", isinstance(self.block, int) and self.block >= 1, "an int >= 1"),
             ("burn_in", self.burn_in is None or (isinstance(self.burn_in, int) and self.burn_in >= 0), "None or an int >= 0"),

@@ -133,6 +133,9 @@ class Recurrence:
         _keras()  # silences TensorFlow before its first import
         import tensorflow as tf
 
+        # Each fitted or loaded network gets its own traced function; TensorFlow counts those
+        # traces together and warns about "retracing", which here is expected, not a problem.
+        logging.getLogger("tensorflow").setLevel(logging.ERROR)
         cell = self.cell
         first = self._layers[0]
         # Layer 0's input projection does not depend on the state: one large product for all

@@ -7,11 +7,15 @@ in one MLflow run. Nothing here prints: progress goes to the ``on_epoch_end`` ho
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -19,15 +23,22 @@ import pandas as pd
 from anomaly import plots, tracking
 from anomaly.detector import FLAG_COLUMN, SCORE_COLUMN, Z_PREFIX, Detector
 from anomaly.errors import DataError, SpecError
-from anomaly.io import Series, fingerprint, read_series, sampling_note, write_table
+from anomaly.io import Series, _umask, fingerprint, read_series, sampling_note, write_table
 from anomaly.model import EpochCallback
-from anomaly.scoring import feature_shares, find_events
+from anomaly.results import FULL_ROWS, ResultCollector
+from anomaly.sinks import STDOUT, ResultsSink
 from anomaly.spec import Spec, dump_spec
+from anomaly.stream import iter_series
+from anomaly.streaming import ScoredChunk
 
 logger = logging.getLogger(__name__)
 
 # Rows of the training data logged with the model as its input example.
 _EXAMPLE_ROWS = 20
+STDIN = "-"
+# Rows read and scored at a time from a file. Standard input goes row by row unless told
+# otherwise (a live feed should not wait for 65536 rows before its first score).
+DEFAULT_CHUNK_ROWS = 65536
 
 
 @dataclass(frozen=True)
@@ -59,7 +70,7 @@ class ScoreResult:
     flagged: int
     threshold: float
     events: pd.DataFrame = field(repr=False)
-    output: Path
+    output: Path | str
     seconds: float
     gap_rows: int = 0
     notes: list[str] = field(default_factory=list)
@@ -180,50 +191,82 @@ def train_pipeline(spec: Spec, *, on_epoch_end: EpochCallback | None = None) -> 
     )
 
 
-def event_table(
-    results: pd.DataFrame, feature_names: list[str], spans: list[tuple[int, int]], top_k: int = 3
-) -> pd.DataFrame:
-    """Stretches of consecutive flagged timesteps, with their top contributing features.
-
-    Parameters
-    ----------
-    results : DataFrame of shape (L, 3 + D)
-        Output of :meth:`Detector.score`, indexed by time.
-    feature_names : list of str
-        The D features, in the order of the ``z_`` columns.
-    spans : list of (first, last)
-        The flagged stretches as inclusive positions (:func:`anomaly.scoring.find_events`).
-    top_k : int
-        How many features to name per event.
-
-    Returns
-    -------
-    DataFrame with one row per event
-        ``start``, ``end`` (index labels, inclusive), ``steps``, ``peak_score``, ``peak_at``,
-        ``top_features`` (``"name:share;..."``, largest share first).
-    """
-    scores = results[SCORE_COLUMN].to_numpy()
-    z = results[[Z_PREFIX + n for n in feature_names]].to_numpy()
-    rows = []
-    for first, last in spans:
-        shares = feature_shares(z[first : last + 1])
-        order = np.argsort(-shares)[:top_k]
-        peak = first + int(np.nanargmax(scores[first : last + 1]))
-        rows.append({
-            "start": results.index[first],
-            "end": results.index[last],
-            "steps": last - first + 1,
-            "peak_score": float(scores[peak]),
-            "peak_at": results.index[peak],
-            "top_features": ";".join(f"{feature_names[j]}:{shares[j]:.2f}" for j in order if shares[j] > 0),
-        })
-    columns = ["start", "end", "steps", "peak_score", "peak_at", "top_features"]
-    return pd.DataFrame(rows, columns=columns)
-
-
 def default_output(file: Path) -> Path:
     """Where results go when no ``--output`` is given: ``results/<stem>_scores.csv``."""
     return Path("results") / f"{file.stem}_scores.csv"
+
+
+def events_paths(output: Path) -> tuple[Path, Path]:
+    """The events files beside a results file: ``<stem>_events.csv`` and ``<stem>_events.json``."""
+    stem = output.stem[: -len("_scores")] if output.stem.endswith("_scores") else output.stem
+    return output.with_name(f"{stem}_events.csv"), output.with_name(f"{stem}_events.json")
+
+
+@dataclass
+class _Input:
+    """The scored input as a sequence of chunks, and what is known about it once read."""
+
+    chunks: Iterator[tuple[pd.DataFrame, np.ndarray | None]]
+    shown: str
+    stream: Any = None
+    series: Series | None = None
+
+    def fingerprint(self) -> str:
+        return self.stream.fingerprint if self.stream is not None else fingerprint(self.series.source)
+
+    def notes(self, index: pd.Index, max_gap: int) -> list[str]:
+        if self.series is not None:
+            return data_notes(self.series, Path(self.shown), max_gap, scoring=True)
+        notes = []
+        stream = self.stream
+        if stream.gap_count:
+            first, last = stream.gap_labels[0]
+            notes.append(
+                f"{self.shown}: {stream.gap_rows} rows in {stream.gap_count} gap(s) of more than max_gap={max_gap} "
+                f"missing values were not scored (first: {first} .. {last})"
+            )
+        irregular = sampling_note(index)
+        if irregular:
+            notes.append(f"{self.shown}: {irregular}")
+        if stream.unused_columns:
+            notes.append(f"{self.shown}: ignored column(s) the model was not trained on: {', '.join(stream.unused_columns)}")
+        return notes
+
+
+def _open_input(spec: Spec, source: str | Path, features: list[str], chunk_rows: int) -> _Input:
+    """Chunks of the input: streamed from the file or stdin, or read whole when resampling."""
+    shown = "<stdin>" if str(source) == STDIN else str(source)
+    if spec.data.resample is None:
+        stream = iter_series(
+            STDIN if str(source) == STDIN else Path(source), time_col=spec.data.time_col,
+            label_col=spec.data.label_col, columns=features, max_gap=spec.data.max_gap,
+            chunk_rows=chunk_rows, columns_role="the model's feature",
+        )
+        chunks = ((c.frame, None if c.labels is None else c.labels.to_numpy(dtype=bool)) for c in stream)
+        return _Input(chunks=chunks, shown=shown, stream=stream)
+    if str(source) == STDIN:
+        raise DataError("--resample needs the whole series: give a file, not standard input")
+    # Putting rows on a time grid needs the whole series: read it at once.
+    series = read_series(
+        source, time_col=spec.data.time_col, label_col=spec.data.label_col, columns=features,
+        max_gap=spec.data.max_gap, resample=spec.data.resample, columns_role="the model's feature",
+    )
+    labels = None if series.labels is None else series.labels.to_numpy(dtype=bool)
+    chunks = (
+        (series.frame.iloc[i : i + chunk_rows], None if labels is None else labels[i : i + chunk_rows])
+        for i in range(0, len(series.frame), chunk_rows)
+    )
+    return _Input(chunks=chunks, shown=shown, series=series)
+
+
+def result_frame(detector: Detector, frame: pd.DataFrame, chunk: ScoredChunk) -> pd.DataFrame:
+    """The per-timestep results of one chunk: ``score``, ``threshold``, ``is_anomaly``, ``z_*``."""
+    out = pd.DataFrame(
+        {SCORE_COLUMN: chunk.scores, "threshold": detector.threshold_, FLAG_COLUMN: chunk.flags},
+        index=frame.index,
+    )
+    z = pd.DataFrame(chunk.z, index=frame.index, columns=[Z_PREFIX + n for n in detector.feature_names_in_])
+    return pd.concat([out, z], axis=1)
 
 
 def score_pipeline(
@@ -233,47 +276,44 @@ def score_pipeline(
     model_uri: str | None = None,
     output: str | Path | None = None,
     default_model_name: str | None = None,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
 ) -> ScoreResult:
-    """Score a series with a logged model, write the results, and log a scoring run.
+    """Score a series chunk by chunk with a logged model, write the results, log a scoring run.
 
     Parameters
     ----------
     spec : Spec
         Supplies how to read the file (time and label columns, gap policy).
-    file : path
+    file : path or "-"
+        The series; ``-`` reads CSV from standard input.
     model_uri : str, optional
         See :func:`anomaly.tracking.resolve_model`; default: the latest registered version of
         ``default_model_name`` (or of any model).
-    output : path, optional
-        CSV or Parquet results file; default :func:`default_output`. Replaced atomically.
+    output : path or "-", optional
+        CSV or Parquet results file, replaced atomically once the whole series is scored; ``-``
+        writes CSV to standard output as each chunk is scored. Default: ``-`` for standard
+        input, else :func:`default_output`.
     default_model_name : str, optional
+    chunk_rows : int
+        Rows read and scored at a time. The scores do not depend on it.
 
     Returns
     -------
     ScoreResult
     """
     start = time.perf_counter()
-    file = Path(file)
-    output = Path(output) if output is not None else default_output(file)
-    try:
-        output.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise DataError(f"--output {output}: cannot create its directory ({err.strerror})") from None
+    from_stdin = str(file) == STDIN
+    if output is None:
+        output = STDOUT if from_stdin else default_output(Path(file))
+    to_stdout = str(output) == STDOUT
+    output = STDOUT if to_stdout else Path(output)
+    if not isinstance(chunk_rows, int) or chunk_rows < 1:
+        raise DataError(f"--chunk-rows must be an int >= 1; got {chunk_rows!r}")
     resolved = tracking.resolve_model(model_uri, default_model_name)
     detector = Detector.load(resolved.detector_dir)
-    series = read_series(
-        file, time_col=spec.data.time_col, label_col=spec.data.label_col,
-        columns=detector.feature_names_in_, max_gap=spec.data.max_gap, resample=spec.data.resample,
-        columns_role="the model's feature",
-    )
-    notes = data_notes(series, file, spec.data.max_gap, scoring=True)
-    minimum = detector.warmup_steps + 2
-    if len(series.frame) < minimum:
-        raise DataError(
-            f"{file}: {len(series.frame)} rows; scoring needs at least {minimum} "
-            f"(the first {detector.warmup_steps + 1} only give the network context)"
-        )
-    description = f"Scored `{file.name}` with model `{resolved.uri}`"
+    source = _open_input(spec, file, detector.feature_names_in_, chunk_rows)
+    name = "stdin" if from_stdin else Path(file).stem
+    description = f"Scored `{source.shown}` with model `{resolved.uri}`"
     if resolved.training_run_id and resolved.experiment_id:
         description += (
             f" from training run [{resolved.training_run_id}]"
@@ -285,51 +325,102 @@ def score_pipeline(
     if resolved.version:
         tags[tracking.TAG_MODEL_VERSION] = resolved.version
 
-    if notes:
-        tags[tracking.TAG_NOTES] = "\n".join(notes)
     with tracking.run(
         experiment_id=resolved.experiment_id,
         experiment_name=None if resolved.experiment_id else spec.experiment_name,
-        run_name=f"score-{file.stem}",
+        run_name=f"score-{name}",
         tags=tags,
         description=description + ".",
     ) as active:
-        tracking.log_params({
-            "data.file": str(file), "data.sha256": fingerprint(file), "data.rows": len(series.frame),
-            "model_uri": resolved.uri, "output": str(output),
-        })
-        results = detector.score(series.frame)
-        spans = find_events(results[FLAG_COLUMN].to_numpy())
-        events = event_table(results, detector.feature_names_in_, spans)
-        write_table(results, output)
-        tracking.log_artifact(output, "results")
-        gaps = pd.DataFrame(
-            [(series.frame.index[a], series.frame.index[b], b - a + 1) for a, b in series.gaps],
-            columns=["start", "end", "rows"],
+        tracking.log_params({"data.file": source.shown, "model_uri": resolved.uri, "output": str(output),
+                             "chunk_rows": chunk_rows})
+        sink = ResultsSink(output)
+        collector = ResultCollector(
+            detector.feature_names_in_, event_gap=detector.event_gap, event_min_length=detector.event_min_length
         )
-        gap_rows = sum(b - a + 1 for a, b in series.gaps)
+        scorer = detector.stream()
+        try:
+            for frame, labels in source.chunks:
+                results = result_frame(detector, frame, scorer.feed(frame.to_numpy(dtype=np.float64)))
+                sink.write(results)
+                collector.add(frame, results, labels)
+            collector.finish()
+            minimum = detector.warmup_steps + 2
+            if collector.rows < minimum:
+                raise DataError(
+                    f"{source.shown}: {collector.rows} rows; scoring needs at least {minimum} "
+                    f"(the first {detector.warmup_steps + 1} only give the network context)"
+                )
+            written = sink.commit()
+        except BaseException:
+            sink.abort()
+            raise
+        scores, flags = collector.scores, collector.flags
+        index = collector.index
+        notes = source.notes(index, spec.data.max_gap)
+        if notes:
+            tracking.set_tags({tracking.TAG_NOTES: "\n".join(notes)})
+        tracking.log_params({"data.sha256": source.fingerprint(), "data.rows": collector.rows})
+        events = collector.event_table()
+        if written is not None:
+            tracking.log_artifact(written, "results")
         with tempfile.TemporaryDirectory(prefix="anomaly-events-") as tmp:
-            tracking.log_artifact(write_table(events, Path(tmp) / "events.csv", index=False), "results")
-            if gap_rows:
-                tracking.log_artifact(write_table(gaps, Path(tmp) / "gaps.csv", index=False), "results")
+            events_csv = write_table(events, Path(tmp) / "events.csv", index=False)
+            events_json = Path(tmp) / "events.json"
+            events_json.write_text(json.dumps(collector.event_records(), indent=1))
+            tracking.log_artifact(events_csv, "results")
+            tracking.log_artifact(events_json, "results")
+            if written is not None:
+                # Beside the results file, replaced atomically like it.
+                csv_path, json_path = events_paths(written)
+                write_table(events, csv_path, index=False)
+                write_text_atomic(events_json.read_text(), json_path)
+        plot_frame, plot_results = collector.plot_data()
+        thin = collector.thin
+        spans = [(e.start // thin, e.end // thin) for e in collector.events]
+        labels_all = collector.labels
+        label_series = None
+        if labels_all is not None:
+            label_series = pd.Series(labels_all[::thin], index=plot_frame.index)
         tracking.log_figure(
-            plots.scoring_figure(series.frame, results, spans, labels=series.labels),
+            plots.scoring_figure(plot_frame, plot_results, spans, labels=label_series, flagged=int(flags.sum()),
+                                total_rows=collector.rows),
             "plots/scores.png",
         )
-        close_ups = plots.events_figure(series.frame, results, spans)
-        if close_ups is not None:
-            tracking.log_figure(close_ups, "plots/events.png")
-        scored = int(results[SCORE_COLUMN].notna().sum())
-        flagged = int(results[FLAG_COLUMN].sum())
+        if thin == 1:
+            close_ups = plots.events_figure(plot_frame, plot_results, spans)
+            if close_ups is not None:
+                tracking.log_figure(close_ups, "plots/events.png")
+        else:
+            logger.info("series of %d rows: event close-ups (plots/events.png) are drawn only up to %d rows", collector.rows, FULL_ROWS)
+        scored = int(np.sum(~np.isnan(scores)))
+        flagged = int(flags.sum())
+        gap_rows = source.stream.gap_rows if source.stream is not None else sum(b - a + 1 for a, b in source.series.gaps)
         tracking.log_metrics({
-            "rows": len(results), "scored_rows": scored, "flagged": flagged, "events": len(events),
-            "gap_rows": gap_rows,
-            "flagged_fraction": flagged / max(scored, 1), "max_score": float(np.nanmax(results[SCORE_COLUMN])),
+            "rows": collector.rows, "scored_rows": scored, "flagged": flagged, "events": len(events),
+            "gap_rows": gap_rows, "flagged_fraction": flagged / max(scored, 1),
+            "max_score": float(np.nanmax(scores)) if scored else float("nan"),
+            "seconds": time.perf_counter() - start,
         })
         run_id, experiment_id = active.info.run_id, active.info.experiment_id
 
     return ScoreResult(
-        run_id=run_id, experiment_id=experiment_id, model_uri=resolved.uri, rows=len(results), scored=scored,
+        run_id=run_id, experiment_id=experiment_id, model_uri=resolved.uri, rows=collector.rows, scored=scored,
         flagged=flagged, threshold=detector.threshold_, events=events, output=output,
         seconds=time.perf_counter() - start, gap_rows=gap_rows, notes=notes,
     )
+
+
+def write_text_atomic(text: str, path: Path) -> Path:
+    """Write a text file through a temporary file and a rename, like :func:`anomaly.io.write_table`."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.chmod(tmp, 0o666 & ~_umask())  # a new file's usual permissions
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+

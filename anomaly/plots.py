@@ -73,6 +73,8 @@ def scoring_figure(
     events: Sequence[tuple[int, int]],
     labels: pd.Series | None = None,
     max_features: int = 6,
+    flagged: int | None = None,
+    total_rows: int | None = None,
 ) -> Figure:
     """The series with flagged stretches shaded, and the score against the threshold.
 
@@ -88,6 +90,9 @@ def scoring_figure(
         Known anomalies: drawn as a band under the score, beside the flags.
     max_features : int
         With more features, the ones with the largest share of flagged error are drawn.
+    flagged, total_rows : int, optional
+        Counts for the title when ``frame`` and ``results`` are already thinned (default:
+        counted from them).
     """
     features = list(frame.columns)
     if len(features) > max_features:
@@ -116,8 +121,9 @@ def scoring_figure(
         score_ax.plot([], [], color=_LABEL_COLOR, lw=6, label="labelled anomaly")
     score_ax.legend(loc="upper right")
     score_ax.set_xlabel(index.name or "step")
-    flagged = int(results["is_anomaly"].sum())
-    fig.suptitle(f"{len(frame)} steps, {flagged} flagged in {len(events)} stretches (shaded)")
+    flagged = int(results["is_anomaly"].sum()) if flagged is None else flagged
+    total_rows = len(frame) if total_rows is None else total_rows
+    fig.suptitle(f"{total_rows} steps, {flagged} flagged in {len(events)} stretches (shaded)")
     return fig
 
 

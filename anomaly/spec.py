@@ -15,6 +15,7 @@ Example
     model: {cell: lstm, units: [64, 64], dropout: 0.1}
     training: {epochs: 30, batch_size: 64, seed: 0}
     threshold: {method: quantile, quantile: 0.999}
+    scoring: {aggregation: rms, smoothing_span: 1, event_gap: 0, event_min_length: 1}
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import Any
 
 from anomaly.errors import SpecError
 from anomaly.model import CELLS
+from anomaly.scoring import AGGREGATIONS
 from anomaly.thresholds import THRESHOLD_METHODS
 
 
@@ -65,9 +67,21 @@ class TrainingSpec:
 
 @dataclass(frozen=True)
 class ThresholdSpec:
-    method: str = "quantile"
-    quantile: float = 0.999
+    method: str = "quantile"  # quantile | pot (SPOT, extreme values) | dynamic (telemanom)
+    quantile: float = 0.999  # quantile: the calibration-score quantile used as the threshold
+    level: float = 0.98  # pot: the quantile above which the tail is modelled
+    risk: float = 1e-4  # pot: probability of a normal score above the threshold
+    min_decrease: float = 0.13  # dynamic: telemanom's pruning ratio p
     warmup_steps: int = 10
+
+
+@dataclass(frozen=True)
+class ScoringSpec:
+    aggregation: str = "rms"  # rms | mean_abs | max_abs of the features' normalised residuals
+    smoothing_span: float = 1.0  # EWMA span of the score; 1 = no smoothing
+    event_gap: int = 0  # flagged runs at most this many steps apart form one event
+    event_min_length: int = 1  # shorter events are not reported
+    block: int = 512  # steps per block of the one-pass scorer (see anomaly.streaming)
 
 
 @dataclass(frozen=True)
@@ -87,6 +101,7 @@ class Spec:
     model: ModelSpec = field(default_factory=ModelSpec)
     training: TrainingSpec = field(default_factory=TrainingSpec)
     threshold: ThresholdSpec = field(default_factory=ThresholdSpec)
+    scoring: ScoringSpec = field(default_factory=ScoringSpec)
     tracking: TrackingSpec = field(default_factory=TrackingSpec)
     source: str | None = None  # where the spec was read from, for messages; not a user field
 
@@ -113,6 +128,14 @@ class Spec:
             "validation_fraction": self.training.validation_fraction,
             "threshold_method": self.threshold.method,
             "threshold_quantile": self.threshold.quantile,
+            "threshold_level": self.threshold.level,
+            "threshold_risk": self.threshold.risk,
+            "threshold_min_decrease": self.threshold.min_decrease,
+            "aggregation": self.scoring.aggregation,
+            "smoothing_span": float(self.scoring.smoothing_span),
+            "event_gap": self.scoring.event_gap,
+            "event_min_length": self.scoring.event_min_length,
+            "block": self.scoring.block,
             "warmup_steps": self.threshold.warmup_steps,
             "random_state": self.training.seed,
         }
@@ -161,10 +184,10 @@ class Spec:
         return spec
 
 
-_SECTIONS = ("data", "window", "model", "training", "threshold", "tracking")
+_SECTIONS = ("data", "window", "model", "training", "threshold", "scoring", "tracking")
 _SECTION_TYPES = {
-    "data": DataSpec, "window": WindowSpec, "model": ModelSpec,
-    "training": TrainingSpec, "threshold": ThresholdSpec, "tracking": TrackingSpec,
+    "data": DataSpec, "window": WindowSpec, "model": ModelSpec, "training": TrainingSpec,
+    "threshold": ThresholdSpec, "scoring": ScoringSpec, "tracking": TrackingSpec,
 }
 # Flat name -> (section, field): the CLI option of each field is its flat name with dashes
 # (``--window-size``). Every field has exactly one.
@@ -188,7 +211,15 @@ _FLAT_INDEX: dict[str, tuple[str, str]] = {
     "seed": ("training", "seed"),
     "threshold_method": ("threshold", "method"),
     "threshold_quantile": ("threshold", "quantile"),
+    "threshold_level": ("threshold", "level"),
+    "threshold_risk": ("threshold", "risk"),
+    "threshold_min_decrease": ("threshold", "min_decrease"),
     "warmup_steps": ("threshold", "warmup_steps"),
+    "aggregation": ("scoring", "aggregation"),
+    "smoothing_span": ("scoring", "smoothing_span"),
+    "event_gap": ("scoring", "event_gap"),
+    "event_min_length": ("scoring", "event_min_length"),
+    "block": ("scoring", "block"),
     "experiment": ("tracking", "experiment"),
     "model_name": ("tracking", "model_name"),
     "alias": ("tracking", "alias"),
@@ -239,7 +270,15 @@ _RULES: dict[tuple[str, str], tuple[Any, str]] = {
     ("training", "seed"): (lambda v: _is_int(v) and 0 <= v < 2**32, "an int in [0, 2**32)"),
     ("threshold", "method"): (lambda v: v in THRESHOLD_METHODS, f"one of {', '.join(THRESHOLD_METHODS)}"),
     ("threshold", "quantile"): (lambda v: _is_number(v) and 0 < v < 1, "a number in (0, 1)"),
+    ("threshold", "level"): (lambda v: _is_number(v) and 0.5 <= v < 1, "a number in [0.5, 1)"),
+    ("threshold", "risk"): (lambda v: _is_number(v) and 0 < v < 0.5, "a number in (0, 0.5)"),
+    ("threshold", "min_decrease"): (lambda v: _is_number(v) and 0 < v < 1, "a number in (0, 1)"),
     ("threshold", "warmup_steps"): (lambda v: _is_int(v) and 0 <= v <= 100_000, "an int in [0, 100000]"),
+    ("scoring", "aggregation"): (lambda v: v in AGGREGATIONS, f"one of {', '.join(AGGREGATIONS)}"),
+    ("scoring", "smoothing_span"): (lambda v: _is_number(v) and 1 <= v <= 1_000_000, "a number in [1, 1000000]"),
+    ("scoring", "event_gap"): (lambda v: _is_int(v) and 0 <= v <= 1_000_000, "an int in [0, 1000000]"),
+    ("scoring", "event_min_length"): (lambda v: _is_int(v) and 1 <= v <= 1_000_000, "an int in [1, 1000000]"),
+    ("scoring", "block"): (lambda v: _is_int(v) and 1 <= v <= 1_000_000, "an int in [1, 1000000]"),
     ("tracking", "experiment"): (lambda v: v is None or (isinstance(v, str) and v.strip() != ""), "a non-empty name"),
     ("tracking", "model_name"): (lambda v: v is None or (isinstance(v, str) and _NAME_RE.match(v) is not None), "a name of letters, digits, '_', '.', '-'"),
     # MLflow reserves "latest" and version-like aliases ("v3").

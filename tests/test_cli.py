@@ -91,7 +91,13 @@ def test_score_writes_results_flags_the_spike_and_links_the_training_run(files, 
     assert trained["run_id"] in run.data.tags["mlflow.note.content"]
     assert run.info.experiment_id == MlflowClient().get_run(trained["run_id"]).info.experiment_id
     artifacts = {a.path for a in MlflowClient().list_artifacts(summary["run_id"], "results")}
-    assert artifacts == {"results/scores.csv", "results/events.csv"}
+    assert artifacts == {"results/scores.csv", "results/events.csv", "results/events.json"}
+    # The events files beside the results: one row / record per flagged stretch.
+    events = pd.read_csv(out.parent / "scores_events.csv")
+    records = json.loads((out.parent / "scores_events.json").read_text())
+    assert len(events) == len(records) >= 1
+    spike = next(r for r in records if r["start_position"] <= 120 <= r["end_position"])
+    assert spike["top_features"][0]["feature"] == "f1" and spike["peak_score"] > summary.get("threshold", 0)
     plots = {a.path for a in MlflowClient().list_artifacts(summary["run_id"], "plots")}
     assert plots == {"plots/scores.png", "plots/events.png"}
 
