@@ -66,38 +66,37 @@ class ResultsSink:
         Parameters
         ----------
         chunk : DataFrame of shape (n, C)
-            Every chunk must have the same columns and dtypes.
+            Every chunk must have the same columns.
         """
-        import pyarrow as pa
+        import pyarrow.csv as pa_csv
 
-        table = pa.Table.from_pandas(_index_as_column(chunk), preserve_index=False)
-        if self._schema is None:
-            self._schema = table.schema.remove_metadata()
-        table = table.cast(self._schema)
+        table = _to_arrow(chunk, exact_times=self.parquet)
         try:
-            if self._writer is None:
-                self._open()
-            self._writer.write_table(table)
-            if self.to_stdout:
-                self._handle.flush()  # line by line for a reader at the other end of a pipe
+            if self.parquet:
+                if self._writer is None:
+                    import pyarrow.parquet as pq
+
+                    self._schema = table.schema
+                    self._writer = pq.ParquetWriter(self._tmp, self._schema)
+                self._writer.write_table(table.cast(self._schema))
+            else:
+                if self._handle is None:
+                    # stdout: straight to the byte stream, flushed per chunk for a reader at the
+                    # other end of a pipe. A file: its temporary twin.
+                    self._handle = sys.stdout.buffer if self.to_stdout else open(self._tmp, "wb")  # noqa: SIM115
+                if self.rows == 0:
+                    # pyarrow quotes every header name; write it as pandas would, quoted only if needed.
+                    self._handle.write((",".join(_csv_name(n) for n in table.column_names) + "\n").encode())
+                # One write per chunk, each with its own formatting of times (see _to_arrow).
+                pa_csv.write_csv(table, self._handle, write_options=pa_csv.WriteOptions(
+                    include_header=False, quoting_style="needed"))
+                if self.to_stdout:
+                    self._handle.flush()
+        except BrokenPipeError:
+            raise
         except OSError as err:
-            if self.to_stdout and isinstance(err, BrokenPipeError):
-                raise
             raise DataError(f"cannot write {self.target}: {err.strerror or err}") from None
         self.rows += len(chunk)
-
-    def _open(self) -> None:
-        import pyarrow.csv as pa_csv
-        import pyarrow.parquet as pq
-
-        if self.to_stdout:
-            self._handle = sys.stdout.buffer
-            self._writer = pa_csv.CSVWriter(self._handle, self._schema, write_options=_csv_options())
-        elif self.parquet:
-            self._writer = pq.ParquetWriter(self._tmp, self._schema)
-        else:
-            self._handle = open(self._tmp, "wb")  # noqa: SIM115 - closed in commit/abort
-            self._writer = pa_csv.CSVWriter(self._handle, self._schema, write_options=_csv_options())
 
     def commit(self) -> Path | None:
         """Finish the table and move it into place (atomically). Returns the file, or None for stdout."""
@@ -131,21 +130,29 @@ class ResultsSink:
             self._tmp = None
 
 
-def _csv_options() -> Any:
-    import pyarrow.csv as pa_csv
+def _to_arrow(chunk: pd.DataFrame, *, exact_times: bool) -> Any:
+    """The chunk as an Arrow table with its index as the first column.
 
-    return pa_csv.WriteOptions(include_header=True, quoting_style="needed")
+    For CSV, times are stored at the coarsest unit that keeps them exact (seconds, else
+    milliseconds, else nanoseconds), so that ``2026-01-01 00:05:00`` is not written with nine
+    zeros of fraction; Parquet keeps nanoseconds.
+    """
+    import pyarrow as pa
 
-
-def _index_as_column(chunk: pd.DataFrame) -> pd.DataFrame:
-    """The index as the first column; whole-second times as seconds, so CSV shows no fraction."""
+    table = pa.Table.from_pandas(chunk, preserve_index=False)
     index = chunk.index
-    name = index.name or "step"
     if isinstance(index, pd.DatetimeIndex):
-        nanos = index.asi8
-        unit = "s" if not np.any(nanos % 1_000_000_000) else "ms" if not np.any(nanos % 1_000_000) else "ns"
-        index = index.as_unit(unit)
-    out = chunk.reset_index(drop=True)
-    out.insert(0, name, np.asarray(index) if not isinstance(index, pd.DatetimeIndex) else index)
-    return out
+        if not exact_times:
+            nanos = index.as_unit("ns").asi8
+            unit = "s" if not np.any(nanos % 1_000_000_000) else "ms" if not np.any(nanos % 1_000_000) else "ns"
+            index = index.as_unit(unit)
+        column = pa.array(index.asi8, type=pa.timestamp(index.unit, tz=str(index.tz) if index.tz else None))
+    else:
+        column = pa.array(np.asarray(index))
+    return table.add_column(0, index.name or "step", column)
 
+
+def _csv_name(name: str) -> str:
+    if any(ch in name for ch in ',"\n\r') or name != name.strip():
+        return '"' + name.replace('"', '""') + '"'
+    return name
