@@ -166,10 +166,7 @@ def read_table(path: str | os.PathLike) -> pd.DataFrame:
     if len(frame.columns) == 0:
         raise DataError(f"{shown}: expected at least one column, but the file has none")
     if len(frame) == 0:
-        raise DataError(
-            f"{shown}: expected data rows after the header, but found none "
-            f"(columns: {_list_names(frame.columns)})"
-        )
+        raise _no_rows_error(shown, frame.columns)
     return _clean_column_names(frame)
 
 
@@ -384,8 +381,7 @@ def _existing_file(path: str | os.PathLike) -> Path:
 
 
 def _read_parquet(file: Path, shown: str) -> pd.DataFrame:
-    if _file_size(file, shown) == 0:
-        raise DataError(f"{shown}: expected a Parquet file, but the file is empty (0 bytes)")
+    _check_parquet_size(file, shown)
     try:
         frame = pd.read_parquet(file)
     except Exception as err:  # pyarrow raises many unrelated types (ArrowInvalid, OSError, ...)
@@ -396,21 +392,51 @@ def _read_parquet(file: Path, shown: str) -> pd.DataFrame:
     return frame
 
 
+def _check_parquet_size(file: Path, shown: str) -> None:
+    if _file_size(file, shown) == 0:
+        raise DataError(f"{shown}: expected a Parquet file, but the file is empty (0 bytes)")
+
+
 def _read_text(file: Path, shown: str) -> pd.DataFrame:
     head = _check_utf8_text(file, shown)
+    sep, decimal = _sniff_text_format(head, shown)
+    try:
+        return pd.read_csv(file, sep=sep, decimal=decimal, encoding="utf-8-sig", low_memory=False)
+    except Exception as err:
+        raise _csv_error(err, shown, sep) from None
+
+
+def _sniff_text_format(head: str, shown: str) -> tuple[str, str]:
+    """The separator and the decimal mark of delimited text, from its first lines.
+
+    Parameters
+    ----------
+    head : str
+        Decoded text from the start of the file (the first lines are enough).
+
+    Returns
+    -------
+    tuple of (str, str)
+        ``(sep, decimal)``: sep one of ``,`` ``;`` tab; decimal ``.`` or ``,``.
+    """
     lines = [line for line in head.splitlines() if line.strip()]
     sep = _detect_separator(lines[: _SNIFF_DATA_LINES + 1])
     decimal = "," if sep != "," and _uses_decimal_comma(lines[1 : _DECIMAL_SNIFF_LINES + 1], sep) else "."
     if decimal == ",":
         logger.info("%s: numbers use decimal commas; reading with decimal=','", shown)
-    try:
-        return pd.read_csv(file, sep=sep, decimal=decimal, encoding="utf-8-sig", low_memory=False)
-    except pd.errors.EmptyDataError:
-        raise DataError(f"{shown}: expected a header line, but the file holds no columns") from None
-    except pd.errors.ParserError as err:
-        raise DataError(f"{shown}: cannot parse as {_sep_name(sep)}-separated text: {_condense(err)}") from None
-    except Exception as err:  # anything else pandas or the OS raises is still a problem with this file
-        raise DataError(f"{shown}: cannot read the file: {_condense(err)}") from None
+    return sep, decimal
+
+
+def _csv_error(err: Exception, shown: str, sep: str) -> DataError:
+    """The DataError for an exception raised while pandas parses delimited text."""
+    if isinstance(err, DataError):
+        return err
+    if isinstance(err, pd.errors.EmptyDataError):
+        return DataError(f"{shown}: expected a header line, but the file holds no columns")
+    if isinstance(err, pd.errors.ParserError):
+        return DataError(f"{shown}: cannot parse as {_sep_name(sep)}-separated text: {_condense(err)}")
+    # Anything else pandas or the OS raises is still a problem with this file.
+    return DataError(f"{shown}: cannot read the file: {_condense(err)}")
 
 
 def _file_size(file: Path, shown: str) -> int:
@@ -429,31 +455,17 @@ def _check_utf8_text(file: Path, shown: str) -> str:
         Up to about 64 KiB of decoded text from the start of the file.
     """
     if _file_size(file, shown) == 0:
-        raise DataError(f"{shown}: expected a table, but the file is empty (0 bytes)")
-    decoder = codecs.getincrementaldecoder("utf-8")("strict")
+        raise _empty_input_error(shown)
+    checker = _Utf8Check(shown)
     head: list[str] = []
     head_chars = 0
-    fed = 0  # bytes handed to the decoder so far
-    newlines = 0
     has_content = False
     try:
         with open(file, "rb") as fh:
             while True:
                 block = fh.read(_BLOCK_SIZE)
                 # A BOM decodes as U+FEFF, which the sniffing ignores; pandas drops it (utf-8-sig).
-                pending = decoder.getstate()[0]
-                try:
-                    text = decoder.decode(block, final=not block)
-                except UnicodeDecodeError as err:
-                    # The decoder decodes pending + block; err.start counts from there.
-                    offset = fed - len(pending) + err.start
-                    line = newlines + (pending + block)[: err.start].count(b"\n") + 1
-                    raise DataError(
-                        f"{shown}: expected UTF-8 text, but byte {offset} (line {line}) is not valid "
-                        f"UTF-8; re-save the file with UTF-8 encoding"
-                    ) from None
-                fed += len(block)
-                newlines += block.count(b"\n")
+                text = checker.feed(block, final=not block)
                 has_content = has_content or bool(text.strip())
                 if head_chars < _SNIFF_CHARS:
                     head.append(text)
@@ -463,8 +475,63 @@ def _check_utf8_text(file: Path, shown: str) -> str:
     except OSError as err:
         raise DataError(f"{shown}: cannot read the file: {_os_reason(err)}") from None
     if not has_content:
-        raise DataError(f"{shown}: expected a table, but the file holds only whitespace")
+        raise _whitespace_input_error(shown)
     return "".join(head)
+
+
+def _empty_input_error(shown: str) -> DataError:
+    return DataError(f"{shown}: expected a table, but the file is empty (0 bytes)")
+
+
+def _whitespace_input_error(shown: str) -> DataError:
+    return DataError(f"{shown}: expected a table, but the file holds only whitespace")
+
+
+def _no_rows_error(shown: str, columns: Sequence[object]) -> DataError:
+    return DataError(f"{shown}: expected data rows after the header, but found none (columns: {_list_names(columns)})")
+
+
+class _Utf8Check:
+    """Incremental UTF-8 decoding of a byte stream, block by block.
+
+    A DataError names the offset of the first invalid byte in the whole stream and its line.
+    """
+
+    def __init__(self, shown: str) -> None:
+        self._shown = shown
+        self._decoder = codecs.getincrementaldecoder("utf-8")("strict")
+        self._fed = 0  # bytes handed to the decoder so far
+        self._newlines = 0
+
+    def feed(self, block: bytes, *, final: bool = False) -> str:
+        """Decode the next block (bytes of any length); ``final`` at the end of the stream."""
+        pending = self._decoder.getstate()[0]
+        try:
+            text = self._decoder.decode(block, final=final)
+        except UnicodeDecodeError as err:
+            # The decoder decodes pending + block; err.start counts from there.
+            offset = self._fed - len(pending) + err.start
+            line = self._newlines + (pending + block)[: err.start].count(b"\n") + 1
+            raise DataError(
+                f"{self._shown}: expected UTF-8 text, but byte {offset} (line {line}) is not valid "
+                f"UTF-8; re-save the file with UTF-8 encoding"
+            ) from None
+        self._fed += len(block)
+        self._newlines += _count_newlines(block)
+        return text
+
+    def check(self, block: bytes, *, final: bool = False) -> None:
+        """Like :meth:`feed`, without the text: ASCII blocks are only counted, not decoded."""
+        if block.isascii() and not self._decoder.getstate()[0]:
+            self._fed += len(block)
+            self._newlines += _count_newlines(block)
+        else:
+            self.feed(block, final=final)
+
+
+def _count_newlines(block: bytes) -> int:
+    # numpy counts about three times faster than bytes.count.
+    return int(np.count_nonzero(np.frombuffer(block, dtype=np.uint8) == 10))
 
 
 def _count_unquoted(line: str, sep: str) -> int:
@@ -606,8 +673,12 @@ def _detect_time_column(raw: pd.DataFrame, exclude: set[str | None]) -> str | No
     return first if parsed.notna().all() else None
 
 
-def _parse_time(column: pd.Series, shown: str, name: str) -> pd.Index:
-    """The time column as a DatetimeIndex or a numeric Index, shape (L,), named ``name``."""
+def _parse_time(column: pd.Series, shown: str, name: str, *, start: int = 0) -> pd.Index:
+    """The time column as a DatetimeIndex or a numeric Index, shape (L,), named ``name``.
+
+    ``start`` is the 0-based file position of the column's first cell, for row numbers in
+    messages (nonzero when the column is a chunk of a longer file).
+    """
     if pd.api.types.is_bool_dtype(column.dtype):
         raise DataError(f"{shown}: time column {name!r} should hold timestamps or numbers, but holds true/false values")
     if _is_number_column(column):
@@ -617,38 +688,61 @@ def _parse_time(column: pd.Series, shown: str, name: str) -> pd.Index:
             row = int(np.flatnonzero(bad)[0])
             what = "is empty" if np.isnan(as_float[row]) else f"holds {as_float[row]}"
             raise DataError(
-                f"{shown}: time column {name!r} should hold a finite number in every row, but row {row + 1} {what}"
+                f"{shown}: time column {name!r} should hold a finite number in every row, "
+                f"but row {start + row + 1} {what}"
             )
         # Plain int64 stays int64; nullable (extension) ints from Parquet become float64.
         return pd.Index(column.to_numpy() if isinstance(column.dtype, np.dtype) else as_float, name=name)
     if pd.api.types.is_datetime64_any_dtype(column.dtype):
         parsed = column
+    elif (parsed := _iso_times(column)) is not None:
+        pass
     else:
         text = _cells_as_text(column)
         empty = text == ""
         if empty.any():
             row = int(np.flatnonzero(empty.to_numpy())[0])
-            raise DataError(f"{shown}: {_missing_time(name, row)}")
-        parsed = _to_datetimes(text, shown=shown, name=name)
+            raise DataError(f"{shown}: {_missing_time(name, start + row)}")
+        parsed = _to_datetimes(text, shown=shown, name=name, start=start)
         bad = parsed.isna().to_numpy()
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
             raise DataError(
-                f"{shown}: time column {name!r} should hold timestamps, but row {row + 1} holds "
+                f"{shown}: time column {name!r} should hold timestamps, but row {start + row + 1} holds "
                 f"{_show_value(text.iloc[row])}, which is not a date/time"
             )
     missing = parsed.isna().to_numpy()
     if missing.any():
         row = int(np.flatnonzero(missing)[0])
-        raise DataError(f"{shown}: {_missing_time(name, row)}")
+        raise DataError(f"{shown}: {_missing_time(name, start + row)}")
     return pd.DatetimeIndex(parsed, name=name)
+
+
+def _iso_times(column: pd.Series) -> pd.Series | None:
+    """A str column in which every cell is an ISO 8601 time, parsed in one go; else None.
+
+    The fast path for the usual time column: it gives what the general path (strip the cells,
+    then :func:`_to_datetimes`) gives, and leaves everything else (empty cells, other formats,
+    mixed UTC offsets) to it.
+    """
+    if not isinstance(column.dtype, pd.StringDtype) or column.isna().any():
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        try:
+            parsed = pd.to_datetime(column, format="ISO8601")  # surrounding blanks are allowed
+        except (ValueError, TypeError, OverflowError):
+            return None
+    if not pd.api.types.is_datetime64_any_dtype(parsed.dtype) or parsed.isna().any():
+        return None
+    return parsed
 
 
 def _missing_time(name: str, row: int) -> str:
     return f"time column {name!r} should hold a timestamp in every row, but row {row + 1} is empty"
 
 
-def _to_datetimes(text: pd.Series, *, shown: str = "", name: str = "") -> pd.Series:
+def _to_datetimes(text: pd.Series, *, shown: str = "", name: str = "", start: int = 0) -> pd.Series:
     """Parse text cells to datetimes; NaT where a cell is not a date/time.
 
     ISO 8601 first (fast, unambiguous); ``format="mixed"`` (per element) only if that leaves
@@ -663,19 +757,19 @@ def _to_datetimes(text: pd.Series, *, shown: str = "", name: str = "") -> pd.Ser
                 result = pd.to_datetime(text, format=fmt, errors="coerce")
             except (ValueError, TypeError):
                 # Raised for mixed time zones, even with errors="coerce".
-                result = _to_utc(text, fmt, shown, name)
+                result = _to_utc(text, fmt, shown, name, start=start)
         if not result.isna().any():
             break
     assert result is not None
     return result
 
 
-def _to_utc(text: pd.Series, fmt: str, shown: str, name: str) -> pd.Series:
+def _to_utc(text: pd.Series, fmt: str, shown: str, name: str, *, start: int = 0) -> pd.Series:
     has_zone = text.str.contains(_TZ_SUFFIX, regex=True)
     if has_zone.any() and not has_zone.all():
         row = int(np.flatnonzero(~has_zone.to_numpy())[0])
         raise DataError(
-            f"{shown}: time column {name!r} should use time zones consistently, but row {row + 1} "
+            f"{shown}: time column {name!r} should use time zones consistently, but row {start + row + 1} "
             f"holds {_show_value(text.iloc[row])} without one while other rows have one"
         )
     try:
@@ -694,10 +788,15 @@ def _check_unique_times(index: pd.Index, shown: str, name: str) -> None:
     if duplicated.any():
         row = int(np.flatnonzero(duplicated)[0])
         first = int(np.flatnonzero(index == index[row])[0])
-        raise DataError(
-            f"{shown}: time column {name!r} should hold unique times, but row {row + 1} repeats "
-            f"{index[row]} from row {first + 1}"
-        )
+        raise _repeated_time_error(shown, name, row, index[row], first)
+
+
+def _repeated_time_error(shown: str, name: str, row: int, value: object, first: int) -> DataError:
+    """Row ``row`` (0-based file position) repeats ``value`` from row ``first``."""
+    return DataError(
+        f"{shown}: time column {name!r} should hold unique times, but row {row + 1} repeats "
+        f"{value} from row {first + 1}"
+    )
 
 
 def _ascending_order(index: pd.Index, shown: str, name: str) -> np.ndarray | None:
@@ -715,13 +814,13 @@ def _ascending_order(index: pd.Index, shown: str, name: str) -> np.ndarray | Non
 # --------------------------------------------------------------------------------------------
 
 
-def _parse_labels(column: pd.Series, shown: str, name: str) -> np.ndarray:
-    """The label column as a bool ndarray of shape (L,)."""
+def _parse_labels(column: pd.Series, shown: str, name: str, *, start: int = 0) -> np.ndarray:
+    """The label column as a bool ndarray of shape (L,); ``start`` as for :func:`_parse_time`."""
     expected = f"label column {name!r} should hold 0/1 or true/false in every row"
     if pd.api.types.is_bool_dtype(column.dtype):
         missing = column.isna().to_numpy()
         if missing.any():
-            raise DataError(f"{shown}: {expected}, but row {int(np.flatnonzero(missing)[0]) + 1} is empty")
+            raise DataError(f"{shown}: {expected}, but row {start + int(np.flatnonzero(missing)[0]) + 1} is empty")
         return column.to_numpy(dtype=bool)
     text = _cells_as_text(column).str.lower()
     is_true = text.isin(_LABEL_TRUE).to_numpy()
@@ -729,7 +828,7 @@ def _parse_labels(column: pd.Series, shown: str, name: str) -> np.ndarray:
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
         found = "is empty" if text.iloc[row] == "" else f"holds {_show_value(column.iloc[row])}"
-        raise DataError(f"{shown}: {expected}, but row {row + 1} {found}")
+        raise DataError(f"{shown}: {expected}, but row {start + row + 1} {found}")
     return is_true
 
 
@@ -767,8 +866,22 @@ def _auto_features(raw: pd.DataFrame, shown: str, exclude: set[str | None]) -> l
     return features
 
 
-def _feature_values(column: pd.Series, shown: str, name: str, *, explicit: bool) -> np.ndarray:
-    """A feature column as float64 of shape (L,), NaN where missing; DataError on text or ±inf."""
+def _feature_values(
+    column: pd.Series,
+    shown: str,
+    name: str,
+    *,
+    explicit: bool,
+    start: int = 0,
+    partial: bool = False,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
+    """A feature column as float64 of shape (L,), NaN where missing; DataError on text or ±inf.
+
+    ``start`` as for :func:`_parse_time`. ``partial``: the column is one chunk of a longer file,
+    so a chunk of only empty cells is allowed and text cells are counted in this chunk only.
+    ``out``: a float64 array of shape (L,) to write the values to (and return), instead of a new one.
+    """
     if pd.api.types.is_bool_dtype(column.dtype):
         if column.isna().any():
             values = column.astype("float64").to_numpy(dtype=np.float64, na_value=np.nan)
@@ -782,27 +895,42 @@ def _feature_values(column: pd.Series, shown: str, name: str, *, explicit: bool)
         text = _cells_as_text(column)
         present = text != ""
         numeric = pd.to_numeric(text.where(present), errors="coerce")
-        _raise_first_text_cell(text, present & numeric.isna(), shown, name, mostly=not explicit)
+        _raise_first_text_cell(
+            text, present & numeric.isna(), shown, name, mostly=not explicit, start=start, partial=partial
+        )
         values = numeric.to_numpy(dtype=np.float64, na_value=np.nan)
-    values = np.array(values, dtype=np.float64)  # own, writable copy: gaps are filled in place
+    if out is None:
+        values = np.array(values, dtype=np.float64)  # own, writable copy: gaps are filled in place
+    else:
+        out[...] = values
+        values = out
     infinite = np.isinf(values)
     if infinite.any():
         row = int(np.flatnonzero(infinite)[0])
-        raise DataError(f"{shown}: column {name!r} should hold finite numbers, but row {row + 1} holds {values[row]}")
-    if np.isnan(values).all():
-        raise DataError(f"{shown}: column {name!r} should hold numbers, but every cell is empty")
+        raise DataError(
+            f"{shown}: column {name!r} should hold finite numbers, but row {start + row + 1} holds {values[row]}"
+        )
+    if not partial and np.isnan(values).all():
+        raise _all_empty_error(shown, name)
     return values
 
 
-def _raise_first_text_cell(text: pd.Series, bad: pd.Series, shown: str, name: str, *, mostly: bool) -> None:
+def _all_empty_error(shown: str, name: str) -> DataError:
+    return DataError(f"{shown}: column {name!r} should hold numbers, but every cell is empty")
+
+
+def _raise_first_text_cell(
+    text: pd.Series, bad: pd.Series, shown: str, name: str, *, mostly: bool, start: int = 0, partial: bool = False
+) -> None:
     if not bad.any():
         return
     row = int(np.flatnonzero(bad.to_numpy())[0])
     count = int(bad.sum())
-    extra = f" ({count} text cells in all)" if count > 1 else ""
+    scope = f"in rows {start + 1}-{start + len(text)}" if partial else "in all"
+    extra = f" ({count} text cells {scope})" if count > 1 else ""
     why = "mostly numbers and " if mostly else ""
     raise DataError(
-        f"{shown}: column {name!r} should be numeric ({why}used as a feature), but row {row + 1} holds "
+        f"{shown}: column {name!r} should be numeric ({why}used as a feature), but row {start + row + 1} holds "
         f"{_show_value(text.iloc[row])}{extra}"
     )
 
@@ -896,8 +1024,12 @@ def _is_number_column(column: pd.Series) -> bool:
 
 def _cells_as_text(column: pd.Series) -> pd.Series:
     """Cells as stripped str, "" for missing ones, shape (L,)."""
-    text = column.astype(object).where(column.notna(), "")
-    return text.map(str).str.strip()
+    if isinstance(column.dtype, pd.StringDtype):
+        # Already str: skip the per-cell str() (a third of the time for a long time column).
+        text = pd.Series(column.to_numpy(dtype=object, na_value=""), index=column.index)
+    else:
+        text = column.astype(object).where(column.notna(), "").map(str)
+    return text.str.strip()
 
 
 def _show_value(value: object) -> str:

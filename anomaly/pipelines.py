@@ -28,7 +28,7 @@ from anomaly.model import EpochCallback
 from anomaly.results import FULL_ROWS, ResultCollector
 from anomaly.sinks import STDOUT, ResultsSink
 from anomaly.spec import Spec, dump_spec
-from anomaly.stream import iter_series
+from anomaly.stream import ROLE_SAMPLE_ROWS, UnsortedError, iter_series
 from anomaly.streaming import ScoredChunk
 
 logger = logging.getLogger(__name__)
@@ -39,6 +39,7 @@ STDIN = "-"
 # Rows read and scored at a time from a file. Standard input goes row by row unless told
 # otherwise (a live feed should not wait for 65536 rows before its first score).
 DEFAULT_CHUNK_ROWS = 65536
+_STDIN_SAMPLE_ROWS = 50
 
 
 @dataclass(frozen=True)
@@ -210,14 +211,19 @@ class _Input:
     shown: str
     stream: Any = None
     series: Series | None = None
+    extra_notes: list[str] = field(default_factory=list)
+
+    def close(self) -> None:
+        if self.stream is not None:
+            self.stream.close()
 
     def fingerprint(self) -> str:
         return self.stream.fingerprint if self.stream is not None else fingerprint(self.series.source)
 
     def notes(self, index: pd.Index, max_gap: int) -> list[str]:
         if self.series is not None:
-            return data_notes(self.series, Path(self.shown), max_gap, scoring=True)
-        notes = []
+            return self.extra_notes + data_notes(self.series, Path(self.shown), max_gap, scoring=True)
+        notes = list(self.extra_notes)
         stream = self.stream
         if stream.gap_count:
             first, last = stream.gap_labels[0]
@@ -233,20 +239,21 @@ class _Input:
         return notes
 
 
-def _open_input(spec: Spec, source: str | Path, features: list[str], chunk_rows: int) -> _Input:
-    """Chunks of the input: streamed from the file or stdin, or read whole when resampling."""
+def _open_input(spec: Spec, source: str | Path, features: list[str], chunk_rows: int, *, whole: bool = False) -> _Input:
+    """Chunks of the input: streamed from the file or stdin, or read whole (and sorted by time)
+    when resampling or when ``whole``."""
     shown = "<stdin>" if str(source) == STDIN else str(source)
-    if spec.data.resample is None:
-        stream = iter_series(
-            STDIN if str(source) == STDIN else Path(source), time_col=spec.data.time_col,
-            label_col=spec.data.label_col, columns=features, max_gap=spec.data.max_gap,
-            chunk_rows=chunk_rows, columns_role="the model's feature",
-        )
-        chunks = ((c.frame, None if c.labels is None else c.labels.to_numpy(dtype=bool)) for c in stream)
-        return _Input(chunks=chunks, shown=shown, stream=stream)
+    if spec.data.resample is None and not whole:
+        try:
+            return _stream_input(spec, source, features, chunk_rows, shown)
+        except UnsortedError as err:
+            if str(source) == STDIN:
+                raise
+            logger.info("%s; reading it whole and sorting it instead", err)
+            whole = True
     if str(source) == STDIN:
         raise DataError("--resample needs the whole series: give a file, not standard input")
-    # Putting rows on a time grid needs the whole series: read it at once.
+    # Putting rows on a time grid, or sorting them, needs the whole series: read it at once.
     series = read_series(
         source, time_col=spec.data.time_col, label_col=spec.data.label_col, columns=features,
         max_gap=spec.data.max_gap, resample=spec.data.resample, columns_role="the model's feature",
@@ -256,7 +263,28 @@ def _open_input(spec: Spec, source: str | Path, features: list[str], chunk_rows:
         (series.frame.iloc[i : i + chunk_rows], None if labels is None else labels[i : i + chunk_rows])
         for i in range(0, len(series.frame), chunk_rows)
     )
-    return _Input(chunks=chunks, shown=shown, series=series)
+    notes = [_SORTED_NOTE.format(shown=shown)] if whole else []
+    return _Input(chunks=chunks, shown=shown, series=series, extra_notes=notes)
+
+
+_SORTED_NOTE = (
+    "{shown}: rows are not in time order, so the file was read whole and sorted "
+    "(sorted files are scored in chunks, in bounded memory)"
+)
+
+
+def _stream_input(spec: Spec, source: str | Path, features: list[str], chunk_rows: int, shown: str) -> _Input:
+    """The input as a chunked stream (see :func:`anomaly.stream.iter_series`)."""
+    stream = iter_series(
+        STDIN if str(source) == STDIN else Path(source), time_col=spec.data.time_col,
+        label_col=spec.data.label_col, columns=features, max_gap=spec.data.max_gap,
+        chunk_rows=chunk_rows, columns_role="the model's feature",
+        # A live feed on stdin should get its first scores once the format is known (the
+        # reader has ~50 lines by then), not after 4096 rows.
+        sample_rows=min(max(chunk_rows, _STDIN_SAMPLE_ROWS), ROLE_SAMPLE_ROWS) if str(source) == STDIN else None,
+    )
+    chunks = ((c.frame, None if c.labels is None else c.labels.to_numpy(dtype=bool)) for c in stream)
+    return _Input(chunks=chunks, shown=shown, stream=stream)
 
 
 def result_frame(detector: Detector, frame: pd.DataFrame, chunk: ScoredChunk) -> pd.DataFrame:
@@ -267,6 +295,85 @@ def result_frame(detector: Detector, frame: pd.DataFrame, chunk: ScoredChunk) ->
     )
     z = pd.DataFrame(chunk.z, index=frame.index, columns=[Z_PREFIX + n for n in detector.feature_names_in_])
     return pd.concat([out, z], axis=1)
+
+
+def _model_run(spec: Spec, resolved: Any, kind: str, shown: str, name: str) -> Any:
+    """An MLflow run that uses a logged model: in its training run's experiment, linked to it."""
+    verb = {"score": "Scored", "evaluate": "Evaluated"}[kind]
+    description = f"{verb} `{shown}` with model `{resolved.uri}`"
+    if resolved.training_run_id and resolved.experiment_id:
+        description += (
+            f" from training run [{resolved.training_run_id}]"
+            f"(#/experiments/{resolved.experiment_id}/runs/{resolved.training_run_id})"
+        )
+    tags = {tracking.TAG_KIND: kind, tracking.TAG_MODEL_URI: resolved.uri}
+    if resolved.training_run_id:
+        tags[tracking.TAG_TRAINING_RUN] = resolved.training_run_id
+    if resolved.version:
+        tags[tracking.TAG_MODEL_VERSION] = resolved.version
+    return tracking.run(
+        experiment_id=resolved.experiment_id,
+        experiment_name=None if resolved.experiment_id else spec.experiment_name,
+        run_name=f"{kind}-{name}",
+        tags=tags,
+        description=description + ".",
+    )
+
+
+def _scoring_pass(
+    spec: Spec, file: str | Path, detector: Detector, chunk_rows: int, output: str | Path | None,
+    opened: _Input,
+) -> tuple[_Input, ResultCollector, Path | None]:
+    """Read, score, collect and (with an ``output``) write the whole series.
+
+    A file whose rows are not in time order cannot be streamed; it is then read whole, sorted
+    and scored again from the start (a note says so). Standard input must arrive in order.
+
+    ``opened`` is the input as opened by the caller (before its run, so that problems with the
+    file's columns come before any run is started).
+
+    Returns
+    -------
+    source, collector, written
+        ``written`` is the results file, or None for stdout or without ``output``.
+    """
+    for whole in (False, True):
+        source = opened if not whole else _open_input(spec, file, detector.feature_names_in_, chunk_rows, whole=True)
+        collector = ResultCollector(
+            detector.feature_names_in_, event_gap=detector.event_gap, event_min_length=detector.event_min_length
+        )
+        sink = ResultsSink(output) if output is not None else None
+        try:
+            _score_chunks(detector, source, collector, sink)
+            written = sink.commit() if sink is not None else None
+        except UnsortedError as err:
+            if str(file) == STDIN or whole or str(output) == STDOUT:
+                raise  # what went to stdout cannot be taken back
+            logger.info("%s; reading it whole and sorting it instead", err)
+            source.close()
+            continue
+        finally:
+            if sink is not None:
+                sink.abort()  # after a commit, nothing is left to remove
+        return source, collector, written
+    raise AssertionError("unreachable")
+
+
+def _score_chunks(detector: Detector, source: _Input, collector: ResultCollector, sink: ResultsSink | None) -> None:
+    """The scoring pass: each chunk scored with carried state, written out, and collected."""
+    scorer = detector.stream()
+    for frame, labels in source.chunks:
+        results = result_frame(detector, frame, scorer.feed(frame.to_numpy(dtype=np.float64)))
+        if sink is not None:
+            sink.write(results)
+        collector.add(frame, results, labels)
+    collector.finish()
+    minimum = detector.warmup_steps + 2
+    if collector.rows < minimum:
+        raise DataError(
+            f"{source.shown}: {collector.rows} rows; scoring needs at least {minimum} "
+            f"(the first {detector.warmup_steps + 1} only give the network context)"
+        )
 
 
 def score_pipeline(
@@ -311,50 +418,13 @@ def score_pipeline(
         raise DataError(f"--chunk-rows must be an int >= 1; got {chunk_rows!r}")
     resolved = tracking.resolve_model(model_uri, default_model_name)
     detector = Detector.load(resolved.detector_dir)
-    source = _open_input(spec, file, detector.feature_names_in_, chunk_rows)
-    name = "stdin" if from_stdin else Path(file).stem
-    description = f"Scored `{source.shown}` with model `{resolved.uri}`"
-    if resolved.training_run_id and resolved.experiment_id:
-        description += (
-            f" from training run [{resolved.training_run_id}]"
-            f"(#/experiments/{resolved.experiment_id}/runs/{resolved.training_run_id})"
-        )
-    tags = {tracking.TAG_KIND: "score", tracking.TAG_MODEL_URI: resolved.uri}
-    if resolved.training_run_id:
-        tags[tracking.TAG_TRAINING_RUN] = resolved.training_run_id
-    if resolved.version:
-        tags[tracking.TAG_MODEL_VERSION] = resolved.version
-
-    with tracking.run(
-        experiment_id=resolved.experiment_id,
-        experiment_name=None if resolved.experiment_id else spec.experiment_name,
-        run_name=f"score-{name}",
-        tags=tags,
-        description=description + ".",
-    ) as active:
-        tracking.log_params({"data.file": source.shown, "model_uri": resolved.uri, "output": str(output),
+    opened = _open_input(spec, file, detector.feature_names_in_, chunk_rows)
+    ResultsSink(output)  # checks, before any run starts, that the output can be written
+    shown = "<stdin>" if from_stdin else str(file)
+    with _model_run(spec, resolved, "score", shown, "stdin" if from_stdin else Path(file).stem) as active:
+        tracking.log_params({"data.file": shown, "model_uri": resolved.uri, "output": str(output),
                              "chunk_rows": chunk_rows})
-        sink = ResultsSink(output)
-        collector = ResultCollector(
-            detector.feature_names_in_, event_gap=detector.event_gap, event_min_length=detector.event_min_length
-        )
-        scorer = detector.stream()
-        try:
-            for frame, labels in source.chunks:
-                results = result_frame(detector, frame, scorer.feed(frame.to_numpy(dtype=np.float64)))
-                sink.write(results)
-                collector.add(frame, results, labels)
-            collector.finish()
-            minimum = detector.warmup_steps + 2
-            if collector.rows < minimum:
-                raise DataError(
-                    f"{source.shown}: {collector.rows} rows; scoring needs at least {minimum} "
-                    f"(the first {detector.warmup_steps + 1} only give the network context)"
-                )
-            written = sink.commit()
-        except BaseException:
-            sink.abort()
-            raise
+        source, collector, written = _scoring_pass(spec, file, detector, chunk_rows, output, opened)
         scores, flags = collector.scores, collector.flags
         index = collector.index
         notes = source.notes(index, spec.data.max_gap)
@@ -424,3 +494,104 @@ def write_text_atomic(text: str, path: Path) -> Path:
         raise
     return path
 
+
+
+@dataclass(frozen=True)
+class EvaluateResult:
+    """What an evaluation run measured: one row of metrics per method."""
+
+    run_id: str
+    experiment_id: str
+    model_uri: str
+    rows: int
+    labelled: int
+    table: pd.DataFrame = field(repr=False)
+    seconds: float
+    notes: list[str] = field(default_factory=list)
+
+
+# Metric columns of the evaluation table, point-wise first; the inflated one last.
+EVALUATION_COLUMNS = [
+    "point_precision", "point_recall", "point_f1", "event_recall", "event_precision", "event_f1",
+    "average_precision", "vus_pr", "far", "mar", "flag_rate", "point_adjusted_f1_inflated",
+]
+
+
+def evaluate_pipeline(
+    spec: Spec,
+    file: str | Path,
+    *,
+    model_uri: str | None = None,
+    default_model_name: str | None = None,
+    seed: int = 0,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+) -> EvaluateResult:
+    """Score a labelled series and measure detection quality beside trivial baselines.
+
+    Every row counts: rows the detector does not score (warm-up, gaps) count as not flagged.
+    The threshold is the model's, fitted without labels; labels are only read here.
+
+    Parameters
+    ----------
+    spec : Spec
+        ``spec.data.label_col`` names the label column (0/1 or true/false); required.
+    file : path
+    model_uri, default_model_name, chunk_rows
+        As for :func:`score_pipeline`.
+    seed : int
+        Seed of the random-scores baseline.
+
+    Returns
+    -------
+    EvaluateResult
+        ``table`` has rows ``anomaly``, ``random``, ``flag_everything`` and the columns
+        :data:`EVALUATION_COLUMNS`.
+    """
+    from anomaly.metrics import evaluate_scores, trivial_baselines
+
+    start = time.perf_counter()
+    if not spec.data.label_col:
+        raise DataError("evaluate needs labels: give --label-col COLUMN (a column of 0/1 or true/false)")
+    resolved = tracking.resolve_model(model_uri, default_model_name)
+    detector = Detector.load(resolved.detector_dir)
+    opened = _open_input(spec, file, detector.feature_names_in_, chunk_rows)
+    with _model_run(spec, resolved, "evaluate", str(file), Path(file).stem) as active:
+        tracking.log_params({"data.file": str(file), "model_uri": resolved.uri, "label_col": spec.data.label_col,
+                             "baseline_seed": seed})
+        source, collector, _ = _scoring_pass(spec, file, detector, chunk_rows, None, opened)
+        labels, scores, flags = collector.labels, collector.scores, collector.flags
+        notes = source.notes(collector.index, spec.data.max_gap)
+        if not labels.any():
+            notes.append(f"{source.shown}: no row is labelled anomalous in {spec.data.label_col!r}: recall and F1 are undefined")
+        if notes:
+            tracking.set_tags({tracking.TAG_NOTES: "\n".join(notes)})
+        tracking.log_params({"data.sha256": source.fingerprint(), "data.rows": collector.rows})
+        # Unscored rows get the lowest score, so ranking metrics see them as "not anomalous".
+        ranked = np.where(np.isnan(scores), -np.inf, scores)
+        gap = detector.event_gap
+        measured = {"anomaly": evaluate_scores(labels, ranked, flags, gap=gap)}
+        measured.update(trivial_baselines(labels, rng_seed=seed, flag_rate=float(flags.mean()), gap=gap))
+        table = pd.DataFrame.from_dict(measured, orient="index")[EVALUATION_COLUMNS]
+        table.index.name = "method"
+        tracking.log_metrics({
+            f"{metric}" if method == "anomaly" else f"{method}.{metric}": float(value)
+            for method, row in table.iterrows() for metric, value in row.items() if np.isfinite(value)
+        })
+        tracking.log_metrics({"rows": collector.rows, "labelled_rows": int(labels.sum())})
+        with tempfile.TemporaryDirectory(prefix="anomaly-evaluation-") as tmp:
+            tracking.log_artifact(write_table(table.reset_index(), Path(tmp) / "evaluation.csv", index=False), "evaluation")
+        plot_frame, plot_results = collector.plot_data()
+        thin = collector.thin
+        tracking.log_figure(
+            plots.scoring_figure(
+                plot_frame, plot_results, [(e.start // thin, e.end // thin) for e in collector.events],
+                labels=pd.Series(labels[::thin], index=plot_frame.index), flagged=int(flags.sum()),
+                total_rows=collector.rows,
+            ),
+            "plots/scores.png",
+        )
+        run_id, experiment_id = active.info.run_id, active.info.experiment_id
+    return EvaluateResult(
+        run_id=run_id, experiment_id=experiment_id, model_uri=resolved.uri, rows=collector.rows,
+        labelled=int(labels.sum()), table=table, seconds=time.perf_counter() - start, notes=notes,
+    )

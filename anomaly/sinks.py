@@ -51,14 +51,25 @@ class ResultsSink:
         if not self.to_stdout:
             path = Path(self.target)
             if path.is_dir():
-                raise DataError(f"cannot write {self.target}: expected a file path, but it is a directory")
+                raise DataError(f"--output {self.target}: expected a file path, but it is a directory")
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as err:
+                raise DataError(f"--output {self.target}: cannot create its directory ({err.strerror or err})") from None
+            if not os.access(path.parent, os.W_OK | os.X_OK):
+                raise DataError(f"--output {self.target}: cannot write in its directory (permission denied)")
+
+    def _temporary(self) -> Path:
+        """The temporary twin of the target, created on the first write."""
+        if self._tmp is None:
+            path = Path(self.target)
+            try:
                 fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
             except OSError as err:
-                raise DataError(f"cannot write {self.target}: {err.strerror or err}") from None
+                raise DataError(f"--output {self.target}: cannot write it ({err.strerror or err})") from None
             os.close(fd)
             self._tmp = Path(name)
+        return self._tmp
 
     def write(self, chunk: pd.DataFrame) -> None:
         """Append rows: the index becomes the first column.
@@ -77,13 +88,13 @@ class ResultsSink:
                     import pyarrow.parquet as pq
 
                     self._schema = table.schema
-                    self._writer = pq.ParquetWriter(self._tmp, self._schema)
+                    self._writer = pq.ParquetWriter(self._temporary(), self._schema)
                 self._writer.write_table(table.cast(self._schema))
             else:
                 if self._handle is None:
                     # stdout: straight to the byte stream, flushed per chunk for a reader at the
                     # other end of a pipe. A file: its temporary twin.
-                    self._handle = sys.stdout.buffer if self.to_stdout else open(self._tmp, "wb")  # noqa: SIM115
+                    self._handle = sys.stdout.buffer if self.to_stdout else open(self._temporary(), "wb")  # noqa: SIM115
                 if self.rows == 0:
                     # pyarrow quotes every header name; write it as pandas would, quoted only if needed.
                     self._handle.write((",".join(_csv_name(n) for n in table.column_names) + "\n").encode())
@@ -95,7 +106,7 @@ class ResultsSink:
         except BrokenPipeError:
             raise
         except OSError as err:
-            raise DataError(f"cannot write {self.target}: {err.strerror or err}") from None
+            raise DataError(f"--output {self.target}: cannot write it ({err.strerror or err})") from None
         self.rows += len(chunk)
 
     def commit(self) -> Path | None:
@@ -109,7 +120,7 @@ class ResultsSink:
         if self.to_stdout:
             sys.stdout.flush()
             return None
-        assert self._tmp is not None
+        self._temporary()  # an empty series still replaces the target with an empty table
         target = Path(self.target)
         mode = (target.stat().st_mode & 0o777) if target.exists() else (0o666 & ~_umask())
         os.chmod(self._tmp, mode)

@@ -20,8 +20,8 @@ TINY_OPTIONS = ["--window-size", "16", "--stride", "2", "--units", "8", "--epoch
                 "--learning-rate", "0.01", "--warmup-steps", "2", "--seed", "3"]
 
 
-def invoke(*args: str):
-    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+def invoke(*args: str, input: str | None = None):
+    return CliRunner().invoke(cli, list(args), input=input, catch_exceptions=False)
 
 
 def last_json(result) -> dict:

@@ -1,0 +1,149 @@
+"""`anomaly score` in chunks and from stdin, and `anomaly evaluate`, end to end on a real store."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import select
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.conftest import make_series, plant_spike, use_store
+from tests.test_cli import TINY_OPTIONS, invoke, last_json
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("stream-store")
+    patch = pytest.MonkeyPatch()
+    use_store(patch, directory)
+    make_series(600, 0).to_csv(directory / "plant.csv")
+    test = plant_spike(make_series(300, 50), at=150)
+    test.index.name = "timestamp"
+    labelled = test.copy()
+    labelled["anomaly"] = 0
+    labelled.iloc[148:153, -1] = 1
+    labelled.iloc[20, 0] = np.nan  # a short gap, interpolated
+    labelled.to_csv(directory / "new.csv")
+    result = invoke("train", str(directory / "plant.csv"), *TINY_OPTIONS, "--smoothing-span", "2", "--json")
+    assert result.exit_code == 0, result.output
+    yield directory, last_json(result)
+    patch.undo()
+
+
+def _read(path_or_text) -> pd.DataFrame:
+    source = io.StringIO(path_or_text) if isinstance(path_or_text, str) else path_or_text
+    return pd.read_csv(source, index_col=0, parse_dates=True)
+
+
+def test_results_do_not_depend_on_the_chunk_size(store):
+    directory, _ = store
+    outputs = {}
+    for rows in (1, 7, 64, 65536):
+        out = directory / f"chunks_{rows}.csv"
+        result = invoke("score", str(directory / "new.csv"), "--label-col", "anomaly", "--chunk-rows", str(rows), "-o", str(out))
+        assert result.exit_code == 0, result.output
+        outputs[rows] = _read(out)
+    reference = outputs[65536]
+    assert len(reference) == 300 and reference["is_anomaly"].iloc[150]
+    for rows, frame in outputs.items():
+        assert frame.index.equals(reference.index)
+        np.testing.assert_allclose(frame["score"], reference["score"], atol=1e-5, err_msg=f"chunk {rows}")
+        assert (frame["is_anomaly"] == reference["is_anomaly"]).all(), rows
+    # The events file beside the results names the spiked feature.
+    events = json.loads((directory / "chunks_65536_events.json").read_text())
+    assert any(e["start_position"] <= 150 <= e["end_position"] and e["top_features"][0]["feature"] == "f1" for e in events)
+
+
+def test_parquet_output_matches_csv(store):
+    directory, _ = store
+    assert invoke("score", str(directory / "new.csv"), "-o", str(directory / "p.parquet")).exit_code == 0
+    assert invoke("score", str(directory / "new.csv"), "-o", str(directory / "p.csv")).exit_code == 0
+    parquet = pd.read_parquet(directory / "p.parquet").set_index("timestamp")
+    csv = _read(directory / "p.csv")
+    np.testing.assert_allclose(parquet["score"], csv["score"], atol=1e-12)
+
+
+def test_stdin_to_stdout_gives_the_same_results_as_the_file(store):
+    directory, _ = store
+    text = (directory / "new.csv").read_text()
+    result = invoke("score", "-", "--label-col", "anomaly", input=text)
+    assert result.exit_code == 0, result.stderr
+    piped = _read(result.stdout)
+    assert invoke("score", str(directory / "new.csv"), "--label-col", "anomaly", "-o", str(directory / "f.csv")).exit_code == 0
+    from_file = _read(directory / "f.csv")
+    assert piped.index.equals(from_file.index)
+    np.testing.assert_allclose(piped["score"], from_file["score"], atol=1e-5)
+    assert "Scored 300 rows" in result.stderr  # the summary stays off stdout
+
+
+def test_stdin_is_answered_line_by_line_before_the_input_ends(store):
+    """A live feed: each row's result comes out while the writer is still writing."""
+    directory, _ = store
+    lines = (directory / "new.csv").read_text().splitlines(keepends=True)
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{directory / 'mlflow.db'}"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "anomaly", "score", "-", "--label-col", "anomaly"], cwd=directory, env=env,
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    try:
+        # The format is sniffed from the first lines (header + 51 data lines at most).
+        head = 80
+        process.stdin.write("".join(lines[:head]).encode())
+        process.stdin.flush()
+        received = b""
+        deadline = time.monotonic() + 120
+        while received.count(b"\n") < 40 and time.monotonic() < deadline:
+            ready, _, _ = select.select([process.stdout], [], [], 1.0)
+            if ready:
+                received += os.read(process.stdout.fileno(), 65536)
+        # Results arrived while stdin is still open: rows were answered as they came.
+        assert received.count(b"\n") >= 40, process.stderr.read1(4096) if process.poll() is not None else received
+        assert received.startswith(b"timestamp,score,threshold,is_anomaly")
+        process.stdin.write("".join(lines[head:]).encode())
+        process.stdin.close()
+        rest = process.stdout.read()
+        errors = process.stderr.read()
+        process.wait(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == 0, errors.decode()
+    assert len(_read((received + rest).decode())) == 300
+
+
+def test_evaluate_reports_point_metrics_first_and_the_baselines(store):
+    directory, trained = store
+    result = invoke("evaluate", str(directory / "new.csv"), "--label-col", "anomaly", "--json")
+    assert result.exit_code == 0, result.output
+    summary = last_json(result)
+    metrics = summary["metrics"]
+    assert set(metrics) == {"anomaly", "random", "flag_everything"}
+    assert metrics["flag_everything"]["point_recall"] == 1.0
+    assert metrics["flag_everything"]["point_precision"] == pytest.approx(5 / 300)
+    assert metrics["anomaly"]["point_f1"] > metrics["random"]["point_f1"]
+    assert "inflated" in result.stderr
+    header = next(line for line in result.stderr.splitlines() if "point_precision" in line)
+    assert header.split()[0] == "point_precision" and header.split()[-2:] == ["pa_f1", "(inflated)"]
+
+    from mlflow.tracking import MlflowClient
+
+    run = MlflowClient().get_run(summary["run_id"])
+    assert run.data.tags["anomaly.kind"] == "evaluate"
+    assert run.data.tags["anomaly.training_run_id"] == trained["run_id"]
+    assert run.data.metrics["point_f1"] == pytest.approx(metrics["anomaly"]["point_f1"])
+    assert "flag_everything.point_f1" in run.data.metrics
+
+
+def test_evaluate_without_labels_is_a_usage_error(store):
+    directory, _ = store
+    result = invoke("evaluate", str(directory / "new.csv"))
+    assert result.exit_code == 2 and "--label-col" in result.stderr
