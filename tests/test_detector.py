@@ -113,3 +113,17 @@ def test_a_training_series_that_is_all_gaps_is_a_clear_error():
     train.iloc[::10] = np.nan  # no 17 consecutive complete rows anywhere
     with pytest.raises(DataError, match="has no 17 consecutive complete rows"):
         Detector(**TINY).fit(train)
+
+
+@pytest.mark.parametrize("method", ["pot", "dynamic"])
+def test_every_threshold_method_is_fitted_on_calibration_scores_and_saved(method, tmp_path):
+    # 120 calibration scores: the tail above the 0.9 quantile holds the 10 that POT needs.
+    params = {**TINY, "threshold_method": method, "threshold_level": 0.9, "threshold_risk": 0.01,
+              "smoothing_span": 3.0, "aggregation": "max_abs"}
+    detector = Detector(random_state=0, **params).fit(make_series(600, 0))
+    calibration = detector.calibration_scores_[~np.isnan(detector.calibration_scores_)]
+    assert np.quantile(calibration, 0.5) < detector.threshold_ <= calibration.max() * 10
+    loaded = Detector.load(detector.save(tmp_path / "d"))
+    assert loaded.threshold_ == detector.threshold_ and loaded.get_params() == detector.get_params()
+    test = plant_spike(make_series(300, 100), at=150, size=8.0)
+    np.testing.assert_allclose(loaded.score(test)[SCORE_COLUMN], detector.score(test)[SCORE_COLUMN], equal_nan=True)
