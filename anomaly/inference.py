@@ -19,6 +19,7 @@ Only this module and :mod:`anomaly.model` import TensorFlow, and only when first
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -123,6 +124,9 @@ class Recurrence:
         per_layer = 2 if self.cell == "lstm" else 1
         self._state_sizes = [per_layer * layer.units for layer in self._layers]
         self.state_size = int(sum(self._state_sizes))
+        # Threads for large batches: one per usable core (ANOMALY_FORWARD_THREADS overrides).
+        self.threads = max(1, int(os.environ.get("ANOMALY_FORWARD_THREADS", 0)) or len(os.sched_getaffinity(0)))
+        self._executor: Any = None
         self._build(head_kernel, head_bias)
 
     def zero_state(self, batch: int) -> np.ndarray:
@@ -269,13 +273,34 @@ class Recurrence:
             The state after the last step.
         """
         reset = np.asarray(reset, dtype=bool)
-        forward = self._xla if reset.size >= XLA_MIN_STEPS else self._graph
-        outputs, final = forward(
-            np.ascontiguousarray(inputs, dtype=np.float32), reset,
-            np.ones_like(reset) if active is None else np.asarray(active, dtype=bool),
-            np.ascontiguousarray(state, dtype=np.float32),
-        )
-        return outputs.numpy(), final.numpy()
+        inputs = np.ascontiguousarray(inputs, dtype=np.float32)
+        active = np.ones_like(reset) if active is None else np.asarray(active, dtype=bool)
+        state = np.ascontiguousarray(state, dtype=np.float32)
+        if reset.size < XLA_MIN_STEPS:
+            outputs, final = self._graph(inputs, reset, active, state)
+            return outputs.numpy(), final.numpy()
+        # XLA runs one compiled loop on one core; independent stretches are split between
+        # threads (TensorFlow releases the GIL while it computes), one part per core.
+        parts = min(self.threads, len(inputs))
+        if parts <= 1:
+            outputs, final = self._xla(inputs, reset, active, state)
+            return outputs.numpy(), final.numpy()
+        bounds = np.linspace(0, len(inputs), parts + 1).astype(int)
+
+        def run(i: int) -> tuple[np.ndarray, np.ndarray]:
+            part = slice(bounds[i], bounds[i + 1])
+            out, fin = self._xla(inputs[part], reset[part], active[part], state[part])
+            return out.numpy(), fin.numpy()
+
+        results = list(self._pool().map(run, range(parts)))
+        return np.concatenate([r[0] for r in results]), np.concatenate([r[1] for r in results])
+
+    def _pool(self) -> Any:
+        if self._executor is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._executor = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="anomaly-forward")
+        return self._executor
 
 
 def tf_threads() -> Any:

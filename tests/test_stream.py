@@ -122,7 +122,7 @@ def sorted_tables(draw) -> tuple[str, dict]:
     return "\n".join(lines) + "\n", options
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(table=sorted_tables(), sample=st.sampled_from([1, 3, 4096]))
 def test_chunks_add_up_to_read_series(tmp_path, table, sample):
     text, options = table
@@ -241,7 +241,7 @@ ODD_TIME = st.builds(
 ) | st.sampled_from(["2024", "2024-01", "20240101", "", "x", "2024-1-1"])
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(cells=st.lists(PLAIN_TIME, min_size=1, max_size=5) | st.lists(PLAIN_TIME | ODD_TIME, min_size=1, max_size=5))
 def test_arrow_time_fast_path_agrees_with_parse_time(cells):
     column = pd.Series(cells, dtype="str")
@@ -374,7 +374,7 @@ def test_file_errors(tmp_path):
         _stream_error(_write(tmp_path, "ok.csv", "a\n1\n"), "chunk_rows", chunk_rows=bad)
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(table=tables(), choice=st.data(), chunk_rows=st.integers(1, 4), sample=st.integers(1, 3))
 def test_fuzzed_input_raises_only_data_errors_and_gives_clean_chunks(tmp_path, table, choice, chunk_rows, sample):
     text, header = table
