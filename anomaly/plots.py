@@ -62,8 +62,29 @@ def _span(index: pd.Index, first: int, last: int) -> tuple[object, object]:
     return index[first], index[last] + step
 
 
+# Most shaded spans per panel: matplotlib draws each as its own artist, and thousands of them (a
+# long series with many short flags) took over 30 s to draw. Spans closer than a few pixels are
+# merged until at most this many remain; on the page they look the same.
+_MAX_SPANS = 300
+
+
+def _for_drawing(events: Sequence[tuple[int, int]], n: int) -> list[tuple[int, int]]:
+    """Merge spans whose gaps are too small to see, until at most ``_MAX_SPANS`` remain."""
+    spans = list(events)
+    tolerance = max(1, n // 2000)  # about a pixel at the figure's width
+    while len(spans) > _MAX_SPANS:
+        merged = [spans[0]]
+        for first, last in spans[1:]:
+            if first - merged[-1][1] - 1 <= tolerance:
+                merged[-1] = (merged[-1][0], last)
+            else:
+                merged.append((first, last))
+        spans, tolerance = merged, tolerance * 2
+    return spans
+
+
 def _shade(ax: object, index: pd.Index, events: Sequence[tuple[int, int]]) -> None:
-    for first, last in events:
+    for first, last in _for_drawing(events, len(index)):
         ax.axvspan(*_span(index, first, last), color=_FLAG_COLOR, alpha=0.25, lw=0)
 
 
@@ -116,7 +137,7 @@ def scoring_figure(
     if labels is not None:
         # Labelled ranges as a band along the bottom of the score panel, so flags and labels can
         # be compared at a glance without hiding each other.
-        for first, last in find_events(labels.to_numpy(dtype=bool)):
+        for first, last in _for_drawing(find_events(labels.to_numpy(dtype=bool)), len(index)):
             score_ax.axvspan(*_span(index, first, last), ymin=0, ymax=0.08, color=_LABEL_COLOR, lw=0)
         score_ax.plot([], [], color=_LABEL_COLOR, lw=6, label="labelled anomaly")
     score_ax.legend(loc="upper right")

@@ -56,3 +56,16 @@ def test_event_close_ups_name_the_top_features_and_give_one_step_events_a_width(
     assert labels[0] == "b (100% of the error)"
     span = next(p for p in ax.patches)
     assert span.get_width() > 0
+
+
+def test_thousands_of_flagged_stretches_are_merged_for_drawing_but_none_is_lost():
+    from anomaly.plots import _MAX_SPANS, _for_drawing
+
+    spans = [(i, i) for i in range(0, 100_000, 20)]  # 5000 one-step flags, 19 steps apart
+    drawn = _for_drawing(spans, 100_000)
+    assert len(drawn) <= _MAX_SPANS
+    covered = np.zeros(100_000, bool)
+    for first, last in drawn:
+        covered[first : last + 1] = True
+    assert all(covered[first] for first, _ in spans)  # every flag is still inside a drawn span
+    assert _for_drawing([(5, 6), (50, 50)], 100) == [(5, 6), (50, 50)]  # few spans: untouched
