@@ -139,6 +139,7 @@ _TRAIN_OPTIONS = [
     ("--cell", "cell", click.Choice(_CELLS), "Recurrent cell."),
     ("--units", "units", _IntList(), "Units per stacked recurrent layer, e.g. 64,64."),
     ("--dropout", "dropout", float, "Dropout on recurrent layer inputs."),
+    ("--residual", "residual", bool, "true: predict each step's change from the one before (follows drifting levels)."),
     ("--epochs", "epochs", int, "Maximum training epochs (early stopping may end sooner)."),
     ("--batch-size", "batch_size", int, "Windows per training batch."),
     ("--learning-rate", "learning_rate", float, "Adam learning rate."),

@@ -54,6 +54,8 @@ class Detector:
     units : sequence of int
         Units of each stacked recurrent layer.
     dropout : float
+    residual : bool
+        Predict each step's change from the one before (see :func:`anomaly.model.build_model`).
     epochs, batch_size, patience : int
         Training length, batch size, and early-stopping patience (epochs without improvement).
     learning_rate : float
@@ -111,6 +113,7 @@ class Detector:
         cell: str = "lstm",
         units: Sequence[int] = (64, 64),
         dropout: float = 0.0,
+        residual: bool = False,
         epochs: int = 30,
         batch_size: int = 64,
         learning_rate: float = 1e-3,
@@ -135,6 +138,7 @@ class Detector:
         self.cell = cell
         self.units = tuple(units)
         self.dropout = dropout
+        self.residual = residual
         self.epochs = epochs
         self.batch_size = batch_size
         self.learning_rate = learning_rate
@@ -159,7 +163,7 @@ class Detector:
         return {
             name: getattr(self, name)
             for name in (
-                "window_size", "stride", "cell", "units", "dropout", "epochs", "batch_size",
+                "window_size", "stride", "cell", "units", "dropout", "residual", "epochs", "batch_size",
                 "learning_rate", "patience", "validation_fraction", "threshold_method",
                 "threshold_quantile", "threshold_level", "threshold_risk", "threshold_min_decrease",
                 "aggregation", "smoothing_span", "event_gap", "event_min_length", "warmup_steps", "block", "burn_in", "random_state",
@@ -225,7 +229,7 @@ class Detector:
         )
         self.model_ = network.build_model(
             self.n_features_in_, cell=self.cell, units=self.units, dropout=self.dropout,
-            learning_rate=self.learning_rate,
+            learning_rate=self.learning_rate, residual=self.residual,
         )
         self._recurrence_ = None  # a new network needs a new compiled pass
         self.history_ = network.fit_model(
@@ -268,6 +272,7 @@ class Detector:
             ("cell", self.cell in CELLS, f"one of {CELLS}"),
             ("units", len(self.units) >= 1 and all(isinstance(u, int) and u >= 1 for u in self.units), "a non-empty list of ints >= 1"),
             ("dropout", 0.0 <= self.dropout < 1.0, "a float in [0, 1)"),
+            ("residual", isinstance(self.residual, bool), "True or False"),
             ("epochs", isinstance(self.epochs, int) and self.epochs >= 1, "an int >= 1"),
             ("batch_size", isinstance(self.batch_size, int) and self.batch_size >= 1, "an int >= 1"),
             ("learning_rate", self.learning_rate > 0, "a float > 0"),

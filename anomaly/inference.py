@@ -55,13 +55,18 @@ class _Layer:
         return self.recurrent.shape[0]
 
 
-def _layers_of(model: "keras.Model", cell: str) -> tuple[list[_Layer], np.ndarray, np.ndarray]:
-    """The recurrent layers' weights and the Dense head's (kernel (U, D), bias (D,))."""
+def _layers_of(model: "keras.Model", cell: str) -> tuple[list[_Layer], np.ndarray, np.ndarray, bool]:
+    """The recurrent layers' weights, the Dense head's (kernel (U, D), bias (D,)), and whether the
+    head's output is added to the input (a residual network, see :func:`anomaly.model.build_model`)."""
     keras = _keras()
     kinds = {"simplernn": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
     layers: list[_Layer] = []
     head = None
+    residual = False
     for layer in model.layers:
+        if isinstance(layer, keras.layers.Add) and head is not None and not residual:
+            residual = True
+            continue
         if isinstance(layer, keras.layers.InputLayer):
             continue
         if isinstance(layer, kinds[cell]):
@@ -84,7 +89,7 @@ def _layers_of(model: "keras.Model", cell: str) -> tuple[list[_Layer], np.ndarra
             raise ValueError(f"unexpected layer {layer.name!r} ({type(layer).__name__}) in the network")
     if not layers or head is None:
         raise ValueError("the network must be stacked recurrent layers followed by a Dense head")
-    return layers, head[0], head[1]
+    return layers, head[0], head[1], residual
 
 
 def infer_cell(model: "keras.Model") -> str:
@@ -119,7 +124,7 @@ class Recurrence:
         self.cell = cell or infer_cell(model)
         if self.cell not in CELLS:
             raise ValueError(f"unknown cell {self.cell!r}; expected one of {CELLS}")
-        self._layers, head_kernel, head_bias = _layers_of(model, self.cell)
+        self._layers, head_kernel, head_bias, self.residual = _layers_of(model, self.cell)
         self.n_features = self._layers[0].kernel.shape[0]
         per_layer = 2 if self.cell == "lstm" else 1
         self._state_sizes = [per_layer * layer.units for layer in self._layers]
@@ -160,6 +165,7 @@ class Recurrence:
         ]
         head_w, head_b = tf.constant(head_kernel), tf.constant(head_bias)
         sizes = self._state_sizes
+        residual = self.residual
 
         def lstm(gates, c):
             i, f, g, o = tf.split(gates, 4, axis=1)
@@ -232,6 +238,8 @@ class Recurrence:
 
             _, states, top = tf.while_loop(lambda t, *_: t < length, step, (0, states, top))
             outputs = tf.einsum("lbu,ud->bld", top.stack(), head_w) + head_b
+            if residual:
+                outputs = outputs + inputs
             return outputs, tf.concat([part for layer in states for part in layer], axis=1)
 
         signature = [

@@ -50,6 +50,7 @@ def build_model(
     units: Sequence[int] = (64, 64),
     dropout: float = 0.0,
     learning_rate: float = 1e-3,
+    residual: bool = False,
 ) -> "keras.Model":
     """Build and compile the stacked many-to-many RNN.
 
@@ -64,6 +65,11 @@ def build_model(
         Dropout on each recurrent layer's inputs (training only).
     learning_rate : float
         Adam's learning rate.
+    residual : bool
+        Predict the change from the current step: ``x_hat[t+1] = x[t] + Dense(h[t])``. A level
+        the series drifts to is then followed (persistence costs nothing), while a pattern the
+        network has not learned still leaves large residuals. Without it the Dense head, fed by
+        tanh-bounded states, cannot predict levels outside those seen in training.
 
     Returns
     -------
@@ -77,8 +83,12 @@ def build_model(
     for i, n_units in enumerate(units):
         x = layer_cls(n_units, return_sequences=True, dropout=dropout, name=f"{cell}_{i}")(x)
     # Dense on a 3-D tensor acts on the last axis: the same weights at every timestep.
-    outputs = keras.layers.Dense(n_features, name="next_step")(x)
-    model = keras.Model(inputs, outputs, name=f"stacked_{cell}")
+    if residual:
+        change = keras.layers.Dense(n_features, name="next_change")(x)
+        outputs = keras.layers.Add(name="next_step")([inputs, change])
+    else:
+        outputs = keras.layers.Dense(n_features, name="next_step")(x)
+    model = keras.Model(inputs, outputs, name=f"stacked_{cell}{'_residual' if residual else ''}")
     model.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate), loss="mse")
     return model
 

@@ -53,6 +53,7 @@ class ModelSpec:
     cell: str = "lstm"
     units: tuple[int, ...] = (64, 64)
     dropout: float = 0.0
+    residual: bool = False  # predict the change from the last step: x_hat[t+1] = x[t] + f(x[<=t])
 
 
 @dataclass(frozen=True)
@@ -121,6 +122,7 @@ class Spec:
             "cell": self.model.cell,
             "units": self.model.units,
             "dropout": self.model.dropout,
+            "residual": self.model.residual,
             "epochs": self.training.epochs,
             "batch_size": self.training.batch_size,
             "learning_rate": self.training.learning_rate,
@@ -203,6 +205,7 @@ _FLAT_INDEX: dict[str, tuple[str, str]] = {
     "cell": ("model", "cell"),
     "units": ("model", "units"),
     "dropout": ("model", "dropout"),
+    "residual": ("model", "residual"),
     "epochs": ("training", "epochs"),
     "batch_size": ("training", "batch_size"),
     "learning_rate": ("training", "learning_rate"),
@@ -262,6 +265,7 @@ _RULES: dict[tuple[str, str], tuple[Any, str]] = {
     ("model", "cell"): (lambda v: v in CELLS, f"one of {', '.join(CELLS)}"),
     ("model", "units"): (lambda v: len(v) >= 1 and all(_is_int(u) and 1 <= u <= 4096 for u in v), "a non-empty list of ints in [1, 4096]"),
     ("model", "dropout"): (lambda v: _is_number(v) and 0 <= v < 1, "a number in [0, 1)"),
+    ("model", "residual"): (lambda v: isinstance(v, bool), "true or false"),
     ("training", "epochs"): (lambda v: _is_int(v) and 1 <= v <= 100_000, "an int in [1, 100000]"),
     ("training", "batch_size"): (lambda v: _is_int(v) and 1 <= v <= 1_000_000, "an int in [1, 1000000]"),
     ("training", "learning_rate"): (lambda v: _is_number(v) and 0 < v <= 1, "a number in (0, 1]"),

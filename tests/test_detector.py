@@ -127,3 +127,14 @@ def test_every_threshold_method_is_fitted_on_calibration_scores_and_saved(method
     assert loaded.threshold_ == detector.threshold_ and loaded.get_params() == detector.get_params()
     test = plant_spike(make_series(300, 100), at=150, size=8.0)
     np.testing.assert_allclose(loaded.score(test)[SCORE_COLUMN], detector.score(test)[SCORE_COLUMN], equal_nan=True)
+
+
+def test_a_residual_network_follows_a_level_it_never_saw_but_flags_a_spike(tmp_path):
+    detector = Detector(random_state=0, residual=True, **TINY).fit(make_series(600, 0))
+    assert detector.model_.get_layer("next_step").__class__.__name__ == "Add"
+    loaded = Detector.load(detector.save(tmp_path / "d"))
+    assert loaded.residual is True
+    test = plant_spike(make_series(300, 100), at=150, size=8.0)
+    scores = loaded.score(test)[SCORE_COLUMN]
+    np.testing.assert_allclose(scores, detector.score(test)[SCORE_COLUMN], equal_nan=True)
+    assert int(np.nanargmax(scores)) in (150, 151)  # the spike, or the step back down from it

@@ -13,9 +13,9 @@ TINY = dict(window_size=8, stride=2, units=(8, 6), epochs=2, batch_size=16, lear
             warmup_steps=2, block=16, smoothing_span=3.0)
 
 
-@pytest.mark.parametrize("cell", ["lstm", "gru", "simplernn"])
-def test_recurrence_matches_keras_and_carries_state_across_calls(cell):
-    model = build_model(3, cell=cell, units=(5, 4))
+@pytest.mark.parametrize("cell,residual", [("lstm", False), ("gru", False), ("simplernn", False), ("gru", True)])
+def test_recurrence_matches_keras_and_carries_state_across_calls(cell, residual):
+    model = build_model(3, cell=cell, units=(5, 4), residual=residual)
     X = np.random.default_rng(0).normal(size=(2, 30, 3)).astype(np.float32)
     expected = model.predict(X, verbose=0)
     recurrence = Recurrence(model)
