@@ -122,7 +122,7 @@ def sorted_tables(draw) -> tuple[str, dict]:
     return "\n".join(lines) + "\n", options
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(table=sorted_tables(), sample=st.sampled_from([1, 3, 4096]))
 def test_chunks_add_up_to_read_series(tmp_path, table, sample):
     text, options = table
