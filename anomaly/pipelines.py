@@ -220,6 +220,21 @@ class _Input:
     def fingerprint(self) -> str:
         return self.stream.fingerprint if self.stream is not None else fingerprint(self.series.source)
 
+    def gap_table(self) -> pd.DataFrame:
+        """The runs of rows left missing: ``start``, ``end`` (time labels) and ``rows``.
+
+        A streamed input lists its first :data:`anomaly.stream.MAX_LISTED_GAPS` gaps.
+        """
+        if self.series is not None:
+            index = self.series.frame.index
+            rows = [(index[a], index[b], b - a + 1) for a, b in self.series.gaps]
+        else:
+            rows = [
+                (labels[0], labels[1], last - first + 1)
+                for (first, last), labels in zip(self.stream.gaps, self.stream.gap_labels)
+            ]
+        return pd.DataFrame(rows, columns=["start", "end", "rows"])
+
     def notes(self, index: pd.Index, max_gap: int) -> list[str]:
         if self.series is not None:
             return self.extra_notes + data_notes(self.series, Path(self.shown), max_gap, scoring=True)
@@ -440,6 +455,9 @@ def score_pipeline(
             events_json.write_text(json.dumps(collector.event_records(), indent=1))
             tracking.log_artifact(events_csv, "results")
             tracking.log_artifact(events_json, "results")
+            gaps = source.gap_table()
+            if len(gaps):
+                tracking.log_artifact(write_table(gaps, Path(tmp) / "gaps.csv", index=False), "results")
             if written is not None:
                 # Beside the results file, replaced atomically like it.
                 csv_path, json_path = events_paths(written)

@@ -213,6 +213,16 @@ def test_short_gaps_are_filled_and_long_gaps_are_reported_and_not_scored(here):
     assert out["score"].iloc[30:32].notna().all()
     assert out["score"].iloc[60:70].isna().all() and not out["is_anomaly"].iloc[60:70].any()
     assert "note: gappy.csv: 10 rows in 1 gap(s) of more than max_gap=3 missing values were not scored" in output
+    # The scoring run lists the gap with its times.
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
+    run = client.search_runs(
+        [e.experiment_id for e in client.search_experiments()], "tags.`anomaly.kind` = 'score'",
+        order_by=["attributes.start_time DESC"], max_results=1,
+    )[0]
+    gaps = pd.read_csv(client.download_artifacts(run.info.run_id, "results/gaps.csv"))
+    assert gaps["rows"].tolist() == [10] and gaps["start"].iloc[0] == str(out.index[60])
 
 
 def test_irregular_sampling_is_reported_and_can_be_resampled(here):
