@@ -295,7 +295,7 @@ def score(file: str, model_uri: str | None, output: str | None, chunk_rows: int 
         say(f"    {event.start} .. {event.end}  {event.steps:4d} steps  peak {event.peak_score:6.2f}  {features}")
     if len(result.events) > len(top):
         say(f"    ... {len(result.events) - len(top)} more stretches in the run's results/events.csv")
-    say(f"Results: {result.output}")
+    say(f"Results: {'stdout' if result.output == '-' else result.output}")
     say(_store_hint(tracking.run_url(result.experiment_id, result.run_id)))
     if as_json and output != "-":
         click.echo(json.dumps({"run_id": result.run_id, "rows": result.rows, "flagged": result.flagged, "output": str(result.output)}))
