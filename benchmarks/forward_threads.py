@@ -1,0 +1,57 @@
+"""The compiled forward pass alone: timesteps per wall second and per CPU second, 1 vs N threads.
+
+    python benchmarks/forward_threads.py [--rounds 3] [--batch 128] [--length 576]
+
+On a shared machine wall-clock rates move with other jobs; the rate per CPU second (process
+time) shows what one core achieves whatever the load, and the ratio of CPU to wall time shows
+how many cores the pass actually got. The network is the issue's reference: LSTM 2×64 on 38
+features (random weights: speed does not depend on them). One call runs ``batch`` independent
+stretches of ``length`` steps (the scorer's default: 128 blocks of 512 steps plus 64 of burn-in).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import numpy as np
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--length", type=int, default=576)
+    args = parser.parse_args()
+
+    from anomaly.inference import Recurrence
+    from anomaly.model import build_model
+
+    recurrence = Recurrence(build_model(38, cell="lstm", units=(64, 64)))
+    cores = len(os.sched_getaffinity(0))
+    rng = np.random.default_rng(0)
+    inputs = rng.normal(size=(args.batch, args.length, 38)).astype(np.float32)
+    reset = np.zeros(inputs.shape[:2], dtype=bool)
+    active = np.ones(inputs.shape[:2], dtype=bool)
+    state = recurrence.zero_state(args.batch)
+    steps = inputs.shape[0] * inputs.shape[1]
+    best: dict[int, tuple[float, float]] = {}
+    for _ in range(args.rounds):
+        for threads in sorted({1, cores}):
+            recurrence.threads = threads
+            recurrence(inputs, reset, state, active)  # compile / warm up this split
+            cpu, wall = time.process_time(), time.perf_counter()
+            recurrence(inputs, reset, state, active)
+            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+            old = best.get(threads, (0.0, 0.0))
+            best[threads] = (max(old[0], steps / wall), max(old[1], steps / max(cpu, 1e-9)))
+    print(f"load average {os.getloadavg()[0]:.1f}, {cores} cores; batch {args.batch} x {args.length} steps; best of {args.rounds}")
+    print("| threads | timesteps/s (wall) | timesteps per CPU second | GFLOP/s per core |")
+    print("|---|---|---|---|")
+    for threads, (per_wall, per_cpu) in sorted(best.items()):
+        print(f"| {threads} | {per_wall:,.0f} | {per_cpu:,.0f} | {per_cpu * 122.6e3 / 1e9:.1f} |")
+
+
+if __name__ == "__main__":
+    main()
