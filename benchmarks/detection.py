@@ -91,6 +91,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
+
+from anomaly.scoring import aggregate, find_events  # noqa: E402  (pure numpy: light)
 DEFAULT_DATASETS = REPO.parent / "shared" / "datasets"
 DEFAULT_OUTPUT = REPO / "results" / "benchmark"
 EXPERIMENT = "anomaly-benchmark"
@@ -397,17 +399,6 @@ def score_flag_all(case: Case) -> Scores:
 
 
 # --------------------------------------------------------------------------- post-processing
-def aggregate_z(z: np.ndarray, how: str) -> np.ndarray:
-    """One score per row from per-feature z (L, D); NaN where any z is NaN."""
-    if how == "rms":
-        return np.sqrt(np.mean(np.square(z), axis=1))
-    if how == "mean_abs":
-        return np.mean(np.abs(z), axis=1)
-    if how == "max_abs":
-        return np.max(np.abs(z), axis=1)
-    raise ValueError(f"The 'aggregation' setting must be one of rms, mean_abs, max_abs. Got {how!r} instead.")
-
-
 def ewma(scores: np.ndarray, span: int) -> np.ndarray:
     """Causal EWMA started at the first scored row; NaN rows stay NaN and do not update it."""
     from scipy.signal import lfilter
@@ -467,12 +458,12 @@ def group_events(flags: np.ndarray, merge_gap: int, min_length: int) -> np.ndarr
     shorter than ``min_length`` rows. Offline (looks ahead by up to ``merge_gap`` rows)."""
     flags = np.asarray(flags, dtype=bool).copy()
     if merge_gap > 0:
-        runs = _runs(flags)
+        runs = find_events(flags)
         for (_, end), (start, _) in zip(runs, runs[1:]):
             if start - end - 1 <= merge_gap:
                 flags[end + 1 : start] = True
     if min_length > 1:
-        for start, end in _runs(flags):
+        for start, end in find_events(flags):
             if end - start + 1 < min_length:
                 flags[start : end + 1] = False
     return flags
@@ -484,7 +475,7 @@ def postprocess(result: Scores, pp: PostProcessing) -> tuple[np.ndarray, np.ndar
         z = result.z
         if pp.scale_floor > 0 and result.residual_scale is not None:
             z = z * (result.residual_scale / np.maximum(result.residual_scale, pp.scale_floor))
-        raw = aggregate_z(z, pp.aggregation)
+        raw = aggregate(z, pp.aggregation)
     else:
         raw = result.scores
     smooth = ewma(raw, pp.span)
@@ -500,20 +491,12 @@ def postprocess(result: Scores, pp: PostProcessing) -> tuple[np.ndarray, np.ndar
 
 
 # --------------------------------------------------------------------------- metrics
-def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
-    flags = np.asarray(flags, dtype=bool)
-    if not flags.any():
-        return []
-    edges = np.flatnonzero(np.diff(np.concatenate([[0], flags.astype(np.int8), [0]])))
-    return [(int(s), int(e) - 1) for s, e in zip(edges[::2], edges[1::2])]
-
-
 def case_counts(labels: np.ndarray, flags: np.ndarray) -> dict[str, int]:
     """Counts that pool over files: point confusion, events found, stretches that hit."""
     labels = np.asarray(labels, dtype=bool)
     flags = np.asarray(flags, dtype=bool)
-    events = _runs(labels)
-    stretches = _runs(flags)
+    events = find_events(labels)
+    stretches = find_events(flags)
     return {
         "tp": int(np.sum(labels & flags)),
         "fp": int(np.sum(~labels & flags)),
