@@ -25,6 +25,7 @@ from anomaly.detector import FLAG_COLUMN, SCORE_COLUMN, Z_PREFIX, Detector
 from anomaly.errors import DataError, SpecError
 from anomaly.io import Series, _umask, fingerprint, read_series, sampling_note, write_table
 from anomaly.model import EpochCallback
+from anomaly.overlap import BackgroundWriter, Prefetch
 from anomaly.results import FULL_ROWS, ResultCollector
 from anomaly.sinks import STDOUT, ResultsSink
 from anomaly.spec import Spec, dump_spec
@@ -374,14 +375,23 @@ def _scoring_pass(
     raise AssertionError("unreachable")
 
 
+def _discard(results: pd.DataFrame) -> None:
+    """A results writer that writes nothing (scoring without an output file)."""
+
+
 def _score_chunks(detector: Detector, source: _Input, collector: ResultCollector, sink: ResultsSink | None) -> None:
     """The scoring pass: each chunk scored with carried state, written out, and collected."""
     scorer = detector.stream()
-    for frame, labels in source.chunks:
-        results = result_frame(detector, frame, scorer.feed(frame.to_numpy(dtype=np.float64)))
-        if sink is not None:
-            sink.write(results)
-        collector.add(frame, results, labels)
+    # The next chunk is read and the last one written in background threads while this one is
+    # scored (see anomaly.overlap); the sink is committed by the caller, after flush().
+    with Prefetch(source.chunks, name="anomaly-read") as chunks, BackgroundWriter(
+        sink.write if sink is not None else _discard, name="anomaly-write"
+    ) as writer:
+        for frame, labels in chunks:
+            results = result_frame(detector, frame, scorer.feed(frame.to_numpy(dtype=np.float64)))
+            writer.submit(results)
+            collector.add(frame, results, labels)
+        writer.flush()
     collector.finish()
     minimum = detector.warmup_steps + 2
     if collector.rows < minimum:

@@ -390,6 +390,7 @@ def write_csv(path: Path, rows: int, *, seed: int, piece: int = 1 << 18) -> Path
 
 def score_file(detector: Any, source: Path, output: Path, phases: Phases | None = None) -> int:
     """read -> score -> write, as ``pipelines._score_chunks`` does without MLflow. Returns rows."""
+    from anomaly.overlap import BackgroundWriter, Prefetch
     from anomaly.pipelines import result_frame
     from anomaly.sinks import ResultsSink
     from anomaly.stream import iter_series
@@ -404,10 +405,13 @@ def score_file(detector: Any, source: Path, output: Path, phases: Phases | None 
     sink = ResultsSink(output)
     rows = 0
     try:
-        with stream:
+        # As in the product: reading ahead and writing behind in background threads, so "read"
+        # and "write" below are the time the scoring thread waited for them.
+        with stream, Prefetch(stream, name="anomaly-read") as chunks, \
+                BackgroundWriter(sink.write, name="anomaly-write") as writer:
             while True:
                 with phases("read"):
-                    chunk = next(stream, None)
+                    chunk = next(chunks, None)
                 if chunk is None:
                     break
                 frame = chunk.frame
@@ -416,10 +420,11 @@ def score_file(detector: Any, source: Path, output: Path, phases: Phases | None 
                 with phases("result frame"):
                     results = result_frame(detector, frame, scored)
                 with phases("write"):
-                    sink.write(results)
+                    writer.submit(results)
                 rows += len(frame)
-        with phases("write"):
-            sink.commit()
+            with phases("write"):
+                writer.flush()
+                sink.commit()
     except BaseException:
         sink.abort()
         raise
