@@ -19,6 +19,7 @@ import pandas as pd
 
 from anomaly import __version__
 from anomaly.errors import DataError, NotFittedError
+from anomaly.events import event_flags
 from anomaly.model import CELLS, EpochCallback
 from anomaly.preprocessing import Scaling, chronological_split, fit_scaling
 from anomaly.scoring import AGGREGATIONS, ResidualStats, aggregate, fit_residual_stats, normalise
@@ -74,13 +75,20 @@ class Detector:
         ``"pot"``: the probability of a normal score exceeding the threshold.
     threshold_min_decrease : float
         ``"dynamic"``: the pruning ratio p.
+    threshold_margin : float
+        Scales the fitted threshold's distance from the median calibration score (1: as
+        fitted; see :func:`anomaly.thresholds.fit_threshold`).
     aggregation : {"rms", "mean_abs", "max_abs"}
         How the features' normalised residuals become one score per timestep.
     smoothing_span : float
         Span of the EWMA applied to the score (1: none). Calibration scores are smoothed the
         same way before the threshold is fitted.
     event_gap, event_min_length : int
-        How flagged steps are grouped into reported events (see :mod:`anomaly.events`).
+        How steps above the threshold are grouped into events (see :mod:`anomaly.events`):
+        runs at most ``event_gap`` steps apart are one event, and events spanning fewer than
+        ``event_min_length`` steps are dropped. ``is_anomaly`` follows the events: it is True
+        on every step of an event, bridged gaps included, and False on crossings that form no
+        event (see :class:`anomaly.events.EventMask`). Defaults 0 and 1: the raw crossings.
     warmup_steps : int
         Leading steps of every scored series that are not scored (score NaN, never flagged):
         the network starts from a blank state and needs a few steps of context.
@@ -124,6 +132,7 @@ class Detector:
         threshold_level: float = 0.98,
         threshold_risk: float = 1e-4,
         threshold_min_decrease: float = 0.13,
+        threshold_margin: float = 1.0,
         aggregation: str = "rms",
         smoothing_span: float = 1.0,
         event_gap: int = 0,
@@ -149,6 +158,7 @@ class Detector:
         self.threshold_level = threshold_level
         self.threshold_risk = threshold_risk
         self.threshold_min_decrease = threshold_min_decrease
+        self.threshold_margin = threshold_margin
         self.aggregation = aggregation
         self.smoothing_span = smoothing_span
         self.event_gap = event_gap
@@ -166,7 +176,7 @@ class Detector:
                 "window_size", "stride", "cell", "units", "dropout", "residual", "epochs", "batch_size",
                 "learning_rate", "patience", "validation_fraction", "threshold_method",
                 "threshold_quantile", "threshold_level", "threshold_risk", "threshold_min_decrease",
-                "aggregation", "smoothing_span", "event_gap", "event_min_length", "warmup_steps", "block", "burn_in", "random_state",
+                "threshold_margin", "aggregation", "smoothing_span", "event_gap", "event_min_length", "warmup_steps", "block", "burn_in", "random_state",
             )
         }
 
@@ -251,7 +261,7 @@ class Detector:
             self.threshold_ = fit_threshold(
                 calibration_scores, self.threshold_method, self.threshold_quantile,
                 pot_level=self.threshold_level, risk=self.threshold_risk,
-                min_decrease=self.threshold_min_decrease,
+                min_decrease=self.threshold_min_decrease, margin=self.threshold_margin,
             )
         except ValueError as err:  # e.g. too few calibration scores for a tail fit
             raise DataError(f"cannot fit the {self.threshold_method!r} threshold on the held-back part: {err}") from None
@@ -283,6 +293,7 @@ class Detector:
             ("threshold_level", 0.0 < self.threshold_level < 1.0, "a float in (0, 1)"),
             ("threshold_risk", 0.0 < self.threshold_risk < 1.0 - self.threshold_level, "a float in (0, 1 - threshold_level)"),
             ("threshold_min_decrease", 0.0 < self.threshold_min_decrease < 1.0, "a float in (0, 1)"),
+            ("threshold_margin", isinstance(self.threshold_margin, (int, float)) and self.threshold_margin > 0, "a number > 0"),
             ("aggregation", self.aggregation in AGGREGATIONS, f"one of {AGGREGATIONS}"),
             ("smoothing_span", self.smoothing_span >= 1, "a number >= 1"),
             ("event_gap", isinstance(self.event_gap, int) and self.event_gap >= 0, "an int >= 0"),
@@ -319,7 +330,7 @@ class Detector:
         self._check_is_fitted()
         values = self._select_features(X)
         scores, z = self._score_arrays(values)
-        flags = apply_threshold(scores, self.threshold_)
+        flags = event_flags(apply_threshold(scores, self.threshold_), self.event_gap, self.event_min_length)
         out = pd.DataFrame(index=X.index)
         out[SCORE_COLUMN] = scores
         out[THRESHOLD_COLUMN] = self.threshold_

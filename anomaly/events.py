@@ -267,3 +267,140 @@ def event_ranges(flags: np.ndarray, gap: int = 0, min_length: int = 1) -> list[t
     """
     flags = np.asarray(flags, dtype=bool).ravel()
     return [(e.start, e.end) for e in group_events(flags, np.zeros(len(flags)), gap=gap, min_length=min_length)]
+
+
+class EventMask:
+    """Streaming per-step flags that follow the events: True exactly on the steps of an event.
+
+    A step is flagged when it lies between the first and last flagged step of an event as
+    :class:`EventGrouper` forms them (gaps of up to ``gap`` unflagged steps inside an event are
+    flagged too; events shorter than ``min_length`` are not flagged at all). Feed the raw
+    threshold crossings chunk by chunk; each call returns the final flags of the steps that are
+    decided so far, oldest first, and holds back the rest:
+
+    * after a flagged step, up to ``gap`` following unflagged steps wait: they join the event if
+      another flag comes within the gap, and are unflagged once ``gap + 1`` quiet steps passed;
+    * the steps of an event still shorter than ``min_length`` wait until it reaches that length
+      (then they are flagged) or closes (then they are not).
+
+    So at most ``max(gap, min_length - 1)`` steps (plus the steps of a short event bridged by
+    gaps) are held back, and with ``gap=0, min_length=1`` nothing is. Memory is O(1) besides
+    the returned arrays. The concatenated output equals :func:`event_flags` of the whole
+    series, for any chunking.
+
+    Parameters
+    ----------
+    gap : int >= 0
+    min_length : int >= 1
+        As for :class:`EventGrouper`.
+
+    Examples
+    --------
+    >>> mask = EventMask(gap=2)
+    >>> mask.feed(np.array([0, 1, 0, 0], bool))   # the two steps after the flag wait
+    array([False,  True])
+    >>> mask.feed(np.array([1, 0, 0, 0], bool))   # a flag within the gap: they join the event
+    array([ True,  True,  True, False, False, False])
+    """
+
+    def __init__(self, gap: int = 0, min_length: int = 1) -> None:
+        EventGrouper(gap, min_length)  # the same checks of the arguments
+        self.gap = int(gap)
+        self.min_length = int(min_length)
+        self.position_ = 0  # absolute position of the next step expected
+        self.decided_ = 0  # absolute position of the first step not yet returned
+        self._open: tuple[int, int] | None = None  # (first, last) flagged step of the open event
+
+    @property
+    def held(self) -> int:
+        """Steps fed but not yet returned."""
+        return self.position_ - self.decided_
+
+    def feed(self, flags: np.ndarray) -> np.ndarray:
+        """Take the next chunk of raw flags; return the final flags of the steps now decided.
+
+        Parameters
+        ----------
+        flags : ndarray of shape (n,), bool
+
+        Returns
+        -------
+        ndarray of shape (k,), bool
+            Final flags of steps ``decided_ .. decided_ + k - 1`` (the values of ``decided_``
+            before the call); ``k`` may be smaller or larger than ``n``.
+        """
+        flags = np.asarray(flags, dtype=bool).ravel()
+        start = self.position_
+        self.position_ += len(flags)
+        out = np.zeros(self.position_ - self.decided_, dtype=bool)
+        rows = start + np.flatnonzero(flags)
+        if len(rows):
+            breaks = np.flatnonzero(np.diff(rows) - 1 > self.gap) + 1
+            firsts, lasts = rows[np.concatenate([[0], breaks])], rows[np.concatenate([breaks - 1, [len(rows) - 1]])]
+            for first, last in zip(firsts.tolist(), lasts.tolist()):
+                if self._open is not None and first - self._open[1] - 1 <= self.gap:
+                    self._open = (self._open[0], last)
+                else:
+                    self._close(out)
+                    self._open = (first, last)
+        if self._open is not None and (self.position_ - 1) - self._open[1] > self.gap:
+            self._close(out)
+        if self._open is None:
+            frontier = self.position_
+        else:
+            first, last = self._open
+            if last - first + 1 >= self.min_length:
+                self._mark(out, first, last)  # long enough already: flagged whatever comes next
+                frontier = last + 1
+            else:
+                frontier = first
+        # Never take back what an earlier call returned: a confirmed event's steps were final.
+        frontier = max(frontier, self.decided_)
+        decided = out[: frontier - self.decided_]
+        self.decided_ = frontier
+        return decided
+
+    def finish(self) -> np.ndarray:
+        """The final flags of every step still held (the series has ended)."""
+        out = np.zeros(self.position_ - self.decided_, dtype=bool)
+        self._close(out)
+        self.decided_ = self.position_
+        return out
+
+    def _close(self, out: np.ndarray) -> None:
+        if self._open is not None:
+            first, last = self._open
+            if last - first + 1 >= self.min_length:
+                self._mark(out, first, last)
+        self._open = None
+
+    def _mark(self, out: np.ndarray, first: int, last: int) -> None:
+        """Flag absolute steps first..last in ``out`` (which starts at ``decided_``)."""
+        lo, hi = max(first - self.decided_, 0), last - self.decided_ + 1
+        if hi > lo:
+            out[lo:hi] = True
+
+
+def event_flags(flags: np.ndarray, gap: int = 0, min_length: int = 1) -> np.ndarray:
+    """Whole-series :class:`EventMask`: True on every step from an event's first to last flag.
+
+    Parameters
+    ----------
+    flags : ndarray of shape (L,), bool
+        Raw threshold crossings.
+    gap, min_length : int
+        As for :func:`group_events`.
+
+    Returns
+    -------
+    ndarray of shape (L,), bool
+
+    Examples
+    --------
+    >>> event_flags(np.array([1, 0, 1, 0, 0, 1], bool), gap=1).astype(int)
+    array([1, 1, 1, 0, 0, 1])
+    >>> event_flags(np.array([1, 0, 1, 0, 0, 1], bool), gap=1, min_length=2).astype(int)
+    array([1, 1, 1, 0, 0, 0])
+    """
+    mask = EventMask(gap, min_length)
+    return np.concatenate([mask.feed(flags), mask.finish()])

@@ -23,6 +23,7 @@ import pandas as pd
 from anomaly import plots, tracking
 from anomaly.detector import FLAG_COLUMN, SCORE_COLUMN, Z_PREFIX, Detector
 from anomaly.errors import DataError, SpecError
+from anomaly.events import EventMask
 from anomaly.io import Series, _umask, fingerprint, read_series, sampling_note, write_table
 from anomaly.model import EpochCallback
 from anomaly.overlap import BackgroundWriter, Prefetch
@@ -375,6 +376,49 @@ def _scoring_pass(
     raise AssertionError("unreachable")
 
 
+class _Holdback:
+    """Scored rows whose flags wait for the events to be decided (see :class:`EventMask`).
+
+    ``is_anomaly`` is True on every step of an event, bridged gaps included, and False on raw
+    crossings that form no event (shorter than ``event_min_length``). Whether a step is in an
+    event can depend on up to ``event_gap + event_min_length`` later steps, so rows are held
+    here until it is known; with the defaults (gap 0, min length 1) none are.
+    """
+
+    def __init__(self, gap: int, min_length: int) -> None:
+        self._mask = EventMask(gap, min_length)
+        # (frame, results, labels, raw flags) of the rows not yet released, oldest first
+        self._pieces: list[tuple[pd.DataFrame, pd.DataFrame, np.ndarray | None, np.ndarray]] = []
+
+    def push(self, frame: pd.DataFrame, results: pd.DataFrame, labels: np.ndarray | None) -> list[tuple]:
+        """Take a chunk (``results`` with the raw threshold crossings as flags); return the rows
+        now decided, as (frame, results with final flags, labels, raw flags) pieces in order."""
+        raw = results[FLAG_COLUMN].to_numpy(dtype=bool)
+        self._pieces.append((frame, results, labels, raw))
+        return self._release(self._mask.feed(raw))
+
+    def finish(self) -> list[tuple]:
+        """The rows still held, once the series has ended."""
+        return self._release(self._mask.finish())
+
+    def _release(self, final: np.ndarray) -> list[tuple]:
+        released, used = [], 0
+        while used < len(final):
+            frame, results, labels, raw = self._pieces[0]
+            n = min(len(raw), len(final) - used)
+            if n == len(raw):
+                self._pieces.pop(0)
+            else:
+                self._pieces[0] = (frame.iloc[n:], results.iloc[n:], None if labels is None else labels[n:], raw[n:])
+                frame, results, labels, raw = frame.iloc[:n], results.iloc[:n], None if labels is None else labels[:n], raw[:n]
+            flags = final[used : used + n]
+            if not np.array_equal(flags, raw):
+                results = results.assign(**{FLAG_COLUMN: flags})
+            released.append((frame, results, labels, raw))
+            used += n
+        return released
+
+
 def _discard(results: pd.DataFrame) -> None:
     """A results writer that writes nothing (scoring without an output file)."""
 
@@ -387,10 +431,16 @@ def _score_chunks(detector: Detector, source: _Input, collector: ResultCollector
     with Prefetch(source.chunks, name="anomaly-read") as chunks, BackgroundWriter(
         sink.write if sink is not None else _discard, name="anomaly-write"
     ) as writer:
+        holdback = _Holdback(detector.event_gap, detector.event_min_length)
+
+        def release(pieces: list[tuple]) -> None:
+            for frame, results, labels, raw in pieces:
+                writer.submit(results)
+                collector.add(frame, results, labels, raw_flags=raw)
+
         for frame, labels in chunks:
-            results = result_frame(detector, frame, scorer.feed(frame.to_numpy(dtype=np.float64)))
-            writer.submit(results)
-            collector.add(frame, results, labels)
+            release(holdback.push(frame, result_frame(detector, frame, scorer.feed(frame.to_numpy(dtype=np.float64))), labels))
+        release(holdback.finish())
         writer.flush()
     collector.finish()
     minimum = detector.warmup_steps + 2

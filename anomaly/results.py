@@ -63,7 +63,10 @@ class ResultCollector:
         self.rows = 0
         self.flagged_error = np.zeros(len(self.feature_names))  # sum of z² over flagged rows
 
-    def add(self, frame: pd.DataFrame, results: pd.DataFrame, labels: np.ndarray | None) -> None:
+    def add(
+        self, frame: pd.DataFrame, results: pd.DataFrame, labels: np.ndarray | None,
+        raw_flags: np.ndarray | None = None,
+    ) -> None:
         """Take one scored chunk.
 
         Parameters
@@ -73,11 +76,15 @@ class ResultCollector:
         results : DataFrame of shape (n, 3 + D)
             The chunk's results (``score``, ``threshold``, ``is_anomaly``, ``z_*``), same index.
         labels : ndarray of shape (n,), bool, optional
+        raw_flags : ndarray of shape (n,), bool, optional
+            The threshold crossings the events are grouped from, when ``is_anomaly`` already
+            follows the events (bridged gaps flagged); default: ``is_anomaly``.
         """
         scores = results["score"].to_numpy(dtype=np.float64)
         flags = results["is_anomaly"].to_numpy(dtype=bool)
         z = results.iloc[:, 3:].to_numpy(dtype=np.float64)
-        self._events.extend(self._grouper.feed(flags, scores, z, start=self.rows))
+        raw = flags if raw_flags is None else np.asarray(raw_flags, dtype=bool)
+        self._events.extend(self._grouper.feed(raw, scores, z, start=self.rows))
         if flags.any():
             self.flagged_error += np.nansum(np.square(z[flags]), axis=0)
         self._index_parts.append(results.index)

@@ -73,6 +73,7 @@ class ThresholdSpec:
     level: float = 0.98  # pot: the quantile above which the tail is modelled
     risk: float = 1e-4  # pot: probability of a normal score above the threshold
     min_decrease: float = 0.13  # dynamic: telemanom's pruning ratio p
+    margin: float = 1.0  # any method: median + margin * (threshold - median) of calibration scores
     warmup_steps: int = 10
 
 
@@ -133,6 +134,7 @@ class Spec:
             "threshold_level": self.threshold.level,
             "threshold_risk": self.threshold.risk,
             "threshold_min_decrease": self.threshold.min_decrease,
+            "threshold_margin": float(self.threshold.margin),
             "aggregation": self.scoring.aggregation,
             "smoothing_span": float(self.scoring.smoothing_span),
             "event_gap": self.scoring.event_gap,
@@ -217,6 +219,7 @@ _FLAT_INDEX: dict[str, tuple[str, str]] = {
     "threshold_level": ("threshold", "level"),
     "threshold_risk": ("threshold", "risk"),
     "threshold_min_decrease": ("threshold", "min_decrease"),
+    "threshold_margin": ("threshold", "margin"),
     "warmup_steps": ("threshold", "warmup_steps"),
     "aggregation": ("scoring", "aggregation"),
     "smoothing_span": ("scoring", "smoothing_span"),
@@ -277,6 +280,7 @@ _RULES: dict[tuple[str, str], tuple[Any, str]] = {
     ("threshold", "level"): (lambda v: _is_number(v) and 0.5 <= v < 1, "a number in [0.5, 1)"),
     ("threshold", "risk"): (lambda v: _is_number(v) and 0 < v < 0.5, "a number in (0, 0.5)"),
     ("threshold", "min_decrease"): (lambda v: _is_number(v) and 0 < v < 1, "a number in (0, 1)"),
+    ("threshold", "margin"): (lambda v: _is_number(v) and 0 < v <= 100, "a number in (0, 100]"),
     ("threshold", "warmup_steps"): (lambda v: _is_int(v) and 0 <= v <= 100_000, "an int in [0, 100000]"),
     ("scoring", "aggregation"): (lambda v: v in AGGREGATIONS, f"one of {', '.join(AGGREGATIONS)}"),
     ("scoring", "smoothing_span"): (lambda v: _is_number(v) and 1 <= v <= 1_000_000, "a number in [1, 1000000]"),

@@ -138,3 +138,35 @@ def test_evaluate_without_labels_is_a_usage_error(store):
     directory, _ = store
     result = invoke("evaluate", str(directory / "new.csv"))
     assert result.exit_code == 2 and "--label-col" in result.stderr
+
+
+def test_flags_follow_the_events_whatever_the_chunk_size(store):
+    """With --event-gap / --event-min-length, is_anomaly covers exactly the reported events,
+    identically for chunks of 1 row (rows wait for their event) and for one chunk."""
+    from anomaly.events import event_flags
+
+    directory, _ = store
+    result = invoke(
+        "train", str(directory / "plant.csv"), *TINY_OPTIONS, "--threshold-quantile", "0.9",
+        "--threshold-margin", "1.5", "--event-gap", "4", "--event-min-length", "3",
+        "--model-name", "events-model", "--json",
+    )
+    assert result.exit_code == 0, result.output
+    outputs = {}
+    for rows in (1, 65536):
+        out = directory / f"events_{rows}.csv"
+        scored = invoke("score", str(directory / "new.csv"), "--model", "models:/events-model/latest",
+                        "--chunk-rows", str(rows), "-o", str(out))
+        assert scored.exit_code == 0, scored.output
+        outputs[rows] = _read(out)
+    frame = outputs[65536]
+    raw = (frame["score"] > frame["threshold"]).to_numpy()
+    expected = event_flags(raw, gap=4, min_length=3)
+    assert raw.sum() > 0 and not np.array_equal(expected, raw)  # the test exercises filling/dropping
+    np.testing.assert_array_equal(frame["is_anomaly"].to_numpy(), expected)
+    np.testing.assert_array_equal(outputs[1]["is_anomaly"].to_numpy(), expected)
+    events = json.loads((directory / "events_65536_events.json").read_text())
+    covered = np.zeros(len(frame), dtype=bool)
+    for event in events:
+        covered[event["start_position"] : event["end_position"] + 1] = True
+    np.testing.assert_array_equal(covered, expected)

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from anomaly.events import Event, EventGrouper, event_ranges, group_events
+from anomaly.events import Event, EventGrouper, EventMask, event_flags, event_ranges, group_events
 
 # Hand-checked series: flags at 1, 2, 4, 9 and 10 (positions 0..11).
 FLAGS = np.array([0, 1, 1, 0, 1, 0, 0, 0, 0, 1, 1, 0], dtype=bool)
@@ -130,3 +130,75 @@ def test_bad_input_is_refused():
     grouper.feed(np.ones(3, bool), np.ones(3))
     with pytest.raises(ValueError, match="contiguous"):
         grouper.feed(np.ones(3, bool), np.ones(3), start=10)
+
+
+# ------------------------------------------------------------------ EventMask / event_flags
+
+
+def _flags(text: str) -> np.ndarray:
+    return np.array([c == "1" for c in text], dtype=bool)
+
+
+@pytest.mark.parametrize(
+    "raw, gap, min_length, expected",
+    [
+        # gap 0, min 1: the raw flags unchanged
+        ("0110010", 0, 1, "0110010"),
+        # gap 2 bridges 2 quiet steps, not 3
+        ("1001000100", 2, 1, "1111000100"),
+        # min_length 3 counts first to last flag, bridged steps included: 101 (3) stays, 11 (2) goes
+        ("1010000110", 1, 3, "1110000000"),
+        # an event open at the end of the series is closed by it
+        ("000101", 1, 1, "000111"),
+        ("000101", 1, 4, "000000"),
+        ("", 3, 2, ""),
+    ],
+)
+def test_event_flags_hand_checked(raw, gap, min_length, expected):
+    assert event_flags(_flags(raw), gap=gap, min_length=min_length).tolist() == _flags(expected).tolist()
+
+
+def test_event_flags_cover_exactly_the_grouped_events():
+    rng = np.random.default_rng(3)
+    raw = rng.random(3000) < 0.08
+    for gap, min_length in [(0, 1), (3, 1), (5, 10), (40, 2)]:
+        expected = np.zeros(len(raw), dtype=bool)
+        for start, end in event_ranges(raw, gap=gap, min_length=min_length):
+            expected[start : end + 1] = True
+        np.testing.assert_array_equal(event_flags(raw, gap=gap, min_length=min_length), expected)
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 7, 64, 3000])
+def test_event_mask_is_the_same_for_any_chunking_and_holds_back_little(chunk):
+    rng = np.random.default_rng(chunk)
+    raw = rng.random(3000) < 0.1
+    gap, min_length = 4, 6
+    mask = EventMask(gap=gap, min_length=min_length)
+    parts = []
+    for lo in range(0, len(raw), chunk):
+        parts.append(mask.feed(raw[lo : lo + chunk]))
+        assert mask.decided_ == sum(len(p) for p in parts)
+        # Held back: the quiet steps after the last flag (<= gap), or a short event's steps and
+        # the quiet ones after it (< min_length + gap).
+        assert mask.held <= gap + min_length
+    parts.append(mask.finish())
+    np.testing.assert_array_equal(np.concatenate(parts), event_flags(raw, gap=gap, min_length=min_length))
+
+
+def test_event_mask_releases_quiet_steps_once_the_gap_has_passed():
+    mask = EventMask(gap=2)
+    assert mask.feed(_flags("1")).tolist() == [True]
+    assert mask.feed(_flags("0")).tolist() == []  # may still join the event
+    assert mask.feed(_flags("0")).tolist() == []
+    assert mask.feed(_flags("0")).tolist() == [False, False, False]  # 3 quiet steps > gap
+    assert mask.finish().tolist() == []
+
+
+def test_event_mask_confirms_an_event_when_it_reaches_min_length():
+    mask = EventMask(gap=0, min_length=3)
+    assert mask.feed(_flags("11")).tolist() == []  # too short so far
+    assert mask.feed(_flags("1")).tolist() == [True, True, True]  # now 3 long: final
+    assert mask.feed(_flags("1")).tolist() == [True]
+    assert mask.feed(_flags("0")).tolist() == [False]
+    assert mask.feed(_flags("11")).tolist() == []
+    assert mask.finish().tolist() == [False, False]  # the series ended: too short

@@ -204,3 +204,12 @@ def test_dynamic_threshold_on_normal_scores_flags_almost_nothing_but_a_planted_s
     # Normal calibration data has no standout sequence, so the threshold lands at (about) its
     # largest score: fresh normal steps exceed it about 1 / 5000 of the time.
     assert np.delete(flags, np.arange(2_000, 2_020)).mean() < 0.002
+
+
+def test_margin_scales_the_distance_from_the_median_by_hand():
+    scores = np.arange(1.0, 11.0)  # median 5.5; numpy's 0.9 quantile of 1..10 is 9.1
+    assert fit_threshold(scores, "quantile", 0.9) == pytest.approx(9.1)
+    assert fit_threshold(scores, "quantile", 0.9, margin=2.0) == pytest.approx(5.5 + 2 * 3.6)
+    assert fit_threshold(scores, "quantile", 0.9, margin=0.5) == pytest.approx(5.5 + 0.5 * 3.6)
+    with pytest.raises(ValueError, match="margin"):
+        fit_threshold(scores, "quantile", 0.9, margin=0.0)
