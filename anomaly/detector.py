@@ -251,11 +251,13 @@ class Detector:
         # Calibrate on the held-back tail, predicted exactly as scoring predicts. The pass starts
         # at the beginning of the series, so the tail is seen with warm state, as any step after
         # the warm-up of a scored series is.
-        calibration = self._residuals(scaled)[cut:]
+        residuals = self._residuals(scaled)
+        calibration = residuals[cut:]
         self.residual_stats_ = fit_residual_stats(calibration)
-        calibration_scores, _ = ewma(
-            aggregate(normalise(calibration, self.residual_stats_), self.aggregation), self.smoothing_span
-        )
+        # The score is smoothed from the start of the series, as scoring smooths it, so each
+        # calibration score carries the EWMA history a scored step has (not a cold start).
+        smoothed, _ = ewma(aggregate(normalise(residuals, self.residual_stats_), self.aggregation), self.smoothing_span)
+        calibration_scores = smoothed[cut:]
         self.calibration_scores_ = calibration_scores  # (K,) kept for plots; not saved
         try:
             self.threshold_ = fit_threshold(

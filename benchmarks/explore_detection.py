@@ -13,8 +13,8 @@ Three steps, so that a model is trained once and its scores post-processed many 
         --config nab:skip-lstm-w32-u32-s4 --grid aggregation=max_abs --grid span=10,30 \
         --grid factor=1.5,2,3 --grid merge_gap=0,30,100
 
-``--set PARAM=VALUE`` overrides a Detector parameter, ``--model skip`` swaps in the skip
-network (``skip_network.py``), ``--transform diff`` feeds first differences instead of levels.
+``--set PARAM=VALUE`` overrides a Detector parameter, ``--model skip`` is ``--set residual=true``
+(the product's residual network: it predicts each step's change), ``--transform diff`` feeds first differences instead of levels.
 Caches live in ``results/benchmark/cache/<dataset>/<config>/`` (git-ignored); ``sweep`` appends
 to ``results/benchmark/explore_log.csv``, ``joint`` to ``explore_joint_log.csv``. What was
 tried and what came out is written up in ``benchmarks/DETECTION.md``.
@@ -56,7 +56,6 @@ from detection import (
     score_pca,
     score_random,
 )
-from skip_network import use_skip_network
 
 CACHE = DEFAULT_OUTPUT / "cache"
 LOG = DEFAULT_OUTPUT / "explore_log.csv"
@@ -112,7 +111,8 @@ TRANSFORMS = {
 def cache(dataset: str, config: str, overrides: dict[str, Any], seed: int, root: Path, quick: bool, transform: str = "none",
           model: str = "product") -> None:
     """Fit the Detector (and, once per data set, the baselines) on every file; save raw outputs."""
-    detector_cls = use_skip_network() if model == "skip" else None
+    if model == "skip":
+        overrides = {**overrides, "residual": True}
     cases = LOADERS[dataset](root, quick)
     folder = CACHE / dataset / config
     folder.mkdir(parents=True, exist_ok=True)
@@ -125,7 +125,7 @@ def cache(dataset: str, config: str, overrides: dict[str, Any], seed: int, root:
         stem = case.name.replace("/", "__")
         target = folder / f"{stem}.npz"
         if not target.exists():
-            result = score_detector(replace(case, frame=TRANSFORMS[transform](case.frame)), params, detector_cls)
+            result = score_detector(replace(case, frame=TRANSFORMS[transform](case.frame)), params)
             _save(target, case, result)
             print(f"[{dataset} {config} {i}/{len(cases)}] {case.name} {result.seconds:.1f} s "
                   f"{result.info['epochs_run']:.0f} epochs", flush=True)
@@ -243,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", action="append", required=True, help="name of the cached configuration (repeatable for sweep)")
     parser.add_argument("--set", action="append", default=[], metavar="PARAM=VALUE", help="Detector parameter override (cache)")
     parser.add_argument("--transform", choices=sorted(TRANSFORMS), default="none", help="applied to each series before the Detector sees it (cache)")
-    parser.add_argument("--model", choices=["product", "skip"], default="product", help="network: the product's, or with a skip connection (cache)")
+    parser.add_argument("--model", choices=["product", "skip"], default="product", help="network: the default, or the residual option (cache)")
     parser.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2", help="post-processing grid override (sweep)")
     parser.add_argument("--baselines", action="store_true", help="sweep the cached baselines too")
     parser.add_argument("--datasets")

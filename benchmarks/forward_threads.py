@@ -2,6 +2,14 @@
 
     python benchmarks/forward_threads.py [--rounds 3] [--batch 128] [--length 576]
 
+Beside the forward pass it measures, in the same run, what this machine's cores reach on one
+large float32 matrix product (numpy's BLAS, 2048 × 2048 × 2048, best of 3, one thread and all
+threads): the practical peak the forward pass's GFLOP/s should be read against. To see where a
+core's time goes, profile it (Linux ``perf``)::
+
+    perf record -F 999 -g -o /tmp/forward.perf .venv/bin/python benchmarks/forward_threads.py --rounds 5
+    perf report -i /tmp/forward.perf --no-children -g none --sort dso,symbol
+
 On a shared machine wall-clock rates move with other jobs; the rate per CPU second (process
 time) shows what one core achieves whatever the load, and the ratio of CPU to wall time shows
 how many cores the pass actually got. The network is the issue's reference: LSTM 2×64 on 38
@@ -16,6 +24,21 @@ import os
 import time
 
 import numpy as np
+
+
+def sgemm_gflops(threads: int, size: int = 2048, rounds: int = 3) -> float:
+    """GFLOP/s of numpy's float32 matrix product of two size × size matrices on ``threads`` threads."""
+    from threadpoolctl import threadpool_limits
+
+    a = np.random.default_rng(0).random((size, size), dtype=np.float32)
+    best = float("inf")
+    with threadpool_limits(limits=threads):
+        a @ a
+        for _ in range(rounds):
+            start = time.perf_counter()
+            a @ a
+            best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / best / 1e9
 
 
 def main() -> None:
@@ -51,6 +74,10 @@ def main() -> None:
     print("|---|---|---|---|")
     for threads, (per_wall, per_cpu) in sorted(best.items()):
         print(f"| {threads} | {per_wall:,.0f} | {per_cpu:,.0f} | {per_cpu * 122.6e3 / 1e9:.1f} |")
+    one, every = sgemm_gflops(1), sgemm_gflops(cores)
+    print(f"\nlarge float32 matrix product (numpy BLAS, 2048^3), the practical peak: {one:.1f} GFLOP/s on 1 thread, "
+          f"{every:.1f} on {cores}; the forward pass reaches {max(b[1] for b in best.values()) * 122.6e3 / 1e9 / one:.0%} "
+          f"of the one-thread figure per CPU second")
 
 
 if __name__ == "__main__":
