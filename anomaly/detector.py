@@ -326,8 +326,9 @@ class Detector:
         -------
         DataFrame of shape (L, 3 + D), same index as ``X``
             ``score`` (float; NaN for the first ``warmup_steps`` + 1 steps, which have no or
-            too little context), ``threshold``, ``is_anomaly`` (bool), and ``z_<feature>``: each
-            feature's signed normalised residual.
+            too little context), ``threshold``, ``is_anomaly`` (bool: the step lies in an event,
+            see ``event_gap``; with the defaults, ``score > threshold``), and ``z_<feature>``:
+            each feature's signed normalised residual.
         """
         self._check_is_fitted()
         values = self._select_features(X)

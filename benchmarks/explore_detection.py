@@ -8,6 +8,9 @@ Three steps, so that a model is trained once and its scores post-processed many 
     # 2. sweep post-processing settings over one data set's caches (and the cached baselines)
     python benchmarks/explore_detection.py sweep skab --config lstm-w32-u32-s4 --baselines \
         --grid span=1,10,30 --grid factor=1,2,3
+    # 2b. two cached networks' z combined per feature (mean, min_abs or geo), then swept
+    python benchmarks/explore_detection.py sweep skab --config lstm-w32-u32-s4+skip-lstm-w32-u32-s4:geo \
+        --grid aggregation=max_abs --grid span=30 --grid quantile=0.99 --grid factor=2,3 --grid merge_gap=100
     # 3. one setting for both data sets at once, as the harness applies it
     python benchmarks/explore_detection.py joint both --config skab:skip-lstm-w32-u32-s4 \
         --config nab:skip-lstm-w32-u32-s4 --grid aggregation=max_abs --grid span=10,30 \
@@ -183,15 +186,35 @@ GRID = {
 }
 
 
+# Per-feature ways to combine two cached networks' z into one (``--config A+B:how``).
+COMBINE = {
+    "mean": lambda a, b: (a + b) / 2,
+    "min_abs": lambda a, b: np.where(np.abs(a) < np.abs(b), a, b),  # surprising to both networks
+    "geo": lambda a, b: np.sign(a) * np.sqrt(np.abs(a * b)),
+}
+
+
+def _load_config(dataset: str, config: str) -> list[tuple[np.ndarray, int, Scores]]:
+    """A cached configuration's files, or two combined: ``A+B:how`` (how: a key of COMBINE)
+    takes A's calibration rows and ``COMBINE[how](z_A, z_B)`` as the z of every file."""
+    if "+" not in config:
+        return [_load(p) for p in sorted((CACHE / dataset / config).glob("*.npz"))]
+    pair, _, how = config.partition(":")
+    first, second = pair.split("+", 1)
+    combined = []
+    for (labels, train_end, a), (_, _, b) in zip(_load_config(dataset, first), _load_config(dataset, second)):
+        combined.append((labels, train_end, replace(a, z=COMBINE[how](a.z, b.z), residual_scale=None)))
+    return combined
+
+
 def sweep(dataset: str, configs: list[str], grid: dict[str, list[Any]], baselines: bool) -> pd.DataFrame:
     rows = []
     keys = list(grid)
-    targets = [(c, sorted((CACHE / dataset / c).glob("*.npz"))) for c in configs]
+    targets = [(c, _load_config(dataset, c)) for c in configs]
     if baselines:
         for name in ("pca", "iforest", "random"):
-            targets.append((name, sorted((CACHE / dataset / "_baselines").glob(f"{name}__*.npz"))))
-    for config, paths in targets:
-        loaded = [_load(p) for p in paths]
+            targets.append((name, [_load(p) for p in sorted((CACHE / dataset / "_baselines").glob(f"{name}__*.npz"))]))
+    for config, loaded in targets:
         seconds = sum(r.seconds for _, _, r in loaded)
         is_detector = loaded[0][2].z is not None
         for values in itertools.product(*(grid[k] for k in keys)):
