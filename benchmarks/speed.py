@@ -41,7 +41,9 @@ Stages and what their figures mean
    :class:`anomaly.sinks.ResultsSink` (Parquet out for Parquet in, CSV for CSV): the loop of
    ``pipelines._score_chunks`` without MLflow. The Detector is a 2x64 LSTM fitted for 1 epoch on
    a small synthetic series, saved and loaded back. Timesteps/s counts all rows (target >=
-   250k/s from Parquet; best of 2, the CSV file once in the full run). The breakdown table
+   250k/s from Parquet; best of 2, the CSV file once in the full run). The Parquet file is
+   scored a second time with reading and writing in the scoring thread instead of background
+   threads (:mod:`anomaly.overlap`), and the ratio of the two is reported. The breakdown table
    shows where the time goes: reading (parse, checks, gap filling), the compiled forward call,
    the rest of ``feed`` (scaling, packing blocks, normalising, EWMA), building the result
    DataFrame, and writing. Then the actual CLI,
@@ -388,8 +390,12 @@ def write_csv(path: Path, rows: int, *, seed: int, piece: int = 1 << 18) -> Path
 # ------------------------------------------------------------------------------------------------
 
 
-def score_file(detector: Any, source: Path, output: Path, phases: Phases | None = None) -> int:
-    """read -> score -> write, as ``pipelines._score_chunks`` does without MLflow. Returns rows."""
+def score_file(detector: Any, source: Path, output: Path, phases: Phases | None = None, overlap: bool = True) -> int:
+    """read -> score -> write, as ``pipelines._score_chunks`` does without MLflow. Returns rows.
+
+    ``overlap=False`` reads, scores and writes one after the other in this thread: the loop as
+    it was before reading and writing moved to background threads, for a same-run comparison.
+    """
     from anomaly.overlap import BackgroundWriter, Prefetch
     from anomaly.pipelines import result_frame
     from anomaly.sinks import ResultsSink
@@ -407,8 +413,9 @@ def score_file(detector: Any, source: Path, output: Path, phases: Phases | None 
     try:
         # As in the product: reading ahead and writing behind in background threads, so "read"
         # and "write" below are the time the scoring thread waited for them.
-        with stream, Prefetch(stream, name="anomaly-read") as chunks, \
-                BackgroundWriter(sink.write, name="anomaly-write") as writer:
+        reader = Prefetch(stream, name="anomaly-read") if overlap else contextlib.nullcontext(stream)
+        writing = BackgroundWriter(sink.write, name="anomaly-write") if overlap else contextlib.nullcontext(_Inline(sink.write))
+        with stream, reader as chunks, writing as writer:
             while True:
                 with phases("read"):
                     chunk = next(chunks, None)
@@ -429,6 +436,16 @@ def score_file(detector: Any, source: Path, output: Path, phases: Phases | None 
         sink.abort()
         raise
     return rows
+
+
+class _Inline:
+    """``BackgroundWriter``'s interface, writing in the calling thread."""
+
+    def __init__(self, write: Callable[[Any], None]) -> None:
+        self.submit = write
+
+    def flush(self) -> None:
+        pass
 
 
 def warm_up(detector: Any, tail_rows: int) -> None:
@@ -616,6 +633,14 @@ def stage_end_to_end(ctx: Context) -> None:
         seconds = dict(phases.seconds)
         seconds["feed"] -= seconds.get("forward", 0.0)
         breakdown[name] = seconds
+        if name == "Parquet":
+            log("stage 3: the same, reading and writing in the scoring thread (no background threads)")
+            serial, _ = best_of(reps, lambda: _scored_phases(detector, source, out, rows, overlap=False))
+            ctx.report.add(
+                "3 end to end", "background reading/writing ÷ all in one thread, Parquet", f"{serial.wall / timing.wall:.2f}x",
+                "", None, f"serial loop {rate(rows, serial.wall)}, {serial.cpu / rows * 1e6:.1f} CPU-s per 1M rows; "
+                f"{f'best of {reps}' if reps > 1 else '1 run'}; {load()}",
+            )
         out.unlink(missing_ok=True)
     order = ["read", "forward", "feed", "result frame", "write"]
     labels = {"read": "read (parse, check, fill)", "forward": "forward (compiled call)",
@@ -639,9 +664,9 @@ def stage_end_to_end(ctx: Context) -> None:
     parquet.unlink(missing_ok=True)
 
 
-def _scored_phases(detector: Any, source: Path, out: Path, rows: int) -> Phases:
+def _scored_phases(detector: Any, source: Path, out: Path, rows: int, overlap: bool = True) -> Phases:
     phases = Phases()
-    got = score_file(detector, source, out, phases)
+    got = score_file(detector, source, out, phases, overlap=overlap)
     if got != rows:
         raise RuntimeError(f"scored {got} rows of {source}, expected {rows}")
     return phases
