@@ -377,8 +377,11 @@ def ui(port: int, host: str) -> None:
         return
     if host != mlflow_ui.LOOPBACK:
         click.echo(f"warning: binding {host}: anyone who can reach this machine can read every run", err=True)
-    # `kill PID` (SIGTERM) stops the UI as cleanly as Ctrl-C does.
+    # `kill PID` (SIGTERM) stops the UI as cleanly as Ctrl-C does. SIGINT's handler is set too:
+    # a process started in the background by a non-interactive shell inherits SIGINT ignored,
+    # and Python then never turns Ctrl-C (or `kill -INT`) into KeyboardInterrupt.
     signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     process = mlflow_ui.start_ui(uri, host, port)
     url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
     try:
