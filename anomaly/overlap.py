@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Generic, TypeVar
@@ -106,16 +107,21 @@ class Prefetch(Generic[T]):
             raise item.error
         return item  # type: ignore[return-value]
 
-    def close(self) -> None:
-        """Stop the producer and wait for it (it finishes the item it is reading)."""
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop the producer; wait up to ``timeout`` s for it to finish the item it is reading.
+
+        A producer blocked on a live input (standard input with nothing arriving) cannot be
+        interrupted: after ``timeout`` it is left behind, a daemon thread that ends with the
+        process, so an error in the consumer is reported at once rather than when input comes.
+        """
         self._stop.set()
         self._finished = True
-        while self._thread.is_alive():
+        deadline = time.monotonic() + timeout
+        while self._thread.is_alive() and time.monotonic() < deadline:
             try:  # unblock a producer waiting on a full queue
                 self._queue.get(timeout=_POLL_SECONDS)
             except queue.Empty:
                 pass
-        self._thread.join()
 
     def __enter__(self) -> "Prefetch[T]":
         return self

@@ -71,6 +71,24 @@ def test_prefetch_stopped_early_closes_the_generator_in_its_thread():
         next(prefetched)
 
 
+def test_prefetch_close_does_not_hang_on_a_producer_blocked_on_its_input():
+    """A live feed with nothing arriving: an error in the consumer must still end the pass."""
+    never = threading.Event()
+
+    def items():
+        yield 0
+        never.wait()  # like a read from an idle stdin
+        yield 1
+
+    prefetched = Prefetch(items(), depth=2)
+    assert next(prefetched) == 0
+    started = time.monotonic()
+    prefetched.close(timeout=0.3)
+    assert time.monotonic() - started < 2.0
+    assert prefetched._thread.daemon
+    never.set()
+
+
 def test_writer_writes_in_order_in_one_thread():
     written, threads = [], set()
 
