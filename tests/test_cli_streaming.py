@@ -165,6 +165,12 @@ def test_flags_follow_the_events_whatever_the_chunk_size(store):
     assert raw.sum() > 0 and not np.array_equal(expected, raw)  # the test exercises filling/dropping
     np.testing.assert_array_equal(frame["is_anomaly"].to_numpy(), expected)
     np.testing.assert_array_equal(outputs[1]["is_anomaly"].to_numpy(), expected)
+    # `anomaly evaluate` measures the same flags.
+    evaluated = invoke("evaluate", str(directory / "new.csv"), "--label-col", "anomaly",
+                       "--model", "models:/events-model/latest", "--json")
+    assert evaluated.exit_code == 0, evaluated.output
+    flag_rate = last_json(evaluated)["metrics"]["anomaly"]["flag_rate"]
+    assert flag_rate == pytest.approx(expected.mean())
     events = json.loads((directory / "events_65536_events.json").read_text())
     covered = np.zeros(len(frame), dtype=bool)
     for event in events:
