@@ -283,8 +283,8 @@ class EventMask:
     * the steps of an event still shorter than ``min_length`` wait until it reaches that length
       (then they are flagged) or closes (then they are not).
 
-    So at most ``max(gap, min_length - 1)`` steps (plus the steps of a short event bridged by
-    gaps) are held back, and with ``gap=0, min_length=1`` nothing is. Memory is O(1) besides
+    So fewer than ``gap + min_length`` steps are held back at any time, and with ``gap=0,
+    min_length=1`` none are. Memory is O(1) besides
     the returned arrays. The concatenated output equals :func:`event_flags` of the whole
     series, for any chunking.
 

@@ -165,8 +165,9 @@ class Recurrence:
         cell = self.cell
         # sigmoid(x) = (1 + tanh(x / 2)) / 2: with the sigmoid gates' columns of every weight and
         # bias halved here (exact in float32), one fused tanh serves all of a layer's gates. XLA
-        # evaluates tanh in fewer instructions than the logistic, so an LSTM step costs about 15 %
-        # less (benchmarks/forward_threads.py); outputs still match Keras to float32 rounding.
+        # evaluates tanh in fewer instructions than the logistic: the pass got 3-5 % faster in
+        # benchmarks/forward_threads.py (the gates are about a third of a step's time, the
+        # matrix products the rest); outputs still match Keras to float32 rounding.
         layers = [_halve_sigmoid_gates(layer, cell) for layer in self._layers]
         first = layers[0]
         # Layer 0's input projection does not depend on the state: one large product for all
