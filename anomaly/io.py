@@ -221,26 +221,15 @@ def read_series(
     wanted = _check_columns_option(columns, shown)
     raw = read_table(path)
     available = [str(name) for name in raw.columns]
-    _check_named_columns(
-        shown, available, time_col=time_col, label_col=label_col, columns=wanted, columns_role=columns_role
-    )
-
-    if time_col is None:
-        time_col = _detect_time_column(raw, exclude={label_col, *(wanted or [])})
-        if time_col is not None:
-            logger.info("%s: using column %r as the time column", shown, time_col)
+    time_col = _resolve_time_column(raw, shown, time_col=time_col, label_col=label_col, wanted=wanted,
+                                    columns_role=columns_role)
     time_index = _parse_time(raw[time_col], shown, time_col) if time_col is not None else None
     if time_index is not None:
         _check_unique_times(time_index, shown, time_col)
 
     labels = _parse_labels(raw[label_col], shown, label_col) if label_col is not None else None
 
-    feature_names = wanted if wanted is not None else _auto_features(raw, shown, {time_col, label_col})
-    if not feature_names:
-        raise DataError(
-            f"{shown}: expected at least one numeric feature column, but found only "
-            f"{_describe_columns(raw, time_col, label_col)}"
-        )
+    feature_names = _feature_columns(raw, shown, time_col, label_col, wanted)
     values = np.column_stack(
         [_feature_values(raw[name], shown, name, explicit=wanted is not None) for name in feature_names]
     )
@@ -616,6 +605,35 @@ def _check_columns_option(columns: Sequence[str] | None, shown: str) -> list[str
             raise DataError(f"{shown}: option columns should name each column once, but {name!r} appears twice")
         seen.add(name)
     return names
+
+
+def _resolve_time_column(
+    raw: pd.DataFrame, shown: str, *, time_col: str | None, label_col: str | None, wanted: list[str] | None,
+    columns_role: str,
+) -> str | None:
+    """Check the explicitly named columns; return ``time_col``, detected when not given."""
+    available = [str(name) for name in raw.columns]
+    _check_named_columns(
+        shown, available, time_col=time_col, label_col=label_col, columns=wanted, columns_role=columns_role
+    )
+    if time_col is None:
+        time_col = _detect_time_column(raw, exclude={label_col, *(wanted or [])})
+        if time_col is not None:
+            logger.info("%s: using column %r as the time column", shown, time_col)
+    return time_col
+
+
+def _feature_columns(
+    raw: pd.DataFrame, shown: str, time_col: str | None, label_col: str | None, wanted: list[str] | None,
+) -> list[str]:
+    """The feature columns: ``wanted``, else every numeric column besides time and label."""
+    features = wanted if wanted is not None else _auto_features(raw, shown, {time_col, label_col})
+    if not features:
+        raise DataError(
+            f"{shown}: expected at least one numeric feature column, but found only "
+            f"{_describe_columns(raw, time_col, label_col)}"
+        )
+    return list(features)
 
 
 def _check_named_columns(

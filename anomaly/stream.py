@@ -57,18 +57,15 @@ from anomaly.io import (
     _SNIFF_CHARS,
     Series,
     _all_empty_error,
-    _auto_features,
     _check_columns_option,
     _check_max_gap,
-    _check_named_columns,
     _check_parquet_size,
     _clean_column_names,
     _condense,
     _csv_error,
-    _describe_columns,
-    _detect_time_column,
     _empty_input_error,
     _existing_file,
+    _feature_columns,
     _feature_values,
     _nan_runs,
     _no_rows_error,
@@ -76,6 +73,7 @@ from anomaly.io import (
     _parse_labels,
     _parse_time,
     _repeated_time_error,
+    _resolve_time_column,
     _show_value,
     _shown,
     _sniff_text_format,
@@ -318,19 +316,9 @@ class SeriesStream(Iterator[SeriesChunk]):
         """Column roles from the sample, by read_series' rules."""
         shown = self.source
         available = [str(name) for name in sample.columns]
-        _check_named_columns(
-            shown, available, time_col=time_col, label_col=label_col, columns=wanted, columns_role=columns_role
-        )
-        if time_col is None:
-            time_col = _detect_time_column(sample, exclude={label_col, *(wanted or [])})
-            if time_col is not None:
-                logger.info("%s: using column %r as the time column", shown, time_col)
-        features = wanted if wanted is not None else _auto_features(sample, shown, {time_col, label_col})
-        if not features:
-            raise DataError(
-                f"{shown}: expected at least one numeric feature column, but found only "
-                f"{_describe_columns(sample, time_col, label_col)}"
-            )
+        time_col = _resolve_time_column(sample, shown, time_col=time_col, label_col=label_col, wanted=wanted,
+                                        columns_role=columns_role)
+        features = _feature_columns(sample, shown, time_col, label_col, wanted)
         used = {time_col, label_col, *features}
         self.time_col = time_col
         self.label_col = label_col

@@ -456,13 +456,6 @@ def fit_threshold(calibration: np.ndarray, pp: PostProcessing) -> float:
     raise ValueError(f"The 'threshold' setting must be 'quantile' or 'pot'. Got {pp.threshold!r} instead.")
 
 
-def group_events(flags: np.ndarray, merge_gap: int, min_length: int) -> np.ndarray:
-    """Fill gaps of at most ``merge_gap`` rows between flagged stretches, then drop stretches
-    shorter than ``min_length`` rows: the product's ``is_anomaly`` rule
-    (:func:`anomaly.events.event_flags`), applied to the baselines' flags."""
-    return event_flags(flags, gap=merge_gap, min_length=min_length)
-
-
 def postprocess(result: Scores, pp: PostProcessing) -> tuple[np.ndarray, np.ndarray, float]:
     """Scores → (processed scores (L,), flags (L,), threshold) under ``pp``."""
     if result.z is not None:
@@ -480,7 +473,7 @@ def postprocess(result: Scores, pp: PostProcessing) -> tuple[np.ndarray, np.ndar
     with np.errstate(invalid="ignore"):
         flags = np.nan_to_num(smooth, nan=-np.inf) > threshold
     if pp.merge_gap > 0 or pp.min_length > 1:
-        flags = group_events(flags, pp.merge_gap, pp.min_length)
+        flags = event_flags(flags, gap=pp.merge_gap, min_length=pp.min_length)  # the product's is_anomaly rule
     return smooth, flags, threshold
 
 
