@@ -140,6 +140,8 @@ _TRAIN_OPTIONS = [
     ("--units", "units", _IntList(), "Units per stacked recurrent layer, e.g. 64,64."),
     ("--dropout", "dropout", float, "Dropout on recurrent layer inputs."),
     ("--residual", "residual", bool, "true: predict each step's change from the one before (follows drifting levels)."),
+    ("--autoregressive", "autoregressive", int,
+     "p > 0: a linear VAR(p) fitted on the training part predicts first; the network learns the rest (0: off)."),
     ("--epochs", "epochs", int, "Maximum training epochs (early stopping may end sooner)."),
     ("--batch-size", "batch_size", int, "Windows per training batch."),
     ("--learning-rate", "learning_rate", float, "Adam learning rate."),

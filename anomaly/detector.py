@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from anomaly import __version__
+from anomaly.autoregression import MAX_LAGS, LinearAR, fit_linear_ar
 from anomaly.errors import DataError, NotFittedError
 from anomaly.events import event_flags
 from anomaly.model import CELLS, EpochCallback
@@ -57,6 +58,10 @@ class Detector:
     dropout : float
     residual : bool
         Predict each step's change from the one before (see :func:`anomaly.model.build_model`).
+    autoregressive : int
+        p > 0: a linear VAR(p) over all features, fitted by ridge least squares on the training
+        part, predicts each step first, and the network learns what it leaves unexplained (see
+        :mod:`anomaly.autoregression`). 0: the network alone. Not combined with ``residual``.
     epochs, batch_size, patience : int
         Training length, batch size, and early-stopping patience (epochs without improvement).
     learning_rate : float
@@ -104,6 +109,8 @@ class Detector:
     feature_names_in_ : list of str
     n_features_in_ : int
     scaling_ : Scaling
+    autoregression_ : LinearAR or None
+        The linear part of the prediction (``autoregressive > 0``).
     model_ : keras.Model
     residual_stats_ : ResidualStats
     threshold_ : float
@@ -122,6 +129,7 @@ class Detector:
         units: Sequence[int] = (64, 64),
         dropout: float = 0.0,
         residual: bool = False,
+        autoregressive: int = 0,
         epochs: int = 30,
         batch_size: int = 64,
         learning_rate: float = 1e-3,
@@ -148,6 +156,7 @@ class Detector:
         self.units = tuple(units)
         self.dropout = dropout
         self.residual = residual
+        self.autoregressive = autoregressive
         self.epochs = epochs
         self.batch_size = batch_size
         self.learning_rate = learning_rate
@@ -173,7 +182,7 @@ class Detector:
         return {
             name: getattr(self, name)
             for name in (
-                "window_size", "stride", "cell", "units", "dropout", "residual", "epochs", "batch_size",
+                "window_size", "stride", "cell", "units", "dropout", "residual", "autoregressive", "epochs", "batch_size",
                 "learning_rate", "patience", "validation_fraction", "threshold_method",
                 "threshold_quantile", "threshold_level", "threshold_risk", "threshold_min_decrease",
                 "threshold_margin", "aggregation", "smoothing_span", "event_gap", "event_min_length", "warmup_steps", "block", "burn_in", "random_state",
@@ -218,13 +227,28 @@ class Detector:
         self.n_features_in_ = values.shape[1]
         self.scaling_ = fit_scaling(values[:cut])
         scaled = self.scaling_.transform(values)
+        # The network's targets: the scaled series itself, or what the linear part leaves of it.
+        if self.autoregressive:
+            try:
+                self.autoregression_: LinearAR | None = fit_linear_ar(scaled[:cut], self.autoregressive)
+            except ValueError as err:
+                raise DataError(f"the training part of the series is too short for autoregressive {self.autoregressive}: {err}") from None
+            target = scaled - self.autoregression_.predict(scaled)
+        else:
+            self.autoregression_ = None
+            target = scaled
 
         network.seed_everything(self.random_state)
-        # Windows that touch a gap (rows left missing, see anomaly.io) are not learned from.
-        gap_rows = np.isnan(values).any(axis=1)
-        inputs, targets = next_step_pairs(scaled[:cut], self.window_size, self.stride)
+        # Windows that touch a gap (rows left missing, see anomaly.io) are not learned from, nor
+        # those whose targets the linear part cannot predict (its first p rows, after gaps).
+        gap_rows = np.isnan(values).any(axis=1) | np.isnan(target).any(axis=1)
+        # Inputs from the scaled series, targets from `target`: one window view of both side by side.
+        width, paired = self.n_features_in_, np.concatenate([scaled, target], axis=1)
+        inputs, targets = next_step_pairs(paired[:cut], self.window_size, self.stride)
+        inputs, targets = inputs[..., :width], targets[..., width:]
         usable = np.flatnonzero(valid_windows(gap_rows[:cut], self.window_size + 1, self.stride))
-        val_inputs, val_targets = next_step_pairs(scaled[cut:], self.window_size, self.stride)
+        val_inputs, val_targets = next_step_pairs(paired[cut:], self.window_size, self.stride)
+        val_inputs, val_targets = val_inputs[..., :width], val_targets[..., width:]
         val_usable = valid_windows(gap_rows[cut:], self.window_size + 1, self.stride)
         for part, count in (("training part", len(usable)), ("held-back part", int(val_usable.sum()))):
             if count == 0:
@@ -285,6 +309,9 @@ class Detector:
             ("units", len(self.units) >= 1 and all(isinstance(u, int) and u >= 1 for u in self.units), "a non-empty list of ints >= 1"),
             ("dropout", 0.0 <= self.dropout < 1.0, "a float in [0, 1)"),
             ("residual", isinstance(self.residual, bool), "True or False"),
+            ("autoregressive", isinstance(self.autoregressive, int) and not isinstance(self.autoregressive, bool)
+             and 0 <= self.autoregressive <= MAX_LAGS and not (self.autoregressive and self.residual),
+             f"an int in [0, {MAX_LAGS}], and 0 when residual is True"),
             ("epochs", isinstance(self.epochs, int) and self.epochs >= 1, "an int >= 1"),
             ("batch_size", isinstance(self.batch_size, int) and self.batch_size >= 1, "an int >= 1"),
             ("learning_rate", self.learning_rate > 0, "a float > 0"),
@@ -379,9 +406,11 @@ class Detector:
         if getattr(self, "_recurrence_", None) is None:
             # Compiled once per fitted network; every scorer of this detector shares it.
             self._recurrence_ = Recurrence(self.model_, self.cell)
+        linear = getattr(self, "autoregression_", None)
         return StreamPredictor(
             self._recurrence_, block=self.block,
             burn_in=self.window_size if self.burn_in is None else self.burn_in, warmup_steps=self.warmup_steps,
+            baseline=None if linear is None else linear.stream(),
         )
 
     def _residuals(self, scaled: np.ndarray) -> np.ndarray:
@@ -422,6 +451,7 @@ class Detector:
             "params": {**self.get_params(), "units": list(self.units)},
             "feature_names_in": self.feature_names_in_,
             "scaling": self.scaling_.to_dict(),
+            "autoregression": None if self.autoregression_ is None else self.autoregression_.to_dict(),
             "residual_stats": self.residual_stats_.to_dict(),
             "threshold": self.threshold_,
             "calibration_summary": self.calibration_summary_,
@@ -450,6 +480,8 @@ class Detector:
             detector.feature_names_in_ = list(state["feature_names_in"])
             detector.n_features_in_ = len(detector.feature_names_in_)
             detector.scaling_ = Scaling.from_dict(state["scaling"])
+            linear = state.get("autoregression")  # absent in detectors saved before it existed
+            detector.autoregression_ = None if linear is None else LinearAR.from_dict(linear)
             detector.residual_stats_ = ResidualStats.from_dict(state["residual_stats"])
             detector.threshold_ = float(state["threshold"])
             detector.calibration_summary_ = dict(state["calibration_summary"])

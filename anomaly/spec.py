@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from anomaly.autoregression import MAX_LAGS
 from anomaly.errors import SpecError
 from anomaly.model import CELLS
 from anomaly.scoring import AGGREGATIONS
@@ -54,6 +55,7 @@ class ModelSpec:
     units: tuple[int, ...] = (64, 64)
     dropout: float = 0.0
     residual: bool = False  # predict the change from the last step: x_hat[t+1] = x[t] + f(x[<=t])
+    autoregressive: int = 0  # p > 0: a linear VAR(p) predicts first, the network learns the rest
 
 
 @dataclass(frozen=True)
@@ -124,6 +126,7 @@ class Spec:
             "units": self.model.units,
             "dropout": self.model.dropout,
             "residual": self.model.residual,
+            "autoregressive": self.model.autoregressive,
             "epochs": self.training.epochs,
             "batch_size": self.training.batch_size,
             "learning_rate": self.training.learning_rate,
@@ -208,6 +211,7 @@ _FLAT_INDEX: dict[str, tuple[str, str]] = {
     "units": ("model", "units"),
     "dropout": ("model", "dropout"),
     "residual": ("model", "residual"),
+    "autoregressive": ("model", "autoregressive"),
     "epochs": ("training", "epochs"),
     "batch_size": ("training", "batch_size"),
     "learning_rate": ("training", "learning_rate"),
@@ -269,6 +273,7 @@ _RULES: dict[tuple[str, str], tuple[Any, str]] = {
     ("model", "units"): (lambda v: len(v) >= 1 and all(_is_int(u) and 1 <= u <= 4096 for u in v), "a non-empty list of ints in [1, 4096]"),
     ("model", "dropout"): (lambda v: _is_number(v) and 0 <= v < 1, "a number in [0, 1)"),
     ("model", "residual"): (lambda v: isinstance(v, bool), "true or false"),
+    ("model", "autoregressive"): (lambda v: _is_int(v) and 0 <= v <= MAX_LAGS, f"an int in [0, {MAX_LAGS}]"),
     ("training", "epochs"): (lambda v: _is_int(v) and 1 <= v <= 100_000, "an int in [1, 100000]"),
     ("training", "batch_size"): (lambda v: _is_int(v) and 1 <= v <= 1_000_000, "an int in [1, 1000000]"),
     ("training", "learning_rate"): (lambda v: _is_number(v) and 0 < v <= 1, "a number in (0, 1]"),
@@ -327,6 +332,12 @@ def validate(spec: Spec, origin: str = "spec") -> None:
             ok = False
         if not ok:
             raise SpecError(f"{where}{_display(section, fname, origin)} must be {expected}; got {value!r}")
+    if spec.model.residual and spec.model.autoregressive:
+        raise SpecError(
+            f"{where}{_display('model', 'autoregressive', origin)} must be 0 when "
+            f"{_display('model', 'residual', origin)} is true (two ways of predicting the level); "
+            f"got {spec.model.autoregressive!r}"
+        )
 
 
 def _coerce_section(section: str, raw: Any, where: str) -> dict[str, Any]:

@@ -83,9 +83,15 @@ class StreamPredictor:
         Steps before a block that rebuild its state from blank.
     warmup_steps : int
         Rows after each (re)start of the state that get a prediction but are not scored.
+    baseline : anomaly.autoregression.ArStream, optional
+        A linear autoregression whose predictions the network's are added to (the network was
+        trained on what it leaves unexplained); rows it cannot predict (too soon after a gap)
+        are not scored.
     """
 
-    def __init__(self, recurrence: "object", *, block: int, burn_in: int, warmup_steps: int) -> None:
+    def __init__(
+        self, recurrence: "object", *, block: int, burn_in: int, warmup_steps: int, baseline: "object | None" = None
+    ) -> None:
         if block < 1 or burn_in < 0 or warmup_steps < 0:
             raise ValueError(f"need block >= 1, burn_in >= 0, warmup_steps >= 0; got {block}, {burn_in}, {warmup_steps}")
         self._recurrence = recurrence
@@ -93,6 +99,7 @@ class StreamPredictor:
         self.block = int(block)
         self.burn_in = int(burn_in)
         self.warmup_steps = int(warmup_steps)
+        self._baseline = baseline
         self.position = 0  # absolute position of the next row
         # Scaled rows before ``position`` (up to burn_in of them, at least 1), for burn-in.
         self._tail = np.zeros((0, self.n_features), dtype=np.float32)
@@ -123,6 +130,9 @@ class StreamPredictor:
         valid = ~np.isnan(scaled).any(axis=1)
         scored = self._scored_rows(valid, self.position)
         predictions = self._predict(np.where(valid[:, None], scaled, 0.0).astype(np.float32), valid)
+        if self._baseline is not None:
+            predictions = predictions + self._baseline.feed(scaled)
+            scored &= ~np.isnan(predictions).any(axis=1)
         self.position += len(scaled)
         return predictions, scored
 

@@ -122,6 +122,22 @@ def test_every_model_uri_form_gives_the_same_scores_as_the_pyfunc_model(files, t
 
 
 @pytest.mark.slow
+def test_an_autoregressive_model_trains_logs_and_scores_from_the_cli(files, mlflow_store):
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    trained = last_json(invoke("train", str(files["train"]), *TINY_OPTIONS, "--autoregressive", "3", "--json"))
+    assert MlflowClient().get_run(trained["run_id"]).data.params["model.autoregressive"] == "3"
+    out = mlflow_store / "ar.csv"
+    assert invoke("score", str(files["test"]), "-o", str(out)).exit_code == 0
+    scores = pd.read_csv(out, index_col=0)["score"]
+    assert scores.index[int(np.nanargmax(scores))] == scores.index[120]
+    # The linear part travels inside the MLflow model: the served model scores the same.
+    served = mlflow.pyfunc.load_model(trained["model_uri"]).predict(pd.read_csv(files["test"], index_col=0))
+    np.testing.assert_allclose(served["score"].to_numpy(), scores.to_numpy(), rtol=1e-6)
+
+
+@pytest.mark.slow
 def test_train_without_file_runs_the_bundled_demo_pipeline(mlflow_store):
     # The demo spec with tiny overrides: the same code path as `anomaly train`, in seconds.
     result = invoke("train", "--units", "4", "--epochs", "1", "--stride", "64", "--json")
@@ -160,6 +176,8 @@ def assert_user_error(result, *fragments: str) -> None:
         (["train", "plant.csv", "--window-size", "0"], ["--window-size must be an int in [2, 10000]; got 0"]),
         (["train", "plant.csv", "--epochs", "-1"], ["--epochs must be an int in [1, 100000]; got -1"]),
         (["train", "plant.csv", "--units", "a,b"], ["--units", "expected comma-separated integers"]),
+        (["train", "plant.csv", "--autoregressive", "-1"], ["--autoregressive must be an int in [0, 64]; got -1"]),
+        (["train", "plant.csv", "--autoregressive", "2", "--residual", "true"], ["--autoregressive must be 0 when --residual is true"]),
         (["train", "plant.csv", "--cell", "cnn"], ["--cell", "'cnn' is not one of"]),
         (["train", "plant.csv", "--columns", "f0,nope"], ["plant.csv", "'nope'"]),
         (["train", "-p", "nope.yaml"], ["nope.yaml: pipeline spec not found"]),

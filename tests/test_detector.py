@@ -1,5 +1,7 @@
 """Detector on tiny seeded series: quality, persistence, input handling."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -138,3 +140,57 @@ def test_a_residual_network_follows_a_level_it_never_saw_but_flags_a_spike(tmp_p
     scores = loaded.score(test)[SCORE_COLUMN]
     np.testing.assert_allclose(scores, detector.score(test)[SCORE_COLUMN], equal_nan=True)
     assert int(np.nanargmax(scores)) in (150, 151)  # the spike, or the step back down from it
+
+
+def _drifting(length: int) -> "object":
+    """make_series plus a feature that drifts steadily upwards (a slowly heating sensor)."""
+    series = make_series(length, 0)
+    series["drift"] = np.linspace(0.0, 6.0 * length / 900, length) + np.cumsum(np.random.default_rng(3).normal(0, 0.02, length))
+    return series
+
+
+def test_an_autoregressive_detector_follows_a_drift_past_its_training_range_but_flags_a_spike(tmp_path):
+    series = _drifting(900)
+    train, test = series.iloc[:600], plant_spike(series.iloc[600:], at=150, feature=1, size=8.0)
+    plain = Detector(random_state=0, **TINY).fit(train)
+    detector = Detector(random_state=0, autoregressive=2, **TINY).fit(train)
+    assert detector.autoregression_.coef.shape == (2 * 4, 4)
+    result = detector.score(test)
+    # The network alone cannot predict a level it never saw: most of the test part is flagged.
+    # The linear part follows the drift, so the spike is the only event.
+    assert plain.score(test)[FLAG_COLUMN].mean() > 0.5
+    assert int(np.nanargmax(result[SCORE_COLUMN])) == 150
+    assert result[FLAG_COLUMN].sum() <= 5 and result[FLAG_COLUMN].iloc[150]
+
+    loaded = Detector.load(detector.save(tmp_path / "d"))
+    assert loaded.autoregressive == 2
+    np.testing.assert_array_equal(loaded.autoregression_.coef, detector.autoregression_.coef)
+    np.testing.assert_allclose(loaded.score(test)[SCORE_COLUMN], result[SCORE_COLUMN], equal_nan=True)
+    # Chunk by chunk, the linear part's last rows are carried: the same scores as in one go.
+    stream = loaded.stream()
+    values = test.to_numpy()
+    streamed = np.concatenate([stream.feed(values[i : i + 7]).scores for i in range(0, len(values), 7)])
+    np.testing.assert_allclose(streamed, result[SCORE_COLUMN], rtol=1e-5, equal_nan=True)
+
+
+def test_an_autoregressive_detector_leaves_rows_without_their_lags_unscored():
+    series = _drifting(700)
+    detector = Detector(random_state=0, autoregressive=3, **{**TINY, "warmup_steps": 0}).fit(series.iloc[:600])
+    test = series.iloc[600:].copy()
+    test.iloc[40:45, 0] = np.nan
+    scores = detector.score(test)[SCORE_COLUMN].to_numpy()
+    # No warm-up, but the linear part needs 3 complete rows before a row: 0-2 and 45-47 are unscored.
+    assert np.isnan(scores[[0, 1, 2, 45, 46, 47]]).all() and np.isfinite(scores[[3, 39, 48]]).all()
+
+
+@pytest.mark.parametrize(
+    "params, expected",
+    [
+        ({"autoregressive": -1}, "The 'autoregressive' parameter must be an int in [0, 64], and 0 when residual is True"),
+        ({"autoregressive": True}, "The 'autoregressive' parameter must be an int"),
+        ({"autoregressive": 2, "residual": True}, "Got 2 instead"),
+    ],
+)
+def test_invalid_autoregressive_settings_are_named(params, expected):
+    with pytest.raises(ValueError, match=re.escape(expected)):
+        Detector(**params).fit(make_series(300, 0))

@@ -37,6 +37,9 @@ def test_partial_spec_keeps_defaults_and_round_trips_through_yaml(tmp_path):
         ("training: {epochs: '5'}\n", "training.epochs must be an int in [1, 100000]; got '5'"),
         ("model: {units: [64, 0]}\n", "model.units must be a non-empty list of ints in [1, 4096]; got (64, 0)"),
         ("model: {unitz: [4]}\n", "unknown field model.unitz"),
+        ("model: {autoregressive: 65}\n", "model.autoregressive must be an int in [0, 64]; got 65"),
+        ("model: {autoregressive: 2, residual: true}\n",
+         "model.autoregressive must be 0 when model.residual is true (two ways of predicting the level); got 2"),
         ("modle: {}\n", "unknown section 'modle'"),
         ("window: 5\n", "window must be a mapping of fields; got int 5"),
         ("window: {window_size: [\n", "not valid YAML at line"),
@@ -63,6 +66,9 @@ def test_overrides_replace_single_fields_and_validate_as_options():
         Spec().override(window_size=0)
     with pytest.raises(SpecError, match="--epochs must be"):
         Spec().override(epochs=-1)
+    with pytest.raises(SpecError, match=r"^--autoregressive must be 0 when --residual is true"):
+        Spec().override(autoregressive=4, residual=True)
+    assert Spec().override(autoregressive=4).detector_params()["autoregressive"] == 4
 
 
 def test_detector_params_cover_every_model_and_training_field():
