@@ -115,7 +115,7 @@ def cache(dataset: str, config: str, overrides: dict[str, Any], seed: int, root:
           model: str = "product") -> None:
     """Fit the Detector (and, once per data set, the baselines) on every file; save raw outputs."""
     if model == "skip":
-        overrides = {**overrides, "residual": True}
+        overrides = {**overrides, "residual": True, "autoregressive": 0}
     cases = LOADERS[dataset](root, quick)
     folder = CACHE / dataset / config
     folder.mkdir(parents=True, exist_ok=True)
