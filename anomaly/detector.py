@@ -242,13 +242,9 @@ class Detector:
         # Windows that touch a gap (rows left missing, see anomaly.io) are not learned from, nor
         # those whose targets the linear part cannot predict (its first p rows, after gaps).
         gap_rows = np.isnan(values).any(axis=1) | np.isnan(target).any(axis=1)
-        # Inputs from the scaled series, targets from `target`: one window view of both side by side.
-        width, paired = self.n_features_in_, np.concatenate([scaled, target], axis=1)
-        inputs, targets = next_step_pairs(paired[:cut], self.window_size, self.stride)
-        inputs, targets = inputs[..., :width], targets[..., width:]
+        inputs, targets = next_step_pairs(scaled[:cut], self.window_size, self.stride, targets=target[:cut])
         usable = np.flatnonzero(valid_windows(gap_rows[:cut], self.window_size + 1, self.stride))
-        val_inputs, val_targets = next_step_pairs(paired[cut:], self.window_size, self.stride)
-        val_inputs, val_targets = val_inputs[..., :width], val_targets[..., width:]
+        val_inputs, val_targets = next_step_pairs(scaled[cut:], self.window_size, self.stride, targets=target[cut:])
         val_usable = valid_windows(gap_rows[cut:], self.window_size + 1, self.stride)
         for part, count in (("training part", len(usable)), ("held-back part", int(val_usable.sum()))):
             if count == 0:

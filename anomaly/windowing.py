@@ -46,8 +46,10 @@ def make_windows(X: np.ndarray, window_size: int, stride: int = 1) -> np.ndarray
     return sliding_window_view(X, window_size, axis=0)[::stride].transpose(0, 2, 1)
 
 
-def next_step_pairs(X: np.ndarray, window_size: int, stride: int = 1) -> tuple[np.ndarray, np.ndarray]:
-    """Inputs and next-step targets for a many-to-many predictor, both views of ``X``.
+def next_step_pairs(
+    X: np.ndarray, window_size: int, stride: int = 1, targets: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Inputs and next-step targets for a many-to-many predictor, both views (no copy).
 
     Parameters
     ----------
@@ -55,16 +57,23 @@ def next_step_pairs(X: np.ndarray, window_size: int, stride: int = 1) -> tuple[n
     window_size : int
         T, the number of input steps per window.
     stride : int, default 1
+    targets : ndarray of shape (L, D'), optional
+        The series the targets come from, aligned with ``X`` (default ``X`` itself).
 
     Returns
     -------
     inputs : ndarray of shape (N, T, D)
         ``inputs[n, k] == X[n * stride + k]``.
-    targets : ndarray of shape (N, T, D)
-        ``targets[n, k] == X[n * stride + k + 1]``: at every step the model predicts the next one.
+    targets : ndarray of shape (N, T, D')
+        ``targets[n, k] == targets[n * stride + k + 1]``: at every step the model predicts the
+        next one.
     """
     windows = make_windows(X, window_size + 1, stride)
-    return windows[:, :-1], windows[:, 1:]
+    if targets is None:
+        return windows[:, :-1], windows[:, 1:]
+    if len(targets) != len(X):
+        raise ValueError(f"targets must have {len(X)} rows like X; got {len(targets)}")
+    return windows[:, :-1], make_windows(targets, window_size + 1, stride)[:, 1:]
 
 
 def windows_to_timesteps(

@@ -29,6 +29,18 @@ def test_next_step_targets_are_inputs_shifted_by_one():
     np.testing.assert_array_equal(inputs[0, 0], X[0])
 
 
+def test_next_step_targets_can_come_from_another_aligned_series():
+    X = np.arange(20, dtype=float).reshape(10, 2)
+    other = -np.arange(10, dtype=float)[:, None]  # one column, e.g. what a linear part leaves
+    inputs, targets = next_step_pairs(X, window_size=3, stride=2, targets=other)
+    assert inputs.shape == (4, 3, 2) and targets.shape == (4, 3, 1)
+    assert np.shares_memory(targets, other) and np.shares_memory(inputs, X)
+    np.testing.assert_array_equal(targets[1, :, 0], [-3.0, -4.0, -5.0])  # rows 3..5 after inputs 2..4
+    np.testing.assert_array_equal(inputs[1, :, 0], [4.0, 6.0, 8.0])
+    with pytest.raises(ValueError, match="targets must have 10 rows like X; got 9"):
+        next_step_pairs(X, 3, targets=other[:9])
+
+
 @pytest.mark.parametrize("bad", [dict(window_size=0), dict(window_size=11), dict(window_size=3, stride=0)])
 def test_bad_window_arguments_are_refused(bad):
     with pytest.raises(ValueError):
