@@ -3,7 +3,7 @@
 Three steps, so that a model is trained once and its scores post-processed many ways:
 
     # 1. fit one Detector configuration on every file; cache raw scores, z and calibration rows
-    python benchmarks/explore_detection.py cache skab --config lstm-w32-u32-s4 --set stride=4
+    python benchmarks/explore_detection.py cache skab --config lstm-w32-u32-s4 --set stride=4 --set autoregressive=0
     python benchmarks/explore_detection.py cache nab --config skip-lstm-w32-u32-s4 --model skip --set stride=4
     # 2. sweep post-processing settings over one data set's caches (and the cached baselines)
     python benchmarks/explore_detection.py sweep skab --config lstm-w32-u32-s4 --baselines \
@@ -16,8 +16,12 @@ Three steps, so that a model is trained once and its scores post-processed many 
         --config nab:skip-lstm-w32-u32-s4 --grid aggregation=max_abs --grid span=10,30 \
         --grid factor=1.5,2,3 --grid merge_gap=0,30,100
 
-``--set PARAM=VALUE`` overrides a Detector parameter, ``--model skip`` is ``--set residual=true``
-(the product's residual network: it predicts each step's change), ``--transform diff`` feeds first differences instead of levels.
+``--set PARAM=VALUE`` overrides a Detector parameter of ``DETECTOR_SETTINGS`` (which now include
+``autoregressive=2``: give ``--set autoregressive=0`` for the network alone, as the caches made
+before it were), ``--model skip`` is ``--set residual=true --set autoregressive=0`` (the
+product's residual network: it predicts each step's change), ``--transform diff`` feeds first
+differences instead of levels. The linear-part caches of DETECTION.md:
+``cache skab --config ar2-lstm-w32-u32-s4 --set stride=4 --set autoregressive=2``.
 Caches live in ``results/benchmark/cache/<dataset>/<config>/`` (git-ignored); ``sweep`` appends
 to ``results/benchmark/explore_log.csv``, ``joint`` to ``explore_joint_log.csv``. What was
 tried and what came out is written up in ``benchmarks/DETECTION.md``.
