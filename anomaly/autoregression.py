@@ -67,7 +67,15 @@ class LinearAR:
             Row t is the prediction of ``X[t]`` from ``X[t-p:t]``; NaN where any of those rows
             is missing or before the series' start (the first p rows).
         """
-        return lagged(X, self.lags) @ self.coef + self.intercept
+        # Lag by lag rather than through the (L, p*D) lag matrix: no p-fold copy of the series.
+        X = np.asarray(X, dtype=np.float64)
+        width, length = self.n_features, len(X)
+        out = np.full((length, width), np.nan)
+        if length > self.lags:
+            out[self.lags :] = self.intercept
+            for k in range(1, self.lags + 1):
+                out[self.lags :] += X[self.lags - k : length - k] @ self.coef[(k - 1) * width : k * width]
+        return out
 
     def stream(self) -> "ArStream":
         """Predictions for a series fed in chunks (see :class:`ArStream`)."""
