@@ -229,7 +229,12 @@ def train(file: Path | None, pipeline: Path | None, as_json: bool, **overrides: 
     from anomaly import pipelines, tracking  # heavy: MLflow, pandas
 
     say(f"Training '{spec.name}' on {spec.data.path}")
-    say(f"  {spec.model.cell} {'x'.join(map(str, spec.model.units))}, windows of {spec.window.window_size}, up to {spec.training.epochs} epochs, seed {spec.training.seed}")
+    network = f"{spec.model.cell} {'x'.join(map(str, spec.model.units))}"
+    if spec.model.autoregressive:
+        network += f" on a linear VAR({spec.model.autoregressive})"
+    elif spec.model.residual:
+        network += " (residual)"
+    say(f"  {network}, windows of {spec.window.window_size}, up to {spec.training.epochs} epochs, seed {spec.training.seed}")
 
     def on_epoch_end(epoch: int, logs: dict[str, float]) -> None:
         say(f"  epoch {epoch:3d}/{spec.training.epochs}  loss {logs.get('loss', float('nan')):.4f}  val_loss {logs.get('val_loss', float('nan')):.4f}  {logs['seconds']:.1f}s")

@@ -126,7 +126,9 @@ def test_an_autoregressive_model_trains_logs_and_scores_from_the_cli(files, mlfl
     import mlflow
     from mlflow.tracking import MlflowClient
 
-    trained = last_json(invoke("train", str(files["train"]), *TINY_OPTIONS, "--autoregressive", "3", "--json"))
+    result = invoke("train", str(files["train"]), *TINY_OPTIONS, "--autoregressive", "3", "--json")
+    assert "lstm 8 on a linear VAR(3), windows of 16" in result.stderr
+    trained = last_json(result)
     assert MlflowClient().get_run(trained["run_id"]).data.params["model.autoregressive"] == "3"
     out = mlflow_store / "ar.csv"
     assert invoke("score", str(files["test"]), "-o", str(out)).exit_code == 0
