@@ -30,6 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from anomaly.autoregression import ArStream
 from anomaly.scoring import aggregate, normalise
 from anomaly.smoothing import EwmaSmoother
 from anomaly.thresholds import apply_threshold
@@ -83,14 +84,14 @@ class StreamPredictor:
         Steps before a block that rebuild its state from blank.
     warmup_steps : int
         Rows after each (re)start of the state that get a prediction but are not scored.
-    baseline : anomaly.autoregression.ArStream, optional
+    baseline : ArStream, optional
         A linear autoregression whose predictions the network's are added to (the network was
         trained on what it leaves unexplained); rows it cannot predict (too soon after a gap)
         are not scored.
     """
 
     def __init__(
-        self, recurrence: "object", *, block: int, burn_in: int, warmup_steps: int, baseline: "object | None" = None
+        self, recurrence: "object", *, block: int, burn_in: int, warmup_steps: int, baseline: ArStream | None = None
     ) -> None:
         if block < 1 or burn_in < 0 or warmup_steps < 0:
             raise ValueError(f"need block >= 1, burn_in >= 0, warmup_steps >= 0; got {block}, {burn_in}, {warmup_steps}")
