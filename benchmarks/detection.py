@@ -405,7 +405,8 @@ def score_iforest(case: Case, seed: int) -> Scores:
 
 
 def score_var(case: Case, seed: int) -> Scores:
-    """The Detector's linear part alone: a VAR(p) with the same p, its one-step residuals.
+    """The Detector's linear part alone: a VAR(p), p from :data:`DETECTOR_SETTINGS` (also under
+    ``--network plain``/``skip``, whose detector has none), and its one-step residuals.
 
     Fitted (ridge least squares, :func:`anomaly.autoregression.fit_linear_ar`) on the
     standardised training part less its last 20 %; each feature's residuals are normalised by
