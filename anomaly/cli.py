@@ -315,17 +315,21 @@ def score(file: str, model_uri: str | None, output: str | None, chunk_rows: int 
 @_model_option
 @click.option("--label-col", "label_col", required=True, help="Column of 0/1 or true/false anomaly labels.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random-scores baseline.")
+@click.option("--vus-window", "vus_window", type=click.IntRange(min=0), default=None, metavar="N",
+              help="TSB-AD's slidingWindow for VUS-PR and VUS-ROC (default: find_length_rank of the first "
+                   "feature, as TSB-AD's benchmark picks it).")
 @_pipeline_option
 @_spec_options([option for option in _DATA_OPTIONS if option[1] != "label_col"])
 @_json_option
-def evaluate(file: str, model_uri: str | None, label_col: str, seed: int, pipeline: Path | None, as_json: bool,
-             **overrides: Any) -> None:
+def evaluate(file: str, model_uri: str | None, label_col: str, seed: int, vus_window: int | None,
+             pipeline: Path | None, as_json: bool, **overrides: Any) -> None:
     """Measure how well a trained model finds the labelled anomalies in FILE.
 
-    Point-wise precision, recall and F1 come first; event-wise recall and precision, average
-    precision (PR-AUC) and VUS-PR beside them; point-adjusted F1 last, marked inflated. Random
-    scores (flagging as many rows) and flag-everything are measured on the same labels.
-    The threshold is the model's own, fitted without labels.
+    Point-wise precision, recall and F1 at the model's own threshold come first, with the F1
+    of the best threshold (chosen with the labels) beside it; event-wise recall and precision;
+    AUC-PR, AUC-ROC, VUS-PR and VUS-ROC as TSB-AD's get_metrics computes them; point-adjusted
+    F1 last, marked inflated. Random scores (flagging as many rows) and flag-everything are
+    measured on the same labels. The threshold is the model's own, fitted without labels.
     """
     from anomaly.spec import Spec, load_spec
 
@@ -334,25 +338,31 @@ def evaluate(file: str, model_uri: str | None, label_col: str, seed: int, pipeli
     from anomaly import pipelines, tracking
 
     result = pipelines.evaluate_pipeline(
-        spec, file, model_uri=model_uri, default_model_name=spec.model_name if pipeline else None, seed=seed
+        spec, file, model_uri=model_uri, default_model_name=spec.model_name if pipeline else None, seed=seed,
+        vus_window=vus_window,
     )
     for note in result.notes:
         say(f"note: {note}")
     say(f"Evaluated {result.model_uri} on {result.rows} rows of {file} ({result.labelled} labelled anomalous) "
         f"in {result.seconds:.1f}s")
     say(_format_table(result.table))
-    say("Point-wise metrics first; event_* count each labelled range once; far/mar: false-alarm and missed-alarm rates.")
+    say("Point-wise metrics first, at the model's threshold; best_f1: point-wise F1 at the best threshold, "
+        "chosen with the labels (TSB-AD's Standard-F1): the gap to point_f1 is what the model's threshold costs.")
+    say("event_* count each labelled range once; far/mar: false-alarm and missed-alarm rates.")
+    say(f"AUC-PR, AUC-ROC, VUS-PR, VUS-ROC as TSB-AD 1.5's get_metrics; VUS window {result.vus_window} "
+        f"({'--vus-window' if vus_window is not None else result.vus_window_from}).")
     say("point_adjusted_f1_inflated credits a whole labelled range for one flag: inflated, even random flags score well on it.")
     say(_store_hint(tracking.run_url(result.experiment_id, result.run_id)))
     if as_json:
         click.echo(json.dumps({
-            "run_id": result.run_id, "rows": result.rows,
+            "run_id": result.run_id, "rows": result.rows, "vus_window": result.vus_window,
             "metrics": {m: {k: (None if v != v else v) for k, v in row.items()} for m, row in result.table.iterrows()},
         }))
 
 
 def _format_table(table: Any) -> str:
-    names = {"point_adjusted_f1_inflated": "pa_f1 (inflated)", "average_precision": "AP"}
+    names = {"point_adjusted_f1_inflated": "pa_f1 (inflated)", "average_precision": "AUC-PR", "auc_roc": "AUC-ROC",
+             "vus_pr": "VUS-PR", "vus_roc": "VUS-ROC"}
     columns = [names.get(c, c) for c in table.columns]
     width = max(len(str(m)) for m in table.index)
     lines = ["  " + " " * width + "  " + "  ".join(f"{c:>{max(9, len(c))}}" for c in columns)]

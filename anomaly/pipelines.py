@@ -586,12 +586,15 @@ class EvaluateResult:
     table: pd.DataFrame = field(repr=False)
     seconds: float
     notes: list[str] = field(default_factory=list)
+    vus_window: int = 100
+    vus_window_from: str = "given"  # or what find_length_rank measured
 
 
-# Metric columns of the evaluation table, point-wise first; the inflated one last.
+# Metric columns of the evaluation table: point-wise at the model's threshold first, the best
+# threshold's F1 beside it; TSB-AD's threshold-free metrics; the inflated one last.
 EVALUATION_COLUMNS = [
-    "point_precision", "point_recall", "point_f1", "event_recall", "event_precision", "event_f1",
-    "average_precision", "vus_pr", "far", "mar", "flag_rate", "point_adjusted_f1_inflated",
+    "point_precision", "point_recall", "point_f1", "best_f1", "event_recall", "event_precision", "event_f1",
+    "average_precision", "auc_roc", "vus_pr", "vus_roc", "far", "mar", "flag_rate", "point_adjusted_f1_inflated",
 ]
 
 
@@ -603,11 +606,14 @@ def evaluate_pipeline(
     default_model_name: str | None = None,
     seed: int = 0,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    vus_window: int | None = None,
 ) -> EvaluateResult:
     """Score a labelled series and measure detection quality beside trivial baselines.
 
-    Every row counts: rows the detector does not score (warm-up, gaps) count as not flagged.
-    The threshold is the model's, fitted without labels; labels are only read here.
+    Every row counts: rows the detector does not score (warm-up, gaps) count as not flagged,
+    and get the lowest score in the threshold-free metrics (TSB-AD's AUC-PR, AUC-ROC, VUS-PR,
+    VUS-ROC and best-threshold F1; see :mod:`anomaly.metrics`). The threshold is the model's,
+    fitted without labels; labels are only read here.
 
     Parameters
     ----------
@@ -618,14 +624,20 @@ def evaluate_pipeline(
         As for :func:`score_pipeline`.
     seed : int
         Seed of the random-scores baseline.
+    vus_window : int >= 0, optional
+        TSB-AD's ``slidingWindow`` for VUS. Default: as TSB-AD's benchmark picks it,
+        :func:`anomaly.metrics.find_length_rank` of the first feature (its first 20 000
+        scored rows, missing values dropped); 100 (``get_metrics``' default) if that feature
+        has no value at all.
 
     Returns
     -------
     EvaluateResult
         ``table`` has rows ``anomaly``, ``random``, ``flag_everything`` and the columns
-        :data:`EVALUATION_COLUMNS`.
+        :data:`EVALUATION_COLUMNS`; ``vus_window`` the window used, ``vus_window_from`` how
+        it was chosen.
     """
-    from anomaly.metrics import evaluate_scores, trivial_baselines
+    from anomaly.metrics import evaluate_scores, find_length_rank, trivial_baselines
 
     start = time.perf_counter()
     if not spec.data.label_col:
@@ -644,11 +656,27 @@ def evaluate_pipeline(
         if notes:
             tracking.set_tags({tracking.TAG_NOTES: "\n".join(notes)})
         tracking.log_params({"data.sha256": source.fingerprint(), "data.rows": collector.rows})
-        # Unscored rows get the lowest score, so ranking metrics see them as "not anomalous".
-        ranked = np.where(np.isnan(scores), -np.inf, scores)
-        gap = detector.event_gap
-        measured = {"anomaly": evaluate_scores(labels, ranked, flags, gap=gap)}
-        measured.update(trivial_baselines(labels, rng_seed=seed, flag_rate=float(flags.mean()), gap=gap))
+        plot_frame, plot_results = collector.plot_data()
+        window_from = "given"
+        if vus_window is None:
+            first = detector.feature_names_in_[0]
+            if collector.thin == 1:  # the figures' copy of the features still holds every row
+                channel = plot_frame.to_numpy(dtype=np.float64)[:, :1].ravel()
+            else:  # read the first feature again, as the scoring pass read it
+                again = _open_input(spec, file, [first], chunk_rows, whole=True)
+                channel = again.series.frame.iloc[:, 0].to_numpy(dtype=np.float64)
+            channel = channel[~np.isnan(channel)]  # TSB-AD's benchmark drops rows with NaN first
+            if len(channel):
+                vus_window = find_length_rank(channel, rank=1)
+                window_from = f"find_length_rank of the first feature, {first!r}, as TSB-AD's benchmark"
+            else:
+                vus_window = 100
+                window_from = f"get_metrics' default: the first feature, {first!r}, has no values"
+        tracking.log_params({"vus_window": vus_window, "vus_window_from": window_from})
+        # Unscored rows (NaN) get the lowest score, so ranking metrics see them as "not anomalous".
+        options = dict(gap=detector.event_gap, vus_window=vus_window)
+        measured = {"anomaly": evaluate_scores(labels, scores, flags, **options)}
+        measured.update(trivial_baselines(labels, rng_seed=seed, flag_rate=float(flags.mean()), **options))
         table = pd.DataFrame.from_dict(measured, orient="index")[EVALUATION_COLUMNS]
         table.index.name = "method"
         tracking.log_metrics({
@@ -658,7 +686,6 @@ def evaluate_pipeline(
         tracking.log_metrics({"rows": collector.rows, "labelled_rows": int(labels.sum())})
         with tempfile.TemporaryDirectory(prefix="anomaly-evaluation-") as tmp:
             tracking.log_artifact(write_table(table.reset_index(), Path(tmp) / "evaluation.csv", index=False), "evaluation")
-        plot_frame, plot_results = collector.plot_data()
         thin = collector.thin
         tracking.log_figure(
             plots.scoring_figure(
@@ -672,4 +699,5 @@ def evaluate_pipeline(
     return EvaluateResult(
         run_id=run_id, experiment_id=experiment_id, model_uri=resolved.uri, rows=collector.rows,
         labelled=int(labels.sum()), table=table, seconds=time.perf_counter() - start, notes=notes,
+        vus_window=int(vus_window), vus_window_from=window_from,
     )

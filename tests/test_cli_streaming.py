@@ -123,6 +123,8 @@ def test_evaluate_reports_point_metrics_first_and_the_baselines(store):
     assert "inflated" in result.stderr
     header = next(line for line in result.stderr.splitlines() if "point_precision" in line)
     assert header.split()[0] == "point_precision" and header.split()[-2:] == ["pa_f1", "(inflated)"]
+    assert header.split()[2:4] == ["point_f1", "best_f1"]  # the oracle threshold's F1 beside the model's
+    assert {"AUC-PR", "AUC-ROC", "VUS-PR", "VUS-ROC"} <= set(header.split())
 
     from mlflow.tracking import MlflowClient
 
@@ -131,6 +133,43 @@ def test_evaluate_reports_point_metrics_first_and_the_baselines(store):
     assert run.data.tags["anomaly.training_run_id"] == trained["run_id"]
     assert run.data.metrics["point_f1"] == pytest.approx(metrics["anomaly"]["point_f1"])
     assert "flag_everything.point_f1" in run.data.metrics
+
+
+def test_evaluate_measures_tsb_ad_metrics_on_the_models_scores(store, monkeypatch):
+    from anomaly import results
+    from anomaly.metrics import average_precision, best_f1, find_length_rank, trivial_baselines, vus
+
+    directory, _ = store
+    out = directory / "for_metrics.csv"
+    assert invoke("score", str(directory / "new.csv"), "--label-col", "anomaly", "-o", str(out)).exit_code == 0
+    scored = _read(out)
+    labels = pd.read_csv(directory / "new.csv")["anomaly"].to_numpy()
+    scores = scored["score"].to_numpy()
+    assert np.isnan(scores).any()  # the warm-up: unscored rows take the lowest score
+
+    given = invoke("evaluate", str(directory / "new.csv"), "--label-col", "anomaly", "--vus-window", "7", "--json")
+    assert given.exit_code == 0, given.output
+    summary = last_json(given)
+    assert summary["vus_window"] == 7 and "VUS window 7 (--vus-window)" in given.stderr
+    model = summary["metrics"]["anomaly"]
+    volumes = vus(labels, scores, window=7)
+    assert model["vus_pr"] == pytest.approx(volumes.pr, abs=1e-9)
+    assert model["vus_roc"] == pytest.approx(volumes.roc, abs=1e-9)
+    assert model["average_precision"] == pytest.approx(average_precision(labels, scores), abs=1e-9)
+    assert model["best_f1"] == pytest.approx(best_f1(labels, scores), abs=1e-9)
+    expected = trivial_baselines(labels, vus_window=7)["flag_everything"]
+    assert summary["metrics"]["flag_everything"]["vus_pr"] == pytest.approx(expected["vus_pr"], abs=1e-12)
+
+    # By default the window is TSB-AD's find_length_rank of the first feature, as scored (the
+    # short gap in f0 interpolated), whether the figures' copy of the rows is thinned or not.
+    first = pd.read_csv(directory / "new.csv")["f0"].interpolate(limit=3).to_numpy()
+    window = find_length_rank(first)
+    for full_rows in (results.FULL_ROWS, 64):
+        monkeypatch.setattr(results, "FULL_ROWS", full_rows)
+        default = invoke("evaluate", str(directory / "new.csv"), "--label-col", "anomaly", "--json")
+        assert default.exit_code == 0, default.output
+        assert last_json(default)["vus_window"] == window, full_rows
+        assert f"VUS window {window} (find_length_rank of the first feature, 'f0'" in default.stderr
 
 
 def test_evaluate_without_labels_is_a_usage_error(store):
