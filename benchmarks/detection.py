@@ -221,12 +221,17 @@ class Case:
     labels : ndarray of shape (L,), bool
     train_end : int
         Rows ``[0, train_end)`` are the training part, ``[train_end, L)`` are scored.
+    separate_test : bool
+        The test part is a file of its own (SMD): it is scored on its own, from a cold start,
+        as ``anomaly score TEST_FILE`` scores it; otherwise the whole file is scored in one pass
+        and the rows after ``train_end`` are evaluated.
     """
 
     name: str
     frame: pd.DataFrame
     labels: np.ndarray
     train_end: int
+    separate_test: bool = False
 
 
 def datasets_root(arg: str | None) -> Path:
@@ -275,8 +280,29 @@ def load_nab(root: Path, quick: bool = False) -> list[Case]:
     return cases
 
 
-LOADERS: dict[str, Callable[[Path, bool], list[Case]]] = {"skab": load_skab, "nab": load_nab}
-DATA_DIRS = {"skab": Path("skab") / "data", "nab": Path("nab") / "data"}
+SMD_QUICK = ("machine-1-2", "machine-1-6")
+
+
+def load_smd(root: Path, quick: bool = False) -> list[Case]:
+    """The SMD machines under ``root/smd``: ``<machine>_train.parquet`` is the training part
+    (published as normal), ``<machine>_test.parquet`` the scored part with its ``anomaly``
+    labels. Features ``f00`` … ``f37``; the synthetic timestamps give row order only."""
+    folder = root / "smd"
+    machines = sorted(p.name[: -len("_train.parquet")] for p in folder.glob("*_train.parquet"))
+    if quick:
+        machines = [m for m in machines if m in SMD_QUICK]
+    cases = []
+    for machine in machines:
+        train = pd.read_parquet(folder / f"{machine}_train.parquet").set_index("timestamp")
+        test = pd.read_parquet(folder / f"{machine}_test.parquet").set_index("timestamp")
+        labels = np.concatenate([np.zeros(len(train), dtype=bool), test.pop("anomaly").to_numpy() > 0])
+        frame = pd.concat([train, test[train.columns]]).astype(np.float64)
+        cases.append(Case(machine, frame, labels, len(train), separate_test=True))
+    return cases
+
+
+LOADERS: dict[str, Callable[[Path, bool], list[Case]]] = {"skab": load_skab, "nab": load_nab, "smd": load_smd}
+DATA_DIRS = {"skab": Path("skab") / "data", "nab": Path("nab") / "data", "smd": Path("smd")}
 
 
 # --------------------------------------------------------------------------- methods

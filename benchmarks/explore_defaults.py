@@ -1,0 +1,334 @@
+"""Exploration behind the product's default scoring settings (issue 12) — not a benchmark.
+
+A network is trained once per dev series and its raw next-step residuals are cached; scoring
+choices (normalisation, aggregation, smoothing, threshold rule) are then compared on the cached
+residuals in seconds:
+
+    python benchmarks/explore_defaults.py cache smd --config lstm2x32 [--set units=32,32 ...]
+    python benchmarks/explore_defaults.py sweep smd,skab,nab --config lstm2x32
+
+Caches: ``results/benchmark/defaults-cache/<dataset>/<config>/<series>.npz`` (git-ignored).
+Every sweep is appended to ``results/benchmark/explore_defaults_log.csv`` and summarised in
+``benchmarks/DETECTION.md``. Only the dev data sets (SMD machines 1-2 … 1-8, SKAB, NAB) are
+used. ``best_f1`` (each series at its own best threshold, chosen with its labels) is a
+diagnostic of how good the scores are, never a result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from detection import DEFAULT_OUTPUT, LOADERS, Case, datasets_root  # noqa: E402
+
+CACHE = DEFAULT_OUTPUT / "defaults-cache"
+
+
+def load_demo(root: Path, quick: bool = False) -> list[Case]:
+    """The bundled demo: trained on data/demo_train.csv, scored on data/demo_test.csv."""
+    import pandas as pd
+
+    data = Path(__file__).resolve().parent.parent / "data"
+    train = pd.read_csv(data / "demo_train.csv", index_col="timestamp", parse_dates=True)
+    test = pd.read_csv(data / "demo_test.csv", index_col="timestamp", parse_dates=True)
+    labels = np.concatenate([np.zeros(len(train), dtype=bool), test.pop("anomaly").to_numpy() > 0])
+    return [Case("demo", pd.concat([train, test[train.columns]]).astype(np.float64), labels, len(train), separate_test=True)]
+
+
+LOADERS = {**LOADERS, "demo": load_demo}
+LOG = DEFAULT_OUTPUT / "explore_defaults_log.csv"
+
+
+def _parse_value(text: str) -> Any:
+    if "," in text:
+        return tuple(_parse_value(t) for t in text.split(",") if t)
+    if text in ("true", "false"):
+        return text == "true"
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def cache(dataset: str, config: str, overrides: dict[str, Any], root: Path, quick: bool) -> None:
+    """Fit a Detector on every series' training part; save its residuals over the whole series."""
+    from anomaly.detector import Detector
+
+    folder = CACHE / dataset / config
+    folder.mkdir(parents=True, exist_ok=True)
+    params = {**Detector().get_params(), **overrides}
+    params["units"] = tuple(params["units"]) if isinstance(params["units"], tuple) else (params["units"],)
+    (folder / "params.json").write_text(json.dumps({k: list(v) if isinstance(v, tuple) else v for k, v in params.items()}))
+    for i, case in enumerate(LOADERS[dataset](root, quick), 1):
+        target = folder / f"{case.name.replace('/', '__')}.npz"
+        if target.exists():
+            continue
+        started = time.perf_counter()
+        detector = Detector(**params).fit(case.frame.iloc[: case.train_end])
+        fitted = time.perf_counter() - started
+        scaled = detector.scaling_.transform(case.frame.to_numpy(dtype=np.float64))
+        if case.separate_test:
+            residuals = np.concatenate([detector._residuals(scaled[: case.train_end]), detector._residuals(scaled[case.train_end :])])
+        else:
+            residuals = detector._residuals(scaled)
+        np.savez_compressed(
+            target, residuals=residuals.astype(np.float32), labels=case.labels, train_end=case.train_end,
+            calibration_start=case.train_end - len(detector.calibration_scores_), fit_seconds=fitted,
+            seconds=time.perf_counter() - started, epochs=len(detector.history_["loss"]),
+        )
+        print(f"[{dataset} {config} {i}] {case.name}: {len(case.labels)} rows, fit {fitted:.1f} s, "
+              f"{len(detector.history_['loss'])} epochs", flush=True)
+
+
+# --------------------------------------------------------------------------- sweep
+def _load(dataset: str, config: str) -> list[dict[str, Any]]:
+    out = []
+    for path in sorted((CACHE / dataset / config).glob("*.npz")):
+        data = np.load(path)
+        out.append({"name": path.stem, **{k: data[k] for k in data.files}})
+    return out
+
+
+def normalise(R: np.ndarray, cal: slice, method: str, cap: float) -> np.ndarray:
+    """Per-feature z of residuals R (L, D) from the calibration rows ``cal``."""
+    C = R[cal]
+    C = C[~np.isnan(C).any(axis=1)]
+    center = np.median(C, axis=0)
+    dev = np.abs(C - center)
+    mad = 1.4826 * np.median(dev, axis=0)
+    if method == "mad":
+        scale = np.maximum(mad, 1e-2)
+    elif method.startswith("mads"):  # mads0.5: MAD, floored at c times the standard deviation
+        c = float(method[4:])
+        scale = np.maximum(np.maximum(mad, c * np.std(C - center, axis=0)), 1e-2)
+    elif method.startswith("tail"):  # tail0.9: exponential tail above each feature's q-quantile of |dev|
+        q = float(method[4:])
+        u = np.quantile(dev, q, axis=0)
+        excess = np.where(dev > u, dev - u, np.nan)
+        beta = np.maximum(np.nanmean(excess, axis=0), np.maximum(1e-2, 0.1 * mad))
+        beta = np.where(np.isnan(beta), np.maximum(1e-2, mad), beta)
+        z = np.maximum(0.0, (np.abs(R - center) - u) / beta) * np.sign(R - center)
+        return np.clip(z, -cap, cap) if cap > 0 else z
+    elif method.startswith("hyb"):  # hyb5: a feature whose residual std exceeds 5 MAD-sigmas is scaled by its std
+        ratio = float(method[3:])
+        std = np.std(C - center, axis=0)
+        scale = np.maximum(np.where(std > ratio * mad, std, mad), 1e-2)
+    elif method == "std":
+        scale = np.maximum(np.std(C, axis=0), 1e-2)
+    elif method.startswith("madq"):  # madq99: MAD, floored by the q-quantile of |deviation| in Gaussian units
+        q = float(method[4:]) / 100 if len(method) > 4 else 0.99
+        from scipy.stats import norm
+
+        scale = np.maximum(np.maximum(mad, np.quantile(dev, q, axis=0) / norm.ppf(0.5 + q / 2)), 1e-2)
+    elif method.startswith("q"):  # q999: each feature's |deviation| quantile set to 1
+        q = float("0." + method[1:])
+        scale = np.maximum(np.quantile(dev, q, axis=0), 1e-2)
+    else:
+        raise ValueError(method)
+    z = (R - center) / scale
+    if cap > 0:
+        z = np.clip(z, -cap, cap)
+    return z
+
+
+def aggregate(z: np.ndarray, method: str) -> np.ndarray:
+    a = np.abs(z)
+    if method == "rms":
+        return np.sqrt(np.mean(a * a, axis=1))
+    if method == "mean_abs":
+        return np.mean(a, axis=1)
+    if method == "max_abs":
+        return np.max(a, axis=1)
+    if method.startswith("top"):
+        k = min(int(method[3:]), a.shape[1])
+        part = -np.partition(-np.nan_to_num(a, nan=np.inf), k - 1, axis=1)[:, :k]
+        s = part.mean(axis=1)
+        s[np.isnan(a).any(axis=1)] = np.nan
+        return s
+    raise ValueError(method)
+
+
+def ewma_nan(x: np.ndarray, span: float) -> np.ndarray:
+    if span <= 1:
+        return x
+    from scipy.signal import lfilter
+
+    out = np.full_like(x, np.nan)
+    ok = ~np.isnan(x)
+    v = x[ok]
+    if len(v):
+        a = 2 / (span + 1)
+        out[ok], _ = lfilter([a], [1, a - 1], v, zi=[(1 - a) * v[0]])
+    return out
+
+
+def best_f1_counts(labels: np.ndarray, scores: np.ndarray) -> tuple[float, dict[str, int]]:
+    """The series' best point-wise F1 over thresholds and its counts (chosen with labels)."""
+    s = np.where(np.isnan(scores), -np.inf, scores)
+    order = np.argsort(-s, kind="mergesort")
+    ls, ss = labels[order], s[order]
+    last = np.append(np.flatnonzero(ss[1:] != ss[:-1]), len(ss) - 1)
+    tp = np.cumsum(ls)[last]
+    fp = last + 1 - tp
+    P = labels.sum()
+    f1 = 2 * tp / (P + tp + fp)
+    i = int(np.argmax(f1))
+    return float(f1[i]), {"tp": int(tp[i]), "fp": int(fp[i]), "fn": int(P - tp[i]), "threshold": float(ss[last[i]])}
+
+
+def _ap(labels: np.ndarray, scores: np.ndarray) -> float:
+    from sklearn.metrics import average_precision_score
+
+    low = np.nanmin(scores) - 1.0 if np.isfinite(scores).any() else 0.0
+    return float(average_precision_score(labels, np.where(np.isnan(scores), low, scores)))
+
+
+def evaluate_setting(series: list[dict[str, Any]], norm: str, cap: float, agg: str, span: float, rule: str,
+                     quantile: float, margin: float, verbose: bool = False) -> dict[str, float]:
+    def f1(c: dict[str, int]) -> float:
+        return 2 * c["tp"] / max(1, 2 * c["tp"] + c["fp"] + c["fn"])
+
+    tot = {"tp": 0, "fp": 0, "fn": 0}
+    series_f1 = []
+    ev_found = ev_total = 0
+    best = {"tp": 0, "fp": 0, "fn": 0}
+    aps, silent, ratios = [], 0, []
+    for item in series:
+        R = item["residuals"].astype(np.float64)
+        labels = item["labels"].astype(bool)
+        te = int(item["train_end"])
+        cal = slice(int(item["calibration_start"]), te)
+        z = normalise(R, cal, norm, cap)
+        raw = aggregate(z, agg)
+        if "smd" in item["name"] or item.get("separate", False):
+            score = np.concatenate([ewma_nan(raw[:te], span), ewma_nan(raw[te:], span)])
+        else:
+            score = ewma_nan(raw, span)
+        c = score[cal]
+        c = c[~np.isnan(c)]
+        t = np.quantile(c, quantile)
+        med = np.median(c)
+        t = med + margin * (t - med)
+        test = slice(te, len(labels))
+        y, sc = labels[test], score[test]
+        if rule == "quantile":
+            pass
+        elif rule.startswith("level"):  # threshold follows the running median of the scored stream
+            import pandas as pd
+
+            running = pd.Series(np.concatenate([c, sc])).expanding().median().to_numpy()[len(c) - 1 : -1]
+            t = t * np.maximum(1.0, running / med)
+        elif rule.startswith("shift"):  # threshold moves up with a running low quantile of the stream
+            import pandas as pd
+
+            q = float("0." + rule[5:])
+            running = pd.Series(np.concatenate([c, sc])).expanding().quantile(q).to_numpy()[len(c) - 1 : -1]
+            t = t + np.maximum(0.0, running - np.quantile(c, q))
+        elif rule.startswith("tshift"):  # the same from the test stream alone (after 100 rows)
+            import pandas as pd
+
+            q = float("0." + rule[6:])
+            running = pd.Series(sc).expanding(min_periods=1).quantile(q).shift(1).to_numpy().copy()
+            running[:100] = np.quantile(c, q)
+            t = t + np.maximum(0.0, np.nan_to_num(running - np.quantile(c, q)))
+        elif rule.startswith("rq"):  # at least the running quantile of everything scored so far
+            import pandas as pd
+
+            q = float("0." + rule[2:])
+            running = pd.Series(np.concatenate([c, sc])).expanding().quantile(q).to_numpy()[len(c) - 1 : -1]
+            t = np.maximum(t, running)
+        else:
+            raise ValueError(rule)
+        flags = np.nan_to_num(sc, nan=-np.inf) > t
+        tot["tp"] += int((y & flags).sum())
+        tot["fp"] += int((~y & flags).sum())
+        tot["fn"] += int((y & ~flags).sum())
+        if y.any():
+            from anomaly.scoring import find_events
+
+            evs = find_events(y)
+            ev_total += len(evs)
+            ev_found += sum(bool(flags[a : b + 1].any()) for a, b in evs)
+            series_f1.append(f1(dict(tp=int((y & flags).sum()), fp=int((~y & flags).sum()), fn=int((y & ~flags).sum()))))
+            bf1, bc = best_f1_counts(y, sc)
+            for k in best:
+                best[k] += bc[k]
+            if verbose:
+                print(f"    {item['name']}: labelled {y.mean():.3f} flagged {flags.mean():.4f} F1 {f1(dict(tp=int((y & flags).sum()), fp=int((~y & flags).sum()), fn=int((y & ~flags).sum()))):.3f} "
+                      f"best F1 {bf1:.3f} at cal-quantile {np.mean(c <= bc['threshold']):.4f} (t {bc['threshold']:.3g} vs {np.median(t):.3g}, test median {np.nanmedian(sc):.3g} cal median {med:.3g}) AP {_ap(y, sc):.3f}")
+            aps.append(_ap(y, sc))
+            if not flags.any() and bf1 >= 0.1:
+                silent += 1
+    p = tot["tp"] / max(1, tot["tp"] + tot["fp"])
+    r = tot["tp"] / max(1, tot["tp"] + tot["fn"])
+    return {"f1": f1(tot), "precision": p, "recall": r, "best_f1": f1(best), "ratio": f1(tot) / max(1e-9, f1(best)),
+            "mean_ap": float(np.mean(aps)) if aps else float("nan"), "silent": silent,
+            "mean_f1": float(np.mean(series_f1)) if series_f1 else float("nan"), "events": f"{ev_found}/{ev_total}"}
+
+
+
+def sweep(datasets: list[str], config: str, grid: dict[str, list[Any]], verbose: bool = False) -> None:
+    import itertools
+
+    import pandas as pd
+
+    data = {d: _load(d, config) for d in datasets}
+    for d, items in data.items():
+        for item in items:
+            item["separate"] = d in ("smd", "demo")
+    keys = list(grid)
+    rows = []
+    for values in itertools.product(*(grid[k] for k in keys)):
+        setting = dict(zip(keys, values))
+        row = {"config": config, **setting}
+        for d, items in data.items():
+            m = evaluate_setting(items, **setting, verbose=verbose)
+            row.update({f"{d}.{k}": v for k, v in m.items()})
+        rows.append(row)
+        print(" ".join(f"{k}={v}" for k, v in setting.items()), "|", "  ".join(
+            f"{d}: F1 {row[f'{d}.f1']:.3f} (P {row[f'{d}.precision']:.2f} R {row[f'{d}.recall']:.2f}) best {row[f'{d}.best_f1']:.3f} "
+            f"AP {row[f'{d}.mean_ap']:.3f} mF1 {row[f'{d}.mean_f1']:.3f} ev {row[f'{d}.events']} silent {row[f'{d}.silent']}" for d in data), flush=True)
+    frame = pd.DataFrame(rows)
+    LOG.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(LOG, mode="a", header=not LOG.exists(), index=False)
+
+
+DEFAULT_GRID: dict[str, list[Any]] = {
+    "norm": ["mad"], "cap": [0.0], "agg": ["rms"], "span": [1.0], "rule": ["quantile"], "quantile": [0.999], "margin": [1.0],
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("command", choices=["cache", "sweep"])
+    parser.add_argument("dataset", help="one data set for cache; comma-separated for sweep")
+    parser.add_argument("--grid", action="append", default=[], help="KEY=V1,V2 for sweep (keys: " + ", ".join(DEFAULT_GRID) + ")")
+    parser.add_argument("--config", required=True)
+    parser.add_argument("--set", action="append", default=[], help="PARAM=VALUE: a Detector parameter")
+    parser.add_argument("--datasets")
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--verbose", action="store_true", help="sweep: one line per series")
+    args = parser.parse_args(argv)
+    if args.command == "sweep":
+        grid = dict(DEFAULT_GRID)
+        for item in args.grid:
+            key, values = item.split("=", 1)
+            grid[key] = [_parse_value(v) for v in values.split(",")]
+        sweep(args.dataset.split(","), args.config, grid, args.verbose)
+        return 0
+    overrides = {k: _parse_value(v) for k, v in (item.split("=", 1) for item in args.set)}
+    cache(args.dataset, args.config, overrides, datasets_root(args.datasets), args.quick)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
