@@ -155,6 +155,8 @@ _TRAIN_OPTIONS = [
     ("--threshold-min-decrease", "threshold_min_decrease", float, "dynamic: telemanom's pruning ratio."),
     ("--threshold-margin", "threshold_margin", float,
      "Any method: the threshold's distance above the median calibration score, times this (1: as fitted)."),
+    ("--threshold-follow", "threshold_follow", bool,
+     "true: the threshold rises with the median score of the stream scored so far (a drifting normal level is not flagged throughout)."),
     ("--aggregation", "aggregation", click.Choice(_AGGREGATIONS), "How features' normalised residuals combine into a score."),
     ("--smoothing-span", "smoothing_span", float, "EWMA span of the score (1: no smoothing)."),
     ("--event-gap", "event_gap", int, "Runs above the threshold at most this many steps apart form one event; is_anomaly covers the gap."),
@@ -296,7 +298,8 @@ def score(file: str, model_uri: str | None, output: str | None, chunk_rows: int 
     for note in result.notes:
         say(f"note: {note}")
     share = result.flagged / max(result.scored, 1)
-    say(f"Scored {result.rows} rows of {file} with {result.model_uri} (threshold {result.threshold:.3f}) in {result.seconds:.1f}s")
+    raised = f", raised to {result.max_threshold:.3f} as the level rose" if result.max_threshold > result.threshold + 1e-12 else ""
+    say(f"Scored {result.rows} rows of {file} with {result.model_uri} (threshold {result.threshold:.3f}{raised}) in {result.seconds:.1f}s")
     say(f"  flagged {result.flagged} points ({share:.1%} of {result.scored} scored) in {len(result.events)} stretches")
     top = result.events.sort_values("peak_score", ascending=False).head(10).sort_values("start")
     for event in top.itertuples():

@@ -21,6 +21,7 @@ from anomaly import __version__
 from anomaly.autoregression import MAX_LAGS, LinearAR, fit_linear_ar
 from anomaly.errors import DataError, NotFittedError
 from anomaly.events import event_flags
+from anomaly.level import counts_from_dict, counts_to_dict, histogram
 from anomaly.model import CELLS, EpochCallback
 from anomaly.preprocessing import Scaling, chronological_split, fit_scaling
 from anomaly.scoring import AGGREGATIONS, ResidualStats, aggregate, fit_residual_stats, normalise
@@ -83,6 +84,11 @@ class Detector:
     threshold_margin : float
         Scales the fitted threshold's distance from the median calibration score (1: as
         fitted; see :func:`anomaly.thresholds.fit_threshold`).
+    threshold_follow : bool
+        The threshold rises with the median score of the stream scored so far, by as much as
+        that median has risen above the calibration median (see :mod:`anomaly.level`), so a
+        series whose normal level drifts past the calibration part is not flagged throughout.
+        False: the fitted threshold for every row.
     aggregation : {"rms", "mean_abs", "max_abs"}
         How the features' normalised residuals become one score per timestep.
     smoothing_span : float
@@ -126,23 +132,24 @@ class Detector:
         window_size: int = 64,
         stride: int = 4,
         cell: str = "lstm",
-        units: Sequence[int] = (64, 64),
+        units: Sequence[int] = (32, 32),
         dropout: float = 0.0,
         residual: bool = False,
         autoregressive: int = 0,
         epochs: int = 30,
         batch_size: int = 64,
         learning_rate: float = 1e-3,
-        patience: int = 5,
+        patience: int = 4,
         validation_fraction: float = 0.2,
         threshold_method: str = "quantile",
-        threshold_quantile: float = 0.999,
+        threshold_quantile: float = 0.99,
         threshold_level: float = 0.98,
         threshold_risk: float = 1e-4,
         threshold_min_decrease: float = 0.13,
         threshold_margin: float = 1.0,
+        threshold_follow: bool = True,
         aggregation: str = "rms",
-        smoothing_span: float = 1.0,
+        smoothing_span: float = 15.0,
         event_gap: int = 0,
         event_min_length: int = 1,
         warmup_steps: int = 10,
@@ -168,6 +175,7 @@ class Detector:
         self.threshold_risk = threshold_risk
         self.threshold_min_decrease = threshold_min_decrease
         self.threshold_margin = threshold_margin
+        self.threshold_follow = threshold_follow
         self.aggregation = aggregation
         self.smoothing_span = smoothing_span
         self.event_gap = event_gap
@@ -185,7 +193,7 @@ class Detector:
                 "window_size", "stride", "cell", "units", "dropout", "residual", "autoregressive", "epochs", "batch_size",
                 "learning_rate", "patience", "validation_fraction", "threshold_method",
                 "threshold_quantile", "threshold_level", "threshold_risk", "threshold_min_decrease",
-                "threshold_margin", "aggregation", "smoothing_span", "event_gap", "event_min_length", "warmup_steps", "block", "burn_in", "random_state",
+                "threshold_margin", "threshold_follow", "aggregation", "smoothing_span", "event_gap", "event_min_length", "warmup_steps", "block", "burn_in", "random_state",
             )
         }
 
@@ -279,6 +287,7 @@ class Detector:
         smoothed, _ = ewma(aggregate(normalise(residuals, self.residual_stats_), self.aggregation), self.smoothing_span)
         calibration_scores = smoothed[cut:]
         self.calibration_scores_ = calibration_scores  # (K,) kept for plots; not saved
+        self.calibration_histogram_ = histogram(calibration_scores)  # where the level follower starts
         try:
             self.threshold_ = fit_threshold(
                 calibration_scores, self.threshold_method, self.threshold_quantile,
@@ -318,6 +327,7 @@ class Detector:
             ("threshold_level", 0.0 < self.threshold_level < 1.0, "a float in (0, 1)"),
             ("threshold_risk", 0.0 < self.threshold_risk < 1.0 - self.threshold_level, "a float in (0, 1 - threshold_level)"),
             ("threshold_min_decrease", 0.0 < self.threshold_min_decrease < 1.0, "a float in (0, 1)"),
+            ("threshold_follow", isinstance(self.threshold_follow, bool), "True or False"),
             ("threshold_margin", isinstance(self.threshold_margin, (int, float)) and self.threshold_margin > 0, "a number > 0"),
             ("aggregation", self.aggregation in AGGREGATIONS, f"one of {AGGREGATIONS}"),
             ("smoothing_span", self.smoothing_span >= 1, "a number >= 1"),
@@ -349,20 +359,21 @@ class Detector:
         -------
         DataFrame of shape (L, 3 + D), same index as ``X``
             ``score`` (float; NaN for the first ``warmup_steps`` + 1 steps, which have no or
-            too little context), ``threshold``, ``is_anomaly`` (bool: the step lies in an event,
+            too little context), ``threshold`` (the fitted threshold, raised where the stream's
+            level has risen: see ``threshold_follow``), ``is_anomaly`` (bool: the step lies in an event,
             see ``event_gap``; with the defaults, ``score > threshold``), and ``z_<feature>``:
             each feature's signed normalised residual.
         """
         self._check_is_fitted()
         values = self._select_features(X)
-        scores, z = self._score_arrays(values)
-        flags = event_flags(apply_threshold(scores, self.threshold_), self.event_gap, self.event_min_length)
+        chunk = self.stream().feed(values)
+        flags = event_flags(chunk.flags, self.event_gap, self.event_min_length)
         out = pd.DataFrame(index=X.index)
-        out[SCORE_COLUMN] = scores
-        out[THRESHOLD_COLUMN] = self.threshold_
+        out[SCORE_COLUMN] = chunk.scores
+        out[THRESHOLD_COLUMN] = chunk.thresholds
         out[FLAG_COLUMN] = flags
         for j, name in enumerate(self.feature_names_in_):
-            out[Z_PREFIX + name] = z[:, j]
+            out[Z_PREFIX + name] = chunk.z[:, j]
         return out
 
     def _select_features(self, X: pd.DataFrame) -> np.ndarray:
@@ -378,11 +389,6 @@ class Detector:
             logger.info("ignoring column(s) the model was not trained on: %s", ", ".join(extra))
         X = X.set_axis(columns, axis=1)
         return X[self.feature_names_in_].to_numpy(dtype=np.float64)
-
-    def _score_arrays(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Scores (L,) and normalised residuals (L, D) of an (L, D) series in training order."""
-        chunk = self.stream().feed(values)
-        return chunk.scores, chunk.z
 
     def stream(self) -> "StreamScorer":
         """A scorer to feed a long series chunk by chunk (see :mod:`anomaly.streaming`).
@@ -450,6 +456,7 @@ class Detector:
             "autoregression": None if self.autoregression_ is None else self.autoregression_.to_dict(),
             "residual_stats": self.residual_stats_.to_dict(),
             "threshold": self.threshold_,
+            "calibration_histogram": counts_to_dict(self.calibration_histogram_),
             "calibration_summary": self.calibration_summary_,
             "history": self.history_,
         }
@@ -480,6 +487,10 @@ class Detector:
             detector.autoregression_ = None if linear is None else LinearAR.from_dict(linear)
             detector.residual_stats_ = ResidualStats.from_dict(state["residual_stats"])
             detector.threshold_ = float(state["threshold"])
+            if "calibration_histogram" in state:
+                detector.calibration_histogram_ = counts_from_dict(state["calibration_histogram"])
+            elif detector.threshold_follow:  # saved before the level follower existed: fixed threshold
+                detector.threshold_follow = False
             detector.calibration_summary_ = dict(state["calibration_summary"])
             detector.history_ = dict(state["history"])
             detector.model_ = network.load_model(directory / _NETWORK_FILE)

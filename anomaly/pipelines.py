@@ -307,7 +307,7 @@ def _stream_input(spec: Spec, source: str | Path, features: list[str], chunk_row
 def result_frame(detector: Detector, frame: pd.DataFrame, chunk: ScoredChunk) -> pd.DataFrame:
     """The per-timestep results of one chunk: ``score``, ``threshold``, ``is_anomaly``, ``z_*``."""
     out = pd.DataFrame(
-        {SCORE_COLUMN: chunk.scores, "threshold": detector.threshold_, FLAG_COLUMN: chunk.flags},
+        {SCORE_COLUMN: chunk.scores, "threshold": chunk.thresholds, FLAG_COLUMN: chunk.flags},
         index=frame.index,
     )
     z = pd.DataFrame(chunk.z, index=frame.index, columns=[Z_PREFIX + n for n in detector.feature_names_in_])
@@ -548,13 +548,14 @@ def score_pipeline(
             "rows": collector.rows, "scored_rows": scored, "flagged": flagged, "events": len(events),
             "gap_rows": gap_rows, "flagged_fraction": flagged / max(scored, 1),
             "max_score": float(np.nanmax(scores)) if scored else float("nan"),
+            "max_threshold": collector.max_threshold,
             "seconds": time.perf_counter() - start,
         })
         run_id, experiment_id = active.info.run_id, active.info.experiment_id
 
     return ScoreResult(
         run_id=run_id, experiment_id=experiment_id, model_uri=resolved.uri, rows=collector.rows, scored=scored,
-        flagged=flagged, threshold=detector.threshold_, events=events, output=output,
+        flagged=flagged, threshold=detector.threshold_, events=events, output=output, max_threshold=collector.max_threshold,
         seconds=time.perf_counter() - start, gap_rows=gap_rows, notes=notes,
     )
 

@@ -118,8 +118,8 @@ def scoring_figure(
     features = list(frame.columns)
     if len(features) > max_features:
         z = results[[f"z_{f}" for f in features]].to_numpy()
-        flagged = results["is_anomaly"].to_numpy()
-        weight = np.nansum(np.square(z[flagged]), axis=0) if flagged.any() else np.nanmean(np.square(z), axis=0)
+        flag_rows = results["is_anomaly"].to_numpy(dtype=bool)
+        weight = np.nansum(np.square(z[flag_rows]), axis=0) if flag_rows.any() else np.nanmean(np.square(z), axis=0)
         features = [features[j] for j in np.argsort(-weight)[:max_features]]
     fig = Figure(figsize=(12, 1.6 * (len(features) + 1) + 1), layout="constrained")
     axes = fig.subplots(len(features) + 1, 1, sharex=True)
@@ -131,7 +131,9 @@ def scoring_figure(
         ax.set_ylabel(name, rotation=0, ha="right", va="center")
     score_ax = axes[-1]
     score_ax.plot(index[step], results["score"].to_numpy()[step], lw=0.7, color="black")
-    score_ax.axhline(float(results["threshold"].iloc[0]), color=_FLAG_COLOR, ls="--", label="threshold")
+    # The threshold is the fitted one, raised where the scored stream's level rose (anomaly.level).
+    score_ax.plot(index[step], results["threshold"].to_numpy(dtype=float)[step], color=_FLAG_COLOR, ls="--",
+                  drawstyle="steps-post", label="threshold")
     _shade(score_ax, index, events)
     score_ax.set_ylabel("score", rotation=0, ha="right", va="center")
     if labels is not None:

@@ -61,6 +61,7 @@ class ResultCollector:
         self._plot_rows = 0
         self.thin = 1  # every thin-th row is kept for the figures
         self.rows = 0
+        self.max_threshold = float("-inf")  # the highest row threshold (the level follower raises it)
         self.flagged_error = np.zeros(len(self.feature_names))  # sum of z² over flagged rows
 
     def add(
@@ -82,6 +83,8 @@ class ResultCollector:
         """
         scores = results["score"].to_numpy(dtype=np.float64)
         flags = results["is_anomaly"].to_numpy(dtype=bool)
+        if len(results):
+            self.max_threshold = max(self.max_threshold, float(np.max(results["threshold"].to_numpy(dtype=np.float64))))
         z = results.iloc[:, 3:].to_numpy(dtype=np.float64)
         raw = flags if raw_flags is None else np.asarray(raw_flags, dtype=bool)
         self._events.extend(self._grouper.feed(raw, scores, z, start=self.rows))

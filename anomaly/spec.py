@@ -12,10 +12,10 @@ Example
     name: demo
     data: {path: ../data/demo_train.csv, time_col: timestamp, label_col: anomaly}
     window: {window_size: 64, stride: 4}
-    model: {cell: lstm, units: [64, 64], dropout: 0.1}
+    model: {cell: lstm, units: [32, 32], dropout: 0.1}
     training: {epochs: 30, batch_size: 64, seed: 0}
-    threshold: {method: quantile, quantile: 0.999}
-    scoring: {aggregation: rms, smoothing_span: 1, event_gap: 0, event_min_length: 1}
+    threshold: {method: quantile, quantile: 0.99, follow: true}
+    scoring: {aggregation: rms, smoothing_span: 15, event_gap: 0, event_min_length: 1}
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ class WindowSpec:
 @dataclass(frozen=True)
 class ModelSpec:
     cell: str = "lstm"
-    units: tuple[int, ...] = (64, 64)
+    units: tuple[int, ...] = (32, 32)
     dropout: float = 0.0
     residual: bool = False  # predict the change from the last step: x_hat[t+1] = x[t] + f(x[<=t])
     autoregressive: int = 0  # p > 0: a linear VAR(p) predicts first, the network learns the rest
@@ -63,7 +63,7 @@ class TrainingSpec:
     epochs: int = 30
     batch_size: int = 64
     learning_rate: float = 1e-3
-    patience: int = 5
+    patience: int = 4
     validation_fraction: float = 0.2
     seed: int = 0
 
@@ -71,18 +71,19 @@ class TrainingSpec:
 @dataclass(frozen=True)
 class ThresholdSpec:
     method: str = "quantile"  # quantile | pot (SPOT, extreme values) | dynamic (telemanom)
-    quantile: float = 0.999  # quantile: the calibration-score quantile used as the threshold
+    quantile: float = 0.99  # quantile: the calibration-score quantile used as the threshold
     level: float = 0.98  # pot: the quantile above which the tail is modelled
     risk: float = 1e-4  # pot: probability of a normal score above the threshold
     min_decrease: float = 0.13  # dynamic: telemanom's pruning ratio p
     margin: float = 1.0  # any method: median + margin * (threshold - median) of calibration scores
+    follow: bool = True  # raise the threshold as the median score of the scored stream rises
     warmup_steps: int = 10
 
 
 @dataclass(frozen=True)
 class ScoringSpec:
     aggregation: str = "rms"  # rms | mean_abs | max_abs of the features' normalised residuals
-    smoothing_span: float = 1.0  # EWMA span of the score; 1 = no smoothing
+    smoothing_span: float = 15.0  # EWMA span of the score; 1 = no smoothing
     event_gap: int = 0  # flagged runs at most this many steps apart form one event
     event_min_length: int = 1  # shorter events are not reported
     block: int = 512  # steps per block of the one-pass scorer (see anomaly.streaming)
@@ -138,6 +139,7 @@ class Spec:
             "threshold_risk": self.threshold.risk,
             "threshold_min_decrease": self.threshold.min_decrease,
             "threshold_margin": float(self.threshold.margin),
+            "threshold_follow": self.threshold.follow,
             "aggregation": self.scoring.aggregation,
             "smoothing_span": float(self.scoring.smoothing_span),
             "event_gap": self.scoring.event_gap,
@@ -224,6 +226,7 @@ _FLAT_INDEX: dict[str, tuple[str, str]] = {
     "threshold_risk": ("threshold", "risk"),
     "threshold_min_decrease": ("threshold", "min_decrease"),
     "threshold_margin": ("threshold", "margin"),
+    "threshold_follow": ("threshold", "follow"),
     "warmup_steps": ("threshold", "warmup_steps"),
     "aggregation": ("scoring", "aggregation"),
     "smoothing_span": ("scoring", "smoothing_span"),
@@ -286,6 +289,7 @@ _RULES: dict[tuple[str, str], tuple[Any, str]] = {
     ("threshold", "risk"): (lambda v: _is_number(v) and 0 < v < 0.5, "a number in (0, 0.5)"),
     ("threshold", "min_decrease"): (lambda v: _is_number(v) and 0 < v < 1, "a number in (0, 1)"),
     ("threshold", "margin"): (lambda v: _is_number(v) and 0 < v <= 100, "a number in (0, 100]"),
+    ("threshold", "follow"): (lambda v: isinstance(v, bool), "true or false"),
     ("threshold", "warmup_steps"): (lambda v: _is_int(v) and 0 <= v <= 100_000, "an int in [0, 100000]"),
     ("scoring", "aggregation"): (lambda v: v in AGGREGATIONS, f"one of {', '.join(AGGREGATIONS)}"),
     ("scoring", "smoothing_span"): (lambda v: _is_number(v) and 1 <= v <= 1_000_000, "a number in [1, 1000000]"),

@@ -32,8 +32,8 @@ import numpy as np
 
 from anomaly.autoregression import ArStream
 from anomaly.scoring import aggregate, normalise
+from anomaly.level import LevelFollower
 from anomaly.smoothing import EwmaSmoother
-from anomaly.thresholds import apply_threshold
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +53,10 @@ class ScoredChunk:
     scores : ndarray of shape (n,)
         NaN for rows that are not scored.
     flags : ndarray of shape (n,), bool
+        ``scores > thresholds`` (NaN scores never flagged).
+    thresholds : ndarray of shape (n,)
+        Each row's threshold: the fitted one, or above it where the level has risen (see
+        :mod:`anomaly.level`).
     z : ndarray of shape (n, D)
         Each feature's signed normalised residual (NaN where not scored).
     """
@@ -60,6 +64,7 @@ class ScoredChunk:
     start: int
     scores: np.ndarray
     flags: np.ndarray
+    thresholds: np.ndarray
     z: np.ndarray
 
 
@@ -242,6 +247,10 @@ class StreamScorer:
         self.threshold = float(detector.threshold_)
         self._predictor = detector._predictor()
         self._smoother = EwmaSmoother(detector.smoothing_span)
+        self._level = (
+            LevelFollower(self.threshold, detector.calibration_histogram_)
+            if getattr(detector, "threshold_follow", False) else None
+        )
 
     @property
     def position(self) -> int:
@@ -266,4 +275,10 @@ class StreamScorer:
         z = normalise(scaled - predictions, self._detector.residual_stats_)
         z[~scored] = np.nan
         scores = self._smoother.update(aggregate(z, self._detector.aggregation))
-        return ScoredChunk(start=start, scores=scores, flags=apply_threshold(scores, self.threshold), z=z)
+        if self._level is None:
+            thresholds = np.full(len(scores), self.threshold)
+        else:
+            thresholds = self._level.feed(scores)
+        with np.errstate(invalid="ignore"):
+            flags = np.nan_to_num(scores, nan=-np.inf) > thresholds
+        return ScoredChunk(start=start, scores=scores, flags=flags, thresholds=thresholds, z=z)

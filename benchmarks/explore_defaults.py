@@ -227,6 +227,10 @@ def evaluate_setting(series: list[dict[str, Any]], norm: str, cap: float, agg: s
 
             running = pd.Series(np.concatenate([c, sc])).expanding().median().to_numpy()[len(c) - 1 : -1]
             t = t * np.maximum(1.0, running / med)
+        elif rule == "follow":  # the product's rule: anomaly.level.LevelFollower
+            from anomaly.level import LevelFollower, histogram
+
+            t = LevelFollower(float(t), histogram(c)).feed(sc)
         elif rule.startswith("shift"):  # threshold moves up with a running low quantile of the stream
             import pandas as pd
 

@@ -9,7 +9,10 @@ from anomaly.detector import FLAG_COLUMN, SCORE_COLUMN, Detector
 from anomaly.errors import DataError, NotFittedError
 from tests.conftest import make_series, plant_spike
 
-TINY = dict(window_size=16, stride=2, units=(8,), epochs=4, batch_size=16, learning_rate=0.01, patience=2, warmup_steps=2)
+# smoothing_span 1: these tests locate single-step spikes at their exact step (the default EWMA
+# of span 15 spreads a spike over the steps after it).
+TINY = dict(window_size=16, stride=2, units=(8,), epochs=4, batch_size=16, learning_rate=0.01, patience=2, warmup_steps=2,
+            smoothing_span=1.0)
 
 
 @pytest.fixture(scope="module", params=[0, 1])
@@ -194,3 +197,51 @@ def test_an_autoregressive_detector_leaves_rows_without_their_lags_unscored():
 def test_invalid_autoregressive_settings_are_named(params, expected):
     with pytest.raises(ValueError, match=re.escape(expected)):
         Detector(**params).fit(make_series(300, 0))
+
+
+def test_the_threshold_follows_a_lasting_level_change_and_still_flags_a_spike():
+    train = make_series(600, 0)
+    # One sensor reads one training standard deviation high from row 200 on (recalibrated, say),
+    # and nothing else happens: most later steps score above the fitted threshold. One spike at 500.
+    test = make_series(800, 9)
+    test.iloc[200:, 2] += train.iloc[:, 2].std()
+    test = plant_spike(test, at=500, feature=0, size=12.0)
+    fixed = Detector(random_state=0, **{**TINY, "threshold_follow": False}).fit(train)
+    following = Detector(random_state=0, **TINY).fit(train)
+    assert following.threshold_ == fixed.threshold_  # the same fit; only scoring differs
+    fixed_out, following_out = fixed.score(test), following.score(test)
+    np.testing.assert_allclose(fixed_out[SCORE_COLUMN], following_out[SCORE_COLUMN], equal_nan=True)
+    assert (fixed_out["threshold"] == fixed.threshold_).all()
+    thresholds = following_out["threshold"].to_numpy()
+    assert (thresholds >= following.threshold_).all() and thresholds[-1] > following.threshold_
+    assert thresholds[:200].max() < 1.05 * following.threshold_  # before the change: about the fitted one
+    late = slice(300, 800)
+    assert fixed_out[FLAG_COLUMN].iloc[late].mean() > 0.5
+    assert following_out[FLAG_COLUMN].iloc[late].mean() < 0.5 * fixed_out[FLAG_COLUMN].iloc[late].mean()
+    assert following_out[FLAG_COLUMN].iloc[500]
+
+
+def test_a_detector_saved_before_the_level_follower_scores_with_its_fixed_threshold(fitted, tmp_path):
+    import json
+
+    _, detector = fitted
+    directory = detector.save(tmp_path / "old")
+    state = json.loads((directory / "detector.json").read_text())
+    del state["calibration_histogram"]
+    del state["params"]["threshold_follow"]
+    (directory / "detector.json").write_text(json.dumps(state))
+    loaded = Detector.load(directory)
+    assert loaded.threshold_follow is False
+    assert (loaded.score(make_series(300, 3))["threshold"] == detector.threshold_).all()
+
+
+def test_the_demo_spec_and_a_bare_spec_hold_the_detectors_own_defaults():
+    from pathlib import Path
+
+    from anomaly.spec import Spec, load_spec
+
+    defaults = Detector().get_params()
+    demo = load_spec(Path(__file__).resolve().parent.parent / "pipelines" / "default.yaml")
+    for spec in (Spec(), demo):
+        params = spec.detector_params()
+        assert params == {k: defaults[k] for k in params}, spec.name

@@ -1,0 +1,163 @@
+"""A threshold that follows the level of the scored stream. Pure numpy.
+
+A threshold fitted on held-back training data assumes later normal data scores like the
+calibration part. On real series the whole score distribution often moves: a server's load
+changes, a test bench stays warm after a fault, a season turns. Every ordinary step then sits
+above a fixed threshold (on one SMD dev machine a fixed cut flagged 68% of the test rows).
+
+So the fitted threshold is moved up by how far the *median* score of everything scored so far
+has risen above the median calibration score::
+
+    threshold[t] = fitted + max(0, median(calibration ∪ scores before t) − median(calibration))
+
+The median moves with the bulk of the scores, which are normal, and hardly with anomalies as
+long as they are fewer than half of what has been seen; starting from the calibration scores
+means a short file, or the start of a long one, is judged by the fitted threshold. The
+threshold never drops below the fitted one. This is the "shift5" rule of
+``benchmarks/explore_defaults.py``; ``benchmarks/DETECTION.md`` has what it was chosen over.
+
+The running median is read from a histogram of every score seen, in :data:`N_BINS` geometric
+bins, and updated at fixed absolute positions every :data:`UPDATE_EVERY` rows, so it is
+deterministic, causal, bounded in memory and the same whatever the chunk sizes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+# Geometric bins over [LOW, HIGH]: 256 a decade is a relative width of 0.9%; scores below LOW
+# fall in the first bin, above HIGH in the last. Scores are non-negative (aggregated |z|).
+LOW, HIGH, PER_DECADE = 1e-4, 1e6, 256
+N_BINS = int(round(np.log10(HIGH / LOW) * PER_DECADE))
+_EDGES = LOW * 10.0 ** (np.arange(N_BINS + 1) / PER_DECADE)
+# The level used for a row is the median of the scores of all rows before the last multiple of
+# this position: a vectorised update per block, the same for any chunking.
+UPDATE_EVERY = 64
+
+
+def _bins(scores: np.ndarray) -> np.ndarray:
+    """Bin index of each score, shape (n,) -> (n,) int."""
+    return np.clip(np.searchsorted(_EDGES, scores, side="right") - 1, 0, N_BINS - 1)
+
+
+def histogram(scores: np.ndarray) -> np.ndarray:
+    """Counts of the non-NaN ``scores`` (n,) in the level bins, shape (N_BINS,) int64."""
+    scores = np.asarray(scores, dtype=np.float64)
+    return np.bincount(_bins(scores[~np.isnan(scores)]), minlength=N_BINS).astype(np.int64)
+
+
+def histogram_median(counts: np.ndarray) -> np.ndarray:
+    """Medians of histograms, interpolated inside the median bin.
+
+    Parameters
+    ----------
+    counts : ndarray of shape (N_BINS,) or (B, N_BINS)
+
+    Returns
+    -------
+    ndarray of shape () or (B,)
+        NaN for an empty histogram.
+    """
+    counts = np.atleast_2d(counts)
+    cumulative = np.cumsum(counts, axis=1)
+    total = cumulative[:, -1]
+    half = total / 2.0
+    k = np.minimum((cumulative < half[:, None]).sum(axis=1), N_BINS - 1)
+    rows = np.arange(len(counts))
+    below = np.where(k > 0, cumulative[rows, np.maximum(k - 1, 0)], 0)
+    inside = np.maximum(counts[rows, k], 1)
+    fraction = np.clip((half - below) / inside, 0.0, 1.0)
+    lo, hi = _EDGES[k], _EDGES[k + 1]
+    median = lo * (hi / lo) ** fraction
+    median = np.where(total > 0, median, np.nan)
+    return median if median.shape != (1,) else median[0]
+
+
+@dataclass
+class LevelFollower:
+    """Streaming state of the level-following threshold.
+
+    Parameters
+    ----------
+    threshold : float
+        The fitted threshold.
+    calibration_counts : ndarray of shape (N_BINS,)
+        :func:`histogram` of the calibration scores the threshold was fitted on.
+
+    Attributes
+    ----------
+    position : int
+        Absolute position of the next row.
+    """
+
+    threshold: float
+    calibration_counts: np.ndarray
+    position: int = 0
+    _counts: np.ndarray = field(init=False, repr=False)
+    _pending: np.ndarray = field(init=False, repr=False)
+    _current: float = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.calibration_counts = np.asarray(self.calibration_counts, dtype=np.int64)
+        if self.calibration_counts.shape != (N_BINS,) or self.calibration_counts.sum() == 0:
+            raise ValueError(f"calibration_counts must be a non-empty histogram of shape ({N_BINS},)")
+        self.calibration_median = float(histogram_median(self.calibration_counts))
+        self._counts = self.calibration_counts.copy()  # everything before the current block
+        self._pending = np.zeros(N_BINS, dtype=np.int64)  # the current block's rows so far
+        self._current = float(self.threshold)
+
+    def feed(self, scores: np.ndarray) -> np.ndarray:
+        """Thresholds of the next rows (NaN scores are not counted), shape (n,) -> (n,)."""
+        scores = np.asarray(scores, dtype=np.float64)
+        n = len(scores)
+        out = np.empty(n)
+        if n == 0:
+            return out
+        start = self.position
+        if start % UPDATE_EVERY == 0:  # the previous call ended a block: the next one opens here
+            self._counts = self._counts + self._pending
+            self._pending = np.zeros(N_BINS, dtype=np.int64)
+            self._current = float(self._threshold_for(self._counts))
+        block = (start + np.arange(n)) // UPDATE_EVERY
+        first = start // UPDATE_EVERY
+        relative = block - first  # 0 = the block already open
+        n_blocks = int(relative[-1]) + 1
+        valid = ~np.isnan(scores)
+        per_block = np.zeros((n_blocks, N_BINS), dtype=np.int64)
+        np.add.at(per_block, (relative[valid], _bins(scores[valid])), 1)
+        per_block[0] += self._pending
+        out[relative == 0] = self._current
+        if n_blocks > 1:
+            # The histogram each later block starts from: all rows before it.
+            before = self._counts + np.cumsum(per_block[:-1], axis=0)
+            shifts = np.atleast_1d(self._threshold_for(before))
+            out[relative > 0] = shifts[relative[relative > 0] - 1]
+            self._counts = before[-1]
+            self._current = float(shifts[-1])
+        self._pending = per_block[-1]
+        self.position = start + n
+        return out
+
+    def _threshold_for(self, counts: np.ndarray) -> np.ndarray:
+        """The threshold for a block whose earlier rows have histogram(s) ``counts``."""
+        return self.threshold + np.maximum(0.0, histogram_median(counts) - self.calibration_median)
+
+    @property
+    def level_shift(self) -> float:
+        """How far the threshold currently sits above the fitted one."""
+        return self._current - self.threshold
+
+
+def counts_to_dict(counts: np.ndarray) -> dict[str, int]:
+    """A sparse JSON-friendly form of a histogram: ``{bin: count}`` for non-empty bins."""
+    return {str(int(i)): int(counts[i]) for i in np.flatnonzero(counts)}
+
+
+def counts_from_dict(data: dict[str, int]) -> np.ndarray:
+    """Inverse of :func:`counts_to_dict`, shape (N_BINS,)."""
+    counts = np.zeros(N_BINS, dtype=np.int64)
+    for key, value in data.items():
+        counts[int(key)] = int(value)
+    return counts
