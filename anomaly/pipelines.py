@@ -77,6 +77,7 @@ class ScoreResult:
     seconds: float
     gap_rows: int = 0
     notes: list[str] = field(default_factory=list)
+    max_threshold: float = float("nan")  # the highest row threshold: above ``threshold`` where the level rose
 
 
 def data_notes(series: Series, path: Path, max_gap: int, *, scoring: bool) -> list[str]:
