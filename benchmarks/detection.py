@@ -338,16 +338,20 @@ def run_dataset(
     name: str, cases: Sequence[Case], params: dict[str, Any], seed: int, peers: str = "cached",
     log: Callable[[str], None] = print,
 ) -> pd.DataFrame:
-    """Every method on every case of one data set: one row per (series, method)."""
-    peer = peer_results(cases, peers, seed, log)
+    """Every method on every case of one data set: one row per (series, method).
+
+    The peers are read after the detector has run on every case, so a cache being filled in the
+    background meanwhile (``benchmarks/peers/precompute.py``) is used as far as it got.
+    """
     rows = []
+    windows = {}
     for i, case in enumerate(cases, 1):
         labels = case.labels[case.train_end :]
         window = metrics.find_length_rank(case.frame.iloc[case.train_end :, :1].to_numpy(np.float64), rank=1)
         det = score_detector(case, params)
+        windows[case.name] = window
         results = {
             "anomaly": det,
-            **{method: r for (series, method), r in peer.items() if series == case.name},
             "random": score_random(len(labels), float(det.flags.mean()), seed + i),
             "flag-all": score_flag_all(len(labels)),
         }
@@ -356,6 +360,11 @@ def run_dataset(
                          **series_row(labels, result, window)})
         log(f"[{name} {i}/{len(cases)}] {case.name}: {len(labels)} test rows, {int(labels.sum())} labelled, "
             f"anomaly flagged {int(det.flags.sum())} in {det.seconds:.1f} s")
+    by_name = {case.name: case for case in cases}
+    for (series, method), result in peer_results(cases, peers, seed, log).items():
+        case = by_name[series]
+        rows.append({"dataset": name, "series": series, "method": method, "vus_window": windows[series],
+                     **series_row(case.labels[case.train_end :], result, windows[series])})
     return pd.DataFrame(rows)
 
 
