@@ -3,7 +3,8 @@
 A threshold fitted on held-back training data assumes later normal data scores like the
 calibration part. On real series the whole score distribution often moves: a server's load
 changes, a test bench stays warm after a fault, a season turns. Every ordinary step then sits
-above a fixed threshold (on one SMD dev machine a fixed cut flagged 83% of the test rows, this rule 39%; 16% are labelled).
+above a fixed threshold (on one SMD dev machine a fixed cut flagged 83% of the test rows, this
+rule 39%; 16% are labelled).
 
 So the fitted threshold is moved up by how far the *median* score of everything scored so far
 has risen above the median calibration score::
