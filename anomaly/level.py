@@ -34,7 +34,7 @@ LOW, HIGH, PER_DECADE = 1e-4, 1e6, 256
 N_BINS = int(round(np.log10(HIGH / LOW) * PER_DECADE))
 _EDGES = LOW * 10.0 ** (np.arange(N_BINS + 1) / PER_DECADE)
 # The level used for a row is the median of the scores of all rows before the last multiple of
-# this position: a vectorised update per block, the same for any chunking.
+# this position: one histogram update per block, the same for any chunking.
 UPDATE_EVERY = 64
 
 
@@ -49,31 +49,27 @@ def histogram(scores: np.ndarray) -> np.ndarray:
     return np.bincount(_bins(scores[~np.isnan(scores)]), minlength=N_BINS).astype(np.int64)
 
 
-def histogram_median(counts: np.ndarray) -> np.ndarray:
-    """Medians of histograms, interpolated inside the median bin.
+def _median_bin(counts: np.ndarray) -> tuple[int, int]:
+    """The bin holding the median of a non-empty histogram, and the count in the bins below it."""
+    cumulative = np.cumsum(counts)
+    k = int(min(np.count_nonzero(cumulative < cumulative[-1] / 2.0), N_BINS - 1))
+    return k, int(cumulative[k - 1]) if k > 0 else 0
 
-    Parameters
-    ----------
-    counts : ndarray of shape (N_BINS,) or (B, N_BINS)
 
-    Returns
-    -------
-    ndarray of shape () or (B,)
-        NaN for an empty histogram.
-    """
-    counts = np.atleast_2d(counts)
-    cumulative = np.cumsum(counts, axis=1)
-    total = cumulative[:, -1]
-    half = total / 2.0
-    k = np.minimum((cumulative < half[:, None]).sum(axis=1), N_BINS - 1)
-    rows = np.arange(len(counts))
-    below = np.where(k > 0, cumulative[rows, np.maximum(k - 1, 0)], 0)
-    inside = np.maximum(counts[rows, k], 1)
-    fraction = np.clip((half - below) / inside, 0.0, 1.0)
-    lo, hi = _EDGES[k], _EDGES[k + 1]
-    median = lo * (hi / lo) ** fraction
-    median = np.where(total > 0, median, np.nan)
-    return median if median.shape != (1,) else median[0]
+def _interpolated(k: int, below: int, total: int, in_bin: int) -> float:
+    """The median inside bin ``k``, geometrically interpolated by where half the total falls."""
+    fraction = min(max((total / 2.0 - below) / max(in_bin, 1), 0.0), 1.0)
+    return float(_EDGES[k] * (_EDGES[k + 1] / _EDGES[k]) ** fraction)
+
+
+def histogram_median(counts: np.ndarray) -> float:
+    """Median of a histogram (N_BINS,), interpolated inside the median bin; NaN when empty."""
+    counts = np.asarray(counts)
+    total = int(counts.sum())
+    if total == 0:
+        return float("nan")
+    k, below = _median_bin(counts)
+    return _interpolated(k, below, total, int(counts[k]))
 
 
 @dataclass
@@ -107,9 +103,7 @@ class LevelFollower:
         self._counts = self.calibration_counts.copy()  # everything before the current block
         self._pending_bins: list[np.ndarray] = []  # bins of the current block's scored rows so far
         self._total = int(self._counts.sum())
-        cumulative = np.cumsum(self._counts)
-        self._k = int(min((cumulative < self._total / 2.0).sum(), N_BINS - 1))  # the median bin
-        self._below = int(cumulative[self._k - 1]) if self._k > 0 else 0  # rows in bins below it
+        self._k, self._below = _median_bin(self._counts)  # the median bin and the rows below it
         self._current = float(self.threshold)
 
     def feed(self, scores: np.ndarray) -> np.ndarray:
@@ -152,14 +146,8 @@ class LevelFollower:
             k -= 1
             self._below -= counts[k]
         self._k = k
-        fraction = min(max((half - self._below) / max(counts[k], 1), 0.0), 1.0)
-        median = _EDGES[k] * (_EDGES[k + 1] / _EDGES[k]) ** fraction
+        median = _interpolated(k, self._below, self._total, int(counts[k]))
         self._current = float(self.threshold + max(0.0, median - self.calibration_median))
-
-    @property
-    def level_shift(self) -> float:
-        """How far the threshold currently sits above the fitted one."""
-        return self._current - self.threshold
 
 
 def counts_to_dict(counts: np.ndarray) -> dict[str, int]:
