@@ -21,7 +21,7 @@ from anomaly import __version__
 from anomaly.autoregression import MAX_LAGS, LinearAR, fit_linear_ar
 from anomaly.errors import DataError, NotFittedError
 from anomaly.events import event_flags
-from anomaly.level import counts_from_dict, counts_to_dict, histogram
+from anomaly.level import WINDOW as LEVEL_WINDOW, counts_from_dict, counts_to_dict, histogram
 from anomaly.model import CELLS, EpochCallback
 from anomaly.preprocessing import Scaling, chronological_split, fit_scaling
 from anomaly.scoring import AGGREGATIONS, ResidualStats, aggregate, fit_residual_stats, normalise
@@ -85,10 +85,11 @@ class Detector:
         Scales the fitted threshold's distance from the median calibration score (1: as
         fitted; see :func:`anomaly.thresholds.fit_threshold`).
     threshold_follow : bool
-        The threshold rises with the median score of the stream scored so far, by as much as
-        that median has risen above the calibration median (see :mod:`anomaly.level`), so a
-        series whose normal level drifts past the calibration part is not flagged throughout.
-        False: the fitted threshold for every row.
+        The threshold rises with the median of the latest 4,096 scores (the calibration
+        scores filling the window until as many rows are scored), by as much as that median
+        has risen above the calibration median (see :mod:`anomaly.level`), so a series whose
+        normal level drifts past the calibration part is not flagged throughout. False: the
+        fitted threshold for every row.
     aggregation : {"rms", "mean_abs", "max_abs"}
         How the features' normalised residuals become one score per timestep.
     smoothing_span : float
@@ -124,6 +125,11 @@ class Detector:
     calibration_summary_ : dict of str to float
     calibration_scores_ : ndarray of shape (K,)
         Scores of the held-back calibration part (only after ``fit``; not saved).
+    calibration_histogram_ : ndarray of shape (anomaly.level.N_BINS,)
+        Histogram of the calibration scores, where the level follower starts.
+    level_window_ : int or None
+        The level follower's window (None in detectors saved before it had one: the median
+        of everything scored).
     """
 
     def __init__(
@@ -288,6 +294,7 @@ class Detector:
         calibration_scores = smoothed[cut:]
         self.calibration_scores_ = calibration_scores  # (K,) kept for plots; not saved
         self.calibration_histogram_ = histogram(calibration_scores)  # where the level follower starts
+        self.level_window_: int | None = LEVEL_WINDOW  # saved: a later default must not change this model
         try:
             self.threshold_ = fit_threshold(
                 calibration_scores, self.threshold_method, self.threshold_quantile,
@@ -457,6 +464,7 @@ class Detector:
             "residual_stats": self.residual_stats_.to_dict(),
             "threshold": self.threshold_,
             "calibration_histogram": counts_to_dict(self.calibration_histogram_),
+            "level_window": self.level_window_,
             "calibration_summary": self.calibration_summary_,
             "history": self.history_,
         }
@@ -489,6 +497,8 @@ class Detector:
             detector.threshold_ = float(state["threshold"])
             if "calibration_histogram" in state:
                 detector.calibration_histogram_ = counts_from_dict(state["calibration_histogram"])
+                # Saved before the window existed: the median of everything scored, as then.
+                detector.level_window_ = state.get("level_window")
             elif detector.threshold_follow:  # saved before the level follower existed: fixed threshold
                 detector.threshold_follow = False
             detector.calibration_summary_ = dict(state["calibration_summary"])

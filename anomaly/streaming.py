@@ -248,7 +248,7 @@ class StreamScorer:
         self._predictor = detector._predictor()
         self._smoother = EwmaSmoother(detector.smoothing_span)
         self._level = (
-            LevelFollower(self.threshold, detector.calibration_histogram_)
+            LevelFollower(self.threshold, detector.calibration_histogram_, getattr(detector, "level_window_", None))
             if getattr(detector, "threshold_follow", False) else None
         )
 

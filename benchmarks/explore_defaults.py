@@ -192,8 +192,28 @@ def _ap(labels: np.ndarray, scores: np.ndarray) -> float:
     return float(average_precision_score(labels, np.where(np.isnan(scores), low, scores)))
 
 
+def fit_cut(c: np.ndarray, fit: str, quantile: float, margin: float) -> float:
+    """The fitted threshold from calibration scores ``c`` (K,).
+
+    ``q``: the product's rule, median + margin × (quantile − median). ``logmad<k>``: median +
+    k robust sigmas of the log scores, so that a contaminated tail (training data holding
+    unlabelled anomalies) cannot lift it as it lifts a high quantile.
+    """
+    if fit == "q":
+        t = np.quantile(c, quantile)
+        med = np.median(c)
+        return float(med + margin * (t - med))
+    if fit.startswith("logmad"):
+        k = float(fit[6:])
+        lc = np.log(np.maximum(c, 1e-12))
+        m = np.median(lc)
+        return float(np.exp(m + k * 1.4826 * np.median(np.abs(lc - m))))
+    raise ValueError(fit)
+
+
 def evaluate_setting(series: list[dict[str, Any]], norm: str, cap: float, agg: str, span: float, rule: str,
-                     quantile: float, margin: float, verbose: bool = False) -> dict[str, float]:
+                     quantile: float, margin: float, fit: str = "q", gap: int = 0, minlen: int = 1,
+                     verbose: bool = False) -> dict[str, float]:
     def f1(c: dict[str, int]) -> float:
         return 2 * c["tp"] / max(1, 2 * c["tp"] + c["fp"] + c["fn"])
 
@@ -215,9 +235,8 @@ def evaluate_setting(series: list[dict[str, Any]], norm: str, cap: float, agg: s
             score = ewma_nan(raw, span)
         c = score[cal]
         c = c[~np.isnan(c)]
-        t = np.quantile(c, quantile)
         med = np.median(c)
-        t = med + margin * (t - med)
+        t = fit_cut(c, fit, quantile, margin)
         test = slice(te, len(labels))
         y, sc = labels[test], score[test]
         if rule == "quantile":
@@ -231,6 +250,60 @@ def evaluate_setting(series: list[dict[str, Any]], norm: str, cap: float, agg: s
             from anomaly.level import LevelFollower, histogram
 
             t = LevelFollower(float(t), histogram(c)).feed(sc)
+        elif rule == "followall":  # as the harness scores: the follower sees the whole scored pass
+            from anomaly.level import LevelFollower, histogram
+
+            start = te if item.get("separate", False) else 0
+            t = LevelFollower(float(t), histogram(c)).feed(score[start:])[te - start :]
+        elif rule.startswith("win"):  # followall, but the median over the calibration and the last W scored rows
+            W = int(rule[3:])
+            start = te if item.get("separate", False) else 0
+            stream = np.nan_to_num(score[start:], nan=med)
+            rise = np.zeros(len(stream))
+            for b in range(64, len(stream), 64):  # updated every 64 rows, as the product's follower is
+                rise[b : b + 64] = max(0.0, float(np.median(np.concatenate([c, stream[max(0, b - W) : b]]))) - med)
+            t = t + rise[te - start :]
+        elif rule.startswith("pwin"):  # median over the last W scored rows; the calibration fills the window until W are scored
+            W = int(rule[4:])
+            start = te if item.get("separate", False) else 0
+            stream = np.nan_to_num(score[start:], nan=med)
+            rise = np.zeros(len(stream))
+            cs = np.sort(c)
+            for b in range(64, len(stream), 64):
+                recent = stream[max(0, b - W) : b]
+                prior = max(0, W - len(recent))
+                values = np.concatenate([cs, recent])
+                weights = np.concatenate([np.full(len(cs), prior / len(cs)), np.ones(len(recent))])
+                order = np.argsort(values, kind="stable")
+                cum = np.cumsum(weights[order])
+                m = values[order][np.searchsorted(cum, cum[-1] / 2)]
+                rise[b : b + 64] = max(0.0, float(m) - med)
+            t = t + rise[te - start :]
+        elif rule.startswith("swin"):  # median of the last W rows of calibration ++ scored stream
+            W = int(rule[4:])
+            start = te if item.get("separate", False) else 0
+            stream = np.nan_to_num(score[start:], nan=med)
+            seq = np.concatenate([c, stream])
+            rise = np.zeros(len(stream))
+            for b in range(64, len(stream), 64):
+                end = len(c) + b
+                rise[b : b + 64] = max(0.0, float(np.median(seq[max(0, end - W) : end])) - med)
+            t = t + rise[te - start :]
+        elif rule.startswith("pswin"):  # swin, but the calibration leaves the window proportionally, not oldest first
+            W = int(rule[5:])
+            start = te if item.get("separate", False) else 0
+            stream = np.nan_to_num(score[start:], nan=med)
+            rise = np.zeros(len(stream))
+            cs = np.sort(c)
+            for b in range(64, len(stream), 64):
+                recent = stream[max(0, b - W) : b]
+                prior = min(len(cs), W - len(recent))
+                values = np.concatenate([cs, recent])
+                weights = np.concatenate([np.full(len(cs), prior / len(cs)), np.ones(len(recent))])
+                order = np.argsort(values, kind="stable")
+                cum = np.cumsum(weights[order])
+                rise[b : b + 64] = max(0.0, float(values[order][np.searchsorted(cum, cum[-1] / 2)]) - med)
+            t = t + rise[te - start :]
         elif rule.startswith("shift"):  # threshold moves up with a running low quantile of the stream
             import pandas as pd
 
@@ -253,6 +326,10 @@ def evaluate_setting(series: list[dict[str, Any]], norm: str, cap: float, agg: s
         else:
             raise ValueError(rule)
         flags = np.nan_to_num(sc, nan=-np.inf) > t
+        if gap or minlen > 1:  # the product's event grouping (event_gap, event_min_length)
+            from anomaly.events import event_flags
+
+            flags = event_flags(flags, gap, minlen)
         tot["tp"] += int((y & flags).sum())
         tot["fp"] += int((~y & flags).sum())
         tot["fn"] += int((y & ~flags).sum())
@@ -308,6 +385,7 @@ def sweep(datasets: list[str], config: str, grid: dict[str, list[Any]], verbose:
 
 DEFAULT_GRID: dict[str, list[Any]] = {
     "norm": ["mad"], "cap": [0.0], "agg": ["rms"], "span": [1.0], "rule": ["quantile"], "quantile": [0.999], "margin": [1.0],
+    "fit": ["q"], "gap": [0], "minlen": [1],
 }
 
 

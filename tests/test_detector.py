@@ -235,6 +235,27 @@ def test_a_detector_saved_before_the_level_follower_scores_with_its_fixed_thresh
     assert (loaded.score(make_series(300, 3))["threshold"] == detector.threshold_).all()
 
 
+def test_the_level_window_is_saved_and_a_detector_saved_without_one_keeps_the_median_of_everything(fitted, tmp_path):
+    import json
+
+    from anomaly.level import WINDOW, LevelFollower
+
+    _, detector = fitted
+    assert detector.level_window_ == WINDOW
+    directory = detector.save(tmp_path / "windowed")
+    assert Detector.load(directory).level_window_ == WINDOW
+    state = json.loads((directory / "detector.json").read_text())
+    del state["level_window"]  # as saved before the window existed
+    (directory / "detector.json").write_text(json.dumps(state))
+    old = Detector.load(directory)
+    assert old.level_window_ is None and old.threshold_follow
+    # Its thresholds are those of the unwindowed rule fed with its own scores.
+    out = old.score(make_series(300, 3))
+    scores = out[SCORE_COLUMN].to_numpy()
+    expected = LevelFollower(old.threshold_, old.calibration_histogram_, None).feed(scores)
+    np.testing.assert_array_equal(out["threshold"].to_numpy(), expected)
+
+
 def test_the_demo_spec_and_a_bare_spec_hold_the_detectors_own_defaults():
     from pathlib import Path
 
