@@ -4,6 +4,7 @@ Usage (from the repository root):
 
     python benchmarks/detection.py smd|skab|nab|all [--quick] [--datasets PATH] [--seed N]
                                                    [--peers cached|run|off] [--output DIR] [--no-mlflow]
+    python benchmarks/detection.py all --record-peers   # cached peers' figures -> benchmarks/peers/record.json
 
 The data sets are read where they lie (``--datasets``, else ``$ANOMALY_DATASETS``, else
 ``../shared/datasets`` beside the repository root) and never copied; when they are absent the
@@ -34,6 +35,11 @@ Methods (in the same run)
     and the best-threshold F1 are theirs; F1 at a threshold of their own is not defined.
     ``--peers cached`` (default) uses what the cache holds (``benchmarks/peers/precompute.py``
     fills it), ``run`` computes what is missing (hours on 2 cores for LSTMAD), ``off`` skips.
+    The cache is git-ignored and local, so each peer's per-series figures are also kept in the
+    committed ``benchmarks/peers/record.json``, keyed by a hash of the split, labels, method
+    and seed: where the cache lacks a result, the record's figures for that exact case are
+    used (with a line saying how many), so a fresh clone reports the peers without rerunning
+    hours of TSB-AD.
 ``random``, ``flag-all``
     Uniform random scores flagging as many rows as ``anomaly`` flags on the same series; every
     row flagged with a constant score.
@@ -98,6 +104,13 @@ NAB_QUICK = (
 )
 QUICK_EPOCHS = 5
 PEER_METHODS = ("PCA", "CNN", "LSTMAD", "IForest")
+# The peers' per-series figures, committed: TSB-AD's detectors take hours here (LSTMAD up to 40
+# minutes per SMD machine), their score cache is git-ignored, and a session's disk does not
+# outlive it. A figure is used only for the very split, labels, method and seed it was computed
+# on (see peer_record_key); the record says which tsb-ad version and settings produced it.
+PEER_RECORD = REPO / "benchmarks" / "peers" / "record.json"
+PEER_RECORD_FIELDS = ("rows", "labelled", "seconds", "error", "auc_pr", "vus_pr", "vus_roc", "best_tp", "best_fp",
+                      "best_fn", "series_best_f1")
 
 
 # --------------------------------------------------------------------------- data
@@ -211,12 +224,15 @@ class Result:
         The method's own flags; None for methods that only score (the peers).
     seconds : float
     error : str or None
+    info : dict
+        For a peer: the record of its run (TSB-AD function, hps, versions).
     """
 
     scores: np.ndarray
     flags: np.ndarray | None
     seconds: float
     error: str | None = None
+    info: dict[str, Any] = field(default_factory=dict)
 
 
 def detector_params(quick: bool, seed: int) -> dict[str, Any]:
@@ -274,7 +290,70 @@ def peer_results(cases: Sequence[Case], mode: str, seed: int, log: Callable[[str
                 hit = client._load(client.DEFAULT_CACHE_DIR, key, len(case.train), len(case.test), cached=True)
                 if hit is not None:
                     found[(case.name, method)] = hit
-    return {(name, f"TSB-AD {method}"): Result(r.scores, None, r.seconds, r.error) for (name, method), r in found.items()}
+    return {(name, f"TSB-AD {method}"): Result(r.scores, None, r.seconds, r.error, info=dict(r.info or {}))
+            for (name, method), r in found.items()}
+
+
+def peer_record_key(case: Case, method: str, seed: int) -> str:
+    """sha256 of what a peer's figures depend on: the method, the seed, the split and the labels."""
+    import hashlib
+
+    digest = hashlib.sha256(f"{method}|{seed}|{case.train_end}|{case.frame.shape}".encode())
+    digest.update(np.ascontiguousarray(case.frame.to_numpy(np.float64)).tobytes())
+    digest.update(np.asarray(case.labels, dtype=bool).tobytes())
+    return digest.hexdigest()
+
+
+def read_peer_record(path: Path = PEER_RECORD) -> dict[str, dict[str, Any]]:
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def write_peer_record(record: dict[str, dict[str, Any]], path: Path = PEER_RECORD) -> None:
+    """Write the record whole (temporary file, then renamed into place)."""
+    temporary = path.with_suffix(".json.tmp")
+    temporary.write_text(json.dumps(dict(sorted(record.items())), indent=1, sort_keys=True) + "\n")
+    os.replace(temporary, path)
+
+
+def peer_rows(name: str, cases: Sequence[Case], windows: dict[str, int], mode: str, seed: int,
+              log: Callable[[str], None], record_path: Path = PEER_RECORD) -> list[dict[str, Any]]:
+    """The peers' per-series rows: computed from their scores where the cache has them (and then
+    recorded), else taken from the committed record when it holds that exact case."""
+    if mode == "off":
+        return []
+    by_name = {case.name: case for case in cases}
+    record = read_peer_record(record_path)
+    rows, updated = [], False
+    found = peer_results(cases, mode, seed, log)
+    for (series, method), result in found.items():
+        case = by_name[series]
+        row = {"dataset": name, "series": series, "method": method, "vus_window": windows[series],
+               **series_row(case.labels[case.train_end :], result, windows[series])}
+        rows.append(row)
+        info = result.info or {}
+        record[peer_record_key(case, method, seed)] = {
+            "dataset": name, "series": series, "method": method, "seed": seed, "vus_window": windows[series],
+            **{k: row[k] for k in PEER_RECORD_FIELDS if k in row and not pd.isna(row[k])},
+            "tsb_ad": {k: info.get(k) for k in ("function", "hps", "versions", "protocol", "threads") if k in info},
+        }
+        updated = True
+    recorded = 0
+    for case in cases:
+        for method in PEER_METHODS:
+            label = f"TSB-AD {method}"
+            if (case.name, label) in found:
+                continue
+            entry = record.get(peer_record_key(case, label, seed))
+            if entry is None or entry.get("vus_window") != windows[case.name]:
+                continue
+            rows.append({"dataset": name, "series": case.name, "method": label, "vus_window": windows[case.name],
+                         **{k: entry.get(k) for k in PEER_RECORD_FIELDS}, "from_record": True})
+            recorded += 1
+    if recorded:
+        log(f"{name}: {recorded} peer results from {record_path.name} (computed in an earlier run; no cache here)")
+    if updated:
+        write_peer_record(record, record_path)
+    return rows
 
 
 # --------------------------------------------------------------------------- metrics
@@ -360,11 +439,7 @@ def run_dataset(
                          **series_row(labels, result, window)})
         log(f"[{name} {i}/{len(cases)}] {case.name}: {len(labels)} test rows, {int(labels.sum())} labelled, "
             f"anomaly flagged {int(det.flags.sum())} in {det.seconds:.1f} s")
-    by_name = {case.name: case for case in cases}
-    for (series, method), result in peer_results(cases, peers, seed, log).items():
-        case = by_name[series]
-        rows.append({"dataset": name, "series": series, "method": method, "vus_window": windows[series],
-                     **series_row(case.labels[case.train_end :], result, windows[series])})
+    rows.extend(peer_rows(name, cases, windows, peers, seed, log))
     return pd.DataFrame(rows)
 
 
@@ -435,6 +510,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="TSB-AD's detectors: from the cache only (default), computing what is missing, or none")
     parser.add_argument("--output", type=Path, help="folder for the tables (default: results/benchmark/detection-<dataset>[-quick])")
     parser.add_argument("--no-mlflow", action="store_true", help="do not log the run to MLflow")
+    parser.add_argument("--record-peers", action="store_true",
+                        help=f"only write the cached peers' figures into {PEER_RECORD.relative_to(REPO)} (no detector run)")
     args = parser.parse_args(argv)
 
     root = datasets_root(args.datasets)
@@ -445,6 +522,15 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     for missing in sorted(set(wanted) - set(present)):
         print(f"skipping {missing}: {root / DATA_DIRS[missing]} not found")
+
+    if args.record_peers:
+        for name in present:
+            cases = LOADERS[name](root, args.quick)
+            windows = {c.name: metrics.find_length_rank(c.frame.iloc[c.train_end :, :1].to_numpy(np.float64), rank=1)
+                       for c in cases}
+            rows = [r for r in peer_rows(name, cases, windows, "cached", args.seed, print) if not r.get("from_record")]
+            print(f"{name}: {len(rows)} peer results recorded in {PEER_RECORD}", flush=True)
+        return 0
 
     output = args.output or DEFAULT_OUTPUT / f"detection-{args.dataset}{'-quick' if args.quick else ''}"
     output.mkdir(parents=True, exist_ok=True)

@@ -66,3 +66,47 @@ def test_one_skab_file_end_to_end_with_the_product_defaults(mlflow_store, tmp_pa
     assert run.data.params["dataset"] == "skab" and run.data.params["detector.smoothing_span"] == "15.0"
     assert "skab.anomaly.f1" in run.data.metrics
     assert mlflow.get_experiment(run.info.experiment_id).name == detection.EXPERIMENT
+
+
+def _case(seed: int, labels_shift: int = 0) -> detection.Case:
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(rng.normal(size=(300, 2)), columns=["a", "b"])
+    labels = np.zeros(300, bool)
+    labels[200 + labels_shift : 220 + labels_shift] = True
+    return detection.Case("series.csv", frame, labels, 100)
+
+
+def test_peer_figures_come_from_the_record_only_for_the_exact_case(tmp_path, monkeypatch):
+    record = tmp_path / "record.json"
+    case = _case(0)
+    entry = {"dataset": "x", "series": case.name, "method": "TSB-AD PCA", "seed": 0, "vus_window": 7, "rows": 200,
+             "labelled": 20, "seconds": 3.5, "auc_pr": 0.5, "vus_pr": 0.4, "vus_roc": 0.9, "best_tp": 10, "best_fp": 5,
+             "best_fn": 10, "series_best_f1": 0.571}
+    detection.write_peer_record({detection.peer_record_key(case, "TSB-AD PCA", 0): entry}, record)
+    monkeypatch.setattr(detection, "peer_results", lambda *args: {})  # no score cache on this machine
+    rows = detection.peer_rows("x", [case], {case.name: 7}, "cached", 0, lambda m: None, record)
+    assert len(rows) == 1 and rows[0]["method"] == "TSB-AD PCA" and rows[0]["vus_pr"] == 0.4 and rows[0]["from_record"]
+    table = detection.tables(pd.DataFrame(rows))["x"]
+    assert table.loc["TSB-AD PCA", "best_f1"] == pytest.approx(20 / 35)
+    # Other data, other labels, another seed, another VUS window, or peers off: not used.
+    for other, seed, window in ((_case(1), 0, 7), (_case(0, labels_shift=1), 0, 7), (case, 1, 7), (case, 0, 8)):
+        assert detection.peer_rows("x", [other], {other.name: window}, "cached", seed, lambda m: None, record) == []
+    assert detection.peer_rows("x", [case], {case.name: 7}, "off", 0, lambda m: None, record) == []
+
+
+def test_peer_figures_computed_from_scores_are_recorded(tmp_path, monkeypatch):
+    record = tmp_path / "record.json"
+    case = _case(2)
+    test_labels = case.labels[case.train_end :]
+    scores = test_labels.astype(float) + np.random.default_rng(0).random(len(test_labels))  # a perfect ranking
+    found = {(case.name, "TSB-AD CNN"): detection.Result(scores, None, 1.25, info={"function": "run_CNN", "hps": {"window_size": 100}})}
+    monkeypatch.setattr(detection, "peer_results", lambda *args: found)
+    rows = detection.peer_rows("x", [case], {case.name: 10}, "cached", 0, lambda m: None, record)
+    assert len(rows) == 1 and rows[0]["auc_pr"] == pytest.approx(1.0)
+    stored = detection.read_peer_record(record)[detection.peer_record_key(case, "TSB-AD CNN", 0)]
+    assert stored["auc_pr"] == pytest.approx(1.0) and stored["seconds"] == 1.25
+    assert stored["tsb_ad"] == {"function": "run_CNN", "hps": {"window_size": 100}}
+    # A later run without the cache reads the same figures back.
+    monkeypatch.setattr(detection, "peer_results", lambda *args: {})
+    again = detection.peer_rows("x", [case], {case.name: 10}, "cached", 0, lambda m: None, record)
+    assert again[0]["vus_pr"] == pytest.approx(rows[0]["vus_pr"]) and again[0]["best_tp"] == rows[0]["best_tp"]
