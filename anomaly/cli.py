@@ -69,6 +69,13 @@ class _Group(click.Group):
             # One line even when a message quotes a multi-line library error.
             message = " ".join(str(err).split())
             raise _UserError(message, err.exit_code) from None
+        except Exception as err:
+            # A tracking server that refuses this user mid-command is the user's to fix, not a bug.
+            tracking = sys.modules.get("anomaly.tracking")
+            refused = tracking.user_error(err) if tracking is not None else None
+            if refused is None:
+                raise
+            raise _UserError(" ".join(str(refused).split()), refused.exit_code) from None
 
 
 class _IntList(click.ParamType):
@@ -211,6 +218,15 @@ def _say(as_json: bool) -> Any:
     return lambda message="": click.echo(message, err=as_json)
 
 
+def _reap(say: Any) -> None:
+    """Mark this host's runs whose process died as FAILED (see `anomaly runs --reap`), saying so."""
+    from anomaly import tracking
+
+    for reaped in tracking.reap_dead_runs():
+        done = "marked FAILED" if reaped.marked else f"could not be marked FAILED ({reaped.error})"
+        say(f"note: run {reaped.run_id} ({reaped.run_name}) was left RUNNING by a dead process and {done}: {reaped.reason}")
+
+
 def _store_hint(run_url: str) -> str:
     # `anomaly ui` serves the store in effect here, default or MLFLOW_TRACKING_URI alike.
     return f"Review it: run `anomaly ui` here ({Path.cwd()}), then open {run_url}"
@@ -230,6 +246,7 @@ def train(file: Path | None, pipeline: Path | None, as_json: bool, **overrides: 
     spec = _build_spec(pipeline, file, overrides)
     from anomaly import pipelines, tracking  # heavy: MLflow, pandas
 
+    _reap(say)
     say(f"Training '{spec.name}' on {spec.data.path}")
     network = f"{spec.model.cell} {'x'.join(map(str, spec.model.units))}"
     if spec.model.autoregressive:
@@ -291,6 +308,7 @@ def score(file: str, model_uri: str | None, output: str | None, chunk_rows: int 
 
     if chunk_rows is None:
         chunk_rows = 1 if from_stdin else pipelines.DEFAULT_CHUNK_ROWS
+    _reap(say)
     result = pipelines.score_pipeline(
         spec, file, model_uri=model_uri, output=output, default_model_name=spec.model_name if pipeline else None,
         chunk_rows=chunk_rows,
@@ -372,6 +390,67 @@ def _format_table(table: Any) -> str:
     for method, row in table.iterrows():
         cells = "  ".join(f"{v:>{max(9, len(c))}.3f}" for v, c in zip(row, columns))
         lines.append(f"  {method:<{width}}  {cells}")
+    return "\n".join(lines)
+
+
+@cli.command()
+@click.option("--reap", is_flag=True,
+              help="First mark this host's RUNNING runs whose process is gone (killed, crashed, rebooted) as FAILED.")
+@click.option("--limit", type=click.IntRange(1, 10000), default=20, show_default=True, help="How many runs to list, newest first.")
+@_json_option
+def runs(reap: bool, limit: int, as_json: bool) -> None:
+    """List the latest train, score and evaluate runs of the tracking store in effect.
+
+    Each line: when it started, kind, status, how long it ran, the data file, the model version,
+    the run id and its experiment. A RUNNING run is alive or was left by a process that died:
+    --reap checks the runs started on this host (pid gone or reused, or the machine rebooted)
+    and marks the dead ones FAILED with the reason in their anomaly.reaped_reason tag. Runs
+    started on other hosts are never touched.
+    """
+    say = _say(as_json)
+    from anomaly import tracking
+
+    reaped = tracking.reap_dead_runs() if reap else []
+    for item in reaped:
+        done = "marked FAILED" if item.marked else f"NOT marked ({item.error})"
+        say(f"reaped {item.run_id} ({item.run_name}): {done}: {item.reason}")
+    if reap:
+        say(f"{sum(r.marked for r in reaped)} dead run(s) of this host marked FAILED")
+    found = tracking.recent_runs(limit)
+    if not found:
+        say(f"No runs of anomaly in the tracking store {tracking.tracking_uri()}")
+    else:
+        say(_format_runs(found))
+    if as_json:
+        click.echo(json.dumps({
+            "reaped": [{"run_id": r.run_id, "marked": r.marked, "reason": r.reason} for r in reaped],
+            "runs": [r.to_json() for r in found],
+        }))
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
+def _format_runs(found: list[Any]) -> str:
+    import time
+
+    rows = [("started", "kind", "status", "took", "data", "model", "run", "experiment")]
+    for r in found:
+        rows.append((
+            time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.start)), r.kind, r.status, _duration(r.seconds),
+            Path(r.data).name if r.data and r.data != "<stdin>" else (r.data or "-"),
+            f"v{r.model_version}" if r.model_version else "-", r.run_id, r.experiment,
+        ))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
+    for r, line_index in zip(found, range(1, len(rows))):
+        if r.status == "FAILED" and r.reason:
+            lines[line_index] += f"\n    {' '.join(r.reason.split())[:200]}"
     return "\n".join(lines)
 
 

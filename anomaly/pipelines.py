@@ -148,14 +148,17 @@ def train_pipeline(spec: Spec, *, on_epoch_end: EpochCallback | None = None) -> 
         description=f"Training on `{path.name}`: {len(frame)} rows × {frame.shape[1]} features.",
     ) as active:
         tracking.log_params(spec.flat())
+        sha256 = fingerprint(path)
         tracking.log_params({
             "data.file": str(path),
-            "data.sha256": fingerprint(path),
+            "data.sha256": sha256,
             "data.rows": len(frame),
             "data.features": ",".join(series.feature_names),
             "data.n_features": frame.shape[1],
             "data.filled_values": series.filled,
         })
+        tracking.log_dataset(frame.iloc[:_EXAMPLE_ROWS], name=path.name, source=str(path), sha256=sha256,
+                             rows=len(frame), context="training")
         tracking.log_text(dump_spec(spec), "spec.yaml")
         if notes:
             tracking.set_tags({tracking.TAG_NOTES: "\n".join(notes)})
@@ -452,6 +455,14 @@ def _score_chunks(detector: Detector, source: _Input, collector: ResultCollector
         )
 
 
+def _log_input(plot_frame: pd.DataFrame, shown: str, sha256: str, rows: int, context: str) -> None:
+    """The scored data in the run's Datasets panel: its schema from the first rows kept for the
+    figures (the file is not read again), its row count, its fingerprint."""
+    name = shown if shown == "<stdin>" else Path(shown).name
+    tracking.log_dataset(plot_frame.iloc[:_EXAMPLE_ROWS], name=name, source=shown, sha256=sha256, rows=rows,
+                         context=context)
+
+
 def score_pipeline(
     spec: Spec,
     file: str | Path,
@@ -506,7 +517,8 @@ def score_pipeline(
         notes = source.notes(index, spec.data.max_gap)
         if notes:
             tracking.set_tags({tracking.TAG_NOTES: "\n".join(notes)})
-        tracking.log_params({"data.sha256": source.fingerprint(), "data.rows": collector.rows})
+        sha256 = source.fingerprint()
+        tracking.log_params({"data.sha256": sha256, "data.rows": collector.rows})
         events = collector.event_table()
         if written is not None:
             tracking.log_artifact(written, "results")
@@ -525,6 +537,7 @@ def score_pipeline(
                 write_table(events, csv_path, index=False)
                 write_text_atomic(events_json.read_text(), json_path)
         plot_frame, plot_results = collector.plot_data()
+        _log_input(plot_frame, shown, sha256, collector.rows, "scoring")
         thin = collector.thin
         spans = [(e.start // thin, e.end // thin) for e in collector.events]
         labels_all = collector.labels
@@ -657,8 +670,10 @@ def evaluate_pipeline(
             notes.append(f"{source.shown}: no row is labelled anomalous in {spec.data.label_col!r}: recall and F1 are undefined")
         if notes:
             tracking.set_tags({tracking.TAG_NOTES: "\n".join(notes)})
-        tracking.log_params({"data.sha256": source.fingerprint(), "data.rows": collector.rows})
+        sha256 = source.fingerprint()
+        tracking.log_params({"data.sha256": sha256, "data.rows": collector.rows})
         plot_frame, plot_results = collector.plot_data()
+        _log_input(plot_frame, str(file), sha256, collector.rows, "evaluation")
         window_from = "given"
         if vus_window is None:
             first = detector.feature_names_in_[0]
