@@ -228,7 +228,12 @@ def _reap(say: Any) -> None:
 
 
 def _store_hint(run_url: str) -> str:
-    # `anomaly ui` serves the store in effect here, default or MLFLOW_TRACKING_URI alike.
+    # `anomaly ui` serves the store in effect here, default or MLFLOW_TRACKING_URI alike; a
+    # tracking server serves its own UI.
+    from anomaly import tracking
+
+    if tracking.tracking_uri().startswith(("http://", "https://")):
+        return f"Review it: open {run_url}"
     return f"Review it: run `anomaly ui` here ({Path.cwd()}), then open {run_url}"
 
 
@@ -255,10 +260,21 @@ def train(file: Path | None, pipeline: Path | None, as_json: bool, **overrides: 
         network += " (residual)"
     say(f"  {network}, windows of {spec.window.window_size}, up to {spec.training.epochs} epochs, seed {spec.training.seed}")
 
+    from anomaly import progress
+
+    # On a terminal, the epoch under way shows its batches; each finished epoch keeps its line.
+    batches = progress.TrainProgress(sys.stdout, spec.training.epochs) if progress.wanted(sys.stdout, as_json=as_json) else None
+
     def on_epoch_end(epoch: int, logs: dict[str, float]) -> None:
+        if batches is not None:
+            batches.clear()
         say(f"  epoch {epoch:3d}/{spec.training.epochs}  loss {logs.get('loss', float('nan')):.4f}  val_loss {logs.get('val_loss', float('nan')):.4f}  {logs['seconds']:.1f}s")
 
-    result = pipelines.train_pipeline(spec, on_epoch_end=on_epoch_end)
+    try:
+        result = pipelines.train_pipeline(spec, on_epoch_end=on_epoch_end, on_batch_end=batches.batch if batches else None)
+    finally:
+        if batches is not None:
+            batches.clear()
     for note in result.notes:
         say(f"note: {note}")
     say(f"Trained on {result.rows} rows x {len(result.features)} features ({', '.join(result.features)}) in {result.seconds:.0f}s")
@@ -309,10 +325,21 @@ def score(file: str, model_uri: str | None, output: str | None, chunk_rows: int 
     if chunk_rows is None:
         chunk_rows = 1 if from_stdin else pipelines.DEFAULT_CHUNK_ROWS
     _reap(say)
-    result = pipelines.score_pipeline(
-        spec, file, model_uri=model_uri, output=output, default_model_name=spec.model_name if pipeline else None,
-        chunk_rows=chunk_rows,
-    )
+    from anomaly import progress
+
+    bar = None
+    if not from_stdin and output != "-" and progress.wanted(sys.stdout, as_json=as_json):
+        bar = progress.ScoreProgress(sys.stdout, *progress.expected_rows(file))
+    completed = False
+    try:
+        result = pipelines.score_pipeline(
+            spec, file, model_uri=model_uri, output=output, default_model_name=spec.model_name if pipeline else None,
+            chunk_rows=chunk_rows, on_rows=bar,
+        )
+        completed = True
+    finally:
+        if bar is not None:
+            bar.close(completed=completed)
     for note in result.notes:
         say(f"note: {note}")
     share = result.flagged / max(result.scored, 1)
@@ -492,6 +519,73 @@ def ui(port: int, host: str) -> None:
         click.echo("Stopping the MLflow UI...", err=True)
     finally:
         mlflow_ui.stop_ui(process)
+
+
+_PERMISSIONS = ("READ", "EDIT", "MANAGE", "NO_PERMISSIONS")  # mirror of anomaly.server.PERMISSIONS
+
+
+@cli.command()
+@click.option("--backend-store-uri", metavar="URI", default=None,
+              help="Where runs and models (and with --auth the users) are kept: postgresql://USER:PASSWORD@HOST:PORT/DB "
+                   "or sqlite:///PATH (default: ./mlflow.db, the store `anomaly train` uses in this directory).")
+@click.option("--artifacts-destination", metavar="DIR|URI", default=None,
+              help="Where the server keeps artifacts (models, results, figures); clients upload and download them "
+                   "through the server (default: ./mlartifacts).")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Interface to bind. Anything but 127.0.0.1 lets the network in: use it with --auth.")
+@click.option("--port", type=click.IntRange(1, 65535), default=5000, show_default=True, help="Port to serve on.")
+@click.option("--workers", type=click.IntRange(1, 64), default=4, show_default=True, help="Server worker processes.")
+@click.option("--auth", is_flag=True,
+              help="Logins (MLflow's basic-auth app; users kept in the backend store). The admin's password comes from "
+                   "MLFLOW_AUTH_ADMIN_PASSWORD, its name from MLFLOW_AUTH_ADMIN_USERNAME (default admin).")
+@click.option("--default-permission", type=click.Choice(_PERMISSIONS), default="EDIT", show_default=True,
+              help="With --auth: what every user may do with experiments and models others created "
+                   "(EDIT: log runs and register versions in them; READ: only look).")
+@click.option("--allowed-hosts", default=None, metavar="HOSTS",
+              help="Host headers to answer, comma-separated, e.g. mlflow.example.com:5000 "
+                   "(MLflow's default: localhost and private addresses).")
+def server(backend_store_uri: str | None, artifacts_destination: str | None, host: str, port: int, workers: int,
+           auth: bool, default_permission: str, allowed_hosts: str | None) -> None:
+    """Start an MLflow tracking server for a team, on PostgreSQL or SQLite, with logins by --auth.
+
+    \b
+    Clients point at it with nothing but environment variables:
+      export MLFLOW_TRACKING_URI=http://HOST:PORT
+      export MLFLOW_TRACKING_USERNAME=NAME MLFLOW_TRACKING_PASSWORD=PASSWORD   # with --auth
+    Prints the URL once the server answers its health check; stops on Ctrl-C (or kill).
+    """
+    from anomaly import server as team
+    from anomaly import ui as mlflow_ui
+
+    config = team.ServerConfig(
+        backend_store_uri=team.backend_store_uri(backend_store_uri),
+        artifacts_destination=team.artifacts_destination(artifacts_destination),
+        host=host, port=port, workers=workers, auth=auth, default_permission=default_permission,
+        allowed_hosts=allowed_hosts,
+    )
+    if host != mlflow_ui.LOOPBACK:
+        exposed = "log in to it" if auth else "read and change every run and model: add --auth"
+        click.echo(f"warning: binding {host}: anyone who can reach this machine can {exposed}", err=True)
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    running = team.start_server(config)
+    try:
+        # The first start on a new database creates the tables (PostgreSQL: about 25 s).
+        mlflow_ui.wait_until_ready(running.process, config.url, timeout=300, what="the MLflow tracking server")
+        logins = f"logins on, users may {default_permission} others' experiments" if auth else "no logins"
+        click.echo(f"MLflow tracking server: {config.url}  (store {team.hide_password(config.backend_store_uri)}, "
+                   f"artifacts {config.artifacts_destination}, {logins}; Ctrl-C to stop)")
+        client_env = f"MLFLOW_TRACKING_URI={config.url}"
+        if auth:
+            client_env += " MLFLOW_TRACKING_USERNAME=<user> MLFLOW_TRACKING_PASSWORD=<password>"
+        click.echo(f"Clients: export {client_env}")
+        running.process.wait()
+        raise AnomalyError(f"the MLflow tracking server stopped by itself with code {running.process.returncode}")
+    except KeyboardInterrupt:
+        click.echo("Stopping the MLflow tracking server...", err=True)
+    finally:
+        mlflow_ui.stop_ui(running.process)
+        running.cleanup()
 
 
 def main() -> None:

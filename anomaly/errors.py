@@ -38,3 +38,7 @@ class NotFittedError(AnomalyError):
 
 class TrackingServerError(AnomalyError):
     """The MLflow tracking server cannot be reached, asks for a login, or refuses this user."""
+
+
+class ServerError(AnomalyError):
+    """An ``anomaly server`` option, or what it needs around it, is unusable."""

@@ -12,6 +12,7 @@ import io
 import logging
 import os
 import re
+import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, redirect_stderr
 from dataclasses import dataclass
@@ -232,7 +233,14 @@ def log_dataset(
     from mlflow.data.dataset_source_registry import resolve_dataset_source
 
     frame = sample.reset_index() if sample.index.name is not None else sample
-    resolved = CodeDatasetSource(tags={"source": source}) if source == "<stdin>" else resolve_dataset_source(str(Path(source).resolve()))
+    if source == "<stdin>":
+        resolved = CodeDatasetSource(tags={"source": source})
+    else:
+        with warnings.catch_warnings():
+            # MLflow registers its local-file source for both "" and "file" and says so each time.
+            warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted in multiple ways",
+                                    category=UserWarning)
+            resolved = resolve_dataset_source(str(Path(source).resolve()))
     dataset = _FileDataset(frame, source=resolved, name=name, digest=sha256[:_DIGEST_CHARS], rows=rows)
     mlflow.log_input(dataset, context=context)
 
@@ -269,8 +277,11 @@ def log_figure(figure: Any, artifact_file: str) -> None:
 
 
 def run_url(experiment_id: str, run_id: str) -> str:
-    """Where the run appears in ``mlflow ui`` / ``anomaly ui`` (default host and port)."""
-    return f"http://127.0.0.1:5000/#/experiments/{experiment_id}/runs/{run_id}"
+    """Where the run appears: on the tracking server in effect, or in ``anomaly ui`` (default
+    host and port) for a local store."""
+    uri = tracking_uri()
+    base = uri.rstrip("/") if uri.startswith(("http://", "https://")) else "http://127.0.0.1:5000"
+    return f"{base}/#/experiments/{experiment_id}/runs/{run_id}"
 
 
 def _pip_requirements() -> list[str]:
