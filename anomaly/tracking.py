@@ -12,6 +12,7 @@ import io
 import logging
 import os
 import re
+import time
 import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, redirect_stderr
@@ -51,6 +52,7 @@ EXPERIMENT_KIND = "custom_model_development"
 # MLflow's datasets table holds digests of at most 36 characters: the first 36 hex digits of the
 # data's sha256 (the whole one is the run's ``data.sha256`` param).
 _DIGEST_CHARS = 36
+_DATASET_ATTEMPTS = 5
 _MODEL_CODE = Path(__file__).with_name("mlflow_model.py")
 _PACKAGE_DIR = Path(__file__).parent
 # MLflow limits a param value to 6000 characters.
@@ -242,7 +244,18 @@ def log_dataset(
                                     category=UserWarning)
             resolved = resolve_dataset_source(str(Path(source).resolve()))
     dataset = _FileDataset(frame, source=resolved, name=name, digest=sha256[:_DIGEST_CHARS], rows=rows)
-    mlflow.log_input(dataset, context=context)
+    for attempt in range(_DATASET_ATTEMPTS):
+        try:
+            mlflow.log_input(dataset, context=context)
+            return
+        except MlflowException as err:
+            # Runs logging the same data at once race to create its row in MLflow's datasets table
+            # (a unique-key violation on the server); once one has, the others find it.
+            if attempt + 1 < _DATASET_ATTEMPTS and ("dataset_pk" in str(err) or "UNIQUE constraint" in str(err)):
+                time.sleep(0.2 * (attempt + 1))
+                continue
+            logger.warning("could not record %s as the run's %s dataset: %s", name, context, " ".join(str(err).split())[:300])
+            return
 
 
 def log_params(params: Mapping[str, Any]) -> None:
@@ -276,12 +289,18 @@ def log_figure(figure: Any, artifact_file: str) -> None:
     mlflow.log_figure(figure, artifact_file)
 
 
+# MLflow 3.17's UI picks GenAI or model-training views from a switch of its own (remembered by the
+# browser, GenAI at first), not from the experiment's kind tag; in GenAI views a scoring run is
+# filed under "Evaluations". A link with this parameter opens the model-training views.
+MODEL_TRAINING_VIEW = "workflowType=machine_learning"
+
+
 def run_url(experiment_id: str, run_id: str) -> str:
-    """Where the run appears: on the tracking server in effect, or in ``anomaly ui`` (default
-    host and port) for a local store."""
+    """Where the run appears, in the UI's model-training views: on the tracking server in
+    effect, or in ``anomaly ui`` (default host and port) for a local store."""
     uri = tracking_uri()
     base = uri.rstrip("/") if uri.startswith(("http://", "https://")) else "http://127.0.0.1:5000"
-    return f"{base}/#/experiments/{experiment_id}/runs/{run_id}"
+    return f"{base}/#/experiments/{experiment_id}/runs/{run_id}?{MODEL_TRAINING_VIEW}"
 
 
 def _pip_requirements() -> list[str]:
