@@ -541,11 +541,14 @@ _PERMISSIONS = ("READ", "EDIT", "MANAGE", "NO_PERMISSIONS")  # mirror of anomaly
 @click.option("--default-permission", type=click.Choice(_PERMISSIONS), default="EDIT", show_default=True,
               help="With --auth: what every user may do with experiments and models others created "
                    "(EDIT: log runs and register versions in them; READ: only look).")
+@click.option("--auth-cache-seconds", type=click.IntRange(0, 3600), default=0, show_default=True,
+              help="With --auth: how long a server worker may reuse a checked password (each check is a slow "
+                   "PBKDF2 hash); a changed password may still work that long on a worker that cached it.")
 @click.option("--allowed-hosts", default=None, metavar="HOSTS",
               help="Host headers to answer, comma-separated, e.g. mlflow.example.com:5000 "
                    "(MLflow's default: localhost and private addresses).")
 def server(backend_store_uri: str | None, artifacts_destination: str | None, host: str, port: int, workers: int,
-           auth: bool, default_permission: str, allowed_hosts: str | None) -> None:
+           auth: bool, default_permission: str, auth_cache_seconds: int, allowed_hosts: str | None) -> None:
     """Start an MLflow tracking server for a team, on PostgreSQL or SQLite, with logins by --auth.
 
     \b
@@ -561,7 +564,7 @@ def server(backend_store_uri: str | None, artifacts_destination: str | None, hos
         backend_store_uri=team.backend_store_uri(backend_store_uri),
         artifacts_destination=team.artifacts_destination(artifacts_destination),
         host=host, port=port, workers=workers, auth=auth, default_permission=default_permission,
-        allowed_hosts=allowed_hosts,
+        allowed_hosts=allowed_hosts, auth_cache_seconds=auth_cache_seconds,
     )
     if host != mlflow_ui.LOOPBACK:
         exposed = "log in to it" if auth else "read and change every run and model: add --auth"

@@ -106,6 +106,10 @@ class ServerConfig:
         What every logged-in user may do with experiments and models not their own.
     allowed_hosts : str, optional
         Host headers the server answers (MLflow's default: localhost and private addresses).
+    auth_cache_seconds : int
+        How long each worker may reuse a successful password check (MLflow's default 0: every
+        request hashes the password again, a costly PBKDF2; a changed password may be accepted
+        by a worker that cached the old one for this long).
     """
 
     backend_store_uri: str
@@ -116,6 +120,7 @@ class ServerConfig:
     auth: bool = False
     default_permission: str = "EDIT"
     allowed_hosts: str | None = None
+    auth_cache_seconds: int = 0
 
     @property
     def url(self) -> str:
@@ -145,6 +150,7 @@ def write_auth_config(directory: Path, config: ServerConfig) -> Path:
         f"database_uri = {config.backend_store_uri.replace('%', '%%')}",
         f"admin_username = {os.environ.get(ADMIN_USERNAME_ENV) or 'admin'}",
         "authorization_function = mlflow.server.auth:authenticate_request_basic_auth",
+        f"auth_cache_ttl_seconds = {int(config.auth_cache_seconds)}",
         "",
     ])
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
