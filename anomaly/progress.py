@@ -10,7 +10,6 @@ wraps.
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -109,6 +108,14 @@ def rows_line(done: int, total: int | None, exact: bool, elapsed: float, *, fina
     return f"  scoring {bar(fraction)} {fraction:4.0%}  {done:,}/{shown_total} rows  {speed}  {left} left"
 
 
+def _columns(stream: TextIO) -> int | None:
+    """The width of the terminal ``stream`` writes to, or None when it is not one."""
+    try:
+        return os.get_terminal_size(stream.fileno()).columns
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
 class Line:
     """One line of a terminal, redrawn in place."""
 
@@ -125,8 +132,10 @@ class Line:
         if not force and now - self._last < self._min_interval:
             return
         self._last = now
-        width = shutil.get_terminal_size((100, 24)).columns - 1
-        self._stream.write("\r" + text[:width] + "\x1b[K")
+        columns = _columns(self._stream)
+        if columns is not None:
+            text = text[: columns - 1]
+        self._stream.write("\r" + text + "\x1b[K")
         self._stream.flush()
         self._shown = True
 
