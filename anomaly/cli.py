@@ -69,6 +69,13 @@ class _Group(click.Group):
             # One line even when a message quotes a multi-line library error.
             message = " ".join(str(err).split())
             raise _UserError(message, err.exit_code) from None
+        except Exception as err:
+            # A tracking server that refuses this user mid-command is the user's to fix, not a bug.
+            tracking = sys.modules.get("anomaly.tracking")
+            refused = tracking.user_error(err) if tracking is not None else None
+            if refused is None:
+                raise
+            raise _UserError(" ".join(str(refused).split()), refused.exit_code) from None
 
 
 class _IntList(click.ParamType):
@@ -211,8 +218,22 @@ def _say(as_json: bool) -> Any:
     return lambda message="": click.echo(message, err=as_json)
 
 
+def _reap(say: Any) -> None:
+    """Mark this host's runs whose process died as FAILED (see `anomaly runs --reap`), saying so."""
+    from anomaly import tracking
+
+    for reaped in tracking.reap_dead_runs():
+        done = "marked FAILED" if reaped.marked else f"could not be marked FAILED ({reaped.error})"
+        say(f"note: run {reaped.run_id} ({reaped.run_name}) was left RUNNING by a dead process and {done}: {reaped.reason}")
+
+
 def _store_hint(run_url: str) -> str:
-    # `anomaly ui` serves the store in effect here, default or MLFLOW_TRACKING_URI alike.
+    # `anomaly ui` serves the store in effect here, default or MLFLOW_TRACKING_URI alike; a
+    # tracking server serves its own UI.
+    from anomaly import tracking
+
+    if tracking.tracking_uri().startswith(("http://", "https://")):
+        return f"Review it: open {run_url}"
     return f"Review it: run `anomaly ui` here ({Path.cwd()}), then open {run_url}"
 
 
@@ -230,6 +251,7 @@ def train(file: Path | None, pipeline: Path | None, as_json: bool, **overrides: 
     spec = _build_spec(pipeline, file, overrides)
     from anomaly import pipelines, tracking  # heavy: MLflow, pandas
 
+    _reap(say)
     say(f"Training '{spec.name}' on {spec.data.path}")
     network = f"{spec.model.cell} {'x'.join(map(str, spec.model.units))}"
     if spec.model.autoregressive:
@@ -238,10 +260,21 @@ def train(file: Path | None, pipeline: Path | None, as_json: bool, **overrides: 
         network += " (residual)"
     say(f"  {network}, windows of {spec.window.window_size}, up to {spec.training.epochs} epochs, seed {spec.training.seed}")
 
+    from anomaly import progress
+
+    # On a terminal, the epoch under way shows its batches; each finished epoch keeps its line.
+    batches = progress.TrainProgress(sys.stdout, spec.training.epochs) if progress.wanted(sys.stdout, as_json=as_json) else None
+
     def on_epoch_end(epoch: int, logs: dict[str, float]) -> None:
+        if batches is not None:
+            batches.clear()
         say(f"  epoch {epoch:3d}/{spec.training.epochs}  loss {logs.get('loss', float('nan')):.4f}  val_loss {logs.get('val_loss', float('nan')):.4f}  {logs['seconds']:.1f}s")
 
-    result = pipelines.train_pipeline(spec, on_epoch_end=on_epoch_end)
+    try:
+        result = pipelines.train_pipeline(spec, on_epoch_end=on_epoch_end, on_batch_end=batches.batch if batches else None)
+    finally:
+        if batches is not None:
+            batches.clear()
     for note in result.notes:
         say(f"note: {note}")
     say(f"Trained on {result.rows} rows x {len(result.features)} features ({', '.join(result.features)}) in {result.seconds:.0f}s")
@@ -291,10 +324,22 @@ def score(file: str, model_uri: str | None, output: str | None, chunk_rows: int 
 
     if chunk_rows is None:
         chunk_rows = 1 if from_stdin else pipelines.DEFAULT_CHUNK_ROWS
-    result = pipelines.score_pipeline(
-        spec, file, model_uri=model_uri, output=output, default_model_name=spec.model_name if pipeline else None,
-        chunk_rows=chunk_rows,
-    )
+    _reap(say)
+    from anomaly import progress
+
+    bar = None
+    if not from_stdin and output != "-" and progress.wanted(sys.stdout, as_json=as_json):
+        bar = progress.ScoreProgress(sys.stdout, *progress.expected_rows(file))
+    completed = False
+    try:
+        result = pipelines.score_pipeline(
+            spec, file, model_uri=model_uri, output=output, default_model_name=spec.model_name if pipeline else None,
+            chunk_rows=chunk_rows, on_rows=bar,
+        )
+        completed = True
+    finally:
+        if bar is not None:
+            bar.close(completed=completed)
     for note in result.notes:
         say(f"note: {note}")
     share = result.flagged / max(result.scored, 1)
@@ -375,6 +420,67 @@ def _format_table(table: Any) -> str:
     return "\n".join(lines)
 
 
+@cli.command()
+@click.option("--reap", is_flag=True,
+              help="First mark this host's RUNNING runs whose process is gone (killed, crashed, rebooted) as FAILED.")
+@click.option("--limit", type=click.IntRange(1, 10000), default=20, show_default=True, help="How many runs to list, newest first.")
+@_json_option
+def runs(reap: bool, limit: int, as_json: bool) -> None:
+    """List the latest train, score and evaluate runs of the tracking store in effect.
+
+    Each line: when it started, kind, status, how long it ran, the data file, the model version,
+    the run id and its experiment. A RUNNING run is alive or was left by a process that died:
+    --reap checks the runs started on this host (pid gone or reused, or the machine rebooted)
+    and marks the dead ones FAILED with the reason in their anomaly.reaped_reason tag. Runs
+    started on other hosts are never touched.
+    """
+    say = _say(as_json)
+    from anomaly import tracking
+
+    reaped = tracking.reap_dead_runs() if reap else []
+    for item in reaped:
+        done = "marked FAILED" if item.marked else f"NOT marked ({item.error})"
+        say(f"reaped {item.run_id} ({item.run_name}): {done}: {item.reason}")
+    if reap:
+        say(f"{sum(r.marked for r in reaped)} dead run(s) of this host marked FAILED")
+    found = tracking.recent_runs(limit)
+    if not found:
+        say(f"No runs of anomaly in the tracking store {tracking.tracking_uri()}")
+    else:
+        say(_format_runs(found))
+    if as_json:
+        click.echo(json.dumps({
+            "reaped": [{"run_id": r.run_id, "marked": r.marked, "reason": r.reason} for r in reaped],
+            "runs": [r.to_json() for r in found],
+        }))
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
+def _format_runs(found: list[Any]) -> str:
+    import time
+
+    rows = [("started", "kind", "status", "took", "data", "model", "run", "experiment")]
+    for r in found:
+        rows.append((
+            time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.start)), r.kind, r.status, _duration(r.seconds),
+            Path(r.data).name if r.data and r.data != "<stdin>" else (r.data or "-"),
+            f"v{r.model_version}" if r.model_version else "-", r.run_id, r.experiment,
+        ))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
+    for r, line_index in zip(found, range(1, len(rows))):
+        if r.status == "FAILED" and r.reason:
+            lines[line_index] += f"\n    {' '.join(r.reason.split())[:200]}"
+    return "\n".join(lines)
+
+
 def _interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
@@ -413,6 +519,76 @@ def ui(port: int, host: str) -> None:
         click.echo("Stopping the MLflow UI...", err=True)
     finally:
         mlflow_ui.stop_ui(process)
+
+
+_PERMISSIONS = ("READ", "EDIT", "MANAGE", "NO_PERMISSIONS")  # mirror of anomaly.server.PERMISSIONS
+
+
+@cli.command()
+@click.option("--backend-store-uri", metavar="URI", default=None,
+              help="Where runs and models (and with --auth the users) are kept: postgresql://USER:PASSWORD@HOST:PORT/DB "
+                   "or sqlite:///PATH (default: ./mlflow.db, the store `anomaly train` uses in this directory).")
+@click.option("--artifacts-destination", metavar="DIR|URI", default=None,
+              help="Where the server keeps artifacts (models, results, figures); clients upload and download them "
+                   "through the server (default: ./mlartifacts).")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Interface to bind. Anything but 127.0.0.1 lets the network in: use it with --auth.")
+@click.option("--port", type=click.IntRange(1, 65535), default=5000, show_default=True, help="Port to serve on.")
+@click.option("--workers", type=click.IntRange(1, 64), default=4, show_default=True, help="Server worker processes.")
+@click.option("--auth", is_flag=True,
+              help="Logins (MLflow's basic-auth app; users kept in the backend store). The admin's password comes from "
+                   "MLFLOW_AUTH_ADMIN_PASSWORD, its name from MLFLOW_AUTH_ADMIN_USERNAME (default admin).")
+@click.option("--default-permission", type=click.Choice(_PERMISSIONS), default="EDIT", show_default=True,
+              help="With --auth: what every user may do with experiments and models others created "
+                   "(EDIT: log runs and register versions in them; READ: only look).")
+@click.option("--auth-cache-seconds", type=click.IntRange(0, 3600), default=0, show_default=True,
+              help="With --auth: how long a server worker may reuse a checked password (each check is a slow "
+                   "PBKDF2 hash); a changed password may still work that long on a worker that cached it.")
+@click.option("--allowed-hosts", default=None, metavar="HOSTS",
+              help="Host headers to answer, comma-separated, e.g. mlflow.example.com:5000 "
+                   "(MLflow's default: localhost and private addresses).")
+def server(backend_store_uri: str | None, artifacts_destination: str | None, host: str, port: int, workers: int,
+           auth: bool, default_permission: str, auth_cache_seconds: int, allowed_hosts: str | None) -> None:
+    """Start an MLflow tracking server for a team, on PostgreSQL or SQLite, with logins by --auth.
+
+    \b
+    Clients point at it with nothing but environment variables:
+      export MLFLOW_TRACKING_URI=http://HOST:PORT
+      export MLFLOW_TRACKING_USERNAME=NAME MLFLOW_TRACKING_PASSWORD=PASSWORD   # with --auth
+    Prints the URL once the server answers its health check; stops on Ctrl-C (or kill).
+    """
+    from anomaly import server as team
+    from anomaly import ui as mlflow_ui
+
+    config = team.ServerConfig(
+        backend_store_uri=team.backend_store_uri(backend_store_uri),
+        artifacts_destination=team.artifacts_destination(artifacts_destination),
+        host=host, port=port, workers=workers, auth=auth, default_permission=default_permission,
+        allowed_hosts=allowed_hosts, auth_cache_seconds=auth_cache_seconds,
+    )
+    if host != mlflow_ui.LOOPBACK:
+        exposed = "log in to it" if auth else "read and change every run and model: add --auth"
+        click.echo(f"warning: binding {host}: anyone who can reach this machine can {exposed}", err=True)
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    running = team.start_server(config)
+    try:
+        # The first start on a new database creates the tables (PostgreSQL: about 25 s).
+        mlflow_ui.wait_until_ready(running.process, config.url, timeout=300, what="the MLflow tracking server")
+        logins = f"logins on, users may {default_permission} others' experiments" if auth else "no logins"
+        click.echo(f"MLflow tracking server: {config.url}  (store {team.hide_password(config.backend_store_uri)}, "
+                   f"artifacts {config.artifacts_destination}, {logins}; Ctrl-C to stop)")
+        client_env = f"MLFLOW_TRACKING_URI={config.url}"
+        if auth:
+            client_env += " MLFLOW_TRACKING_USERNAME=<user> MLFLOW_TRACKING_PASSWORD=<password>"
+        click.echo(f"Clients: export {client_env}")
+        running.process.wait()
+        raise AnomalyError(f"the MLflow tracking server stopped by itself with code {running.process.returncode}")
+    except KeyboardInterrupt:
+        click.echo("Stopping the MLflow tracking server...", err=True)
+    finally:
+        mlflow_ui.stop_ui(running.process)
+        running.cleanup()
 
 
 def main() -> None:

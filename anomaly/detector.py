@@ -22,7 +22,7 @@ from anomaly.autoregression import MAX_LAGS, LinearAR, fit_linear_ar
 from anomaly.errors import DataError, NotFittedError
 from anomaly.events import event_flags
 from anomaly.level import WINDOW as LEVEL_WINDOW, counts_from_dict, counts_to_dict, histogram
-from anomaly.model import CELLS, EpochCallback
+from anomaly.model import CELLS, BatchCallback, EpochCallback
 from anomaly.preprocessing import Scaling, chronological_split, fit_scaling
 from anomaly.scoring import AGGREGATIONS, ResidualStats, aggregate, fit_residual_stats, normalise
 from anomaly.smoothing import ewma
@@ -204,7 +204,9 @@ class Detector:
         }
 
     # ------------------------------------------------------------------ fit
-    def fit(self, X: pd.DataFrame, *, on_epoch_end: EpochCallback | None = None) -> "Detector":
+    def fit(
+        self, X: pd.DataFrame, *, on_epoch_end: EpochCallback | None = None, on_batch_end: BatchCallback | None = None,
+    ) -> "Detector":
         """Learn scaling, network, residual statistics and threshold from normal data.
 
         Parameters
@@ -213,6 +215,8 @@ class Detector:
             A normal training series: numeric feature columns, time-ordered rows.
         on_epoch_end : callable(epoch, logs), optional
             Progress hook called after each training epoch.
+        on_batch_end : callable(epoch, batch, batches, loss), optional
+            Progress hook called after each training batch.
 
         Returns
         -------
@@ -279,7 +283,7 @@ class Detector:
         self.history_ = network.fit_model(
             self.model_, inputs, targets, validation=validation, epochs=self.epochs,
             batch_size=self.batch_size, patience=self.patience, seed=self.random_state,
-            usable=usable, on_epoch_end=on_epoch_end,
+            usable=usable, on_epoch_end=on_epoch_end, on_batch_end=on_batch_end,
         )
 
         # Calibrate on the held-back tail, predicted exactly as scoring predicts. The pass starts

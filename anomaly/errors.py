@@ -34,3 +34,11 @@ class ModelNotFoundError(AnomalyError):
 
 class NotFittedError(AnomalyError):
     """A detector was used for scoring before it was fitted."""
+
+
+class TrackingServerError(AnomalyError):
+    """The MLflow tracking server cannot be reached, asks for a login, or refuses this user."""
+
+
+class ServerError(AnomalyError):
+    """An ``anomaly server`` option, or what it needs around it, is unusable."""

@@ -28,6 +28,8 @@ logger = logging.getLogger(__name__)
 CELLS = ("simplernn", "lstm", "gru")
 
 EpochCallback = Callable[[int, dict[str, float]], None]
+# (epoch from 1, batch from 1, batches per epoch or None, the running training loss)
+BatchCallback = Callable[[int, int, "int | None", float], None]
 
 
 def _keras() -> Any:
@@ -145,6 +147,7 @@ def fit_model(
     seed: int,
     usable: np.ndarray | None = None,
     on_epoch_end: EpochCallback | None = None,
+    on_batch_end: BatchCallback | None = None,
 ) -> dict[str, list[float]]:
     """Train with early stopping on the held-back windows, keeping the best weights.
 
@@ -161,6 +164,8 @@ def fit_model(
         default all N.
     on_epoch_end : callable(epoch, logs), optional
         Called after each epoch with ``{"loss", "val_loss", "seconds"}``; epochs count from 1.
+    on_batch_end : callable(epoch, batch, batches, loss), optional
+        Called after each training batch (counted from 1) with the epoch's running loss.
 
     Returns
     -------
@@ -172,6 +177,12 @@ def fit_model(
     class Report(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
             self._start = time.perf_counter()
+            self._epoch = epoch + 1
+
+        def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+            if on_batch_end is not None:
+                loss = (logs or {}).get("loss", np.nan)
+                on_batch_end(self._epoch, batch + 1, self.params.get("steps"), float(loss))
 
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
             logs = {k: float(v) for k, v in (logs or {}).items()}

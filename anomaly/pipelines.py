@@ -12,7 +12,7 @@ import logging
 import os
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,7 @@ from anomaly.detector import FLAG_COLUMN, SCORE_COLUMN, Z_PREFIX, Detector
 from anomaly.errors import DataError, SpecError
 from anomaly.events import EventMask
 from anomaly.io import Series, _umask, fingerprint, read_series, sampling_note, write_table
-from anomaly.model import EpochCallback
+from anomaly.model import BatchCallback, EpochCallback
 from anomaly.overlap import BackgroundWriter, Prefetch
 from anomaly.results import FULL_ROWS, ResultCollector
 from anomaly.sinks import STDOUT, ResultsSink
@@ -42,6 +42,7 @@ STDIN = "-"
 # otherwise (a live feed should not wait for 65536 rows before its first score).
 DEFAULT_CHUNK_ROWS = 65536
 _STDIN_SAMPLE_ROWS = 50
+RowsCallback = Callable[[int], None]
 
 
 @dataclass(frozen=True)
@@ -104,7 +105,9 @@ def data_notes(series: Series, path: Path, max_gap: int, *, scoring: bool) -> li
     return notes
 
 
-def train_pipeline(spec: Spec, *, on_epoch_end: EpochCallback | None = None) -> TrainResult:
+def train_pipeline(
+    spec: Spec, *, on_epoch_end: EpochCallback | None = None, on_batch_end: BatchCallback | None = None,
+) -> TrainResult:
     """Read the spec's training series, fit a detector, log and register it in MLflow.
 
     Parameters
@@ -113,6 +116,8 @@ def train_pipeline(spec: Spec, *, on_epoch_end: EpochCallback | None = None) -> 
         ``spec.data.path`` names the training file.
     on_epoch_end : callable(epoch, logs), optional
         Progress hook, also used to log per-epoch metrics.
+    on_batch_end : callable(epoch, batch, batches, loss), optional
+        Progress hook after each training batch.
 
     Returns
     -------
@@ -148,20 +153,23 @@ def train_pipeline(spec: Spec, *, on_epoch_end: EpochCallback | None = None) -> 
         description=f"Training on `{path.name}`: {len(frame)} rows × {frame.shape[1]} features.",
     ) as active:
         tracking.log_params(spec.flat())
+        sha256 = fingerprint(path)
         tracking.log_params({
             "data.file": str(path),
-            "data.sha256": fingerprint(path),
+            "data.sha256": sha256,
             "data.rows": len(frame),
             "data.features": ",".join(series.feature_names),
             "data.n_features": frame.shape[1],
             "data.filled_values": series.filled,
         })
+        tracking.log_dataset(frame.iloc[:_EXAMPLE_ROWS], name=path.name, source=str(path), sha256=sha256,
+                             rows=len(frame), context="training")
         tracking.log_text(dump_spec(spec), "spec.yaml")
         if notes:
             tracking.set_tags({tracking.TAG_NOTES: "\n".join(notes)})
 
         try:
-            detector.fit(frame, on_epoch_end=report_epoch)
+            detector.fit(frame, on_epoch_end=report_epoch, on_batch_end=on_batch_end)
         except DataError as err:
             raise DataError(f"{path}: {err}") from None  # name the file the problem is in
 
@@ -340,7 +348,7 @@ def _model_run(spec: Spec, resolved: Any, kind: str, shown: str, name: str) -> A
 
 def _scoring_pass(
     spec: Spec, file: str | Path, detector: Detector, chunk_rows: int, output: str | Path | None,
-    opened: _Input,
+    opened: _Input, on_rows: RowsCallback | None = None,
 ) -> tuple[_Input, ResultCollector, Path | None]:
     """Read, score, collect and (with an ``output``) write the whole series.
 
@@ -362,7 +370,7 @@ def _scoring_pass(
         )
         sink = ResultsSink(output) if output is not None else None
         try:
-            _score_chunks(detector, source, collector, sink)
+            _score_chunks(detector, source, collector, sink, on_rows)
             written = sink.commit() if sink is not None else None
         except UnsortedError as err:
             if str(file) == STDIN or whole or str(output) == STDOUT:
@@ -424,9 +432,18 @@ def _discard(results: pd.DataFrame) -> None:
     """A results writer that writes nothing (scoring without an output file)."""
 
 
-def _score_chunks(detector: Detector, source: _Input, collector: ResultCollector, sink: ResultsSink | None) -> None:
-    """The scoring pass: each chunk scored with carried state, written out, and collected."""
+def _score_chunks(
+    detector: Detector, source: _Input, collector: ResultCollector, sink: ResultsSink | None,
+    on_rows: RowsCallback | None = None,
+) -> None:
+    """The scoring pass: each chunk scored with carried state, written out, and collected.
+
+    ``on_rows(n)`` is told the rows scored so far: 0 as the pass starts, then after each chunk.
+    """
     scorer = detector.stream()
+    rows = 0
+    if on_rows is not None:
+        on_rows(0)
     # The next chunk is read and the last one written in background threads while this one is
     # scored (see anomaly.overlap); the sink is committed by the caller, after flush().
     with Prefetch(source.chunks, name="anomaly-read") as chunks, BackgroundWriter(
@@ -441,6 +458,9 @@ def _score_chunks(detector: Detector, source: _Input, collector: ResultCollector
 
         for frame, labels in chunks:
             release(holdback.push(frame, result_frame(detector, frame, scorer.feed(frame.to_numpy(dtype=np.float64))), labels))
+            rows += len(frame)
+            if on_rows is not None:
+                on_rows(rows)
         release(holdback.finish())
         writer.flush()
     collector.finish()
@@ -452,6 +472,14 @@ def _score_chunks(detector: Detector, source: _Input, collector: ResultCollector
         )
 
 
+def _log_input(plot_frame: pd.DataFrame, shown: str, sha256: str, rows: int, context: str) -> None:
+    """The scored data in the run's Datasets panel: its schema from the first rows kept for the
+    figures (the file is not read again), its row count, its fingerprint."""
+    name = shown if shown == "<stdin>" else Path(shown).name
+    tracking.log_dataset(plot_frame.iloc[:_EXAMPLE_ROWS], name=name, source=shown, sha256=sha256, rows=rows,
+                         context=context)
+
+
 def score_pipeline(
     spec: Spec,
     file: str | Path,
@@ -460,6 +488,7 @@ def score_pipeline(
     output: str | Path | None = None,
     default_model_name: str | None = None,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    on_rows: RowsCallback | None = None,
 ) -> ScoreResult:
     """Score a series chunk by chunk with a logged model, write the results, log a scoring run.
 
@@ -479,6 +508,8 @@ def score_pipeline(
     default_model_name : str, optional
     chunk_rows : int
         Rows read and scored at a time. The scores do not depend on it.
+    on_rows : callable(rows), optional
+        Progress hook: the rows scored so far, 0 when the pass starts, then after each chunk.
 
     Returns
     -------
@@ -500,13 +531,14 @@ def score_pipeline(
     with _model_run(spec, resolved, "score", shown, "stdin" if from_stdin else Path(file).stem) as active:
         tracking.log_params({"data.file": shown, "model_uri": resolved.uri, "output": str(output),
                              "chunk_rows": chunk_rows})
-        source, collector, written = _scoring_pass(spec, file, detector, chunk_rows, output, opened)
+        source, collector, written = _scoring_pass(spec, file, detector, chunk_rows, output, opened, on_rows)
         scores, flags = collector.scores, collector.flags
         index = collector.index
         notes = source.notes(index, spec.data.max_gap)
         if notes:
             tracking.set_tags({tracking.TAG_NOTES: "\n".join(notes)})
-        tracking.log_params({"data.sha256": source.fingerprint(), "data.rows": collector.rows})
+        sha256 = source.fingerprint()
+        tracking.log_params({"data.sha256": sha256, "data.rows": collector.rows})
         events = collector.event_table()
         if written is not None:
             tracking.log_artifact(written, "results")
@@ -525,6 +557,7 @@ def score_pipeline(
                 write_table(events, csv_path, index=False)
                 write_text_atomic(events_json.read_text(), json_path)
         plot_frame, plot_results = collector.plot_data()
+        _log_input(plot_frame, shown, sha256, collector.rows, "scoring")
         thin = collector.thin
         spans = [(e.start // thin, e.end // thin) for e in collector.events]
         labels_all = collector.labels
@@ -657,8 +690,10 @@ def evaluate_pipeline(
             notes.append(f"{source.shown}: no row is labelled anomalous in {spec.data.label_col!r}: recall and F1 are undefined")
         if notes:
             tracking.set_tags({tracking.TAG_NOTES: "\n".join(notes)})
-        tracking.log_params({"data.sha256": source.fingerprint(), "data.rows": collector.rows})
+        sha256 = source.fingerprint()
+        tracking.log_params({"data.sha256": sha256, "data.rows": collector.rows})
         plot_frame, plot_results = collector.plot_data()
+        _log_input(plot_frame, str(file), sha256, collector.rows, "evaluation")
         window_from = "given"
         if vus_window is None:
             first = detector.feature_names_in_[0]

@@ -12,6 +12,8 @@ import io
 import logging
 import os
 import re
+import time
+import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, redirect_stderr
 from dataclasses import dataclass
@@ -21,13 +23,15 @@ from typing import Any
 
 import pandas as pd
 
-from anomaly.errors import ModelNotFoundError
+from anomaly import liveness
+from anomaly.errors import ModelNotFoundError, TrackingServerError
 
 # Set before mlflow is imported: a command-line tool should not phone home unasked. A user's
 # own setting wins.
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 import mlflow  # noqa: E402
+from mlflow.data.pandas_dataset import PandasDataset  # noqa: E402
 from mlflow.exceptions import MlflowException  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 
@@ -41,6 +45,14 @@ TAG_MODEL_VERSION = "anomaly.model_version"
 TAG_KIND = "anomaly.kind"
 TAG_ERROR = "anomaly.error"
 TAG_NOTES = "anomaly.notes"
+# MLflow's UI reads this experiment tag to choose its mode: our runs belong in the model-training
+# views, not beside GenAI traces and LLM judges ("Evaluations").
+TAG_EXPERIMENT_KIND = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
+# MLflow's datasets table holds digests of at most 36 characters: the first 36 hex digits of the
+# data's sha256 (the whole one is the run's ``data.sha256`` param).
+_DIGEST_CHARS = 36
+_DATASET_ATTEMPTS = 5
 _MODEL_CODE = Path(__file__).with_name("mlflow_model.py")
 _PACKAGE_DIR = Path(__file__).parent
 # MLflow limits a param value to 6000 characters.
@@ -65,7 +77,11 @@ def ensure_store() -> None:
     uri = tracking_uri()
     if uri in _READY_STORES:
         return
-    if uri.startswith("sqlite:///"):
+    if uri.startswith(("http://", "https://")):
+        from anomaly.server_check import check_tracking_server
+
+        check_tracking_server(uri)
+    elif uri.startswith("sqlite:///"):
         database = Path(uri[len("sqlite:///"):])
         database.parent.mkdir(parents=True, exist_ok=True)
         with open(f"{database}.lock", "a") as lock:
@@ -121,10 +137,9 @@ def run(
     mlflow.ActiveRun
     """
     ensure_store()
-    if experiment_id is None and experiment_name is not None:
-        experiment = mlflow.get_experiment_by_name(experiment_name)
-        experiment_id = experiment.experiment_id if experiment else mlflow.create_experiment(experiment_name)
-    all_tags = dict(tags or {})
+    experiment_id = model_training_experiment(experiment_name=experiment_name, experiment_id=experiment_id)
+    # Who owns the run: `anomaly runs --reap` marks it FAILED if this process dies without ending it.
+    all_tags = {**liveness.owner_tags(), **(tags or {})}
     if description:
         all_tags["mlflow.note.content"] = description
     active = mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=all_tags)
@@ -140,6 +155,107 @@ def run(
         raise
     else:
         mlflow.end_run(status="FINISHED")
+
+
+class _FileDataset(PandasDataset):
+    """A pandas dataset described by a sample of its rows and the row count of the whole file."""
+
+    def __init__(self, df: pd.DataFrame, *, rows: int, **kwargs: Any) -> None:
+        self._rows = int(rows)
+        super().__init__(df=df, **kwargs)
+
+    @property
+    def profile(self) -> dict[str, int]:
+        return {"num_rows": self._rows, "num_elements": self._rows * int(self._df.shape[1])}
+
+
+def model_training_experiment(*, experiment_name: str | None = None, experiment_id: str | None = None) -> str | None:
+    """The experiment's id, created if needed, tagged as a model-training experiment.
+
+    The tag (:data:`TAG_EXPERIMENT_KIND` = :data:`EXPERIMENT_KIND`) makes MLflow's UI show the
+    experiment's runs in its model-training views. It is set when the experiment is created, or
+    added when an existing experiment lacks it; a store that refuses the tag (a server where this
+    user may only read the experiment) is logged, not fatal.
+
+    Parameters
+    ----------
+    experiment_name : str, optional
+        Created if it does not exist. Ignored when ``experiment_id`` is given.
+    experiment_id : str, optional
+
+    Returns
+    -------
+    str or None
+        None when neither is given (MLflow's default experiment is then used, untagged).
+    """
+    client = MlflowClient()
+    if experiment_id is None:
+        if experiment_name is None:
+            return None
+        experiment = client.get_experiment_by_name(experiment_name)
+        if experiment is None:
+            try:
+                return client.create_experiment(experiment_name, tags={TAG_EXPERIMENT_KIND: EXPERIMENT_KIND})
+            except MlflowException as err:  # created meanwhile by a concurrent process
+                experiment = client.get_experiment_by_name(experiment_name)
+                if experiment is None:
+                    raise err from None
+    else:
+        experiment = client.get_experiment(experiment_id)
+    if experiment.tags.get(TAG_EXPERIMENT_KIND) is None:
+        try:
+            client.set_experiment_tag(experiment.experiment_id, TAG_EXPERIMENT_KIND, EXPERIMENT_KIND)
+        except MlflowException as err:
+            logger.warning("could not tag experiment %r as %s: %s", experiment.name, EXPERIMENT_KIND, err.message)
+    return experiment.experiment_id
+
+
+def log_dataset(
+    sample: pd.DataFrame, *, name: str, source: str, sha256: str, rows: int, context: str
+) -> None:
+    """Record the run's input with MLflow's dataset tracking (the run page's Datasets panel).
+
+    Parameters
+    ----------
+    sample : DataFrame
+        A few rows of the data as read (time index and features): its schema is logged, not its
+        values, so a long file is never held or read twice for this.
+    name : str
+        Shown as the dataset's name (the file name).
+    source : str
+        The file's path (made absolute), or ``<stdin>``.
+    sha256 : str
+        The data's fingerprint; its first 36 hex digits become the dataset's digest.
+    rows : int
+        Rows in the whole data (the profile's ``num_rows``).
+    context : str
+        ``training``, ``scoring`` or ``evaluation``.
+    """
+    from mlflow.data.code_dataset_source import CodeDatasetSource
+    from mlflow.data.dataset_source_registry import resolve_dataset_source
+
+    frame = sample.reset_index() if sample.index.name is not None else sample
+    if source == "<stdin>":
+        resolved = CodeDatasetSource(tags={"source": source})
+    else:
+        with warnings.catch_warnings():
+            # MLflow registers its local-file source for both "" and "file" and says so each time.
+            warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted in multiple ways",
+                                    category=UserWarning)
+            resolved = resolve_dataset_source(str(Path(source).resolve()))
+    dataset = _FileDataset(frame, source=resolved, name=name, digest=sha256[:_DIGEST_CHARS], rows=rows)
+    for attempt in range(_DATASET_ATTEMPTS):
+        try:
+            mlflow.log_input(dataset, context=context)
+            return
+        except MlflowException as err:
+            # Runs logging the same data at once race to create its row in MLflow's datasets table
+            # (a unique-key violation on the server); once one has, the others find it.
+            if attempt + 1 < _DATASET_ATTEMPTS and ("dataset_pk" in str(err) or "UNIQUE constraint" in str(err)):
+                time.sleep(0.2 * (attempt + 1))
+                continue
+            logger.warning("could not record %s as the run's %s dataset: %s", name, context, " ".join(str(err).split())[:300])
+            return
 
 
 def log_params(params: Mapping[str, Any]) -> None:
@@ -173,9 +289,18 @@ def log_figure(figure: Any, artifact_file: str) -> None:
     mlflow.log_figure(figure, artifact_file)
 
 
+# MLflow 3.17's UI picks GenAI or model-training views from a switch of its own (remembered by the
+# browser, GenAI at first), not from the experiment's kind tag; in GenAI views a scoring run is
+# filed under "Evaluations". A link with this parameter opens the model-training views.
+MODEL_TRAINING_VIEW = "workflowType=machine_learning"
+
+
 def run_url(experiment_id: str, run_id: str) -> str:
-    """Where the run appears in ``mlflow ui`` / ``anomaly ui`` (default host and port)."""
-    return f"http://127.0.0.1:5000/#/experiments/{experiment_id}/runs/{run_id}"
+    """Where the run appears, in the UI's model-training views: on the tracking server in
+    effect, or in ``anomaly ui`` (default host and port) for a local store."""
+    uri = tracking_uri()
+    base = uri.rstrip("/") if uri.startswith(("http://", "https://")) else "http://127.0.0.1:5000"
+    return f"{base}/#/experiments/{experiment_id}/runs/{run_id}?{MODEL_TRAINING_VIEW}"
 
 
 def _pip_requirements() -> list[str]:
@@ -332,3 +457,88 @@ def resolve_model(uri: str | None, default_name: str | None = None) -> ResolvedM
         version=str(version) if version is not None else None,
     )
 
+
+
+def _experiment_ids(client: MlflowClient) -> dict[str, str]:
+    """Every active experiment of the store: id -> name."""
+    experiments, token = {}, None
+    while True:
+        page = client.search_experiments(max_results=1000, page_token=token)
+        experiments.update({e.experiment_id: e.name for e in page})
+        token = page.token
+        if not token:
+            return experiments
+
+
+def reap_dead_runs() -> list[liveness.ReapedRun]:
+    """Mark every RUNNING run of this host whose process is gone as FAILED (see :mod:`anomaly.liveness`).
+
+    Returns
+    -------
+    list of ReapedRun
+    """
+    ensure_store()
+    client = MlflowClient()
+    return liveness.reap_dead_runs(client, list(_experiment_ids(client)))
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """One line of ``anomaly runs``."""
+
+    run_id: str
+    experiment: str
+    kind: str
+    status: str
+    start: float  # seconds since the epoch
+    seconds: float | None  # how long it ran; None while RUNNING
+    data: str
+    model_version: str | None
+    host: str | None
+    pid: str | None
+    reason: str | None  # why it FAILED: the error, or why it was reaped
+
+    def to_json(self) -> dict[str, Any]:
+        return {key: getattr(self, key) for key in self.__dataclass_fields__}
+
+
+def recent_runs(limit: int = 20) -> list[RunSummary]:
+    """The latest ``limit`` runs of ``anomaly train``, ``score`` and ``evaluate``, newest first."""
+    ensure_store()
+    client = MlflowClient()
+    experiments = _experiment_ids(client)
+    if not experiments:
+        return []
+    found = client.search_runs(
+        list(experiments), f"tags.`{TAG_KIND}` IS NOT NULL", max_results=limit,
+        order_by=["attributes.start_time DESC"],
+    )
+    summaries = []
+    for item in found:
+        info, tags, params = item.info, item.data.tags, item.data.params
+        end = info.end_time if info.status != "RUNNING" else None
+        summaries.append(RunSummary(
+            run_id=info.run_id, experiment=experiments.get(info.experiment_id, info.experiment_id),
+            kind=tags.get(TAG_KIND, "?"), status=info.status, start=info.start_time / 1000,
+            seconds=None if end is None else max(0.0, (end - info.start_time) / 1000),
+            data=params.get("data.file", ""), model_version=tags.get(TAG_MODEL_VERSION),
+            host=tags.get(liveness.TAG_HOST), pid=tags.get(liveness.TAG_PID),
+            reason=tags.get(liveness.TAG_REAPED) or tags.get(TAG_ERROR),
+        ))
+    return summaries
+
+
+def user_error(err: BaseException) -> TrackingServerError | None:
+    """A tracking server's refusal met mid-command, as a one-line user error (else None)."""
+    if not isinstance(err, MlflowException):
+        return None
+    uri = tracking_uri()
+    if not uri.startswith(("http://", "https://")):
+        return None
+    from anomaly.server_check import credentials, refusal_message
+
+    text = str(err)
+    for status, codes in ((401, ("UNAUTHENTICATED", "error code 401")), (403, ("PERMISSION_DENIED", "error code 403"))):
+        if err.error_code in codes or any(code in text for code in codes):
+            return TrackingServerError(refusal_message(uri, status, credentials()[0]))
+    return None

@@ -58,12 +58,15 @@ def start_ui(backend_store_uri: str, host: str = LOOPBACK, port: int = 5000) -> 
     return subprocess.Popen(command, env=env, start_new_session=True, stdin=subprocess.DEVNULL, stdout=sys.stderr)
 
 
-def wait_until_ready(process: subprocess.Popen, url: str, timeout: float = 60.0) -> None:
-    """Poll ``url/health`` until the server answers; raise if it exits or times out."""
+def wait_until_ready(process: subprocess.Popen, url: str, timeout: float = 60.0, what: str = "the MLflow UI") -> None:
+    """Poll ``url/health`` until the server answers; raise if it exits or times out.
+
+    ``what`` names the server in the messages.
+    """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise AnomalyError(f"the MLflow UI exited with code {process.returncode} before it was ready (see its messages above)")
+            raise AnomalyError(f"{what} exited with code {process.returncode} before it was ready (see its messages above)")
         try:
             with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
                 if response.status == 200:
@@ -72,7 +75,7 @@ def wait_until_ready(process: subprocess.Popen, url: str, timeout: float = 60.0)
             pass
         time.sleep(0.3)
     stop_ui(process)
-    raise AnomalyError(f"the MLflow UI did not answer at {url} within {timeout:.0f} s")
+    raise AnomalyError(f"{what} did not answer at {url}/health within {timeout:.0f} s")
 
 
 def stop_ui(process: subprocess.Popen, grace: float = 10.0) -> None:

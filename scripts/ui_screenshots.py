@@ -1,13 +1,16 @@
-"""Look at the MLflow UI as a user would: screenshots of the latest scoring run and its plots.
+"""Look at the MLflow UI as a user would: the experiment's runs, the latest scoring and training
+runs with their Datasets panels, and their plots.
 
 Usage, in the directory whose runs to show (after `bash scripts/demo`, the repository root):
 
     .venv/bin/python scripts/ui_screenshots.py [--out results/screenshots]
 
 Starts `anomaly ui` on a free port, finds the latest scoring run and the training run it links
-to, opens in headless Chromium (Debian's `chromium` package) the scoring run's page, its
-`plots/scores.png` and `plots/events.png` artifacts and the training run's `plots/training.png`,
-saves a screenshot of each, and exits 1 if a page did not render (the run name missing from the
+to, opens in headless Chromium (Debian's `chromium` package), in the UI's model-training views
+(`?workflowType=machine_learning`, as the links `anomaly` prints do), the experiment's runs list,
+the scoring run's page (its Datasets panel naming the scored file), its `plots/scores.png` and
+`plots/events.png` artifacts, the training run's page and its `plots/training.png`, saves a
+screenshot of each, and exits 1 if a page did not render (an expected text missing from the
 rendered page, an artifact image missing, or a blank screenshot). Stops the UI at the end.
 """
 
@@ -98,14 +101,19 @@ def main() -> int:
         run = runs["runs"][0]
         info, tags = run["info"], {t["key"]: t["value"] for t in run["data"]["tags"]}
         experiment, run_id, training = info["experiment_id"], info["run_id"], tags.get("anomaly.training_run_id")
+        params = {p["key"]: p["value"] for p in run["data"].get("params", [])}
+        scored_file = Path(params.get("data.file", "")).name
         page = f"{base}/#/experiments/{experiment}/runs"
+        view = "?workflowType=machine_learning"
         shots = [
-            ("score_run.png", f"{page}/{run_id}", [info["run_name"]]),
-            ("score_plot.png", f"{page}/{run_id}/artifacts/plots/scores.png", ['alt="plots/scores.png" src="blob:']),
-            ("events_plot.png", f"{page}/{run_id}/artifacts/plots/events.png", ['alt="plots/events.png" src="blob:']),
+            ("experiment_runs.png", f"{page}{view}", [info["run_name"], ">Model registry<"]),
+            ("score_run.png", f"{page}/{run_id}{view}", [info["run_name"], ">Datasets<", scored_file, ">scoring<"]),
+            ("score_plot.png", f"{page}/{run_id}/artifacts/plots/scores.png{view}", ['alt="plots/scores.png" src="blob:']),
+            ("events_plot.png", f"{page}/{run_id}/artifacts/plots/events.png{view}", ['alt="plots/events.png" src="blob:']),
         ]
         if training:
-            shots.append(("training_plot.png", f"{page}/{training}/artifacts/plots/training.png", ['alt="plots/training.png" src="blob:']))
+            shots.append(("train_run.png", f"{page}/{training}{view}", [">Datasets<", ">training<"]))
+            shots.append(("training_plot.png", f"{page}/{training}/artifacts/plots/training.png{view}", ['alt="plots/training.png" src="blob:']))
         problems = []
         for name, url, must_contain in shots:
             found = capture(binary, url, args.out / name, must_contain)

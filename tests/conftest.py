@@ -51,3 +51,17 @@ def use_store(patch: pytest.MonkeyPatch, directory: Path) -> Path:
 def mlflow_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh sqlite MLflow store in a temporary working directory, as the CLI sees it."""
     return use_store(monkeypatch, tmp_path)
+
+
+def need_binary(name: str, install: str) -> str:
+    """The path of a program a test needs. Without it the test is skipped, except under CI,
+    where it fails: CI (.ci/run) installs it, so its absence there is a broken set-up."""
+    import shutil
+
+    found = shutil.which(name)
+    if found is None:
+        message = f"{name} is not installed ({install})"
+        if os.environ.get("CI"):
+            pytest.fail(f"{message}; .ci/run should have installed it")
+        pytest.skip(message)
+    return found

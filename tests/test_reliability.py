@@ -76,6 +76,9 @@ def test_a_training_killed_mid_epoch_leaves_a_usable_store(mlflow_store: Path):
     trained = anomaly("train", "plant.csv", *TINY_OPTIONS, "--json", cwd=mlflow_store)
     out, err = trained.communicate(timeout=300)
     assert trained.returncode == 0, err
+    # The next training on this host found the dead run and ended it honestly.
+    assert f"note: run {runs[0].info.run_id} (train-plant) was left RUNNING by a dead process and marked FAILED" in err
+    assert client.get_run(runs[0].info.run_id).info.status == "FAILED"
     assert json.loads(out.strip().splitlines()[-1])["model_uri"] == "models:/anomaly-plant/1"
     scored = anomaly("score", "new.csv", "--json", cwd=mlflow_store)
     out, err = scored.communicate(timeout=300)
