@@ -192,6 +192,26 @@ def _ap(labels: np.ndarray, scores: np.ndarray) -> float:
     return float(average_precision_score(labels, np.where(np.isnan(scores), low, scores)))
 
 
+def _window_rise(c: np.ndarray, stream: np.ndarray, window: int, keep_size: bool) -> np.ndarray:
+    """Rise (L,) of the weighted median of the last ``window`` stream rows plus the calibration
+    scores ``c`` (K,) over the calibration median, updated every 64 rows. The calibration weighs
+    what the scored rows leave of the window: at most its own size (``keep_size``, rule pswin)
+    or all of it (rule pwin)."""
+    med = np.median(c)
+    cs = np.sort(c)
+    rise = np.zeros(len(stream))
+    for b in range(64, len(stream), 64):
+        recent = stream[max(0, b - window) : b]
+        room = window - len(recent)
+        prior = min(len(cs), room) if keep_size else max(0, room)
+        values = np.concatenate([cs, recent])
+        weights = np.concatenate([np.full(len(cs), prior / len(cs)), np.ones(len(recent))])
+        order = np.argsort(values, kind="stable")
+        cumulative = np.cumsum(weights[order])
+        rise[b : b + 64] = max(0.0, float(values[order][np.searchsorted(cumulative, cumulative[-1] / 2)]) - med)
+    return rise
+
+
 def fit_cut(c: np.ndarray, fit: str, quantile: float, margin: float) -> float:
     """The fitted threshold from calibration scores ``c`` (K,).
 
@@ -246,15 +266,20 @@ def evaluate_setting(series: list[dict[str, Any]], norm: str, cap: float, agg: s
 
             running = pd.Series(np.concatenate([c, sc])).expanding().median().to_numpy()[len(c) - 1 : -1]
             t = t * np.maximum(1.0, running / med)
-        elif rule == "follow":  # the product's rule: anomaly.level.LevelFollower
-            from anomaly.level import LevelFollower, histogram
-
-            t = LevelFollower(float(t), histogram(c)).feed(sc)
-        elif rule == "followall":  # as the harness scores: the follower sees the whole scored pass
+        elif rule == "product":  # the product's follower as it ships (histogram, window WINDOW), fed as the harness feeds it
             from anomaly.level import LevelFollower, histogram
 
             start = te if item.get("separate", False) else 0
             t = LevelFollower(float(t), histogram(c)).feed(score[start:])[te - start :]
+        elif rule == "follow":  # the rule before the window: median of everything (anomaly.level, window=None)
+            from anomaly.level import LevelFollower, histogram
+
+            t = LevelFollower(float(t), histogram(c), window=None).feed(sc)
+        elif rule == "followall":  # as the harness scores: the follower sees the whole scored pass
+            from anomaly.level import LevelFollower, histogram
+
+            start = te if item.get("separate", False) else 0
+            t = LevelFollower(float(t), histogram(c), window=None).feed(score[start:])[te - start :]
         elif rule.startswith("win"):  # followall, but the median over the calibration and the last W scored rows
             W = int(rule[3:])
             start = te if item.get("separate", False) else 0
@@ -264,21 +289,8 @@ def evaluate_setting(series: list[dict[str, Any]], norm: str, cap: float, agg: s
                 rise[b : b + 64] = max(0.0, float(np.median(np.concatenate([c, stream[max(0, b - W) : b]]))) - med)
             t = t + rise[te - start :]
         elif rule.startswith("pwin"):  # median over the last W scored rows; the calibration fills the window until W are scored
-            W = int(rule[4:])
             start = te if item.get("separate", False) else 0
-            stream = np.nan_to_num(score[start:], nan=med)
-            rise = np.zeros(len(stream))
-            cs = np.sort(c)
-            for b in range(64, len(stream), 64):
-                recent = stream[max(0, b - W) : b]
-                prior = max(0, W - len(recent))
-                values = np.concatenate([cs, recent])
-                weights = np.concatenate([np.full(len(cs), prior / len(cs)), np.ones(len(recent))])
-                order = np.argsort(values, kind="stable")
-                cum = np.cumsum(weights[order])
-                m = values[order][np.searchsorted(cum, cum[-1] / 2)]
-                rise[b : b + 64] = max(0.0, float(m) - med)
-            t = t + rise[te - start :]
+            t = t + _window_rise(c, np.nan_to_num(score[start:], nan=med), int(rule[4:]), keep_size=False)[te - start :]
         elif rule.startswith("swin"):  # median of the last W rows of calibration ++ scored stream
             W = int(rule[4:])
             start = te if item.get("separate", False) else 0
@@ -289,21 +301,9 @@ def evaluate_setting(series: list[dict[str, Any]], norm: str, cap: float, agg: s
                 end = len(c) + b
                 rise[b : b + 64] = max(0.0, float(np.median(seq[max(0, end - W) : end])) - med)
             t = t + rise[te - start :]
-        elif rule.startswith("pswin"):  # swin, but the calibration leaves the window proportionally, not oldest first
-            W = int(rule[5:])
+        elif rule.startswith("pswin"):  # swin, but the calibration leaves the window proportionally (the product's rule)
             start = te if item.get("separate", False) else 0
-            stream = np.nan_to_num(score[start:], nan=med)
-            rise = np.zeros(len(stream))
-            cs = np.sort(c)
-            for b in range(64, len(stream), 64):
-                recent = stream[max(0, b - W) : b]
-                prior = min(len(cs), W - len(recent))
-                values = np.concatenate([cs, recent])
-                weights = np.concatenate([np.full(len(cs), prior / len(cs)), np.ones(len(recent))])
-                order = np.argsort(values, kind="stable")
-                cum = np.cumsum(weights[order])
-                rise[b : b + 64] = max(0.0, float(values[order][np.searchsorted(cum, cum[-1] / 2)]) - med)
-            t = t + rise[te - start :]
+            t = t + _window_rise(c, np.nan_to_num(score[start:], nan=med), int(rule[5:]), keep_size=True)[te - start :]
         elif rule.startswith("shift"):  # threshold moves up with a running low quantile of the stream
             import pandas as pd
 
