@@ -163,7 +163,7 @@ _TRAIN_OPTIONS = [
     ("--threshold-margin", "threshold_margin", float,
      "Any method: the threshold's distance above the median calibration score, times this (1: as fitted)."),
     ("--threshold-follow", "threshold_follow", bool,
-     "true: the threshold rises with the median score of the stream scored so far (a drifting normal level is not flagged throughout)."),
+     "true: the threshold rises with the median of the latest 4,096 scores (a drifting normal level is not flagged throughout)."),
     ("--aggregation", "aggregation", click.Choice(_AGGREGATIONS), "How features' normalised residuals combine into a score."),
     ("--smoothing-span", "smoothing_span", float, "EWMA span of the score (1: no smoothing)."),
     ("--event-gap", "event_gap", int, "Runs above the threshold at most this many steps apart form one event; is_anomaly covers the gap."),

@@ -76,7 +76,7 @@ class ThresholdSpec:
     risk: float = 1e-4  # pot: probability of a normal score above the threshold
     min_decrease: float = 0.13  # dynamic: telemanom's pruning ratio p
     margin: float = 1.0  # any method: median + margin * (threshold - median) of calibration scores
-    follow: bool = True  # raise the threshold as the median score of the scored stream rises
+    follow: bool = True  # raise the threshold as the median of the latest 4,096 scores rises
     warmup_steps: int = 10
 
 
