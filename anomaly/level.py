@@ -154,18 +154,14 @@ class LevelFollower:
         if self.window is None:
             np.add.at(self._recent, block, 1)
             self._recent_rows += len(block)
-            calibration_weight = 1
+            calibration_weight, recent_weight = 1, 1
         else:
             self._push(block[-self.window :])
             # The calibration fills what the scored rows leave of the window, in proportion:
             # weights scaled by the calibration's size so that every count stays an integer.
-            room = min(self._calibration_rows, self.window - self._recent_rows)
-            calibration_weight, recent_weight = room, self._calibration_rows
-        counts = self.calibration_counts * calibration_weight
-        if self.window is None:
-            counts = counts + self._recent
-        else:
-            counts = counts + self._recent * recent_weight
+            calibration_weight = min(self._calibration_rows, self.window - self._recent_rows)
+            recent_weight = self._calibration_rows
+        counts = self.calibration_counts * calibration_weight + self._recent * recent_weight
         total = int(counts.sum())
         k, below = _median_bin(counts)
         median = _interpolated(k, below, total, int(counts[k]))
