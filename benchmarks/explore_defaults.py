@@ -157,7 +157,15 @@ def aggregate(z: np.ndarray, method: str) -> np.ndarray:
     raise ValueError(method)
 
 
-def ewma_nan(x: np.ndarray, span: float) -> np.ndarray:
+def ewma_nan(x: np.ndarray, span: float | str) -> np.ndarray:
+    """EWMA of ``x`` (L,) skipping NaN. ``span`` ``"a+b"``: the mean of the two EWMAs; ``"a|b"``:
+    their maximum (a short span for spikes beside a long one for stretches)."""
+    if isinstance(span, str):
+        for sep, combine in (("+", lambda a, b: (a + b) / 2), ("|", np.fmax)):
+            if sep in span:
+                short, long = (float(v) for v in span.split(sep))
+                return combine(ewma_nan(x, short), ewma_nan(x, long))
+        raise ValueError(span)
     if span <= 1:
         return x
     from scipy.signal import lfilter
@@ -241,7 +249,7 @@ def evaluate_setting(series: list[dict[str, Any]], norm: str, cap: float, agg: s
     series_f1 = []
     ev_found = ev_total = 0
     best = {"tp": 0, "fp": 0, "fn": 0}
-    aps, silent, ratios = [], 0, []
+    aps, vuses, silent, ratios = [], [], 0, []
     for item in series:
         R = item["residuals"].astype(np.float64)
         labels = item["labels"].astype(bool)
@@ -347,25 +355,42 @@ def evaluate_setting(series: list[dict[str, Any]], norm: str, cap: float, agg: s
                 print(f"    {item['name']}: labelled {y.mean():.3f} flagged {flags.mean():.4f} F1 {f1(dict(tp=int((y & flags).sum()), fp=int((~y & flags).sum()), fn=int((y & ~flags).sum()))):.3f} "
                       f"best F1 {bf1:.3f} at cal-quantile {np.mean(c <= bc['threshold']):.4f} (t {bc['threshold']:.3g} vs {np.median(t):.3g}, test median {np.nanmedian(sc):.3g} cal median {med:.3g}) AP {_ap(y, sc):.3f}")
             aps.append(_ap(y, sc))
+            if "vus_window" in item:  # TSB-AD's VUS-PR (slow: only with --vus)
+                from anomaly.metrics import vus_pr
+
+                vuses.append(vus_pr(y, np.nan_to_num(sc, nan=float(np.nanmin(sc))), window=int(item["vus_window"])))
             if not flags.any() and bf1 >= 0.1:
                 silent += 1
     p = tot["tp"] / max(1, tot["tp"] + tot["fp"])
     r = tot["tp"] / max(1, tot["tp"] + tot["fn"])
     return {"f1": f1(tot), "precision": p, "recall": r, "best_f1": f1(best), "ratio": f1(tot) / max(1e-9, f1(best)),
             "mean_ap": float(np.mean(aps)) if aps else float("nan"), "silent": silent,
+            "vus_pr": float(np.mean(vuses)) if vuses else float("nan"),
             "mean_f1": float(np.mean(series_f1)) if series_f1 else float("nan"), "events": f"{ev_found}/{ev_total}"}
 
 
 
-def sweep(datasets: list[str], config: str, grid: dict[str, list[Any]], verbose: bool = False) -> None:
+def vus_windows(dataset: str, root: Path) -> dict[str, int]:
+    """The harness's VUS window per series (``find_length_rank`` of the test part's first feature)."""
+    from anomaly.metrics import find_length_rank
+
+    loader = load_demo if dataset == "demo" else LOADERS[dataset]
+    return {c.name.replace("/", "__"): find_length_rank(c.frame.iloc[c.train_end :, :1].to_numpy(np.float64), rank=1)
+            for c in loader(root)}
+
+
+def sweep(datasets: list[str], config: str, grid: dict[str, list[Any]], verbose: bool = False, vus: bool = False) -> None:
     import itertools
 
     import pandas as pd
 
     data = {d: _load(d, config) for d in datasets}
     for d, items in data.items():
+        windows = vus_windows(d, datasets_root(None)) if vus else {}
         for item in items:
             item["separate"] = d in ("smd", "demo")
+            if item["name"] in windows:
+                item["vus_window"] = windows[item["name"]]
     keys = list(grid)
     rows = []
     for values in itertools.product(*(grid[k] for k in keys)):
@@ -377,7 +402,7 @@ def sweep(datasets: list[str], config: str, grid: dict[str, list[Any]], verbose:
         rows.append(row)
         print(" ".join(f"{k}={v}" for k, v in setting.items()), "|", "  ".join(
             f"{d}: F1 {row[f'{d}.f1']:.3f} (P {row[f'{d}.precision']:.2f} R {row[f'{d}.recall']:.2f}) best {row[f'{d}.best_f1']:.3f} "
-            f"AP {row[f'{d}.mean_ap']:.3f} mF1 {row[f'{d}.mean_f1']:.3f} ev {row[f'{d}.events']} silent {row[f'{d}.silent']}" for d in data), flush=True)
+            f"AP {row[f'{d}.mean_ap']:.3f} VUS {row[f'{d}.vus_pr']:.3f} mF1 {row[f'{d}.mean_f1']:.3f} ev {row[f'{d}.events']} silent {row[f'{d}.silent']}" for d in data), flush=True)
     frame = pd.DataFrame(rows)
     LOG.parent.mkdir(parents=True, exist_ok=True)
     frame.to_csv(LOG, mode="a", header=not LOG.exists(), index=False)
@@ -399,13 +424,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--datasets")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--verbose", action="store_true", help="sweep: one line per series")
+    parser.add_argument("--vus", action="store_true", help="sweep: also TSB-AD's VUS-PR per series (slow)")
     args = parser.parse_args(argv)
     if args.command == "sweep":
         grid = dict(DEFAULT_GRID)
         for item in args.grid:
             key, values = item.split("=", 1)
             grid[key] = [_parse_value(v) for v in values.split(",")]
-        sweep(args.dataset.split(","), args.config, grid, args.verbose)
+        sweep(args.dataset.split(","), args.config, grid, args.verbose, args.vus)
         return 0
     overrides = {k: _parse_value(v) for k, v in (item.split("=", 1) for item in args.set)}
     cache(args.dataset, args.config, overrides, datasets_root(args.datasets), args.quick)
