@@ -252,6 +252,13 @@ def group_events(
     return grouper.feed(flags, scores, z) + grouper.finish()
 
 
+def true_runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Inclusive (starts, ends), each of shape (R,), of the runs of True in ``mask`` (L,)."""
+    padded = np.concatenate([[False], np.asarray(mask, dtype=bool).ravel(), [False]]).astype(np.int8)
+    edges = np.flatnonzero(np.diff(padded))
+    return edges[::2], edges[1::2] - 1
+
+
 def event_ranges(flags: np.ndarray, gap: int = 0, min_length: int = 1) -> list[tuple[int, int]]:
     """Inclusive (start, end) of the events of a flag series, without scores or attributions.
 
@@ -310,11 +317,6 @@ class EventMask:
         self.position_ = 0  # absolute position of the next step expected
         self.decided_ = 0  # absolute position of the first step not yet returned
         self._open: tuple[int, int] | None = None  # (first, last) flagged step of the open event
-
-    @property
-    def held(self) -> int:
-        """Steps fed but not yet returned."""
-        return self.position_ - self.decided_
 
     def feed(self, flags: np.ndarray) -> np.ndarray:
         """Take the next chunk of raw flags; return the final flags of the steps now decided.

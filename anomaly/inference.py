@@ -337,10 +337,3 @@ class Recurrence:
             self._executor = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="anomaly-forward")
         return self._executor
 
-
-def tf_threads() -> Any:
-    """TensorFlow's configured intra/inter-op thread counts, for benchmark reports."""
-    _keras()
-    import tensorflow as tf
-
-    return tf.config.threading.get_intra_op_parallelism_threads(), tf.config.threading.get_inter_op_parallelism_threads()

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from anomaly.events import event_ranges
+from anomaly.events import event_ranges, true_runs
 from anomaly.scoring import find_events
 
 
@@ -397,7 +397,7 @@ def vus(labels: np.ndarray, scores: np.ndarray, window: int = 100, n_thresholds:
     if not labels.any() or labels.all():
         return Vus(float("nan"), float("nan"))
     window, n_thresholds = int(window), int(n_thresholds)
-    starts, ends = _label_runs(labels)
+    starts, ends = true_runs(labels)
     n_labelled = float(labels.sum())
 
     thresholds = (-np.sort(-scores))[np.linspace(0, n - 1, n_thresholds).astype(int)]  # (T,), descending
@@ -459,13 +459,6 @@ def vus_pr(labels: np.ndarray, scores: np.ndarray, window: int = 100, n_threshol
 def vus_roc(labels: np.ndarray, scores: np.ndarray, window: int = 100, n_thresholds: int = 250) -> float:
     """TSB-AD's VUS-ROC: ``vus(labels, scores, window, n_thresholds).roc`` (see :func:`vus`)."""
     return vus(labels, scores, window, n_thresholds).roc
-
-
-def _label_runs(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Inclusive (starts, ends) of the runs of True, each of shape (E,)."""
-    padded = np.concatenate([[False], labels, [False]]).astype(np.int8)
-    edges = np.flatnonzero(np.diff(padded))
-    return edges[::2], edges[1::2] - 1
 
 
 def _buffer_candidates(

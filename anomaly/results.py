@@ -15,7 +15,6 @@ bounded however long the series is:
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -26,16 +25,6 @@ logger = logging.getLogger(__name__)
 
 # Rows of features and residuals kept at full resolution for the figures.
 FULL_ROWS = 200_000
-
-
-@dataclass(frozen=True)
-class EventRecord:
-    """An event with its time labels."""
-
-    event: Event
-    start: object
-    end: object
-    peak_at: object
 
 
 class ResultCollector:

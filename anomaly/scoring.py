@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from anomaly.events import true_runs
+
 # MAD of a normal distribution times this is its standard deviation.
 _MAD_TO_STD = 1.4826
 # Floor for a feature's residual scale, in scaled units (the scaler makes features unit
@@ -136,12 +138,8 @@ def find_events(flags: np.ndarray) -> list[tuple[int, int]]:
     events : list of (start, end)
         Inclusive index ranges, in time order.
     """
-    flags = np.asarray(flags, dtype=bool)
-    if not flags.any():
-        return []
-    padded = np.concatenate([[False], flags, [False]])
-    edges = np.flatnonzero(np.diff(padded.astype(np.int8)))
-    return [(int(s), int(e) - 1) for s, e in zip(edges[::2], edges[1::2])]
+    starts, ends = true_runs(flags)
+    return [(int(s), int(e)) for s, e in zip(starts, ends)]
 
 
 def feature_shares(z: np.ndarray) -> np.ndarray:

@@ -131,7 +131,3 @@ class EwmaSmoother:
         """Smooth the next chunk, shape (L,) -> (L,), and carry the state to the next call."""
         smoothed, self.state_ = ewma(scores, self.span, self.state_)
         return smoothed
-
-    def reset(self) -> None:
-        """Forget the state, as if the next chunk started a new series."""
-        self.state_ = np.nan

@@ -27,6 +27,8 @@ import logging
 import numpy as np
 from scipy.optimize import brentq
 
+from anomaly.events import true_runs
+
 logger = logging.getLogger(__name__)
 
 THRESHOLD_METHODS = ("quantile", "pot", "dynamic")
@@ -388,7 +390,7 @@ def dynamic_threshold(
         logger.debug("dynamic: nothing reaches eps=%.6g; threshold = max score", epsilon)
         return float(e.max())
     in_anom = _widen(above, error_buffer)
-    starts, ends = _runs(in_anom)
+    starts, ends = true_runs(in_anom)
     keep = ends > starts  # the reference drops one-step "sequences"
     starts, ends = starts[keep], ends[keep]
     if len(starts) == 0:
@@ -420,7 +422,7 @@ def _find_epsilon(
             continue
         # np.arange(1, error_buffer) in find_epsilon: error_buffer - 1 steps each side.
         i_anom = _widen(above, error_buffer - 1)
-        starts, ends = _runs(i_anom)
+        starts, ends = true_runs(i_anom)
         n_seq = int(np.sum(ends > starts))
         n_anom = int(i_anom.sum())
         below = e[e < eps]
@@ -439,13 +441,6 @@ def _widen(mask: np.ndarray, radius: int) -> np.ndarray:
     hi = np.minimum(idx + radius + 1, len(mask))
     lo = np.maximum(idx - radius, 0)
     return (counts[hi] - counts[lo]) > 0
-
-
-def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Inclusive (starts, ends) of the runs of True in a 1-D bool array."""
-    padded = np.concatenate([[False], mask, [False]]).astype(np.int8)
-    edges = np.flatnonzero(np.diff(padded))
-    return edges[::2], edges[1::2] - 1
 
 
 def _n_kept_after_pruning(seq_max: np.ndarray, non_anom_max: float, min_decrease: float) -> int:

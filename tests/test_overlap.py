@@ -82,9 +82,12 @@ def test_prefetch_close_does_not_hang_on_a_producer_blocked_on_its_input():
 
     prefetched = Prefetch(items(), depth=2)
     assert next(prefetched) == 0
-    started = time.monotonic()
-    prefetched.close(timeout=0.3)
-    assert time.monotonic() - started < 2.0
+    # close() must return although the producer never yields again (a hang, not a speed, is
+    # what this checks: the join's 30 s only bounds a failing run).
+    closer = threading.Thread(target=prefetched.close, kwargs={"timeout": 0.3})
+    closer.start()
+    closer.join(30)
+    assert not closer.is_alive()
     assert prefetched._thread.daemon
     never.set()
 

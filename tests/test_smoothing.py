@@ -1,4 +1,3 @@
-import time
 
 import numpy as np
 import pytest
@@ -89,13 +88,6 @@ def test_smoothing_damps_a_one_step_spike_more_than_a_sustained_shift():
     smoothed = ewma(x, span=9)[0]  # alpha 0.2
     assert smoothed[20] == pytest.approx(2.0)
     assert smoothed[79] > 9.0
-
-
-def test_reset_forgets_the_state():
-    smoother = EwmaSmoother(span=3)
-    smoother.update(np.array([100.0]))
-    smoother.reset()
-    assert smoother.update(np.array([1.0])).tolist() == [1.0]
 
 
 @pytest.mark.parametrize("span", [0.5, 0, -1, np.nan, np.inf, "3"])
