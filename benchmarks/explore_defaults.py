@@ -264,7 +264,11 @@ def evaluate_setting(series: list[dict[str, Any]], norm: str, cap: float, agg: s
         c = score[cal]
         c = c[~np.isnan(c)]
         med = np.median(c)
-        t = fit_cut(c, fit, quantile, margin)
+        if fit == "qall":  # the cut from every training-part score, in-sample rows included
+            whole = score[:te][~np.isnan(score[:te])]
+            t = fit_cut(whole, "q", quantile, margin)
+        else:
+            t = fit_cut(c, fit, quantile, margin)
         test = slice(te, len(labels))
         y, sc = labels[test], score[test]
         if rule == "quantile":
