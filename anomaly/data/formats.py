@@ -36,6 +36,7 @@ __all__ = ["PARQUET_SUFFIXES", "Reader", "Source", "fingerprint", "open_reader",
 
 PARQUET_SUFFIXES = frozenset({".parquet", ".pq"})
 _SEPARATORS = (",", ";", "\t")
+_SEP_NAMES = {",": "comma", ";": "semicolon", "\t": "tab"}
 _BLOCK_SIZE = 1 << 20  # 1 MiB: streaming hashes and the UTF-8 check never hold the whole file
 _SNIFF_DATA_LINES = 5  # data lines, besides the header, that decide the separator
 _DECIMAL_SNIFF_LINES = 50  # data lines searched for decimal commas
@@ -247,9 +248,9 @@ class _ByteFeed:
             if lines > _DECIMAL_SNIFF_LINES + 1:
                 break
         if self.bytes_read == 0:
-            raise _empty_input_error(self._shown)
+            raise DataError(f"{self._shown}: expected a table, but the file is empty (0 bytes)")
         if not has_content:
-            raise _whitespace_input_error(self._shown)
+            raise DataError(f"{self._shown}: expected a table, but the file holds only whitespace")
         head = b"".join(blocks)
         self._replay = head[len(_UTF8_BOM):] if head.startswith(_UTF8_BOM) else head
         return "".join(texts)
@@ -367,7 +368,12 @@ class _ParquetReader(Reader):
 
         self._file = file
         self._shown = shown
-        _check_parquet_size(file, shown)
+        try:
+            size = file.stat().st_size
+        except OSError as err:
+            raise DataError(f"{shown}: cannot read the file: {os_reason(err)}") from None
+        if size == 0:
+            raise DataError(f"{shown}: expected a Parquet file, but the file is empty (0 bytes)")
         try:
             # Without pre-buffering, pyarrow reads a row group's pages as it decodes them, so memory
             # does not grow with the row group (pandas writes 1M-row groups by default).
@@ -541,10 +547,6 @@ def _uses_decimal_comma(data_lines: list[str], sep: str) -> bool:
     return False
 
 
-def _sep_name(sep: str) -> str:
-    return {",": "comma", ";": "semicolon", "\t": "tab"}[sep]
-
-
 def _clean_column_names(frame: pd.DataFrame) -> pd.DataFrame:
     """Column names as stripped strings (``a, b`` headers give ' b'), unless that makes duplicates."""
     names = [str(name).strip() for name in frame.columns]
@@ -562,30 +564,9 @@ def _csv_error(err: Exception, shown: str, sep: str) -> DataError:
     if isinstance(err, pd.errors.EmptyDataError):
         return DataError(f"{shown}: expected a header line, but the file holds no columns")
     if isinstance(err, pd.errors.ParserError):
-        return DataError(f"{shown}: cannot parse as {_sep_name(sep)}-separated text: {condense(err)}")
+        return DataError(f"{shown}: cannot parse as {_SEP_NAMES[sep]}-separated text: {condense(err)}")
     # Anything else pandas or the OS raises is still a problem with this file.
     return DataError(f"{shown}: cannot read the file: {condense(err)}")
-
-
-def _check_parquet_size(file: Path, shown: str) -> None:
-    if _file_size(file, shown) == 0:
-        raise DataError(f"{shown}: expected a Parquet file, but the file is empty (0 bytes)")
-
-
-def _file_size(file: Path, shown: str) -> int:
-    try:
-        return file.stat().st_size
-    except OSError as err:
-        raise DataError(f"{shown}: cannot read the file: {os_reason(err)}") from None
-
-
-def _empty_input_error(shown: str) -> DataError:
-    return DataError(f"{shown}: expected a table, but the file is empty (0 bytes)")
-
-
-def _whitespace_input_error(shown: str) -> DataError:
-    return DataError(f"{shown}: expected a table, but the file holds only whitespace")
-
 
 
 def no_rows_error(shown: str, columns: Sequence[object]) -> DataError:
