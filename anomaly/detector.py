@@ -257,7 +257,7 @@ class Detector:
             target = scaled
 
         network.seed_everything(self.random_state)
-        # Windows that touch a gap (rows left missing, see anomaly.io) are not learned from, nor
+        # Windows that touch a gap (rows left missing, see anomaly.data.reading) are not learned from, nor
         # those whose targets the linear part cannot predict (its first p rows, after gaps).
         gap_rows = np.isnan(values).any(axis=1) | np.isnan(target).any(axis=1)
         inputs, targets = next_step_pairs(scaled[:cut], self.window_size, self.stride, targets=target[:cut])

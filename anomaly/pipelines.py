@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -21,16 +20,24 @@ import numpy as np
 import pandas as pd
 
 from anomaly import plots, tracking
+from anomaly.data.formats import fingerprint
+from anomaly.data.reading import (
+    ROLE_SAMPLE_ROWS,
+    Series,
+    SeriesStream,
+    UnsortedError,
+    iter_series,
+    read_series,
+    sampling_note,
+)
+from anomaly.data.writing import STDOUT, ResultsSink, write_table, write_text
 from anomaly.detector import FLAG_COLUMN, SCORE_COLUMN, Z_PREFIX, Detector
 from anomaly.errors import DataError, SpecError
 from anomaly.events import EventMask
-from anomaly.io import Series, _umask, fingerprint, read_series, sampling_note, write_table
 from anomaly.model import BatchCallback, EpochCallback
 from anomaly.overlap import BackgroundWriter, Prefetch
 from anomaly.results import FULL_ROWS, ResultCollector
-from anomaly.sinks import STDOUT, ResultsSink
 from anomaly.spec import Spec, dump_spec
-from anomaly.stream import ROLE_SAMPLE_ROWS, UnsortedError, iter_series
 from anomaly.streaming import ScoredChunk
 
 logger = logging.getLogger(__name__)
@@ -81,22 +88,21 @@ class ScoreResult:
     max_threshold: float = float("nan")  # the highest row threshold: above ``threshold`` where the level rose
 
 
-def data_notes(series: Series, path: Path, max_gap: int, *, scoring: bool) -> list[str]:
+def data_notes(series: Series | SeriesStream, path: Path | str, max_gap: int, index: pd.Index, *,
+               scoring: bool) -> list[str]:
     """What the user should know about how their file was read: one line each.
 
-    Gaps left missing, irregular sampling, and columns that were not used.
+    Gaps left missing, irregular sampling of ``index`` (shape (L,)), and columns that were not used.
     """
     notes = []
-    if series.gaps:
-        rows = sum(last - first + 1 for first, last in series.gaps)
-        first, last = series.gaps[0]
-        index = series.frame.index
+    if series.gap_count:
+        first, last = series.gap_labels[0]
         fate = "not scored" if scoring else "left out of training"
         notes.append(
-            f"{path}: {rows} rows in {len(series.gaps)} gap(s) of more than max_gap={max_gap} missing values "
-            f"were {fate} (first: {index[first]} .. {index[last]})"
+            f"{path}: {series.gap_rows} rows in {series.gap_count} gap(s) of more than max_gap={max_gap} missing "
+            f"values were {fate} (first: {first} .. {last})"
         )
-    irregular = sampling_note(series.frame.index)
+    irregular = sampling_note(index)
     if irregular:
         notes.append(f"{path}: {irregular}")
     if series.unused_columns:
@@ -131,7 +137,7 @@ def train_pipeline(
         path, time_col=spec.data.time_col, label_col=spec.data.label_col,
         columns=spec.data.columns, max_gap=spec.data.max_gap, resample=spec.data.resample,
     )
-    notes = data_notes(series, path, spec.data.max_gap, scoring=False)
+    notes = data_notes(series, path, spec.data.max_gap, series.frame.index, scoring=False)
     if series.labels is not None and series.labels.any():
         notes.append(
             f"{path}: {int(series.labels.sum())} rows are labelled anomalous in {spec.data.label_col!r}; "
@@ -216,101 +222,60 @@ def events_paths(output: Path) -> tuple[Path, Path]:
 
 @dataclass
 class _Input:
-    """The scored input as a sequence of chunks, and what is known about it once read."""
+    """The scored input as a stream of chunks, and the notes on how it was read."""
 
-    chunks: Iterator[tuple[pd.DataFrame, np.ndarray | None]]
+    stream: SeriesStream
     shown: str
-    stream: Any = None
-    series: Series | None = None
     extra_notes: list[str] = field(default_factory=list)
 
-    def close(self) -> None:
-        if self.stream is not None:
-            self.stream.close()
+    @property
+    def chunks(self) -> Iterator[tuple[pd.DataFrame, np.ndarray | None]]:
+        return ((c.frame, None if c.labels is None else c.labels.to_numpy(dtype=bool)) for c in self.stream)
 
-    def fingerprint(self) -> str:
-        return self.stream.fingerprint if self.stream is not None else fingerprint(self.series.source)
+    def close(self) -> None:
+        self.stream.close()
 
     def gap_table(self) -> pd.DataFrame:
-        """The runs of rows left missing: ``start``, ``end`` (time labels) and ``rows``.
-
-        A streamed input lists its first :data:`anomaly.stream.MAX_LISTED_GAPS` gaps.
-        """
-        if self.series is not None:
-            index = self.series.frame.index
-            rows = [(index[a], index[b], b - a + 1) for a, b in self.series.gaps]
-        else:
-            rows = [
-                (labels[0], labels[1], last - first + 1)
-                for (first, last), labels in zip(self.stream.gaps, self.stream.gap_labels)
-            ]
+        """The first :data:`anomaly.data.reading.MAX_LISTED_GAPS` runs of rows left missing:
+        ``start``, ``end`` (time labels) and ``rows``."""
+        rows = [
+            (labels[0], labels[1], last - first + 1)
+            for (first, last), labels in zip(self.stream.gaps, self.stream.gap_labels)
+        ]
         return pd.DataFrame(rows, columns=["start", "end", "rows"])
 
     def notes(self, index: pd.Index, max_gap: int) -> list[str]:
-        if self.series is not None:
-            return self.extra_notes + data_notes(self.series, Path(self.shown), max_gap, scoring=True)
-        notes = list(self.extra_notes)
-        stream = self.stream
-        if stream.gap_count:
-            first, last = stream.gap_labels[0]
-            notes.append(
-                f"{self.shown}: {stream.gap_rows} rows in {stream.gap_count} gap(s) of more than max_gap={max_gap} "
-                f"missing values were not scored (first: {first} .. {last})"
-            )
-        irregular = sampling_note(index)
-        if irregular:
-            notes.append(f"{self.shown}: {irregular}")
-        if stream.unused_columns:
-            notes.append(f"{self.shown}: ignored column(s) the model was not trained on: {', '.join(stream.unused_columns)}")
-        return notes
+        return self.extra_notes + data_notes(self.stream, self.shown, max_gap, index, scoring=True)
 
 
 def _open_input(spec: Spec, source: str | Path, features: list[str], chunk_rows: int, *, whole: bool = False) -> _Input:
     """Chunks of the input: streamed from the file or stdin, or read whole (and sorted by time)
-    when resampling or when ``whole``."""
-    shown = "<stdin>" if str(source) == STDIN else str(source)
-    if spec.data.resample is None and not whole:
+    when resampling, when ``whole`` or when the file's rows turn out not to be in time order."""
+    from_stdin = str(source) == STDIN
+    shown = "<stdin>" if from_stdin else str(source)
+    if from_stdin and spec.data.resample is not None:
+        raise DataError("--resample needs the whole series: give a file, not standard input")
+    options = dict(
+        time_col=spec.data.time_col, label_col=spec.data.label_col, columns=features, max_gap=spec.data.max_gap,
+        chunk_rows=chunk_rows, columns_role="the model's feature", resample=spec.data.resample,
+        # A live feed on stdin should get its first scores once the format is known (the
+        # reader has ~50 lines by then), not after 4096 rows.
+        sample_rows=min(max(chunk_rows, _STDIN_SAMPLE_ROWS), ROLE_SAMPLE_ROWS) if from_stdin else None,
+    )
+    if not whole:
         try:
-            return _stream_input(spec, source, features, chunk_rows, shown)
+            return _Input(iter_series(STDIN if from_stdin else Path(source), **options), shown)
         except UnsortedError as err:
-            if str(source) == STDIN:
+            if from_stdin:
                 raise
             logger.info("%s; reading it whole and sorting it instead", err)
-            whole = True
-    if str(source) == STDIN:
-        raise DataError("--resample needs the whole series: give a file, not standard input")
-    # Putting rows on a time grid, or sorting them, needs the whole series: read it at once.
-    series = read_series(
-        source, time_col=spec.data.time_col, label_col=spec.data.label_col, columns=features,
-        max_gap=spec.data.max_gap, resample=spec.data.resample, columns_role="the model's feature",
-    )
-    labels = None if series.labels is None else series.labels.to_numpy(dtype=bool)
-    chunks = (
-        (series.frame.iloc[i : i + chunk_rows], None if labels is None else labels[i : i + chunk_rows])
-        for i in range(0, len(series.frame), chunk_rows)
-    )
-    notes = [_SORTED_NOTE.format(shown=shown)] if whole else []
-    return _Input(chunks=chunks, shown=shown, series=series, extra_notes=notes)
+    return _Input(iter_series(Path(source), sort=True, **options), shown, [_SORTED_NOTE.format(shown=shown)])
 
 
 _SORTED_NOTE = (
     "{shown}: rows are not in time order, so the file was read whole and sorted "
     "(sorted files are scored in chunks, in bounded memory)"
 )
-
-
-def _stream_input(spec: Spec, source: str | Path, features: list[str], chunk_rows: int, shown: str) -> _Input:
-    """The input as a chunked stream (see :func:`anomaly.stream.iter_series`)."""
-    stream = iter_series(
-        STDIN if str(source) == STDIN else Path(source), time_col=spec.data.time_col,
-        label_col=spec.data.label_col, columns=features, max_gap=spec.data.max_gap,
-        chunk_rows=chunk_rows, columns_role="the model's feature",
-        # A live feed on stdin should get its first scores once the format is known (the
-        # reader has ~50 lines by then), not after 4096 rows.
-        sample_rows=min(max(chunk_rows, _STDIN_SAMPLE_ROWS), ROLE_SAMPLE_ROWS) if str(source) == STDIN else None,
-    )
-    chunks = ((c.frame, None if c.labels is None else c.labels.to_numpy(dtype=bool)) for c in stream)
-    return _Input(chunks=chunks, shown=shown, stream=stream)
 
 
 def result_frame(detector: Detector, frame: pd.DataFrame, chunk: ScoredChunk) -> pd.DataFrame:
@@ -537,7 +502,7 @@ def score_pipeline(
         notes = source.notes(index, spec.data.max_gap)
         if notes:
             tracking.set_tags({tracking.TAG_NOTES: "\n".join(notes)})
-        sha256 = source.fingerprint()
+        sha256 = source.stream.fingerprint
         tracking.log_params({"data.sha256": sha256, "data.rows": collector.rows})
         events = collector.event_table()
         if written is not None:
@@ -555,7 +520,7 @@ def score_pipeline(
                 # Beside the results file, replaced atomically like it.
                 csv_path, json_path = events_paths(written)
                 write_table(events, csv_path, index=False)
-                write_text_atomic(events_json.read_text(), json_path)
+                write_text(events_json.read_text(), json_path)
         plot_frame, plot_results = collector.plot_data()
         _log_input(plot_frame, shown, sha256, collector.rows, "scoring")
         thin = collector.thin
@@ -577,7 +542,7 @@ def score_pipeline(
             logger.info("series of %d rows: event close-ups (plots/events.png) are drawn only up to %d rows", collector.rows, FULL_ROWS)
         scored = int(np.sum(~np.isnan(scores)))
         flagged = int(flags.sum())
-        gap_rows = source.stream.gap_rows if source.stream is not None else sum(b - a + 1 for a, b in source.series.gaps)
+        gap_rows = source.stream.gap_rows
         tracking.log_metrics({
             "rows": collector.rows, "scored_rows": scored, "flagged": flagged, "events": len(events),
             "gap_rows": gap_rows, "flagged_fraction": flagged / max(scored, 1),
@@ -592,21 +557,6 @@ def score_pipeline(
         flagged=flagged, threshold=detector.threshold_, events=events, output=output, max_threshold=collector.max_threshold,
         seconds=time.perf_counter() - start, gap_rows=gap_rows, notes=notes,
     )
-
-
-def write_text_atomic(text: str, path: Path) -> Path:
-    """Write a text file through a temporary file and a rename, like :func:`anomaly.io.write_table`."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.chmod(tmp, 0o666 & ~_umask())  # a new file's usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
 
 
 @dataclass(frozen=True)
@@ -690,7 +640,7 @@ def evaluate_pipeline(
             notes.append(f"{source.shown}: no row is labelled anomalous in {spec.data.label_col!r}: recall and F1 are undefined")
         if notes:
             tracking.set_tags({tracking.TAG_NOTES: "\n".join(notes)})
-        sha256 = source.fingerprint()
+        sha256 = source.stream.fingerprint
         tracking.log_params({"data.sha256": sha256, "data.rows": collector.rows})
         plot_frame, plot_results = collector.plot_data()
         _log_input(plot_frame, str(file), sha256, collector.rows, "evaluation")
@@ -700,8 +650,10 @@ def evaluate_pipeline(
             if collector.thin == 1:  # the figures' copy of the features still holds every row
                 channel = plot_frame.to_numpy(dtype=np.float64)[:, :1].ravel()
             else:  # read the first feature again, as the scoring pass read it
-                again = _open_input(spec, file, [first], chunk_rows, whole=True)
-                channel = again.series.frame.iloc[:, 0].to_numpy(dtype=np.float64)
+                again = read_series(file, time_col=spec.data.time_col, label_col=spec.data.label_col, columns=[first],
+                                    max_gap=spec.data.max_gap, resample=spec.data.resample,
+                                    columns_role="the model's feature")
+                channel = again.frame.iloc[:, 0].to_numpy(dtype=np.float64)
             channel = channel[~np.isnan(channel)]  # TSB-AD's benchmark drops rows with NaN first
             if len(channel):
                 vus_window = find_length_rank(channel, rank=1)

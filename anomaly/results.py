@@ -1,6 +1,6 @@
 """What a scoring pass keeps as it goes: events, counts, and bounded data for the plots.
 
-Scoring writes every row out as soon as it is scored (see :mod:`anomaly.sinks`); this module
+Scoring writes every row out as soon as it is scored (see :mod:`anomaly.data.writing`); this module
 keeps only what the run summary, the events file and the figures need, in memory that stays
 bounded however long the series is:
 

@@ -36,9 +36,9 @@ Stages and what their figures mean
    averaging back onto timesteps (both favour the baseline). Timesteps/s is series timesteps
    per second; the ratio is stage 1's rate over this one (target >= 30x).
 3. **End to end.** read -> score -> write of a Parquet and a CSV file of the same synthetic series
-   (1M rows x 38 features and a time column; ``--rows``): :func:`anomaly.stream.iter_series`
+   (1M rows x 38 features and a time column; ``--rows``): :func:`anomaly.data.reading.iter_series`
    (65,536-row chunks), ``Detector.stream().feed``, :func:`anomaly.pipelines.result_frame`,
-   :class:`anomaly.sinks.ResultsSink` (Parquet out for Parquet in, CSV for CSV): the loop of
+   :class:`anomaly.data.writing.ResultsSink` (Parquet out for Parquet in, CSV for CSV): the loop of
    ``pipelines._score_chunks`` without MLflow. The Detector is a 2x64 LSTM fitted for 1 epoch on
    a small synthetic series, saved and loaded back. Timesteps/s counts all rows (target >=
    250k/s from Parquet; best of 2, the CSV file once in the full run). The Parquet file is
@@ -398,8 +398,8 @@ def score_file(detector: Any, source: Path, output: Path, phases: Phases | None 
     """
     from anomaly.overlap import BackgroundWriter, Prefetch
     from anomaly.pipelines import result_frame
-    from anomaly.sinks import ResultsSink
-    from anomaly.stream import iter_series
+    from anomaly.data.writing import ResultsSink
+    from anomaly.data.reading import iter_series
 
     phases = phases or Phases()
     with phases("read"):
@@ -787,7 +787,7 @@ def demo_spec() -> Any:
 
 
 def read_demo(spec: Any, path: Path, label_col: str | None = None, columns: list[str] | None = None) -> Any:
-    from anomaly.io import read_series
+    from anomaly.data.reading import read_series
 
     return read_series(path, time_col=spec.data.time_col, label_col=label_col,
                        columns=columns if columns is not None else spec.data.columns, max_gap=spec.data.max_gap)

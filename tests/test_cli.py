@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from anomaly.cli import cli
-from anomaly.io import fingerprint
+from anomaly.data.formats import fingerprint
 from tests.conftest import make_series, plant_spike
 
 TINY_OPTIONS = ["--window-size", "16", "--stride", "2", "--units", "8", "--epochs", "3", "--batch-size", "16",

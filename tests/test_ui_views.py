@@ -22,7 +22,7 @@ import pytest
 from click.testing import CliRunner
 
 from anomaly.cli import cli
-from anomaly.io import fingerprint
+from anomaly.data.formats import fingerprint
 from tests.conftest import make_series, need_binary, plant_spike, use_store
 from tests.test_cli import TINY_OPTIONS, free_port
 

@@ -1,4 +1,5 @@
-"""Tests for anomaly.stream: chunks that add up to read_series, time order, errors, stdin, memory."""
+"""Tests for anomaly.data.reading: gaps, sorting, resampling, chunks that add up to read_series,
+time order, errors, stdin, memory, and reading that only ever raises DataError (fuzzed)."""
 
 from __future__ import annotations
 
@@ -15,19 +16,160 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from anomaly import stream as stream_module
+from anomaly.data import reading as reading_module
+from anomaly.data.formats import fingerprint
+from anomaly.data.reading import SeriesChunk, SeriesStream, UnsortedError, iter_series, read_series, sampling_note
+from anomaly.data.writing import write_table
 from anomaly.errors import DataError
-from anomaly.io import _parse_time, fingerprint, read_series, write_table
-from anomaly.stream import SeriesChunk, SeriesStream, UnsortedError, iter_series
-from test_io_fuzz import tables
+
+
+def _write(tmp_path: Path, name: str, text: str | bytes, *, encoding: str = "utf-8") -> Path:
+    path = tmp_path / name
+    path.write_bytes(text.encode(encoding) if isinstance(text, str) else text)
+    return path
+
+
+def _error(path: Path, *contains: str, **kwargs) -> str:
+    """read_series must fail with a one-line DataError naming the file and ``contains``."""
+    with pytest.raises(DataError) as info:
+        read_series(path, **kwargs)
+    message = str(info.value)
+    assert "\n" not in message, message
+    assert path.name in message, message
+    for part in contains:
+        assert part in message, message
+    return message
+
+
+# ---------------------------------------------------------------- gaps, sorting, resampling
+
+
+def test_gap_filling(tmp_path, caplog):
+    # a: interior gap of 3 between 1 and 5 -> 2, 3, 4; b: leading gap of 2 -> nearest (10),
+    # trailing gap of 1 -> nearest (40).
+    text = "a,b\n1,\n,\n,10\n,20\n5,40\n6,\n"
+    with caplog.at_level(logging.INFO, logger="anomaly.data"):
+        series = read_series(_write(tmp_path, "d.csv", text), max_gap=3)
+    np.testing.assert_allclose(series.values[:, 0], [1, 2, 3, 4, 5, 6])
+    np.testing.assert_allclose(series.values[:, 1], [10, 10, 10, 20, 40, 40])
+    assert series.filled == 6
+    assert any("interpolated 6" in record.getMessage() for record in caplog.records)
+
+
+def test_gaps_longer_than_max_gap_stay_missing_and_are_reported(tmp_path):
+    text = "time,a,b\n2024-01-01,1,1\n2024-01-02,,2\n2024-01-03,,3\n2024-01-04,4,\n2024-01-05,5,5\n"
+    path = _write(tmp_path, "d.csv", text)
+    series = read_series(path, max_gap=1)  # a: a run of 2 (too long); b: a run of 1 (filled)
+    assert series.gaps == ((1, 2),)
+    assert np.isnan(series.values[1:3, 0]).all()
+    assert series.values[3, 1] == 4.0 and series.filled == 1
+    filled = read_series(path, max_gap=2)
+    assert filled.gaps == () and filled.filled == 3
+    np.testing.assert_allclose(filled.values[:, 0], [1, 2, 3, 4, 5])
+
+
+def test_gap_positions_are_rows_of_the_sorted_series(tmp_path):
+    path = _write(tmp_path, "d.csv", "time,a\n2024-01-03,3\n2024-01-01,1\n2024-01-02,\n2024-01-04,4\n")
+    series = read_series(path, max_gap=0)
+    assert series.gaps == ((1, 1),) and series.frame.index[1] == pd.Timestamp("2024-01-02")
+
+
+def test_resample_puts_rows_on_a_regular_grid_and_reports_empty_bins(tmp_path):
+    text = ("time,a,label\n2024-01-01 00:00,1,0\n2024-01-01 00:02,3,1\n2024-01-01 00:05,5,0\n"
+            "2024-01-01 00:30,7,0\n")
+    path = _write(tmp_path, "d.csv", text)
+    series = read_series(path, label_col="label", resample="5min", max_gap=2)
+    assert len(series.frame) == 7 and series.frame.index.freqstr == "5min"
+    np.testing.assert_allclose(series.values[:2, 0], [2.0, 5.0])  # mean of 1 and 3; then 5
+    assert series.gaps == ((2, 5),)  # 00:10 .. 00:25 are empty: 4 > max_gap
+    assert series.labels.tolist() == [True] + [False] * 6
+    assert sampling_note(read_series(path).frame.index).startswith("irregular sampling: 2 of 3 intervals")
+    assert sampling_note(series.frame.index) is None
+    _error(path, "resample", "'5 parsecs'", resample="5 parsecs")
+    _error(_write(tmp_path, "n.csv", "a\n1\n2\n"), "resample", "no time column", resample="5min")
+
+
+def test_unused_columns_are_listed(tmp_path):
+    path = _write(tmp_path, "d.csv", "time,a,b,name,label\n2024-01-01,1,2,x,0\n2024-01-02,3,4,y,1\n")
+    assert read_series(path, columns=["b"], label_col="label").unused_columns == ("a", "name")
+
+
+def test_max_gap_zero_without_gaps_and_negative(tmp_path):
+    path = _write(tmp_path, "d.csv", "a\n1\n2\n")
+    assert read_series(path, max_gap=0).filled == 0
+    _error(path, "max_gap", "-1", max_gap=-1)
+
+
+
+# ---------------------------------------------------------------- fuzzed tables
+
+
+CELLS = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True).map(repr),
+    st.integers(-10**6, 10**6).map(str),
+    st.sampled_from(["", "nan", "NaN", "inf", "-inf", "true", "0", "1", "1,5", "abc", '"x"', '"', "2026-01-01",
+                     "2026-01-01 00:05:00", "2026-13-45", "1e309", " ", "N/A", "é", "\u00a0"]),
+    st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=6),
+)
+
+
+NAMES = st.sampled_from(["time", "timestamp", "a", "b", "label", "", "a", "é", "x y"])
+
+
+SEPARATORS = st.sampled_from([",", ";", "\t", "|"])
+
+
+@st.composite
+def tables(draw):
+    sep = draw(SEPARATORS)
+    n_cols = draw(st.integers(1, 4))
+    header = [draw(NAMES) for _ in range(n_cols)]
+    rows = draw(st.lists(st.lists(CELLS, min_size=n_cols - 1, max_size=n_cols + 1), max_size=8))
+    lines = [sep.join(header)] + [sep.join(row) for row in rows]
+    return "\n".join(lines) + draw(st.sampled_from(["", "\n", "\n\n"])), header
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    table=tables(),
+    encoding=st.sampled_from(["utf-8", "utf-8-sig", "latin-1"]),
+    choice=st.data(),
+    max_gap=st.integers(-1, 4),
+)
+def test_reader_raises_only_data_errors_and_returns_clean_series(tmp_path, table, encoding, choice, max_gap):
+    text, header = table
+    path = tmp_path / "fuzz.csv"
+    try:
+        path.write_bytes(text.encode(encoding))
+    except UnicodeEncodeError:
+        path.write_bytes(text.encode("utf-8"))
+    options = choice.draw(st.fixed_dictionaries({
+        "time_col": st.none() | st.sampled_from(header + ["missing"]),
+        "label_col": st.none() | st.sampled_from(header + ["missing"]),
+        "columns": st.none() | st.lists(st.sampled_from(header + ["missing"]), min_size=1, max_size=3),
+    }))
+    try:
+        series = read_series(path, max_gap=max_gap, **options)
+    except DataError as err:
+        message = str(err)
+        assert message and "\n" not in message  # one line, and it says something
+        return
+    values = series.frame.to_numpy()
+    assert values.dtype == np.float64 and values.ndim == 2 and values.shape[1] >= 1
+    assert not np.isinf(values).any()
+    in_gap = np.zeros(len(values), dtype=bool)
+    for first, last in series.gaps:
+        in_gap[first : last + 1] = True
+    assert np.isfinite(values[~in_gap]).all() and np.isnan(values[in_gap]).any(axis=1).all()  # NaN only in reported gaps
+    assert series.frame.index.is_unique and series.frame.index.is_monotonic_increasing
+    if series.labels is not None:
+        assert len(series.labels) == len(series.frame) and series.labels.dtype == bool
+
+
+# ---------------------------------------------------------------- the chunked reader
+
 
 CHUNK_SIZES = (1, 2, 3, 7, 1000)
-
-
-def _write(tmp_path: Path, name: str, text: str | bytes) -> Path:
-    path = tmp_path / name
-    path.write_bytes(text.encode() if isinstance(text, str) else text)
-    return path
 
 
 def _collect(stream: SeriesStream) -> tuple[pd.DataFrame, pd.Series | None, list[SeriesChunk]]:
@@ -64,9 +206,6 @@ def _assert_like_read_series(path: Path, chunk_rows: int, **options) -> SeriesSt
         assert missing.sum() == sum(last - first + 1 for first, last in chunk.gaps)
         assert all(missing[first : last + 1].all() for first, last in chunk.gaps)
     return stream
-
-
-# ---------------------------------------------------------------- the key property
 
 
 def _cell(value: float | None, decimal: str) -> str:
@@ -130,7 +269,7 @@ def test_chunks_add_up_to_read_series(tmp_path, table, sample):
     n_rows = text.count("\n") - 1
     # A small role sample also makes every chunk go through pandas on its own (types inferred
     # per chunk: ints in one, floats in the next).
-    with mock.patch.object(stream_module, "ROLE_SAMPLE_ROWS", sample):
+    with mock.patch.object(reading_module, "ROLE_SAMPLE_ROWS", sample):
         for chunk_rows in (*CHUNK_SIZES, n_rows + 1):
             _assert_like_read_series(path, chunk_rows, **options)
 
@@ -153,7 +292,7 @@ def test_missing_run_straddling_a_chunk_boundary(tmp_path, max_gap, length, offs
 
 
 def test_runs_around_the_role_sample_and_long_gap_over_several_chunks(tmp_path):
-    n = stream_module.ROLE_SAMPLE_ROWS + 3000
+    n = reading_module.ROLE_SAMPLE_ROWS + 3000
     rng = np.random.default_rng(0)
     values = rng.normal(size=(n, 3)).round(4)
     values[4090:4100, 0] = np.nan  # a gap across the end of the sample
@@ -213,45 +352,31 @@ def test_explicit_columns_order_and_role(tmp_path):
         iter_series(path, columns=["a", "zz"], columns_role="the model's feature")
 
 
-def test_dst_change_keeps_the_zone_of_the_first_chunk(tmp_path):
-    times = ["2024-03-31T01:00:00+01:00", "2024-03-31T01:30:00+01:00", "2024-03-31T03:00:00+02:00",
-             "2024-03-31T03:30:00+02:00"]
-    path = _write(tmp_path, "dst.csv", "time,a\n" + "".join(f"{t},{i}\n" for i, t in enumerate(times)))
-    expected = read_series(path).frame.index  # read whole: converted to UTC
-    with mock.patch.object(stream_module, "ROLE_SAMPLE_ROWS", 2):
-        frame, _, chunks = _collect(iter_series(path, chunk_rows=2))
-    assert {str(chunk.frame.index.tz) for chunk in chunks} == {"UTC+01:00"}
-    assert list(frame.index.tz_convert("UTC")) == list(expected)
-
-
-PLAIN_TIME = st.builds(
-    lambda y, m, d, time, frac: f"{y:04d}-{m:02d}-{d:02d}{time}{frac if time.count(':') == 2 else ''}",
-    st.integers(1, 9999), st.integers(1, 12), st.integers(1, 28),
-    st.sampled_from(["", "T00", " 23:59", "T12:30:45", " 01:02:03"]),
-    st.sampled_from(["", ".5", ".123456", ".1234567", ".000000000"]),
-)
-ODD_TIME = st.builds(
-    lambda y, m, d, sep, time, frac, zone, pad: f"{pad}{y:04d}-{m:02d}-{d:02d}{sep}{time}{frac}{zone}{pad}",
-    st.integers(1, 9999), st.integers(0, 13), st.integers(0, 32),
-    st.sampled_from(["", "T", " ", "t"]),
-    st.sampled_from(["", "00", "23:59", "12:30:45", "24:00:00", "23:59:60", "7:05", "12:3"]),
-    st.sampled_from(["", ".", ".5", ".123456", ".1234567", ".000000000", ",5"]),
-    st.sampled_from(["", "Z", "+01:00", "-0530", "+02"]),
-    st.sampled_from(["", " "]),
-) | st.sampled_from(["2024", "2024-01", "20240101", "", "x", "2024-1-1"])
-
-
-@settings(max_examples=150, deadline=None)
-@given(cells=st.lists(PLAIN_TIME, min_size=1, max_size=5) | st.lists(PLAIN_TIME | ODD_TIME, min_size=1, max_size=5))
-def test_arrow_time_fast_path_agrees_with_parse_time(cells):
-    column = pd.Series(cells, dtype="str")
-    fast = stream_module._arrow_times(column, "time")
-    if fast is None:
-        return
-    pd.testing.assert_index_equal(fast, _parse_time(column, "x.csv", "time"), exact=True)
-
-
-# ---------------------------------------------------------------- time order
+@pytest.mark.parametrize("chunk_rows", [1, 2, 3, 5, 1000])
+def test_dst_change_gives_the_same_utc_times_streamed_and_whole(tmp_path, chunk_rows):
+    # Europe/Berlin's clocks go from +01:00 to +02:00 at 2024-03-31 02:00 local time: the file's
+    # offsets change between rows 4 and 5. Chunks of 1 to 3 rows put chunk boundaries before and
+    # after the change; streamed or whole, the times are the same instants, in UTC.
+    local = pd.date_range("2024-03-30 23:00", periods=8, freq="30min", tz="UTC").tz_convert("Europe/Berlin")
+    cells = [t.isoformat() for t in local]
+    assert cells[3].endswith("+01:00") and cells[4].endswith("+02:00")
+    path = _write(tmp_path, "dst.csv", "time,a,b\n" + "".join(f"{t},{i},{i * i}\n" for i, t in enumerate(cells)))
+    whole = read_series(path)
+    expected = pd.DatetimeIndex(local.tz_convert("UTC"), name="time")
+    pd.testing.assert_index_equal(whole.frame.index, expected, check_exact=True, exact=False, check_freq=False)
+    assert str(whole.frame.index.tz) == "UTC"
+    with mock.patch.object(reading_module, "ROLE_SAMPLE_ROWS", 2):
+        frame, _, chunks = _collect(iter_series(path, chunk_rows=chunk_rows))
+    assert {str(chunk.frame.index.tz) for chunk in chunks} == {"UTC"}
+    if chunk_rows <= 3:
+        starts = [chunk.start for chunk in chunks]
+        assert any(0 < start < 4 for start in starts) and any(start > 4 for start in starts)
+    pd.testing.assert_frame_equal(frame, whole.frame, check_exact=True, check_freq=False)
+    # A file with one offset throughout is in UTC too: training and scoring see one time zone.
+    same = _write(tmp_path, "plus2.csv", "time,a\n" + "".join(f"{t},{i}\n" for i, t in enumerate(cells[4:])))
+    assert str(read_series(same).frame.index.tz) == "UTC"
+    streamed = pd.concat([chunk.frame for chunk in iter_series(same, chunk_rows=chunk_rows)])
+    pd.testing.assert_frame_equal(streamed, read_series(same).frame, check_exact=True, check_freq=False)
 
 
 def _stream_error(source, *contains: str, **options) -> str:
@@ -269,7 +394,7 @@ def _stream_error(source, *contains: str, **options) -> str:
 def test_time_going_back_names_both_rows_and_suggests_sorting(tmp_path, chunk_rows):
     days = [1, 2, 3, 4, 5, 6, 7, 8, 5, 9]
     path = _write(tmp_path, "late.csv", "time,a\n" + "".join(f"2024-01-{d:02d},{i}\n" for i, d in enumerate(days)))
-    with mock.patch.object(stream_module, "ROLE_SAMPLE_ROWS", 2):
+    with mock.patch.object(reading_module, "ROLE_SAMPLE_ROWS", 2):
         message = _stream_error(path, "late.csv", "'time'", "row 9", "2024-01-05", "2024-01-08", "row 8", "sort",
                                 chunk_rows=chunk_rows)
     assert message == _stream_error(path, chunk_rows=chunk_rows)  # the same whatever the role sample
@@ -291,17 +416,14 @@ def test_repeated_time_is_reported_like_read_series(tmp_path):
 def test_time_zone_appearing_in_a_later_chunk(tmp_path):
     text = "time,a\n2024-01-01 00:00,1\n2024-01-01 01:00,2\n2024-01-01T02:00:00+01:00,3\n"
     path = _write(tmp_path, "tz.csv", text)
-    with mock.patch.object(stream_module, "ROLE_SAMPLE_ROWS", 2):
+    with mock.patch.object(reading_module, "ROLE_SAMPLE_ROWS", 2):
         _stream_error(path, "time zones consistently", "row 3", "'2024-01-01T02:00:00+01:00'", chunk_rows=2)
 
 
 def test_numeric_time_then_text(tmp_path):
     path = _write(tmp_path, "d.csv", "step,a\n1,1\n2,2\n2024-01-01,3\n")
-    with mock.patch.object(stream_module, "ROLE_SAMPLE_ROWS", 2):
+    with mock.patch.object(reading_module, "ROLE_SAMPLE_ROWS", 2):
         _stream_error(path, "'step'", "numbers", "row 3", "'2024-01-01'", chunk_rows=2)
-
-
-# ---------------------------------------------------------------- the same messages as read_series
 
 
 ROWS = "".join(f"2024-01-{d:02d},{d},{d % 2}\n" for d in range(1, 9))
@@ -333,21 +455,21 @@ def test_bad_input_gives_read_series_message(tmp_path, text, options, contains):
     with pytest.raises(DataError) as info:
         read_series(path, **options)
     assert contains in str(info.value)
-    with mock.patch.object(stream_module, "ROLE_SAMPLE_ROWS", 2):
+    with mock.patch.object(reading_module, "ROLE_SAMPLE_ROWS", 2):
         for chunk_rows in (1, 3, 100):
             assert _stream_error(path, chunk_rows=chunk_rows, **options) == str(info.value)
 
 
 def test_true_false_chunk_in_a_numeric_feature(tmp_path):
     path = _write(tmp_path, "d.csv", "a,b\n1,2\n3,4\ntrue,5\nfalse,6\n")
-    with mock.patch.object(stream_module, "ROLE_SAMPLE_ROWS", 2):
+    with mock.patch.object(reading_module, "ROLE_SAMPLE_ROWS", 2):
         _stream_error(path, "column 'a' should be numeric", "row 3 holds 'True'", chunk_rows=2)
     _stream_error(path, "column 'a' should be numeric", "row 3 holds 'true'", chunk_rows=2)  # as read_series
 
 
 def test_text_cells_counted_in_their_chunk(tmp_path):
     path = _write(tmp_path, "d.csv", "a\n" + "1\n" * 6 + "x\ny\n1\nz\n")
-    with mock.patch.object(stream_module, "ROLE_SAMPLE_ROWS", 3):
+    with mock.patch.object(reading_module, "ROLE_SAMPLE_ROWS", 3):
         _stream_error(path, "row 7 holds 'x' (2 text cells in rows 7-9)", chunk_rows=3)
 
 
@@ -356,7 +478,7 @@ def test_not_utf8_in_a_later_chunk(tmp_path):
     path = _write(tmp_path, "latin.csv", data)
     with pytest.raises(DataError) as info:
         read_series(path)
-    with mock.patch.object(stream_module, "ROLE_SAMPLE_ROWS", 2):
+    with mock.patch.object(reading_module, "ROLE_SAMPLE_ROWS", 2):
         message = _stream_error(path, "byte %d " % data.index(b"\xfc"), "(line 102)", chunk_rows=2)
     assert message == str(info.value)
 
@@ -386,7 +508,7 @@ def test_fuzzed_input_raises_only_data_errors_and_gives_clean_chunks(tmp_path, t
         "max_gap": st.integers(0, 3),
     }))
     try:
-        with mock.patch.object(stream_module, "ROLE_SAMPLE_ROWS", sample):
+        with mock.patch.object(reading_module, "ROLE_SAMPLE_ROWS", sample):
             frame, labels, chunks = _collect(iter_series(path, chunk_rows=chunk_rows, **options))
     except DataError as err:
         assert str(err) and "\n" not in str(err)
@@ -400,9 +522,6 @@ def test_fuzzed_input_raises_only_data_errors_and_gives_clean_chunks(tmp_path, t
             in_gap[chunk.start + first : chunk.start + last + 1] = True
     assert np.isfinite(values[~in_gap]).all() and np.isnan(values[in_gap]).any(axis=1).all()
     assert labels is None or (labels.dtype == bool and len(labels) == len(frame))
-
-
-# ---------------------------------------------------------------- standard input and streams
 
 
 def test_stdin_dash(tmp_path, monkeypatch):
@@ -437,9 +556,6 @@ def test_stream_errors_name_the_stream(monkeypatch):
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data)))
     _stream_error("-", "<stdin>", "byte %d " % data.index(b"\xff"), "(line 82)", chunk_rows=4)
     _stream_error(io.BytesIO(b"PAR1\x15\x04"), "Parquet", "pass the file's path")
-
-
-# ---------------------------------------------------------------- memory, gaps, fingerprint, closing
 
 
 class _CountingReader:
@@ -480,7 +596,7 @@ def test_gap_list_is_bounded(tmp_path, monkeypatch):
     for start in range(2, 40, 8):
         values[start : start + 3] = np.nan  # 5 gaps of 3 rows
     path = write_table(pd.DataFrame({"a": values}), tmp_path / "g.csv", index=False)
-    monkeypatch.setattr(stream_module, "MAX_LISTED_GAPS", 2)
+    monkeypatch.setattr(reading_module, "MAX_LISTED_GAPS", 2)
     stream = iter_series(path, chunk_rows=4, max_gap=1)
     list(stream)
     assert stream.gaps == ((2, 4), (10, 12)) and stream.gap_count == 5 and stream.gap_rows == 15

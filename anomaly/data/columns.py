@@ -1,0 +1,665 @@
+"""Column roles and cell parsing: which column is the time, the labels, the features, and their values.
+
+The one place where columns get their roles (:func:`choose_roles`) and where cells become
+numbers, labels and times, with a one-line :class:`~anomaly.errors.DataError` naming the file,
+the column, the row, what was expected and what was found. :mod:`anomaly.data.reading` applies
+these to every chunk of the input, whether it is streamed or read whole.
+
+One time rule (:class:`TimeColumn`): timezone-aware times become UTC, in every chunk and in a
+file read whole, so that a file whose UTC offsets change (a daylight-saving change) gives the
+same timestamps to training and to scoring.
+
+Row numbers in messages are 1-based data rows: "row 1" is the first row after the header (for
+Parquet, the first row of the table), always counted in file order, also after sorting by time.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import numbers
+import re
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from anomaly.data.formats import condense, list_names, show_value
+from anomaly.errors import DataError
+
+logger = logging.getLogger(__name__)
+
+_TIME_NAMES = frozenset({"time", "timestamp", "datetime", "date", "ts", "time_stamp", "step"})
+# Names that suggest a column holds labels; only used to warn when such a column becomes a feature.
+_LABEL_LIKE_NAMES = frozenset({"label", "labels", "anomaly", "is_anomaly", "anomalous", "target"})
+_MAX_LISTED_COLUMNS = 10
+_TZ_SUFFIX = re.compile(r"(?:Z|[+-]\d{2}(?::?\d{2})?)\s*$")
+_LABEL_TRUE = frozenset({"1", "1.0", "true"})
+_LABEL_FALSE = frozenset({"0", "0.0", "false"})
+
+
+class UnsortedError(DataError):
+    """Rows arrive out of time order: a stream cannot be sorted (a file can be read whole instead).
+
+    Repeated times are a plain :class:`~anomaly.errors.DataError`, as in ``read_series``.
+    """
+
+
+# --------------------------------------------------------------------------------------------
+# Options
+# --------------------------------------------------------------------------------------------
+
+
+def check_max_gap(max_gap: object, shown: str) -> int:
+    if isinstance(max_gap, bool) or not isinstance(max_gap, numbers.Integral):
+        raise DataError(f"{shown}: option max_gap should be a whole number >= 0, but got {max_gap!r}")
+    if max_gap < 0:
+        raise DataError(f"{shown}: option max_gap should be >= 0, but got {int(max_gap)}")
+    return int(max_gap)
+
+
+def check_columns_option(columns: Sequence[str] | None, shown: str) -> list[str] | None:
+    if columns is None:
+        return None
+    if isinstance(columns, str):
+        # A bare string would be read as a list of one-letter column names.
+        raise DataError(f"{shown}: option columns should be a list of column names, but got the string {columns!r}")
+    names = list(columns)
+    if not names:
+        raise DataError(f"{shown}: option columns should name at least one feature column, but it is empty")
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise DataError(f"{shown}: option columns should name each column once, but {name!r} appears twice")
+        seen.add(name)
+    return names
+
+
+def check_chunk_rows(chunk_rows: object, shown: str) -> int:
+    if isinstance(chunk_rows, bool) or not isinstance(chunk_rows, (int, np.integer)) or chunk_rows < 1:
+        raise DataError(f"{shown}: option chunk_rows should be a whole number >= 1, but got {chunk_rows!r}")
+    return int(chunk_rows)
+
+
+
+# --------------------------------------------------------------------------------------------
+# Column roles
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Roles:
+    """What each column of the input is, chosen once from the first rows.
+
+    Attributes
+    ----------
+    time_col, label_col : str or None
+    features : list of str
+        The D feature columns, in order.
+    unused : tuple of str
+        Columns that are neither features nor the time or label column.
+    explicit : bool
+        Whether the features were named (``columns``) rather than detected.
+    numeric : frozenset of str
+        Features that are not true/false in the sample: a later chunk of only true/false cells
+        in one of them is reported as text, as it would be in the whole column.
+    """
+
+    time_col: str | None
+    label_col: str | None
+    features: list[str]
+    unused: tuple[str, ...]
+    explicit: bool
+    numeric: frozenset[str]
+
+
+def choose_roles(
+    sample: pd.DataFrame,
+    shown: str,
+    *,
+    time_col: str | None,
+    label_col: str | None,
+    columns: list[str] | None,
+    columns_role: str = "columns entry",
+) -> Roles:
+    """Check the named columns and detect the others' roles from ``sample`` (C columns).
+
+    The time column, when not named, is the first column named time, timestamp, datetime, date,
+    ts, time_stamp or step (any case), else the first column when it is text that parses as
+    datetimes, else none. The features, when not named, are every numeric column other than the
+    time and label columns, in file order; a text column that is mostly numbers stays a feature
+    (its text cells are then reported as errors).
+    """
+    available = [str(name) for name in sample.columns]
+    _check_named_columns(
+        shown, available, time_col=time_col, label_col=label_col, columns=columns, columns_role=columns_role
+    )
+    if time_col is None:
+        time_col = _detect_time_column(sample, exclude={label_col, *(columns or [])})
+        if time_col is not None:
+            logger.info("%s: using column %r as the time column", shown, time_col)
+    features = list(columns) if columns is not None else _auto_features(sample, shown, {time_col, label_col})
+    if not features:
+        raise DataError(
+            f"{shown}: expected at least one numeric feature column, but found only "
+            f"{_describe_columns(sample, time_col, label_col)}"
+        )
+    used = {time_col, label_col, *features}
+    return Roles(
+        time_col=time_col, label_col=label_col, features=features,
+        unused=tuple(name for name in available if name not in used), explicit=columns is not None,
+        numeric=frozenset(name for name in features if not pd.api.types.is_bool_dtype(sample[name].dtype)),
+    )
+
+
+def _check_named_columns(
+    shown: str,
+    available: list[str],
+    *,
+    time_col: str | None,
+    label_col: str | None,
+    columns: list[str] | None,
+    columns_role: str = "columns entry",
+) -> None:
+    """Every explicitly named column must exist, and no column may play two roles."""
+    named = [("time_col", time_col), ("label_col", label_col)] + [(columns_role, name) for name in columns or []]
+    for role, name in named:
+        if name is not None and name not in available:
+            raise DataError(
+                f"{shown}: {role} {name!r} is not a column of the file"
+                f"{_did_you_mean(name, available)}; "
+                f"available columns: {list_names(available)}"
+            )
+    if time_col is not None and time_col == label_col:
+        raise DataError(f"{shown}: time_col and label_col should differ, but both are {time_col!r}")
+    for option, name in (("time_col", time_col), ("label_col", label_col)):
+        if name is not None and columns is not None and name in columns:
+            raise DataError(f"{shown}: option columns should list feature columns only, but {name!r} is the {option}")
+
+
+def _detect_time_column(raw: pd.DataFrame, exclude: set[str | None]) -> str | None:
+    """The first column named like a time column, else the first column if it holds datetimes."""
+    for name in raw.columns:
+        if name not in exclude and str(name).strip().lower() in _TIME_NAMES:
+            return str(name)
+    first = str(raw.columns[0])
+    if first in exclude:
+        return None
+    column = raw[first]
+    if pd.api.types.is_datetime64_any_dtype(column.dtype):
+        return first
+    if _is_number_column(column) or pd.api.types.is_bool_dtype(column.dtype):
+        return None
+    text = _cells_as_text(column)
+    present = text[text != ""]
+    # Requiring a digit keeps words like "May" or "now", which dateutil accepts, from counting.
+    if present.empty or not present.str.contains(r"\d", regex=True).all():
+        return None
+    try:
+        parsed = _to_datetimes(present)
+    except DataError:
+        return None
+    return first if parsed.notna().all() else None
+
+
+def _auto_features(raw: pd.DataFrame, shown: str, exclude: set[str | None]) -> list[str]:
+    """Numeric columns in file order, applying the mostly-numeric-means-numeric rule to text."""
+    features = []
+    for name in raw.columns:
+        name = str(name)
+        if name in exclude:
+            continue
+        column = raw[name]
+        if pd.api.types.is_bool_dtype(column.dtype):
+            logger.info("%s: column %r holds true/false values; a feature only when named in columns", shown, name)
+            continue
+        if pd.api.types.is_datetime64_any_dtype(column.dtype) or pd.api.types.is_timedelta64_dtype(column.dtype):
+            logger.info("%s: column %r holds times; not used as a feature", shown, name)
+            continue
+        if not _is_number_column(column):
+            text = _cells_as_text(column)
+            present = text != ""
+            numeric = pd.to_numeric(text.where(present), errors="coerce").notna()
+            if present.sum() == 0 or numeric.sum() < 0.5 * present.sum():
+                logger.info("%s: column %r holds text; not used as a feature", shown, name)
+                continue
+            # Mostly numbers: the text cells are probably typos, not a text column, so the column
+            # stays a feature and feature_values reports its first text cell.
+        if name.strip().lower() in _LABEL_LIKE_NAMES:
+            logger.warning(
+                "%s: column %r looks like anomaly labels but is used as a feature; pass label_col=%r if it is",
+                shown,
+                name,
+                name,
+            )
+        features.append(name)
+    return features
+
+
+def _describe_columns(raw: pd.DataFrame, time_col: str | None, label_col: str | None) -> str:
+    """e.g. "'time' (time), 'name' (text)", for the no-feature message."""
+    parts = []
+    for name in list(raw.columns)[:_MAX_LISTED_COLUMNS]:
+        column = raw[name]
+        if name == time_col:
+            kind = "time"
+        elif name == label_col:
+            kind = "labels"
+        elif pd.api.types.is_bool_dtype(column.dtype):
+            kind = "true/false"
+        elif _is_number_column(column):
+            kind = "numeric"
+        elif pd.api.types.is_datetime64_any_dtype(column.dtype):
+            kind = "timestamps"
+        else:
+            kind = "text"
+        parts.append(f"{str(name)!r} ({kind})")
+    if len(raw.columns) > _MAX_LISTED_COLUMNS:
+        parts.append(f"... ({len(raw.columns) - _MAX_LISTED_COLUMNS} more)")
+    return ", ".join(parts)
+
+
+def _did_you_mean(name: str, available: list[str]) -> str:
+    folded = {candidate.lower(): candidate for candidate in available}
+    if name.lower() in folded:
+        return f" (did you mean {folded[name.lower()]!r}?)"
+    close = difflib.get_close_matches(name, available, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+
+# --------------------------------------------------------------------------------------------
+# Time column
+# --------------------------------------------------------------------------------------------
+
+
+class TimeColumn:
+    """The time column, chunk by chunk: parsed by one rule, of one kind, and in order.
+
+    Timezone-aware times become UTC, also when the offsets change within the file, so that a
+    chunk holds the same times whether the file is streamed or read whole. Every chunk is made
+    like the first one (timestamps or numbers, the first chunk's unit and integer dtype where
+    the values allow). Streamed (``ordered``), the times must increase strictly from row to
+    row and across chunks; read whole (to be sorted), they must only be unique.
+
+    Parameters
+    ----------
+    shown : str
+        The input's name in messages.
+    name : str
+        The time column.
+    ordered : bool
+        Whether rows must arrive in increasing time (a stream) or may be sorted afterwards.
+    """
+
+    def __init__(self, shown: str, name: str, *, ordered: bool = True) -> None:
+        self._shown = shown
+        self._name = name
+        self._ordered = ordered
+        self._first: pd.Index | None = None  # an empty index of the first chunk's kind
+        self._last: Any = None
+        self._last_row = -1
+
+    def parse(self, column: pd.Series, start: int) -> pd.Index:
+        """A chunk's raw time column (n,) as a checked Index of shape (n,); its first row is at ``start``."""
+        first = self._first
+        if (
+            isinstance(first, pd.DatetimeIndex)
+            and not pd.api.types.is_datetime64_any_dtype(column.dtype)
+            and not pd.api.types.is_string_dtype(column.dtype)
+        ):
+            # A chunk in which pandas sees only numbers or only empty cells (e.g. one row with an
+            # empty time) is parsed, and reported on, as the whole column would be: as text.
+            column = column.astype(object)
+        index = arrow_times(column, self._name)
+        if index is None:
+            index = parse_time(column, self._shown, self._name, start=start)
+        index = self._harmonise(index, column, start)
+        if self._ordered:
+            self._check_increasing(index, start)
+        else:
+            duplicated = index.duplicated(keep="first")
+            if duplicated.any():
+                row = int(np.flatnonzero(duplicated)[0])
+                first_row = int(np.flatnonzero(index == index[row])[0])
+                raise _repeated_time_error(self._shown, self._name, start + row, index[row], start + first_row)
+        return index
+
+    def _check_increasing(self, index: pd.Index, start: int) -> None:
+        values = index.asi8 if isinstance(index, pd.DatetimeIndex) else index.to_numpy()
+        if self._last is not None and not index[0] > self._last:
+            self._raise(self._last_row, self._last, start, index[0])
+        later = values[1:] > values[:-1]
+        if not later.all():
+            row = int(np.flatnonzero(~later)[0])
+            self._raise(start + row, index[row], start + row + 1, index[row + 1])
+        self._last = index[-1]
+        self._last_row = start + len(index) - 1
+
+    def _raise(self, before_row: int, before: Any, row: int, value: Any) -> None:
+        if value == before:
+            raise _repeated_time_error(self._shown, self._name, row, value, before_row)
+        raise UnsortedError(
+            f"{self._shown}: time column {self._name!r} should increase from row to row when read as a "
+            f"stream, but row {row + 1} holds {value}, earlier than {before} in row {before_row + 1}; "
+            f"sort the file by {self._name!r} first"
+        )
+
+    def _harmonise(self, index: pd.Index, column: pd.Series, start: int) -> pd.Index:
+        first = self._first
+        if first is None:
+            self._first = index[:0]
+            return index
+        if isinstance(first, pd.DatetimeIndex) != isinstance(index, pd.DatetimeIndex):
+            kind = "timestamps" if isinstance(first, pd.DatetimeIndex) else "numbers"
+            raise DataError(
+                f"{self._shown}: time column {self._name!r} should hold {kind} in every row, as in row 1, "
+                f"but row {start + 1} holds {show_value(column.iloc[0])}"
+            )
+        if isinstance(index, pd.DatetimeIndex):
+            if (first.tz is None) != (index.tz is None):
+                found, expected = ("without", "have one") if index.tz is None else ("with", "have none")
+                raise DataError(
+                    f"{self._shown}: time column {self._name!r} should use time zones consistently, but row "
+                    f"{start + 1} holds {show_value(column.iloc[0])} {found} one while earlier rows {expected}"
+                )
+            if index.unit != first.unit:
+                index = _as_unit_if_exact(index, first.unit)
+            return index
+        if index.dtype != first.dtype:
+            if pd.api.types.is_integer_dtype(first.dtype):
+                as_int = index.to_numpy(dtype=np.float64)
+                if np.all(np.abs(as_int) < 2**53) and np.all(as_int == np.round(as_int)):
+                    return pd.Index(as_int.astype(first.dtype), name=index.name)
+            elif pd.api.types.is_float_dtype(first.dtype):
+                return pd.Index(index.to_numpy(dtype=first.dtype), name=index.name)
+        return index
+
+
+def parse_time(column: pd.Series, shown: str, name: str, *, start: int = 0) -> pd.Index:
+    """The time column as a DatetimeIndex (UTC when the times have a zone) or a numeric Index.
+
+    Parameters
+    ----------
+    column : Series of shape (L,)
+        Raw cells: text, numbers or datetimes.
+    shown, name : str
+        The input and the column, for messages.
+    start : int, default 0
+        The 0-based file position of the column's first cell, for row numbers in messages
+        (nonzero when the column is a chunk of a longer file).
+
+    Returns
+    -------
+    Index of shape (L,), named ``name``
+        Timezone-aware times are converted to UTC: one zone for the whole file, however its
+        offsets change from row to row or from chunk to chunk.
+    """
+    if pd.api.types.is_bool_dtype(column.dtype):
+        raise DataError(f"{shown}: time column {name!r} should hold timestamps or numbers, but holds true/false values")
+    if _is_number_column(column):
+        as_float = column.to_numpy(dtype=np.float64, na_value=np.nan)
+        bad = ~np.isfinite(as_float)
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            what = "is empty" if np.isnan(as_float[row]) else f"holds {as_float[row]}"
+            raise DataError(
+                f"{shown}: time column {name!r} should hold a finite number in every row, "
+                f"but row {start + row + 1} {what}"
+            )
+        # Plain int64 stays int64; nullable (extension) ints from Parquet become float64.
+        return pd.Index(column.to_numpy() if isinstance(column.dtype, np.dtype) else as_float, name=name)
+    if pd.api.types.is_datetime64_any_dtype(column.dtype):
+        parsed = column
+    elif (parsed := _iso_times(column)) is not None:
+        pass
+    else:
+        text = _cells_as_text(column)
+        empty = text == ""
+        if empty.any():
+            row = int(np.flatnonzero(empty.to_numpy())[0])
+            raise DataError(f"{shown}: {_missing_time(name, start + row)}")
+        parsed = _to_datetimes(text, shown=shown, name=name, start=start)
+        bad = parsed.isna().to_numpy()
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise DataError(
+                f"{shown}: time column {name!r} should hold timestamps, but row {start + row + 1} holds "
+                f"{show_value(text.iloc[row])}, which is not a date/time"
+            )
+    missing = parsed.isna().to_numpy()
+    if missing.any():
+        row = int(np.flatnonzero(missing)[0])
+        raise DataError(f"{shown}: {_missing_time(name, start + row)}")
+    index = pd.DatetimeIndex(parsed, name=name)
+    return index.tz_convert("UTC") if index.tz is not None else index
+
+
+def arrow_times(column: pd.Series, name: str) -> pd.DatetimeIndex | None:
+    """Plain ISO 8601 times without zone, parsed by pyarrow; None for anything else.
+
+    The fast path for the usual time column, several times faster than pandas' parser. Arrow
+    accepts a subset of what :func:`parse_time` accepts (``YYYY-MM-DD``, then
+    optionally ``[T ]hh[:mm[:ss[.ffffff]]]``, all cells present, no blanks, no zone) and gives
+    the same times there; everything else, errors included, is left to ``parse_time``.
+
+    Returns
+    -------
+    DatetimeIndex of shape (n,) or None
+        In the unit pandas gives the same text.
+    """
+    dtype = column.dtype
+    if not isinstance(dtype, pd.StringDtype) or dtype.storage != "pyarrow" or len(column) == 0:
+        return None
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    try:
+        text = pa.array(column.array)
+        if text.null_count:
+            return None
+        parsed = pc.cast(text, pa.timestamp("us"))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+        return None
+    # The unit pandas infers from such text (microseconds in pandas 3, nanoseconds before).
+    unit = pd.to_datetime(column.iloc[:1], format="ISO8601").dt.unit
+    return pd.DatetimeIndex(parsed.to_numpy(), name=name).as_unit(unit)
+
+
+def _as_unit_if_exact(index: pd.DatetimeIndex, unit: str) -> pd.DatetimeIndex:
+    """``index`` in ``unit`` when no precision is lost (else unchanged)."""
+    try:
+        converted = index.as_unit(unit)
+    except (ValueError, OverflowError):
+        return index
+    return converted if converted.equals(index) else index
+
+
+def _iso_times(column: pd.Series) -> pd.Series | None:
+    """A str column in which every cell is an ISO 8601 time, parsed in one go; else None.
+
+    The fast path for the usual time column: it gives what the general path (strip the cells,
+    then :func:`_to_datetimes`) gives, and leaves everything else (empty cells, other formats,
+    mixed UTC offsets) to it.
+    """
+    if not isinstance(column.dtype, pd.StringDtype) or column.isna().any():
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        try:
+            parsed = pd.to_datetime(column, format="ISO8601")  # surrounding blanks are allowed
+        except (ValueError, TypeError, OverflowError):
+            return None
+    if not pd.api.types.is_datetime64_any_dtype(parsed.dtype) or parsed.isna().any():
+        return None
+    return parsed
+
+
+def _missing_time(name: str, row: int) -> str:
+    return f"time column {name!r} should hold a timestamp in every row, but row {row + 1} is empty"
+
+
+def _to_datetimes(text: pd.Series, *, shown: str = "", name: str = "", start: int = 0) -> pd.Series:
+    """Parse text cells to datetimes; NaT where a cell is not a date/time.
+
+    ISO 8601 first (fast, unambiguous); ``format="mixed"`` (per element) only if that leaves
+    cells unparsed. Mixed UTC offsets (typically a DST change) are converted to UTC.
+    """
+    result: pd.Series | None = None
+    for fmt in ("ISO8601", "mixed"):
+        with warnings.catch_warnings():
+            # Both formats are explicit, but dateutil fallbacks can still warn (e.g. dayfirst).
+            warnings.simplefilter("ignore", UserWarning)
+            try:
+                result = pd.to_datetime(text, format=fmt, errors="coerce")
+            except (ValueError, TypeError):
+                # Raised for mixed time zones, even with errors="coerce".
+                result = _to_utc(text, fmt, shown, name, start=start)
+        if not result.isna().any():
+            break
+    assert result is not None
+    return result
+
+
+def _to_utc(text: pd.Series, fmt: str, shown: str, name: str, *, start: int = 0) -> pd.Series:
+    has_zone = text.str.contains(_TZ_SUFFIX, regex=True)
+    if has_zone.any() and not has_zone.all():
+        row = int(np.flatnonzero(~has_zone.to_numpy())[0])
+        raise DataError(
+            f"{shown}: time column {name!r} should use time zones consistently, but row {start + row + 1} "
+            f"holds {show_value(text.iloc[row])} without one while other rows have one"
+        )
+    try:
+        result = pd.to_datetime(text, format=fmt, errors="coerce", utc=True)
+    except (ValueError, TypeError) as err:
+        raise DataError(
+            f"{shown}: time column {name!r} should hold timestamps, but they cannot be parsed: {condense(err)}"
+        ) from None
+    if name:
+        logger.info("%s: time column %r mixes UTC offsets; converted the timestamps to UTC", shown, name)
+    return result
+
+
+def _repeated_time_error(shown: str, name: str, row: int, value: object, first: int) -> DataError:
+    """Row ``row`` (0-based file position) repeats ``value`` from row ``first``."""
+    return DataError(
+        f"{shown}: time column {name!r} should hold unique times, but row {row + 1} repeats "
+        f"{value} from row {first + 1}"
+    )
+
+
+
+# --------------------------------------------------------------------------------------------
+# Labels and features
+# --------------------------------------------------------------------------------------------
+
+
+def parse_labels(column: pd.Series, shown: str, name: str, *, start: int = 0) -> np.ndarray:
+    """The label column as a bool ndarray of shape (L,); ``start`` as for :func:`parse_time`."""
+    expected = f"label column {name!r} should hold 0/1 or true/false in every row"
+    if pd.api.types.is_bool_dtype(column.dtype):
+        missing = column.isna().to_numpy()
+        if missing.any():
+            raise DataError(f"{shown}: {expected}, but row {start + int(np.flatnonzero(missing)[0]) + 1} is empty")
+        return column.to_numpy(dtype=bool)
+    text = _cells_as_text(column).str.lower()
+    is_true = text.isin(_LABEL_TRUE).to_numpy()
+    bad = ~(is_true | text.isin(_LABEL_FALSE).to_numpy())
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        found = "is empty" if text.iloc[row] == "" else f"holds {show_value(column.iloc[row])}"
+        raise DataError(f"{shown}: {expected}, but row {start + row + 1} {found}")
+    return is_true
+
+
+def feature_values(
+    column: pd.Series,
+    shown: str,
+    name: str,
+    *,
+    explicit: bool,
+    start: int = 0,
+    partial: bool = False,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
+    """A feature column as float64 of shape (L,), NaN where missing; DataError on text or ±inf.
+
+    ``start`` as for :func:`parse_time`. ``partial``: the column is one chunk of a longer file,
+    so a chunk of only empty cells is allowed and text cells are counted in this chunk only.
+    ``out``: a float64 array of shape (L,) to write the values to (and return), instead of a new one.
+    """
+    if pd.api.types.is_bool_dtype(column.dtype):
+        if column.isna().any():
+            values = column.astype("float64").to_numpy(dtype=np.float64, na_value=np.nan)
+        else:
+            values = column.to_numpy(dtype=np.float64)
+    elif _is_number_column(column):
+        values = column.to_numpy(dtype=np.float64, na_value=np.nan)
+    elif pd.api.types.is_datetime64_any_dtype(column.dtype):
+        raise DataError(f"{shown}: column {name!r} should be numeric, but it holds timestamps")
+    else:
+        text = _cells_as_text(column)
+        present = text != ""
+        numeric = pd.to_numeric(text.where(present), errors="coerce")
+        _raise_first_text_cell(
+            text, present & numeric.isna(), shown, name, mostly=not explicit, start=start, partial=partial
+        )
+        values = numeric.to_numpy(dtype=np.float64, na_value=np.nan)
+    if out is None:
+        values = np.array(values, dtype=np.float64)  # own, writable copy: gaps are filled in place
+    else:
+        out[...] = values
+        values = out
+    infinite = np.isinf(values)
+    if infinite.any():
+        row = int(np.flatnonzero(infinite)[0])
+        raise DataError(
+            f"{shown}: column {name!r} should hold finite numbers, but row {start + row + 1} holds {values[row]}"
+        )
+    if not partial and np.isnan(values).all():
+        raise all_empty_error(shown, name)
+    return values
+
+
+def all_empty_error(shown: str, name: str) -> DataError:
+    return DataError(f"{shown}: column {name!r} should hold numbers, but every cell is empty")
+
+
+def _raise_first_text_cell(
+    text: pd.Series, bad: pd.Series, shown: str, name: str, *, mostly: bool, start: int = 0, partial: bool = False
+) -> None:
+    if not bad.any():
+        return
+    row = int(np.flatnonzero(bad.to_numpy())[0])
+    count = int(bad.sum())
+    scope = f"in rows {start + 1}-{start + len(text)}" if partial else "in all"
+    extra = f" ({count} text cells {scope})" if count > 1 else ""
+    why = "mostly numbers and " if mostly else ""
+    raise DataError(
+        f"{shown}: column {name!r} should be numeric ({why}used as a feature), but row {start + row + 1} holds "
+        f"{show_value(text.iloc[row])}{extra}"
+    )
+
+
+def _is_number_column(column: pd.Series) -> bool:
+    """int/float (not bool, not complex) dtype."""
+    dtype = column.dtype
+    return (
+        pd.api.types.is_numeric_dtype(dtype)
+        and not pd.api.types.is_bool_dtype(dtype)
+        and not pd.api.types.is_complex_dtype(dtype)
+    )
+
+
+def _cells_as_text(column: pd.Series) -> pd.Series:
+    """Cells as stripped str, "" for missing ones, shape (L,)."""
+    if isinstance(column.dtype, pd.StringDtype):
+        # Already str: skip the per-cell str() (a third of the time for a long time column).
+        text = pd.Series(column.to_numpy(dtype=object, na_value=""), index=column.index)
+    else:
+        text = column.astype(object).where(column.notna(), "").map(str)
+    return text.str.strip()
+

@@ -1,0 +1,185 @@
+"""Tests for anomaly.data.formats: separators, decimal commas, UTF-8, Parquet, file errors, fingerprints."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from anomaly.data.formats import fingerprint, read_table
+from anomaly.data.reading import read_series
+from anomaly.data.writing import write_table
+from anomaly.errors import DataError
+
+
+def _write(tmp_path: Path, name: str, text: str | bytes, *, encoding: str = "utf-8") -> Path:
+    path = tmp_path / name
+    path.write_bytes(text.encode(encoding) if isinstance(text, str) else text)
+    return path
+
+
+def _error(path: Path, *contains: str, **kwargs) -> str:
+    """read_series must fail with a one-line DataError naming the file and ``contains``."""
+    with pytest.raises(DataError) as info:
+        read_series(path, **kwargs)
+    message = str(info.value)
+    assert "\n" not in message, message
+    assert path.name in message, message
+    for part in contains:
+        assert part in message, message
+    return message
+
+
+@pytest.mark.parametrize("sep", [",", ";", "\t"])
+def test_each_separator(tmp_path, sep):
+    lines = ["time", "a", "b"], ["2024-01-01 00:00", "1.5", "-2"], ["2024-01-01 00:01", "2.5", "3e2"]
+    path = _write(tmp_path, "data.txt", "\n".join(sep.join(line) for line in lines) + "\n")
+    series = read_series(path)
+    assert series.feature_names == ["a", "b"]
+    np.testing.assert_array_equal(series.values, [[1.5, -2.0], [2.5, 300.0]])
+    assert series.time_col == "time"
+    assert isinstance(series.frame.index, pd.DatetimeIndex)
+
+
+def test_semicolon_decimal_comma(tmp_path):
+    path = _write(tmp_path, "eu.csv", "a;b\n1,5;2,25\n3;-0,125\n")
+    series = read_series(path)
+    np.testing.assert_array_equal(series.values, [[1.5, 2.25], [3.0, -0.125]])
+
+
+def test_tab_decimal_comma(tmp_path):
+    path = _write(tmp_path, "eu.tsv", "a\tb\n1,5\t2\n3\t4,75\n")
+    np.testing.assert_array_equal(read_series(path).values, [[1.5, 2.0], [3.0, 4.75]])
+
+
+def test_consistent_separator_beats_header_count(tmp_path):
+    # The header holds more commas than semicolons, but only ';' splits every line alike.
+    path = _write(tmp_path, "units.csv", "pressure (bar, abs);temp (C, K)\n1;2\n3;4\n")
+    table = read_table(path)
+    assert list(table.columns) == ["pressure (bar, abs)", "temp (C, K)"]
+    assert table["temp (C, K)"].tolist() == [2, 4]
+
+
+def test_comma_file_with_quoted_commas_keeps_comma_separator(tmp_path):
+    path = _write(tmp_path, "q.csv", 'a,note,b\n1,"x, y",2\n3,"z; w",4\n')
+    table = read_table(path)
+    assert list(table.columns) == ["a", "note", "b"]
+    assert table["note"].tolist() == ["x, y", "z; w"]
+    # Semicolons inside quotes do not count either, even when they are regular.
+    path = _write(tmp_path, "q2.csv", 'id,"note; extra; more"\n1,"a; b; c"\n2,"d; e; f"\n')
+    assert list(read_table(path).columns) == ["id", "note; extra; more"]
+
+
+def test_utf8_bom_and_padded_header(tmp_path):
+    path = _write(tmp_path, "bom.csv", "\ufefftime, a, b\n2024-01-01,1,2\n2024-01-02,3,4\n")
+    series = read_series(path)
+    assert series.time_col == "time"  # the BOM does not stick to the first name
+    assert series.feature_names == ["a", "b"]  # and the spaces after commas do not stick either
+
+
+def test_single_column_without_separator(tmp_path):
+    path = _write(tmp_path, "one.csv", "x\n1\n2\n4\n")
+    series = read_series(path)
+    np.testing.assert_array_equal(series.values[:, 0], [1.0, 2.0, 4.0])
+
+
+def test_parquet_round_trip(tmp_path):
+    frame = pd.DataFrame({"a": [1.0, 2.0, 3.0], "b": [4, 5, 6], "name": ["x", "y", "z"]})
+    path = write_table(frame, tmp_path / "d.parquet", index=False)
+    pd.testing.assert_frame_equal(read_table(path), frame)
+    series = read_series(path)
+    assert series.feature_names == ["a", "b"]
+    assert isinstance(series.frame.index, pd.RangeIndex) and series.frame.index.name == "step"
+    np.testing.assert_array_equal(series.values, [[1, 4], [2, 5], [3, 6]])
+
+
+def test_parquet_datetime_index_becomes_time_column(tmp_path):
+    index = pd.date_range("2024-03-01", periods=4, freq="h", tz="Europe/Berlin", name="when")
+    frame = pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0]}, index=index)
+    path = tmp_path / "d.pq"
+    frame.to_parquet(path)
+    table = read_table(path)
+    assert list(table.columns) == ["when", "x"]
+    series = read_series(path, time_col="when")
+    # The same instants, in UTC: timezone-aware times become UTC whatever the format.
+    pd.testing.assert_index_equal(series.frame.index, index.tz_convert("UTC"), check_exact=True, check_freq=False)
+    assert str(series.frame.index.tz) == "UTC"
+    # Detected by content too: the first column holds datetimes.
+    assert read_series(path).time_col == "when"
+
+
+def test_file_not_found(tmp_path):
+    _error(tmp_path / "nope.csv", "not found")
+
+
+def test_directory(tmp_path):
+    directory = tmp_path / "dir.csv"
+    directory.mkdir()
+    _error(directory, "directory")
+
+
+@pytest.mark.parametrize("content", ["", "  \n\n\t\n"])
+def test_empty_file(tmp_path, content):
+    _error(_write(tmp_path, "d.csv", content), "empty" if not content else "whitespace")
+
+
+def test_header_without_rows(tmp_path):
+    _error(_write(tmp_path, "d.csv", "time,a,b\n"), "no", "rows", "'a'")
+
+
+def test_unparseable_csv(tmp_path):
+    path = _write(tmp_path, "d.csv", "a,b\n1,2\n3,4\n5,6\n7,8\n9,10\n11,12\n13,14,15\n")
+    _error(path, "Expected 2 fields")
+
+
+def test_not_utf8(tmp_path):
+    path = tmp_path / "latin.csv"
+    path.write_bytes("name,a\nM\u00fcller,1\n".encode("latin-1"))
+    message = _error(path, "UTF-8", "byte 8", "line 2")
+    assert "re-save" in message
+
+
+def test_not_utf8_offset_past_a_block_boundary(tmp_path):
+    # A two-byte character straddles the 1 MiB read boundary; the bad byte comes after it.
+    head = b"a,name\n1,"
+    data = head + b"x" * ((1 << 20) - len(head) - 1) + "\u00e9".encode() + b"\n2,ok\n3,\xff\n"
+    assert data[(1 << 20) - 1 : (1 << 20) + 1] == "\u00e9".encode()
+    path = tmp_path / "big.csv"
+    path.write_bytes(data)
+    bad = data.index(b"\xff")
+    _error(path, f"byte {bad} ", "(line 4)")
+
+
+def test_bad_parquet(tmp_path):
+    path = tmp_path / "bad.parquet"
+    path.write_bytes(b"this is not parquet at all")
+    _error(path, "Parquet")
+    with pytest.raises(DataError, match="bad.parquet"):
+        read_table(path)
+
+
+def test_empty_parquet(tmp_path):
+    path = tmp_path / "e.parquet"
+    pd.DataFrame({"a": pd.Series([], dtype=float)}).to_parquet(path)
+    _error(path, "no", "rows")
+
+
+def test_read_table_returns_raw(tmp_path):
+    path = _write(tmp_path, "d.csv", "time;a;name\n2024-01-01;1;x\n")
+    table = read_table(path)
+    assert list(table.columns) == ["time", "a", "name"]
+    assert table.loc[0, "name"] == "x"
+
+
+def test_fingerprint(tmp_path):
+    data = os.urandom(3 * (1 << 20) + 17)  # more than one 1 MiB block
+    path = tmp_path / "blob.bin"
+    path.write_bytes(data)
+    assert fingerprint(path) == hashlib.sha256(data).hexdigest()
+    assert fingerprint(str(path)) == fingerprint(path)
+    with pytest.raises(DataError, match="missing.bin"):
+        fingerprint(tmp_path / "missing.bin")
