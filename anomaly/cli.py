@@ -71,7 +71,7 @@ class _Group(click.Group):
             raise _UserError(message, err.exit_code) from None
         except Exception as err:
             # A tracking server that refuses this user mid-command is the user's to fix, not a bug.
-            tracking = sys.modules.get("anomaly.tracking")
+            tracking = sys.modules.get("anomaly.tracking.runs")
             refused = tracking.user_error(err) if tracking is not None else None
             if refused is None:
                 raise
@@ -220,7 +220,7 @@ def _say(as_json: bool) -> Any:
 
 def _reap(say: Any) -> None:
     """Mark this host's runs whose process died as FAILED (see `anomaly runs --reap`), saying so."""
-    from anomaly import tracking
+    from anomaly.tracking import runs as tracking
 
     for reaped in tracking.reap_dead_runs():
         done = "marked FAILED" if reaped.marked else f"could not be marked FAILED ({reaped.error})"
@@ -230,7 +230,7 @@ def _reap(say: Any) -> None:
 def _store_hint(run_url: str) -> str:
     # `anomaly ui` serves the store in effect here, default or MLFLOW_TRACKING_URI alike; a
     # tracking server serves its own UI.
-    from anomaly import tracking
+    from anomaly.tracking import runs as tracking
 
     if tracking.tracking_uri().startswith(("http://", "https://")):
         return f"Review it: open {run_url}"
@@ -249,7 +249,8 @@ def train(file: Path | None, pipeline: Path | None, as_json: bool, **overrides: 
     """
     say = _say(as_json)
     spec = _build_spec(pipeline, file, overrides)
-    from anomaly import pipelines, tracking  # heavy: MLflow, pandas
+    from anomaly import pipelines
+    from anomaly.tracking import runs as tracking  # heavy: MLflow, pandas
 
     _reap(say)
     say(f"Training '{spec.name}' on {spec.data.path}")
@@ -320,7 +321,8 @@ def score(file: str, model_uri: str | None, output: str | None, chunk_rows: int 
     # With results on stdout, everything meant for people goes to stderr.
     say = _say(as_json or output == "-")
     spec = (load_spec(pipeline) if pipeline else Spec()).override(**overrides)
-    from anomaly import pipelines, tracking
+    from anomaly import pipelines
+    from anomaly.tracking import runs as tracking
 
     if chunk_rows is None:
         chunk_rows = 1 if from_stdin else pipelines.DEFAULT_CHUNK_ROWS
@@ -383,7 +385,8 @@ def evaluate(file: str, model_uri: str | None, label_col: str, seed: int, vus_wi
 
     say = _say(as_json)
     spec = (load_spec(pipeline) if pipeline else Spec()).override(label_col=label_col, **overrides)
-    from anomaly import pipelines, tracking
+    from anomaly import pipelines
+    from anomaly.tracking import runs as tracking
 
     result = pipelines.evaluate_pipeline(
         spec, file, model_uri=model_uri, default_model_name=spec.model_name if pipeline else None, seed=seed,
@@ -435,7 +438,7 @@ def runs(reap: bool, limit: int, as_json: bool) -> None:
     started on other hosts are never touched.
     """
     say = _say(as_json)
-    from anomaly import tracking
+    from anomaly.tracking import runs as tracking
 
     reaped = tracking.reap_dead_runs() if reap else []
     for item in reaped:
@@ -494,8 +497,8 @@ def ui(port: int, host: str) -> None:
 
     Stops on Ctrl-C.
     """
-    from anomaly import ui as mlflow_ui
-    from anomaly.tracking import tracking_uri
+    from anomaly.tracking import ui as mlflow_ui
+    from anomaly.tracking.runs import tracking_uri
 
     uri = tracking_uri()
     if uri.startswith(("http://", "https://")):
@@ -521,7 +524,7 @@ def ui(port: int, host: str) -> None:
         mlflow_ui.stop_ui(process)
 
 
-_PERMISSIONS = ("READ", "EDIT", "MANAGE", "NO_PERMISSIONS")  # mirror of anomaly.server.PERMISSIONS
+_PERMISSIONS = ("READ", "EDIT", "MANAGE", "NO_PERMISSIONS")  # mirror of anomaly.tracking.server.PERMISSIONS
 
 
 @cli.command()
@@ -557,8 +560,8 @@ def server(backend_store_uri: str | None, artifacts_destination: str | None, hos
       export MLFLOW_TRACKING_USERNAME=NAME MLFLOW_TRACKING_PASSWORD=PASSWORD   # with --auth
     Prints the URL once the server answers its health check; stops on Ctrl-C (or kill).
     """
-    from anomaly import server as team
-    from anomaly import ui as mlflow_ui
+    from anomaly.tracking import server as team
+    from anomaly.tracking import ui as mlflow_ui
 
     config = team.ServerConfig(
         backend_store_uri=team.backend_store_uri(backend_store_uri),

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from anomaly import plots, tracking
+from anomaly.tracking import figures as plots, runs as tracking
 from anomaly.data.formats import fingerprint
 from anomaly.data.reading import (
     ROLE_SAMPLE_ROWS,
@@ -464,7 +464,7 @@ def score_pipeline(
     file : path or "-"
         The series; ``-`` reads CSV from standard input.
     model_uri : str, optional
-        See :func:`anomaly.tracking.resolve_model`; default: the latest registered version of
+        See :func:`anomaly.tracking.runs.resolve_model`; default: the latest registered version of
         ``default_model_name`` (or of any model).
     output : path or "-", optional
         CSV or Parquet results file, replaced atomically once the whole series is scored; ``-``
@@ -597,7 +597,7 @@ def evaluate_pipeline(
 
     Every row counts: rows the detector does not score (warm-up, gaps) count as not flagged,
     and get the lowest score in the threshold-free metrics (TSB-AD's AUC-PR, AUC-ROC, VUS-PR,
-    VUS-ROC and best-threshold F1; see :mod:`anomaly.metrics`). The threshold is the model's,
+    VUS-ROC and best-threshold F1; see :mod:`anomaly.evaluation.metrics`). The threshold is the model's,
     fitted without labels; labels are only read here.
 
     Parameters
@@ -611,7 +611,7 @@ def evaluate_pipeline(
         Seed of the random-scores baseline.
     vus_window : int >= 0, optional
         TSB-AD's ``slidingWindow`` for VUS. Default: as TSB-AD's benchmark picks it,
-        :func:`anomaly.metrics.find_length_rank` of the first feature (its first 20 000
+        :func:`anomaly.evaluation.metrics.find_length_rank` of the first feature (its first 20 000
         scored rows, missing values dropped); 100 (``get_metrics``' default) if that feature
         has no value at all.
 
@@ -622,7 +622,7 @@ def evaluate_pipeline(
         :data:`EVALUATION_COLUMNS`; ``vus_window`` the window used, ``vus_window_from`` how
         it was chosen.
     """
-    from anomaly.metrics import evaluate_scores, find_length_rank, trivial_baselines
+    from anomaly.evaluation.metrics import evaluate_scores, find_length_rank, trivial_baselines
 
     start = time.perf_counter()
     if not spec.data.label_col:

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import average_precision_score
 
-from anomaly.metrics import event_precision, event_recall, point_adjusted_f1, point_metrics
+from anomaly.evaluation.metrics import event_precision, event_recall, point_adjusted_f1, point_metrics
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 _RANDOM_REPEATS = 50

@@ -50,7 +50,7 @@ Per data set and pooled over all three: point-wise precision, recall and F1 at t
 own flags, pooled (true/false positives summed over series); ``best_f1``: the pooled F1 when
 each series gets its best threshold, chosen with its labels (a diagnostic of the scores, never
 a result), and ``f1_ratio`` = F1 / best_f1 (the threshold's quality); means over series with
-anomalies of TSB-AD's AUC-PR, VUS-PR and VUS-ROC (``anomaly.metrics``, equal to TSB-AD's
+anomalies of TSB-AD's AUC-PR, VUS-PR and VUS-ROC (``anomaly.evaluation.metrics``, equal to TSB-AD's
 ``get_metrics``; window ``find_length_rank`` of the test part's first feature, as TSB-AD's
 benchmark picks it); event recall; ``silent``: series with anomalies and no flag although their
 best F1 is at least 0.1; wall seconds (peers: as measured when their result was computed).
@@ -81,7 +81,7 @@ import pandas as pd  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 
-from anomaly import metrics  # noqa: E402  (pure numpy: light)
+from anomaly.evaluation import metrics  # noqa: E402  (pure numpy: light)
 from anomaly.scoring import find_events  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -477,7 +477,7 @@ def log_to_mlflow(dataset: str, quick: bool, seed: int, root: Path, params: dict
     import mlflow
 
     from anomaly.detector import Detector
-    from anomaly.tracking import ensure_store
+    from anomaly.tracking.runs import ensure_store
 
     ensure_store()
     experiment = mlflow.get_experiment_by_name(EXPERIMENT)

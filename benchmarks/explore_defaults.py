@@ -360,7 +360,7 @@ def evaluate_setting(series: list[dict[str, Any]], norm: str, cap: float, agg: s
                       f"best F1 {bf1:.3f} at cal-quantile {np.mean(c <= bc['threshold']):.4f} (t {bc['threshold']:.3g} vs {np.median(t):.3g}, test median {np.nanmedian(sc):.3g} cal median {med:.3g}) AP {_ap(y, sc):.3f}")
             aps.append(_ap(y, sc))
             if "vus_window" in item:  # TSB-AD's VUS-PR (slow: only with --vus)
-                from anomaly.metrics import vus_pr
+                from anomaly.evaluation.metrics import vus_pr
 
                 vuses.append(vus_pr(y, np.nan_to_num(sc, nan=float(np.nanmin(sc))), window=int(item["vus_window"])))
             if not flags.any() and bf1 >= 0.1:
@@ -376,7 +376,7 @@ def evaluate_setting(series: list[dict[str, Any]], norm: str, cap: float, agg: s
 
 def vus_windows(dataset: str, root: Path) -> dict[str, int]:
     """The harness's VUS window per series (``find_length_rank`` of the test part's first feature)."""
-    from anomaly.metrics import find_length_rank
+    from anomaly.evaluation.metrics import find_length_rank
 
     loader = load_demo if dataset == "demo" else LOADERS[dataset]
     return {c.name.replace("/", "__"): find_length_rank(c.frame.iloc[c.train_end :, :1].to_numpy(np.float64), rank=1)

@@ -73,7 +73,7 @@ Stages and what their figures mean
    held-back calibration part, RMS aggregation, EWMA, threshold fitted by the same rule on the
    calibration part's scores, all computed with overlapping-window predictions), and the same
    first ``warmup_steps`` + 1 rows are left unscored. Point-wise precision, recall and F1,
-   average precision and event recall come from :func:`anomaly.metrics.evaluate_scores`. One
+   average precision and event recall come from :func:`anomaly.evaluation.metrics.evaluate_scores`. One
    pass counts as no worse when its point F1 and event recall are at least the overlapping
    path's and its average precision is at most 0.01 below (a tolerance for training noise);
    the notes give every difference, so the reader can judge.
@@ -853,7 +853,7 @@ def stage_startup(ctx: Context) -> None:
 
 def stage_quality(ctx: Context) -> None:
     from anomaly.detector import Detector
-    from anomaly.metrics import evaluate_scores
+    from anomaly.evaluation.metrics import evaluate_scores
     from anomaly.preprocessing import chronological_split
     from anomaly.scoring import aggregate, fit_residual_stats, normalise
     from anomaly.smoothing import ewma

@@ -252,7 +252,7 @@ def test_a_constant_column_trains_and_scores(here):
 def test_ctrl_c_marks_the_run_killed_and_an_error_marks_it_failed(here):
     from mlflow.tracking import MlflowClient
 
-    from anomaly import tracking
+    from anomaly.tracking import runs as tracking
 
     for exception, status in ((KeyboardInterrupt(), "KILLED"), (RuntimeError("disk on fire"), "FAILED")):
         with pytest.raises(type(exception)):

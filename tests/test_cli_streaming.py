@@ -137,7 +137,7 @@ def test_evaluate_reports_point_metrics_first_and_the_baselines(store):
 
 def test_evaluate_measures_tsb_ad_metrics_on_the_models_scores(store, monkeypatch):
     from anomaly import results
-    from anomaly.metrics import average_precision, best_f1, find_length_rank, trivial_baselines, vus
+    from anomaly.evaluation.metrics import average_precision, best_f1, find_length_rank, trivial_baselines, vus
 
     directory, _ = store
     out = directory / "for_metrics.csv"

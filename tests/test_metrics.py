@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score
 
-from anomaly.metrics import (
+from anomaly.evaluation.metrics import (
     auc_roc,
     average_precision,
     best_f1,

@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.patches import Polygon, Rectangle
 
-from anomaly.plots import scoring_figure, training_figure
+from anomaly.tracking.figures import scoring_figure, training_figure
 
 
 def test_a_single_flagged_step_in_a_long_series_is_still_drawn():
@@ -38,7 +38,7 @@ def test_training_figure_marks_the_threshold():
 
 
 def test_event_close_ups_name_the_top_features_and_give_one_step_events_a_width():
-    from anomaly.plots import events_figure
+    from anomaly.tracking.figures import events_figure
 
     n = 200
     index = pd.date_range("2026-01-01", periods=n, freq="5min")
@@ -59,7 +59,7 @@ def test_event_close_ups_name_the_top_features_and_give_one_step_events_a_width(
 
 
 def test_thousands_of_flagged_stretches_are_merged_for_drawing_but_none_is_lost():
-    from anomaly.plots import _MAX_SPANS, _for_drawing
+    from anomaly.tracking.figures import _MAX_SPANS, _for_drawing
 
     spans = [(i, i) for i in range(0, 100_000, 20)]  # 5000 one-step flags, 19 steps apart
     drawn = _for_drawing(spans, 100_000)

@@ -28,7 +28,7 @@ def anomaly(*args: str, cwd: Path) -> subprocess.Popen:
 def test_four_trainings_started_at_once_on_a_new_store_all_complete(mlflow_store: Path):
     from mlflow.tracking import MlflowClient
 
-    from anomaly import tracking
+    from anomaly.tracking import runs as tracking
     from anomaly.detector import Detector
 
     make_series(600, 0).to_csv(mlflow_store / "plant.csv")

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from anomaly import liveness
+from anomaly.tracking import liveness
 from anomaly.cli import cli
 from tests.conftest import make_series
 from tests.test_cli import TINY_OPTIONS
@@ -37,7 +37,7 @@ def a_dead_pid() -> int:
 def client(mlflow_store: Path):
     from mlflow.tracking import MlflowClient
 
-    from anomaly import tracking
+    from anomaly.tracking import runs as tracking
 
     tracking.ensure_store()
     return MlflowClient()

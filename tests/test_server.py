@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from anomaly import server
+from anomaly.tracking import server
 from anomaly.cli import cli
 from anomaly.errors import ServerError
 

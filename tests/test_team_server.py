@@ -199,7 +199,7 @@ def test_the_server_restarted_on_the_same_database_shows_the_same_runs_and_model
         kinds = sorted(r["kind"] for r in json.loads(listed.stdout.strip().splitlines()[-1])["runs"])
         assert kinds == ["score"] * 4 + ["train"] * 4
         # A model logged before the restart still loads through the new server.
-        from anomaly import tracking
+        from anomaly.tracking import runs as tracking
 
         monkeypatch.setattr(tracking, "_READY_STORES", set())
         resolved = tracking.resolve_model("models:/anomaly-plant/3")

@@ -19,7 +19,7 @@ streams fails loudly instead of comparing against the wrong inputs.
 
 TSB-AD takes no NaN: where a case's scores have NaN (rows a detector leaves unscored), the
 reference is computed on the scores with NaN set to the lowest finite score, which is what
-``anomaly.metrics`` documents it does; the test passes the NaN scores.
+``anomaly.evaluation.metrics`` documents it does; the test passes the NaN scores.
 """
 
 from __future__ import annotations

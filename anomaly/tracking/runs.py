@@ -1,6 +1,6 @@
 """Everything MLflow: runs, params, metrics, artifacts, the logged model and model URIs.
 
-The only module of the package that imports mlflow (besides ``mlflow_model.py``, the file
+The only module of the package that imports mlflow (besides ``pyfunc.py``, the file
 MLflow itself executes to load the model). With no ``MLFLOW_TRACKING_URI`` set, MLflow's own
 default store is used: ``./mlflow.db`` with artifacts under ``./mlruns``, so ``mlflow ui`` in
 the same directory shows every run.
@@ -23,8 +23,8 @@ from typing import Any
 
 import pandas as pd
 
-from anomaly import liveness
 from anomaly.errors import ModelNotFoundError, TrackingServerError
+from anomaly.tracking import liveness
 
 # Set before mlflow is imported: a command-line tool should not phone home unasked. A user's
 # own setting wins.
@@ -53,8 +53,8 @@ EXPERIMENT_KIND = "custom_model_development"
 # data's sha256 (the whole one is the run's ``data.sha256`` param).
 _DIGEST_CHARS = 36
 _DATASET_ATTEMPTS = 5
-_MODEL_CODE = Path(__file__).with_name("mlflow_model.py")
-_PACKAGE_DIR = Path(__file__).parent
+_MODEL_CODE = Path(__file__).with_name("pyfunc.py")
+_PACKAGE_DIR = Path(__file__).resolve().parent.parent  # the whole anomaly package travels with the model
 # MLflow limits a param value to 6000 characters.
 _MAX_PARAM = 6000
 
@@ -78,7 +78,7 @@ def ensure_store() -> None:
     if uri in _READY_STORES:
         return
     if uri.startswith(("http://", "https://")):
-        from anomaly.server_check import check_tracking_server
+        from anomaly.tracking.server_check import check_tracking_server
 
         check_tracking_server(uri)
     elif uri.startswith("sqlite:///"):
@@ -471,7 +471,7 @@ def _experiment_ids(client: MlflowClient) -> dict[str, str]:
 
 
 def reap_dead_runs() -> list[liveness.ReapedRun]:
-    """Mark every RUNNING run of this host whose process is gone as FAILED (see :mod:`anomaly.liveness`).
+    """Mark every RUNNING run of this host whose process is gone as FAILED (see :mod:`anomaly.tracking.liveness`).
 
     Returns
     -------
@@ -535,7 +535,7 @@ def user_error(err: BaseException) -> TrackingServerError | None:
     uri = tracking_uri()
     if not uri.startswith(("http://", "https://")):
         return None
-    from anomaly.server_check import credentials, refusal_message
+    from anomaly.tracking.server_check import credentials, refusal_message
 
     text = str(err)
     for status, codes in ((401, ("UNAUTHENTICATED", "error code 401")), (403, ("PERMISSION_DENIED", "error code 403"))):

@@ -1,7 +1,7 @@
 """The MLflow pyfunc model, logged as "models from code" (no pickle).
 
 MLflow runs this file itself when it loads the model (``mlflow.pyfunc.load_model``, ``mlflow
-models serve``), so it is the one module besides ``tracking.py`` that imports mlflow. The fitted
+models serve``), so it is the one module besides ``runs.py`` that imports mlflow. The fitted
 detector travels as the model's ``detector`` artifact: ``network.keras`` + ``detector.json``.
 
 The input is one contiguous series, rows in time order, with the feature columns the model was

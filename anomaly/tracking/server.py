@@ -7,7 +7,7 @@ artifacts go (proxied by the server, so clients need no access to the storage), 
 in the same database. The admin password is read by MLflow from ``MLFLOW_AUTH_ADMIN_PASSWORD``;
 it is never written to a file and there is no default.
 
-Starting, waiting for ``/health`` and stopping reuse :mod:`anomaly.ui`.
+Starting, waiting for ``/health`` and stopping reuse :mod:`anomaly.tracking.ui`.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from importlib.util import find_spec
 from pathlib import Path
 
 from anomaly.errors import ServerError
-from anomaly.ui import LOOPBACK, check_port_free
+from anomaly.tracking.ui import LOOPBACK, check_port_free
 
 logger = logging.getLogger(__name__)
 
