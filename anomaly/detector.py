@@ -232,9 +232,9 @@ class Detector:
 
         Parameters
         ----------
-        X : DataFrame of shape (L, D')
+        X : DataFrame of shape (L, D'), or array of shape (L, D)
             Must hold every column the detector was trained on (matched by name, in any
-            order); other columns are ignored.
+            order); other columns are ignored. An array holds the training columns in order.
 
         Returns
         -------
@@ -246,6 +246,8 @@ class Detector:
             each feature's signed normalised residual.
         """
         self._check_is_fitted()
+        if not isinstance(X, pd.DataFrame):  # an array: the training columns, in order
+            X = pd.DataFrame(np.asarray(X), columns=self.feature_names_in_)
         values = self._select_features(X)
         chunk = self.stream().feed(values)
         flags = event_flags(chunk.flags, self.event_gap, self.event_min_length)
@@ -278,8 +280,6 @@ class Detector:
         return self.score(X)[FLAG_COLUMN].to_numpy().astype(np.int64)
 
     def _select_features(self, X: pd.DataFrame) -> np.ndarray:
-        if not isinstance(X, pd.DataFrame):  # an array: the training columns, in order
-            X = pd.DataFrame(np.asarray(X), columns=self.feature_names_in_)
         columns = [str(c) for c in X.columns]
         missing = [c for c in self.feature_names_in_ if c not in columns]
         if missing:
