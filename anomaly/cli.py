@@ -24,6 +24,7 @@ import click
 from anomaly import __version__, params
 from anomaly.errors import AnomalyError
 
+
 class _UserError(click.ClickException):
     """An AnomalyError on its way out: one line on stderr, the error's exit code."""
 
@@ -126,6 +127,7 @@ def cli(verbose: int) -> None:
 
 
 def _option_type(declared: params.Setting) -> Any:
+    """A setting's click type: its choices, a comma-separated list, or its Python type."""
     base = declared.base
     if typing.get_origin(base) is typing.Literal:
         return click.Choice(typing.get_args(base))
