@@ -230,7 +230,7 @@ DETECTOR: dict[str, Setting] = {
 PAIRS: tuple[tuple[str, str, Callable[[Any, Any], bool], str], ...] = (
     ("autoregressive", "residual", lambda lags, residual: bool(lags) and residual is True,
      "0 when {other} is {true} (two ways of predicting the level)"),
-    # SPOT's tail model starts at the level quantile: a rarer risk than the tail's share only.
+    # POT models the tail above the level quantile: its risk must be rarer than that tail's share.
     ("threshold_risk", "threshold_level", lambda risk, level: risk >= 1 - level, "below 1 - {other}"),
 )
 
