@@ -15,20 +15,14 @@ import os
 import re
 import signal
 import sys
+import typing
 from pathlib import Path
 from typing import Any
 
 import click
 
-from anomaly import __version__
+from anomaly import __version__, params
 from anomaly.errors import AnomalyError
-
-# Mirrors of anomaly.model.CELLS, anomaly.thresholds.THRESHOLD_METHODS and
-# anomaly.scoring.AGGREGATIONS, which this module must not import (start-up time);
-# tests/test_cli.py checks they agree.
-_CELLS = ("simplernn", "lstm", "gru")
-_THRESHOLD_METHODS = ("quantile", "pot", "dynamic")
-_AGGREGATIONS = ("rms", "mean_abs", "max_abs")
 
 
 class _UserError(click.ClickException):
@@ -132,54 +126,36 @@ def cli(verbose: int) -> None:
     _setup_logging(verbose)
 
 
-# Options that override pipeline-spec fields: (option, spec field, click type, help).
-_DATA_OPTIONS = [
-    ("--time-col", "time_col", str, "Time column (default: detected by name or content)."),
-    ("--label-col", "label_col", str, "Column of 0/1 anomaly labels: never used as a feature."),
-    ("--max-gap", "max_gap", int, "Longest run of missing values filled by interpolation; longer gaps are not scored."),
-    ("--resample", "resample", str, "Put rows on a regular time grid first, e.g. 5min (bin means)."),
-]
-_TRAIN_OPTIONS = [
-    ("--columns", "columns", _NameList(), "Feature columns, comma-separated (default: every numeric column)."),
-    ("--window-size", "window_size", int, "Timesteps per training window (T)."),
-    ("--stride", "stride", int, "Steps between training windows."),
-    ("--cell", "cell", click.Choice(_CELLS), "Recurrent cell."),
-    ("--units", "units", _IntList(), "Units per stacked recurrent layer, e.g. 64,64."),
-    ("--dropout", "dropout", float, "Dropout on recurrent layer inputs."),
-    ("--residual", "residual", bool, "true: predict each step's change from the one before (follows drifting levels)."),
-    ("--autoregressive", "autoregressive", int,
-     "p > 0: a linear VAR(p) fitted on the training part predicts first; the network learns the rest (0: off)."),
-    ("--epochs", "epochs", int, "Maximum training epochs (early stopping may end sooner)."),
-    ("--batch-size", "batch_size", int, "Windows per training batch."),
-    ("--learning-rate", "learning_rate", float, "Adam learning rate."),
-    ("--patience", "patience", int, "Epochs without val_loss improvement before stopping."),
-    ("--validation-fraction", "validation_fraction", float, "Tail of the training series held back for early stopping and calibration."),
-    ("--threshold-method", "threshold_method", click.Choice(_THRESHOLD_METHODS),
-     "How the threshold is fitted on calibration scores: quantile, pot (extreme values, SPOT) or dynamic (telemanom)."),
-    ("--threshold-quantile", "threshold_quantile", float, "quantile: the calibration-score quantile used as the threshold."),
-    ("--threshold-level", "threshold_level", float, "pot: the quantile above which the tail is modelled."),
-    ("--threshold-risk", "threshold_risk", float, "pot: the chance of a normal score above the threshold."),
-    ("--threshold-min-decrease", "threshold_min_decrease", float, "dynamic: telemanom's pruning ratio."),
-    ("--threshold-margin", "threshold_margin", float,
-     "Any method: the threshold's distance above the median calibration score, times this (1: as fitted)."),
-    ("--threshold-follow", "threshold_follow", bool,
-     "true: the threshold rises with the median of the latest 4,096 scores (a drifting normal level is not flagged throughout)."),
-    ("--aggregation", "aggregation", click.Choice(_AGGREGATIONS), "How features' normalised residuals combine into a score."),
-    ("--smoothing-span", "smoothing_span", float, "EWMA span of the score (1: no smoothing)."),
-    ("--event-gap", "event_gap", int, "Runs above the threshold at most this many steps apart form one event; is_anomaly covers the gap."),
-    ("--event-min-length", "event_min_length", int, "Events shorter than this many steps are dropped (and not flagged)."),
-    ("--warmup-steps", "warmup_steps", int, "Leading steps of a scored series left unscored (network warm-up)."),
-    ("--seed", "seed", int, "Random seed (weights, shuffling, dropout)."),
-    ("--experiment", "experiment", str, "MLflow experiment (default: anomaly-<pipeline name>)."),
-    ("--model-name", "model_name", str, "Registered model name (default: anomaly-<pipeline name>)."),
-    ("--alias", "alias", str, "Alias to point at the new model version, e.g. champion (models:/<name>@champion)."),
-]
+def _option_type(declared: params.Setting) -> Any:
+    """A setting's click type: its choices, a comma-separated list, or its Python type."""
+    base = declared.base
+    if typing.get_origin(base) is typing.Literal:
+        return click.Choice(typing.get_args(base))
+    if typing.get_origin(base) is tuple:
+        return _IntList() if typing.get_args(base)[0] is int else _NameList()
+    return click.BOOL if base is bool else base
 
 
-def _spec_options(options: list[tuple[str, str, Any, str]]) -> Any:
+def _help(declared: params.Setting) -> str:
+    """The schema's help, with its default as click would show it (the option's own default is None)."""
+    value = declared.default
+    if value is None:
+        return declared.help
+    shown = ",".join(map(str, value)) if isinstance(value, tuple) else str(value).lower() if isinstance(value, bool) else value
+    return f"{declared.help}  [default: {shown}]"
+
+
+def _spec_options(*commands: str, leave_out: tuple[str, ...] = ()) -> Any:
+    """The options that override spec fields (anomaly.params): ``--window-size`` sets ``window.window_size``.
+
+    Their default is None ("keep the spec's value"); ``--help`` shows the schema's default, which
+    is the value of a FILE trained without -p.
+    """
+    declared = [s for s in params.SETTINGS.values() if s.cli in commands and s.flat not in leave_out]
+
     def decorate(func: Any) -> Any:
-        for flag, dest, kind, help_text in reversed(options):
-            func = click.option(flag, dest, type=kind, default=None, help=help_text)(func)
+        for s in reversed(declared):
+            func = click.option(s.option, s.flat, type=_option_type(s), default=None, help=_help(s))(func)
         return func
 
     return decorate
@@ -240,7 +216,7 @@ def _store_hint(run_url: str) -> str:
 @cli.command()
 @click.argument("file", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @_pipeline_option
-@_spec_options(_DATA_OPTIONS + _TRAIN_OPTIONS)
+@_spec_options(params.READ, params.TRAIN)
 @_json_option
 def train(file: Path | None, pipeline: Path | None, as_json: bool, **overrides: Any) -> None:
     """Train a detector on FILE (a normal series, CSV or Parquet) and log it to MLflow.
@@ -304,7 +280,7 @@ _model_option = click.option(
               help="Rows read and scored at a time (default 65536; 1 when FILE is -, so each line is answered at once). "
                    "Scores do not depend on it.")
 @_pipeline_option
-@_spec_options(_DATA_OPTIONS)
+@_spec_options(params.READ)
 @_json_option
 def score(file: str, model_uri: str | None, output: str | None, chunk_rows: int | None, pipeline: Path | None,
           as_json: bool, **overrides: Any) -> None:
@@ -369,7 +345,7 @@ def score(file: str, model_uri: str | None, output: str | None, chunk_rows: int 
               help="TSB-AD's slidingWindow for VUS-PR and VUS-ROC (default: find_length_rank of the first "
                    "feature, as TSB-AD's benchmark picks it).")
 @_pipeline_option
-@_spec_options([option for option in _DATA_OPTIONS if option[1] != "label_col"])
+@_spec_options(params.READ, leave_out=("label_col",))
 @_json_option
 def evaluate(file: str, model_uri: str | None, label_col: str, seed: int, vus_window: int | None,
              pipeline: Path | None, as_json: bool, **overrides: Any) -> None:

@@ -8,25 +8,25 @@ MLflow model ships.
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
-from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from anomaly import __version__
-from anomaly.autoregression import MAX_LAGS, LinearAR, fit_linear_ar
+from anomaly import __version__, params
+from anomaly.autoregression import LinearAR, fit_linear_ar
 from anomaly.errors import DataError, NotFittedError
 from anomaly.events import event_flags
 from anomaly.level import WINDOW as LEVEL_WINDOW, counts_from_dict, counts_to_dict, histogram
-from anomaly.model import CELLS, BatchCallback, EpochCallback
+from anomaly.model import BatchCallback, EpochCallback
 from anomaly.preprocessing import Scaling, chronological_split, fit_scaling
-from anomaly.scoring import AGGREGATIONS, ResidualStats, aggregate, fit_residual_stats, normalise
+from anomaly.scoring import ResidualStats, aggregate, fit_residual_stats, normalise
 from anomaly.smoothing import ewma
-from anomaly.thresholds import THRESHOLD_METHODS, apply_threshold, fit_threshold
+from anomaly.thresholds import apply_threshold, fit_threshold
 from anomaly.windowing import next_step_pairs, valid_windows
 
 if TYPE_CHECKING:
@@ -42,74 +42,26 @@ Z_PREFIX = "z_"
 _NETWORK_FILE = "network.keras"
 _STATE_FILE = "detector.json"
 _FORMAT_VERSION = 1
+_DEFAULTS: dict[str, Any] = {name: declared.default for name, declared in params.DETECTOR.items()}
 
 
 class Detector:
     """Next-step recurrent anomaly detector for multivariate series.
 
+    Follows scikit-learn's conventions: the constructor only stores its keyword parameters
+    (validated by :meth:`fit`), ``get_params``/``set_params`` make it clonable
+    (``sklearn.base.clone``), and ``decision_function``/``predict`` give the scores and the 0/1
+    flags as PyOD's detectors do, beside :meth:`score`'s whole result frame.
+
     Parameters
     ----------
-    window_size : int
-        T, timesteps per training window.
-    stride : int
-        Steps between the starts of consecutive training windows.
-    cell : {"simplernn", "lstm", "gru"}
-    units : sequence of int
-        Units of each stacked recurrent layer.
-    dropout : float
-    residual : bool
-        Predict each step's change from the one before (see :func:`anomaly.model.build_model`).
-    autoregressive : int
-        p > 0: a linear VAR(p) over all features, fitted by ridge least squares on the training
-        part, predicts each step first, and the network learns what it leaves unexplained (see
-        :mod:`anomaly.autoregression`). 0: the network alone. Not combined with ``residual``.
-    epochs, batch_size, patience : int
-        Training length, batch size, and early-stopping patience (epochs without improvement).
-    learning_rate : float
-    validation_fraction : float
-        Share of the training series, at its end, held back for early stopping and for
-        calibrating the residual statistics and the threshold.
-    threshold_method : {"quantile", "pot", "dynamic"}
-        How the threshold is fitted on the calibration scores (see :mod:`anomaly.thresholds`):
-        an empirical quantile, peaks-over-threshold extreme value theory (SPOT), or telemanom's
-        nonparametric dynamic threshold with pruning.
-    threshold_quantile : float
-        ``"quantile"``: the quantile of the calibration scores used as the threshold.
-    threshold_level : float
-        ``"pot"``: the quantile above which the tail is modelled.
-    threshold_risk : float
-        ``"pot"``: the probability of a normal score exceeding the threshold.
-    threshold_min_decrease : float
-        ``"dynamic"``: the pruning ratio p.
-    threshold_margin : float
-        Scales the fitted threshold's distance from the median calibration score (1: as
-        fitted; see :func:`anomaly.thresholds.fit_threshold`).
-    threshold_follow : bool
-        The threshold rises with the median of the latest 4,096 scores (the calibration
-        scores filling the window until as many rows are scored), by as much as that median
-        has risen above the calibration median (see :mod:`anomaly.level`), so a series whose
-        normal level drifts past the calibration part is not flagged throughout. False: the
-        fitted threshold for every row.
-    aggregation : {"rms", "mean_abs", "max_abs"}
-        How the features' normalised residuals become one score per timestep.
-    smoothing_span : float
-        Span of the EWMA applied to the score (1: none). Calibration scores are smoothed the
-        same way before the threshold is fitted.
-    event_gap, event_min_length : int
-        How steps above the threshold are grouped into events (see :mod:`anomaly.events`):
-        runs at most ``event_gap`` steps apart are one event, and events spanning fewer than
-        ``event_min_length`` steps are dropped. ``is_anomaly`` follows the events: it is True
-        on every step of an event, bridged gaps included, and False on crossings that form no
-        event (see :class:`anomaly.events.EventMask`). Defaults 0 and 1: the raw crossings.
-    warmup_steps : int
-        Leading steps of every scored series that are not scored (score NaN, never flagged):
-        the network starts from a blank state and needs a few steps of context.
-    block : int
-        Steps per block in scoring; blocks run side by side (see :mod:`anomaly.streaming`).
-    burn_in : int or None
-        Steps before each block that rebuild its state; default ``window_size``.
-    random_state : int
-        Seed for weight initialisation, shuffling and dropout.
+    {parameters}
+    Each is a field of a pipeline spec (:mod:`anomaly.params`, the one declaration of its type,
+    range and default), named as its CLI option without dashes; the spec's ``training.seed`` is
+    ``random_state`` here. ``autoregressive`` (:mod:`anomaly.autoregression`) and ``residual``
+    (:func:`anomaly.model.build_model`) are two ways of predicting the level, so not combined.
+    ``is_anomaly`` follows the events that ``event_gap`` and ``event_min_length`` group (see
+    :class:`anomaly.events.EventMask`); with the defaults it is ``score > threshold``.
 
     Attributes
     ----------
@@ -132,80 +84,30 @@ class Detector:
         of everything scored).
     """
 
-    def __init__(
-        self,
-        *,
-        window_size: int = 64,
-        stride: int = 4,
-        cell: str = "lstm",
-        units: Sequence[int] = (32, 32),
-        dropout: float = 0.0,
-        residual: bool = False,
-        autoregressive: int = 0,
-        epochs: int = 30,
-        batch_size: int = 64,
-        learning_rate: float = 1e-3,
-        patience: int = 4,
-        validation_fraction: float = 0.2,
-        threshold_method: str = "quantile",
-        threshold_quantile: float = 0.99,
-        threshold_level: float = 0.98,
-        threshold_risk: float = 1e-4,
-        threshold_min_decrease: float = 0.13,
-        threshold_margin: float = 1.0,
-        threshold_follow: bool = True,
-        aggregation: str = "rms",
-        smoothing_span: float = 15.0,
-        event_gap: int = 0,
-        event_min_length: int = 1,
-        warmup_steps: int = 10,
-        block: int = 512,
-        burn_in: int | None = None,
-        random_state: int = 0,
-    ) -> None:
-        self.window_size = window_size
-        self.stride = stride
-        self.cell = cell
-        self.units = tuple(units)
-        self.dropout = dropout
-        self.residual = residual
-        self.autoregressive = autoregressive
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
-        self.patience = patience
-        self.validation_fraction = validation_fraction
-        self.threshold_method = threshold_method
-        self.threshold_quantile = threshold_quantile
-        self.threshold_level = threshold_level
-        self.threshold_risk = threshold_risk
-        self.threshold_min_decrease = threshold_min_decrease
-        self.threshold_margin = threshold_margin
-        self.threshold_follow = threshold_follow
-        self.aggregation = aggregation
-        self.smoothing_span = smoothing_span
-        self.event_gap = event_gap
-        self.event_min_length = event_min_length
-        self.warmup_steps = warmup_steps
-        self.block = block
-        self.burn_in = burn_in
-        self.random_state = random_state
+    def __init__(self, **params: Any) -> None:
+        self.set_params(**{**_DEFAULTS, **params})
 
-    def get_params(self) -> dict[str, Any]:
-        """Constructor parameters, as passed."""
-        return {
-            name: getattr(self, name)
-            for name in (
-                "window_size", "stride", "cell", "units", "dropout", "residual", "autoregressive", "epochs", "batch_size",
-                "learning_rate", "patience", "validation_fraction", "threshold_method",
-                "threshold_quantile", "threshold_level", "threshold_risk", "threshold_min_decrease",
-                "threshold_margin", "threshold_follow", "aggregation", "smoothing_span", "event_gap", "event_min_length", "warmup_steps", "block", "burn_in", "random_state",
-            )
-        }
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The constructor's parameters (``deep`` is scikit-learn's: no parameter is an estimator)."""
+        return {name: getattr(self, name) for name in _DEFAULTS}
+
+    def set_params(self, **params: Any) -> "Detector":
+        """Set parameters by name (validated by the next :meth:`fit`); returns ``self``."""
+        for name, value in params.items():
+            if name not in _DEFAULTS:
+                raise ValueError(f"Invalid parameter {name!r} for Detector; valid parameters are {sorted(_DEFAULTS)}")
+            # A list given for a tuple setting (units) is kept as the tuple a spec holds.
+            setattr(self, name, tuple(value) if isinstance(value, list) else value)
+        return self
+
+    def __repr__(self) -> str:
+        changed = {k: v for k, v in self.get_params().items() if v != _DEFAULTS[k]}
+        return f"Detector({', '.join(f'{k}={v!r}' for k, v in changed.items())})"
 
     # ------------------------------------------------------------------ fit
     def fit(
-        self, X: pd.DataFrame, *, on_epoch_end: EpochCallback | None = None, on_batch_end: BatchCallback | None = None,
+        self, X: pd.DataFrame, y: Any = None, *, on_epoch_end: EpochCallback | None = None,
+        on_batch_end: BatchCallback | None = None,
     ) -> "Detector":
         """Learn scaling, network, residual statistics and threshold from normal data.
 
@@ -213,6 +115,9 @@ class Detector:
         ----------
         X : DataFrame of shape (L, D)
             A normal training series: numeric feature columns, time-ordered rows.
+        y : None
+            Ignored: the detector learns from normal data alone (accepted as scikit-learn's
+            ``fit`` signature asks).
         on_epoch_end : callable(epoch, logs), optional
             Progress hook called after each training epoch.
         on_batch_end : callable(epoch, batch, batches, loss), optional
@@ -224,7 +129,7 @@ class Detector:
         """
         from anomaly import model as network  # TensorFlow: only when fitting or scoring
 
-        self._check_params()
+        params.check_detector(self.get_params())
         values = np.asarray(X, dtype=np.float64)
         length = len(values)
         # The held-back tail must hold at least one window for early stopping, and the
@@ -317,41 +222,6 @@ class Detector:
         logger.info("threshold %.4f (%s, fitted on %d calibration scores)", self.threshold_, self.threshold_method, int(np.sum(~np.isnan(calibration_scores))))
         return self
 
-    def _check_params(self) -> None:
-        checks = [
-            ("window_size", isinstance(self.window_size, int) and self.window_size >= 2, "an int >= 2"),
-            ("stride", isinstance(self.stride, int) and self.stride >= 1, "an int >= 1"),
-            ("cell", self.cell in CELLS, f"one of {CELLS}"),
-            ("units", len(self.units) >= 1 and all(isinstance(u, int) and u >= 1 for u in self.units), "a non-empty list of ints >= 1"),
-            ("dropout", 0.0 <= self.dropout < 1.0, "a float in [0, 1)"),
-            ("residual", isinstance(self.residual, bool), "True or False"),
-            ("autoregressive", isinstance(self.autoregressive, int) and not isinstance(self.autoregressive, bool)
-             and 0 <= self.autoregressive <= MAX_LAGS and not (self.autoregressive and self.residual),
-             f"an int in [0, {MAX_LAGS}], and 0 when residual is True"),
-            ("epochs", isinstance(self.epochs, int) and self.epochs >= 1, "an int >= 1"),
-            ("batch_size", isinstance(self.batch_size, int) and self.batch_size >= 1, "an int >= 1"),
-            ("learning_rate", self.learning_rate > 0, "a float > 0"),
-            ("patience", isinstance(self.patience, int) and self.patience >= 0, "an int >= 0"),
-            ("validation_fraction", 0.0 < self.validation_fraction < 1.0, "a float in (0, 1)"),
-            ("threshold_method", self.threshold_method in THRESHOLD_METHODS, f"one of {THRESHOLD_METHODS}"),
-            ("threshold_quantile", 0.0 < self.threshold_quantile < 1.0, "a float in (0, 1)"),
-            ("threshold_level", 0.0 < self.threshold_level < 1.0, "a float in (0, 1)"),
-            ("threshold_risk", 0.0 < self.threshold_risk < 1.0 - self.threshold_level, "a float in (0, 1 - threshold_level)"),
-            ("threshold_min_decrease", 0.0 < self.threshold_min_decrease < 1.0, "a float in (0, 1)"),
-            ("threshold_follow", isinstance(self.threshold_follow, bool), "True or False"),
-            ("threshold_margin", isinstance(self.threshold_margin, (int, float)) and self.threshold_margin > 0, "a number > 0"),
-            ("aggregation", self.aggregation in AGGREGATIONS, f"one of {AGGREGATIONS}"),
-            ("smoothing_span", self.smoothing_span >= 1, "a number >= 1"),
-            ("event_gap", isinstance(self.event_gap, int) and self.event_gap >= 0, "an int >= 0"),
-            ("event_min_length", isinstance(self.event_min_length, int) and self.event_min_length >= 1, "an int >= 1"),
-            ("warmup_steps", isinstance(self.warmup_steps, int) and self.warmup_steps >= 0, "an int >= 0"),
-            ("block", isinstance(self.block, int) and self.block >= 1, "an int >= 1"),
-            ("burn_in", self.burn_in is None or (isinstance(self.burn_in, int) and self.burn_in >= 0), "None or an int >= 0"),
-        ]
-        for name, ok, expected in checks:
-            if not ok:
-                raise ValueError(f"The {name!r} parameter must be {expected}. Got {getattr(self, name)!r} instead.")
-
     # ---------------------------------------------------------------- score
     def _check_is_fitted(self) -> None:
         if not hasattr(self, "threshold_"):
@@ -362,9 +232,9 @@ class Detector:
 
         Parameters
         ----------
-        X : DataFrame of shape (L, D')
+        X : DataFrame of shape (L, D'), or array of shape (L, D)
             Must hold every column the detector was trained on (matched by name, in any
-            order); other columns are ignored.
+            order); other columns are ignored. An array holds the training columns in order.
 
         Returns
         -------
@@ -376,6 +246,8 @@ class Detector:
             each feature's signed normalised residual.
         """
         self._check_is_fitted()
+        if not isinstance(X, pd.DataFrame):  # an array: the training columns, in order
+            X = pd.DataFrame(np.asarray(X), columns=self.feature_names_in_)
         values = self._select_features(X)
         chunk = self.stream().feed(values)
         flags = event_flags(chunk.flags, self.event_gap, self.event_min_length)
@@ -386,6 +258,26 @@ class Detector:
         for j, name in enumerate(self.feature_names_in_):
             out[Z_PREFIX + name] = chunk.z[:, j]
         return out
+
+    def decision_function(self, X: pd.DataFrame) -> np.ndarray:
+        """The anomaly score of every row, higher more anomalous (PyOD's convention).
+
+        Returns
+        -------
+        ndarray of shape (L,)
+            :meth:`score`'s ``score`` column: NaN where a row is not scored (warm-up, gaps).
+        """
+        return self.score(X)[SCORE_COLUMN].to_numpy()
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        """The flag of every row: 1 anomalous, 0 normal (PyOD's convention).
+
+        Returns
+        -------
+        ndarray of shape (L,), int
+            :meth:`score`'s ``is_anomaly`` column as 0/1.
+        """
+        return self.score(X)[FLAG_COLUMN].to_numpy().astype(np.int64)
 
     def _select_features(self, X: pd.DataFrame) -> np.ndarray:
         columns = [str(c) for c in X.columns]
@@ -511,3 +403,18 @@ class Detector:
         except Exception as err:  # noqa: BLE001 - any failure here means "not a usable detector"
             raise DataError(f"{directory}: not a readable anomaly detector ({type(err).__name__}: {err})") from err
         return detector
+
+
+def _document(cls: type) -> None:
+    """Give the class the schema's parameters: a signature (for help() and IDEs) and their docs."""
+    declared = params.DETECTOR.items()
+    keyword = inspect.Parameter.KEYWORD_ONLY
+    cls.__init__.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+        + [inspect.Parameter(name, keyword, default=s.default, annotation=s.hint) for name, s in declared]
+    )
+    docs = "".join(f"{name} : {s.expected}, default {s.default!r}\n        {s.help}\n    " for name, s in declared)
+    cls.__doc__ = cls.__doc__.replace("{parameters}\n    ", docs)
+
+
+_document(Detector)

@@ -209,15 +209,6 @@ def test_scoring_a_file_without_a_trained_column_names_it(files, trained):
     assert not Path("results/partial_scores.csv").exists()
 
 
-def test_cli_choices_mirror_the_library():
-    from anomaly.cli import _AGGREGATIONS, _CELLS, _THRESHOLD_METHODS
-    from anomaly.model import CELLS
-    from anomaly.scoring import AGGREGATIONS
-    from anomaly.thresholds import THRESHOLD_METHODS
-
-    assert (_CELLS, _THRESHOLD_METHODS, _AGGREGATIONS) == (CELLS, THRESHOLD_METHODS, AGGREGATIONS)
-
-
 def test_help_is_fast_because_nothing_heavy_is_imported():
     code = "import sys, anomaly.cli; heavy = {'tensorflow', 'keras', 'mlflow', 'pandas', 'sklearn'} & set(sys.modules); assert not heavy, heavy"
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -40,6 +40,46 @@ def test_warmup_steps_are_unscored_and_unflagged(fitted):
     assert not result[FLAG_COLUMN].iloc[:3].any()
 
 
+def test_decision_function_and_predict_are_the_score_frames_columns(fitted):
+    from sklearn.base import clone
+
+    _, detector = fitted
+    test = plant_spike(make_series(300, 42), at=150)
+    frame = detector.score(test)
+    scores, flags = detector.decision_function(test), detector.predict(test)
+    assert scores.shape == flags.shape == (len(test),) and flags.dtype.kind == "i"
+    np.testing.assert_array_equal(scores, frame[SCORE_COLUMN].to_numpy())
+    np.testing.assert_array_equal(flags, frame[FLAG_COLUMN].to_numpy().astype(int))
+    assert set(np.unique(flags)) <= {0, 1} and flags[150] == 1
+    # An array holds the training columns in order.
+    np.testing.assert_array_equal(detector.decision_function(test.to_numpy()), scores)
+    # A clone is unfitted, with the same parameters.
+    copy = clone(detector)
+    assert copy.get_params() == detector.get_params() and not hasattr(copy, "threshold_")
+
+
+def test_fit_takes_scikit_learns_y_and_ignores_it():
+    train = make_series(400, 3)
+    a = Detector(random_state=1, **{**TINY, "epochs": 1}).fit(train, None)
+    b = Detector(random_state=1, **{**TINY, "epochs": 1}).fit(train)
+    assert a.threshold_ == b.threshold_
+
+
+def test_a_detector_json_saved_with_fewer_params_loads_with_the_defaults(fitted, tmp_path):
+    import json
+
+    _, detector = fitted
+    directory = detector.save(tmp_path / "older")
+    state = json.loads((directory / "detector.json").read_text())
+    for name in ("autoregressive", "residual", "burn_in", "threshold_margin"):  # params added over time
+        del state["params"][name]
+    (directory / "detector.json").write_text(json.dumps(state))
+    loaded = Detector.load(directory)
+    assert (loaded.autoregressive, loaded.residual, loaded.burn_in, loaded.threshold_margin) == (0, False, None, 1.0)
+    test = make_series(200, 5)
+    np.testing.assert_allclose(loaded.score(test)[SCORE_COLUMN], detector.score(test)[SCORE_COLUMN], rtol=1e-6)
+
+
 def test_save_load_round_trip_gives_identical_scores(fitted, tmp_path):
     _, detector = fitted
     test = make_series(200, 5)
