@@ -249,6 +249,17 @@ def _ranked_curve(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, n
     return tp, (last_of_tie + 1) - tp
 
 
+def _precision_recall(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """Precision and recall, each of shape (K,), at each distinct score taken as a threshold,
+    highest first; None when nothing is labelled."""
+    labels = _as_bool(labels, "labels")
+    scores = _as_scores(scores, len(labels))
+    if not labels.any():
+        return None
+    tp, fp = _ranked_curve(labels, scores)
+    return tp / (tp + fp), tp / tp[-1]
+
+
 def average_precision(labels: np.ndarray, scores: np.ndarray) -> float:
     """TSB-AD's AUC-PR: average precision, as sklearn's ``average_precision_score``.
 
@@ -266,13 +277,10 @@ def average_precision(labels: np.ndarray, scores: np.ndarray) -> float:
     float
         NaN when nothing is labelled.
     """
-    labels = _as_bool(labels, "labels")
-    scores = _as_scores(scores, len(labels))
-    if not labels.any():
+    curve = _precision_recall(labels, scores)
+    if curve is None:
         return float("nan")
-    tp, fp = _ranked_curve(labels, scores)
-    precision = tp / (tp + fp)
-    recall = tp / tp[-1]
+    precision, recall = curve
     return float(np.sum(np.diff(recall, prepend=0.0) * precision))
 
 
@@ -324,13 +332,10 @@ def best_f1(labels: np.ndarray, scores: np.ndarray) -> float:
     float
         NaN when nothing is labelled.
     """
-    labels = _as_bool(labels, "labels")
-    scores = _as_scores(scores, len(labels))
-    if not labels.any():
+    curve = _precision_recall(labels, scores)
+    if curve is None:
         return float("nan")
-    tp, fp = _ranked_curve(labels, scores)
-    precision = tp / (tp + fp)
-    recall = tp / tp[-1]
+    precision, recall = curve
     f1 = 2 * (precision * recall) / (precision + recall + 0.00001)
     return float(max(np.max(f1), 0.0))  # the closing point (1, 0) has F1 0
 
