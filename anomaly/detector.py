@@ -428,8 +428,10 @@ class Detector:
         from anomaly.streaming import ScoringStages
 
         thresholder = self._threshold_config().thresholder(
-            # Absent in detectors saved before the level follower or its window existed.
-            self.threshold_, getattr(self, "calibration_histogram_", None), getattr(self, "level_window_", None),
+            # The histogram and window are absent in detectors saved before the level follower
+            # or its window existed.
+            threshold_=self.threshold_, calibration_counts_=getattr(self, "calibration_histogram_", None),
+            window_=getattr(self, "level_window_", None),
         )
         return ScoringStages(
             scaling=self.scaling_, predictor=self._network_predictor(), normaliser=self.residual_stats_,

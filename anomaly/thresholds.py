@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy.optimize import brentq
@@ -74,37 +75,31 @@ class ThresholdConfig:
     margin: float = 1.0
     follow: bool = True
 
-    def thresholder(
-        self, threshold: float = float("nan"), calibration_counts: np.ndarray | None = None, window: int | None = WINDOW,
-    ) -> "Thresholder":
-        """The method's thresholder: to fit, or holding a saved one's fitted state."""
+    def thresholder(self, **fitted: Any) -> "Thresholder":
+        """The method's thresholder: to fit, or holding a saved one's ``fitted`` state."""
         if self.method not in _THRESHOLDERS:
             raise ValueError(f"unknown threshold method {self.method!r}; expected one of {THRESHOLD_METHODS}")
-        return _THRESHOLDERS[self.method](self, threshold, calibration_counts, window)
+        return _THRESHOLDERS[self.method](self, **fitted)
 
 
+@dataclass(frozen=True)
 class FixedThreshold:
     """The streaming part of a thresholder that does not follow the level: the fitted cut."""
 
-    def __init__(self, threshold: float) -> None:
-        self.threshold = float(threshold)
+    threshold: float
 
     def feed(self, scores: np.ndarray) -> np.ndarray:
         """Thresholds of the next rows, shape (n,) -> (n,)."""
         return np.full(len(scores), self.threshold)
 
 
+@dataclass
 class Thresholder:
     """Fits a threshold on calibration scores (one subclass per method) and streams it.
 
-    Parameters
-    ----------
-    config : ThresholdConfig
-    threshold, calibration_counts, window
-        The fitted state of a saved thresholder (see the attributes); :meth:`fit` sets them.
-
     Attributes
     ----------
+    config : ThresholdConfig
     threshold_ : float
         The fitted threshold, the margin applied: a step is flagged when its score is above it.
     calibration_counts_ : ndarray of shape (anomaly.level.N_BINS,) or None
@@ -113,14 +108,10 @@ class Thresholder:
         The level follower's window (None: the median of everything scored).
     """
 
-    def __init__(
-        self, config: ThresholdConfig, threshold: float = float("nan"), calibration_counts: np.ndarray | None = None,
-        window: int | None = WINDOW,
-    ) -> None:
-        self.config = config
-        self.threshold_ = float(threshold)
-        self.calibration_counts_ = calibration_counts
-        self.window_ = window
+    config: ThresholdConfig
+    threshold_: float = float("nan")
+    calibration_counts_: np.ndarray | None = None
+    window_: int | None = WINDOW
 
     def fit(self, calibration_scores: np.ndarray) -> "Thresholder":
         """Fit on the scores of held-back normal data, shape (L,); NaN entries are ignored."""

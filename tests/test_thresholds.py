@@ -77,7 +77,7 @@ def test_a_thresholder_streams_the_level_follower_or_its_fitted_cut():
     np.testing.assert_array_equal(
         fitted.stream().feed(later), LevelFollower(fitted.threshold_, histogram(calibration)).feed(later)
     )
-    fixed = ThresholdConfig(margin=1.5, follow=False).thresholder(fitted.threshold_)
+    fixed = ThresholdConfig(margin=1.5, follow=False).thresholder(threshold_=fitted.threshold_)
     assert isinstance(fixed.stream(), FixedThreshold)
     assert (fixed.stream().feed(later) == fitted.threshold_).all()
 
