@@ -4,6 +4,10 @@
 per-timestep scores, flags and per-feature normalised residuals; ``save``/``load`` keep all of it
 together in one directory (a ``.keras`` network and a JSON file: no pickle), which is what the
 MLflow model ships.
+
+Scoring is a chain of stage objects (:class:`anomaly.streaming.ScoringStages`): ``fit`` fits
+them on the held-back tail, and ``score`` is the streaming scorer built from them
+(:meth:`Detector.stream`) fed the whole series, so a file scored in chunks gets the same results.
 """
 
 from __future__ import annotations
