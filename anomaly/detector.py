@@ -4,6 +4,10 @@
 per-timestep scores, flags and per-feature normalised residuals; ``save``/``load`` keep all of it
 together in one directory (a ``.keras`` network and a JSON file: no pickle), which is what the
 MLflow model ships.
+
+Scoring is a chain of stage objects (:class:`anomaly.streaming.ScoringStages`): ``fit`` fits
+them on the held-back tail, and ``score`` is the streaming scorer built from them
+(:meth:`Detector.stream`) fed the whole series, so a file scored in chunks gets the same results.
 """
 
 from __future__ import annotations
@@ -20,17 +24,16 @@ import pandas as pd
 from anomaly import __version__, params
 from anomaly.autoregression import LinearAR, fit_linear_ar
 from anomaly.errors import DataError, NotFittedError
-from anomaly.events import event_flags
-from anomaly.level import WINDOW as LEVEL_WINDOW, counts_from_dict, counts_to_dict, histogram
+from anomaly.level import counts_from_dict, counts_to_dict
 from anomaly.model import BatchCallback, EpochCallback
 from anomaly.preprocessing import Scaling, chronological_split, fit_scaling
-from anomaly.scoring import ResidualStats, aggregate, fit_residual_stats, normalise
-from anomaly.smoothing import ewma
-from anomaly.thresholds import apply_threshold, fit_threshold
+from anomaly.scoring import Aggregator, ResidualNormaliser
+from anomaly.smoothing import EwmaSmoother
+from anomaly.thresholds import ThresholdConfig, apply_threshold
 from anomaly.windowing import next_step_pairs, valid_windows
 
 if TYPE_CHECKING:
-    from anomaly.streaming import StreamPredictor, StreamScorer
+    from anomaly.streaming import NetworkPredictor, ScoredChunk, ScoringStages, StreamScorer
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +74,7 @@ class Detector:
     autoregression_ : LinearAR or None
         The linear part of the prediction (``autoregressive > 0``).
     model_ : keras.Model
-    residual_stats_ : ResidualStats
+    residual_stats_ : ResidualNormaliser
     threshold_ : float
     history_ : dict of str to list of float
     calibration_summary_ : dict of str to float
@@ -191,27 +194,24 @@ class Detector:
             usable=usable, on_epoch_end=on_epoch_end, on_batch_end=on_batch_end,
         )
 
-        # Calibrate on the held-back tail, predicted exactly as scoring predicts. The pass starts
-        # at the beginning of the series, so the tail is seen with warm state, as any step after
+        # Calibrate on the held-back tail, through the stages scoring uses. The pass starts at
+        # the beginning of the series, so the tail is seen with warm state, as any step after
         # the warm-up of a scored series is.
         residuals = self._residuals(scaled)
         calibration = residuals[cut:]
-        self.residual_stats_ = fit_residual_stats(calibration)
+        self.residual_stats_ = ResidualNormaliser.fit(calibration)
         # The score is smoothed from the start of the series, as scoring smooths it, so each
         # calibration score carries the EWMA history a scored step has (not a cold start).
-        smoothed, _ = ewma(aggregate(normalise(residuals, self.residual_stats_), self.aggregation), self.smoothing_span)
-        calibration_scores = smoothed[cut:]
+        z = self.residual_stats_.transform(residuals)
+        calibration_scores = EwmaSmoother(self.smoothing_span).feed(Aggregator(self.aggregation).transform(z))[cut:]
         self.calibration_scores_ = calibration_scores  # (K,) kept for plots; not saved
-        self.calibration_histogram_ = histogram(calibration_scores)  # where the level follower starts
-        self.level_window_: int | None = LEVEL_WINDOW  # saved: a later default must not change this model
         try:
-            self.threshold_ = fit_threshold(
-                calibration_scores, self.threshold_method, self.threshold_quantile,
-                pot_level=self.threshold_level, risk=self.threshold_risk,
-                min_decrease=self.threshold_min_decrease, margin=self.threshold_margin,
-            )
+            thresholder = self._threshold_config().thresholder().fit(calibration_scores)
         except ValueError as err:  # e.g. too few calibration scores for a tail fit
             raise DataError(f"cannot fit the {self.threshold_method!r} threshold on the held-back part: {err}") from None
+        self.threshold_ = thresholder.threshold_
+        self.calibration_histogram_ = thresholder.calibration_counts_  # where the level follower starts
+        self.level_window_: int | None = thresholder.window_
         self.calibration_summary_ = {
             "calibration_rows": float(len(calibration)),
             "calibration_score_median": float(np.nanmedian(calibration_scores)),
@@ -245,19 +245,34 @@ class Detector:
             see ``event_gap``; with the defaults, ``score > threshold``), and ``z_<feature>``:
             each feature's signed normalised residual.
         """
-        self._check_is_fitted()
+        from anomaly.streaming import ScoredChunk
+
         if not isinstance(X, pd.DataFrame):  # an array: the training columns, in order
             X = pd.DataFrame(np.asarray(X), columns=self.feature_names_in_)
-        values = self._select_features(X)
-        chunk = self.stream().feed(values)
-        flags = event_flags(chunk.flags, self.event_gap, self.event_min_length)
-        out = pd.DataFrame(index=X.index)
-        out[SCORE_COLUMN] = chunk.scores
-        out[THRESHOLD_COLUMN] = chunk.thresholds
-        out[FLAG_COLUMN] = flags
-        for j, name in enumerate(self.feature_names_in_):
-            out[Z_PREFIX + name] = chunk.z[:, j]
-        return out
+        scorer = self.stream()
+        chunk = scorer.feed(self._select_features(X))
+        return self.result_frame(ScoredChunk.concat([chunk, scorer.finish()]), X.index)
+
+    def result_frame(self, chunk: "ScoredChunk", index: pd.Index) -> pd.DataFrame:
+        """The results of scored rows as a frame: what :meth:`score` returns and ``score`` writes.
+
+        Parameters
+        ----------
+        chunk : anomaly.streaming.ScoredChunk
+            n rows, as :meth:`stream` scores them.
+        index : Index of shape (n,)
+            The rows' labels (times).
+
+        Returns
+        -------
+        DataFrame of shape (n, 3 + D)
+            ``score``, ``threshold``, ``is_anomaly`` (the final flags) and ``z_<feature>``.
+        """
+        out = pd.DataFrame(
+            {SCORE_COLUMN: chunk.scores, THRESHOLD_COLUMN: chunk.thresholds, FLAG_COLUMN: chunk.flags}, index=index,
+        )
+        z = pd.DataFrame(chunk.z, index=index, columns=[Z_PREFIX + name for name in self.feature_names_in_])
+        return pd.concat([out, z], axis=1)
 
     def decision_function(self, X: pd.DataFrame) -> np.ndarray:
         """The anomaly score of every row, higher more anomalous (PyOD's convention).
@@ -296,26 +311,47 @@ class Detector:
     def stream(self) -> "StreamScorer":
         """A scorer to feed a long series chunk by chunk (see :mod:`anomaly.streaming`).
 
-        Feeding the whole series at once gives the same scores as :meth:`score`; so does feeding
-        it in chunks of any size.
+        Feeding the whole series at once gives the same results as :meth:`score` (which does
+        just that); so does feeding it in chunks of any size.
         """
         from anomaly.streaming import StreamScorer
 
         self._check_is_fitted()
-        return StreamScorer(self)
+        return StreamScorer(self._stages())
 
-    def _predictor(self) -> "StreamPredictor":
+    def _stages(self) -> "ScoringStages":
+        """The fitted scoring stages, built from the fitted attributes and current parameters."""
+        from anomaly.streaming import ScoringStages
+
+        thresholder = self._threshold_config().thresholder(
+            # The histogram and window are absent in detectors saved before the level follower
+            # or its window existed.
+            threshold_=self.threshold_, calibration_counts_=getattr(self, "calibration_histogram_", None),
+            window_=getattr(self, "level_window_", None),
+        )
+        return ScoringStages(
+            scaling=self.scaling_, predictor=self._network_predictor(), normaliser=self.residual_stats_,
+            aggregator=Aggregator(self.aggregation), smoothing_span=self.smoothing_span, thresholder=thresholder,
+            event_gap=self.event_gap, event_min_length=self.event_min_length,
+        )
+
+    def _threshold_config(self) -> ThresholdConfig:
+        return ThresholdConfig(
+            method=self.threshold_method, quantile=self.threshold_quantile, level=self.threshold_level,
+            risk=self.threshold_risk, min_decrease=self.threshold_min_decrease, margin=self.threshold_margin,
+            follow=getattr(self, "threshold_follow", False),
+        )
+
+    def _network_predictor(self) -> "NetworkPredictor":
         from anomaly.inference import Recurrence
-        from anomaly.streaming import StreamPredictor
+        from anomaly.streaming import NetworkPredictor
 
         if getattr(self, "_recurrence_", None) is None:
             # Compiled once per fitted network; every scorer of this detector shares it.
             self._recurrence_ = Recurrence(self.model_, self.cell)
-        linear = getattr(self, "autoregression_", None)
-        return StreamPredictor(
-            self._recurrence_, block=self.block,
-            burn_in=self.window_size if self.burn_in is None else self.burn_in, warmup_steps=self.warmup_steps,
-            baseline=None if linear is None else linear.stream(),
+        return NetworkPredictor(
+            self._recurrence_, block=self.block, burn_in=self.window_size if self.burn_in is None else self.burn_in,
+            warmup_steps=self.warmup_steps, linear=getattr(self, "autoregression_", None),
         )
 
     def _residuals(self, scaled: np.ndarray) -> np.ndarray:
@@ -330,7 +366,7 @@ class Detector:
             above the threshold in every case measured and later ones were normal, so a few
             more steps are left out for margin.
         """
-        predictions, scored = self._predictor().feed(scaled)
+        predictions, scored = self._network_predictor().stream().feed(scaled)
         out = scaled - predictions
         out[~scored] = np.nan
         return out
@@ -389,7 +425,7 @@ class Detector:
             detector.scaling_ = Scaling.from_dict(state["scaling"])
             linear = state.get("autoregression")  # absent in detectors saved before it existed
             detector.autoregression_ = None if linear is None else LinearAR.from_dict(linear)
-            detector.residual_stats_ = ResidualStats.from_dict(state["residual_stats"])
+            detector.residual_stats_ = ResidualNormaliser.from_dict(state["residual_stats"])
             detector.threshold_ = float(state["threshold"])
             if "calibration_histogram" in state:
                 detector.calibration_histogram_ = counts_from_dict(state["calibration_histogram"])

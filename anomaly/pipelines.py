@@ -31,9 +31,8 @@ from anomaly.data.reading import (
     sampling_note,
 )
 from anomaly.data.writing import STDOUT, ResultsSink, write_table, write_text
-from anomaly.detector import FLAG_COLUMN, SCORE_COLUMN, Z_PREFIX, Detector
+from anomaly.detector import Detector
 from anomaly.errors import DataError, SpecError
-from anomaly.events import EventMask
 from anomaly.model import BatchCallback, EpochCallback
 from anomaly.overlap import BackgroundWriter, Prefetch
 from anomaly.results import FULL_ROWS, ResultCollector
@@ -278,16 +277,6 @@ _SORTED_NOTE = (
 )
 
 
-def result_frame(detector: Detector, frame: pd.DataFrame, chunk: ScoredChunk) -> pd.DataFrame:
-    """The per-timestep results of one chunk: ``score``, ``threshold``, ``is_anomaly``, ``z_*``."""
-    out = pd.DataFrame(
-        {SCORE_COLUMN: chunk.scores, "threshold": chunk.thresholds, FLAG_COLUMN: chunk.flags},
-        index=frame.index,
-    )
-    z = pd.DataFrame(chunk.z, index=frame.index, columns=[Z_PREFIX + n for n in detector.feature_names_in_])
-    return pd.concat([out, z], axis=1)
-
-
 def _model_run(spec: Spec, resolved: Any, kind: str, shown: str, name: str) -> Any:
     """An MLflow run that uses a logged model: in its training run's experiment, linked to it."""
     verb = {"score": "Scored", "evaluate": "Evaluated"}[kind]
@@ -350,47 +339,31 @@ def _scoring_pass(
     raise AssertionError("unreachable")
 
 
-class _Holdback:
-    """Scored rows whose flags wait for the events to be decided (see :class:`EventMask`).
+class _Waiting:
+    """Input rows (features and labels) whose flags the scorer still holds back, oldest first.
 
-    ``is_anomaly`` is True on every step of an event, bridged gaps included, and False on raw
-    crossings that form no event (shorter than ``event_min_length``). Whether a step is in an
-    event can depend on up to ``event_gap + event_min_length`` later steps, so rows are held
-    here until it is known; with the defaults (gap 0, min length 1) none are.
+    Whether a step is in an event can depend on up to ``event_gap + event_min_length`` later
+    steps, so the scorer returns rows once that is known (see :class:`anomaly.events.EventMask`);
+    with the defaults (gap 0, min length 1) every chunk comes back whole at once.
     """
 
-    def __init__(self, gap: int, min_length: int) -> None:
-        self._mask = EventMask(gap, min_length)
-        # (frame, results, labels, raw flags) of the rows not yet released, oldest first
-        self._pieces: list[tuple[pd.DataFrame, pd.DataFrame, np.ndarray | None, np.ndarray]] = []
+    def __init__(self) -> None:
+        self._frames: list[pd.DataFrame] = []
+        self._labels: list[np.ndarray | None] = []
 
-    def push(self, frame: pd.DataFrame, results: pd.DataFrame, labels: np.ndarray | None) -> list[tuple]:
-        """Take a chunk (``results`` with the raw threshold crossings as flags); return the rows
-        now decided, as (frame, results with final flags, labels, raw flags) pieces in order."""
-        raw = results[FLAG_COLUMN].to_numpy(dtype=bool)
-        self._pieces.append((frame, results, labels, raw))
-        return self._release(self._mask.feed(raw))
+    def push(self, frame: pd.DataFrame, labels: np.ndarray | None) -> None:
+        self._frames.append(frame)
+        self._labels.append(labels)
 
-    def finish(self) -> list[tuple]:
-        """The rows still held, once the series has ended."""
-        return self._release(self._mask.finish())
-
-    def _release(self, final: np.ndarray) -> list[tuple]:
-        released, used = [], 0
-        while used < len(final):
-            frame, results, labels, raw = self._pieces[0]
-            n = min(len(raw), len(final) - used)
-            if n == len(raw):
-                self._pieces.pop(0)
-            else:
-                self._pieces[0] = (frame.iloc[n:], results.iloc[n:], None if labels is None else labels[n:], raw[n:])
-                frame, results, labels, raw = frame.iloc[:n], results.iloc[:n], None if labels is None else labels[:n], raw[:n]
-            flags = final[used : used + n]
-            if not np.array_equal(flags, raw):
-                results = results.assign(**{FLAG_COLUMN: flags})
-            released.append((frame, results, labels, raw))
-            used += n
-        return released
+    def take(self, n: int) -> tuple[pd.DataFrame, np.ndarray | None]:
+        """The oldest ``n`` rows: features (n, D) and labels (n,) or None."""
+        frame = self._frames[0] if len(self._frames) == 1 else pd.concat(self._frames)
+        labels = None if self._labels[0] is None else np.concatenate(self._labels)
+        if n == len(frame):
+            self._frames, self._labels = [], []
+            return frame, labels
+        self._frames, self._labels = [frame.iloc[n:]], [None if labels is None else labels[n:]]
+        return frame.iloc[:n], None if labels is None else labels[:n]
 
 
 def _discard(results: pd.DataFrame) -> None:
@@ -414,19 +387,22 @@ def _score_chunks(
     with Prefetch(source.chunks, name="anomaly-read") as chunks, BackgroundWriter(
         sink.write if sink is not None else _discard, name="anomaly-write"
     ) as writer:
-        holdback = _Holdback(detector.event_gap, detector.event_min_length)
+        waiting = _Waiting()
 
-        def release(pieces: list[tuple]) -> None:
-            for frame, results, labels, raw in pieces:
+        def release(scored: ScoredChunk) -> None:
+            if len(scored):
+                frame, labels = waiting.take(len(scored))
+                results = detector.result_frame(scored, frame.index)
                 writer.submit(results)
-                collector.add(frame, results, labels, raw_flags=raw)
+                collector.add(frame, results, labels, raw_flags=scored.crossings)
 
         for frame, labels in chunks:
-            release(holdback.push(frame, result_frame(detector, frame, scorer.feed(frame.to_numpy(dtype=np.float64))), labels))
+            waiting.push(frame, labels)
+            release(scorer.feed(frame.to_numpy(dtype=np.float64)))
             rows += len(frame)
             if on_rows is not None:
                 on_rows(rows)
-        release(holdback.finish())
+        release(scorer.finish())
         writer.flush()
     collector.finish()
     minimum = detector.warmup_steps + 2

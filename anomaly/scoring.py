@@ -1,9 +1,10 @@
-"""From predictions to anomaly scores, events and attributions. Pure numpy.
+"""From residuals to anomaly scores, and attributions: two scoring stages. Pure numpy.
 
-A residual is ``X - X_hat`` per timestep and feature. Each feature's residuals are normalised
-by robust statistics of the calibration residuals (median and MAD), so a z of 3 means "three
-typical errors" whatever the feature's units or predictability. The per-timestep score is the
-root mean square of those z over features: higher always means more anomalous.
+A residual is ``X - X_hat`` per timestep and feature. :class:`ResidualNormaliser` divides each
+feature's residuals by robust statistics of the calibration residuals (median and MAD), so a z
+of 3 means "three typical errors" whatever the feature's units or predictability.
+:class:`Aggregator` combines the z of a timestep into its score (by default their root mean
+square): higher always means more anomalous.
 """
 
 from __future__ import annotations
@@ -24,13 +25,13 @@ MIN_SCALE = 1e-2
 
 
 @dataclass(frozen=True)
-class ResidualStats:
-    """Per-feature location and scale of calibration residuals.
+class ResidualNormaliser:
+    """Turns residuals into per-feature z, by robust statistics of the calibration residuals.
 
     Attributes
     ----------
     center : ndarray of shape (D,)
-        Median residual per feature.
+        Median calibration residual per feature.
     scale : ndarray of shape (D,)
         Robust standard deviation (1.4826 × MAD, floored at ``MIN_SCALE``) per feature.
     """
@@ -38,92 +39,57 @@ class ResidualStats:
     center: np.ndarray
     scale: np.ndarray
 
+    @classmethod
+    def fit(cls, calibration_residuals: np.ndarray) -> "ResidualNormaliser":
+        """Fit on calibration residuals of shape (L, D); rows with a NaN (unscored) are ignored."""
+        R = np.asarray(calibration_residuals, dtype=np.float64)
+        R = R[~np.isnan(R).any(axis=1)]
+        if len(R) == 0:
+            raise ValueError("no calibration residuals without NaN")
+        center = np.median(R, axis=0)
+        scale = _MAD_TO_STD * np.median(np.abs(R - center), axis=0)
+        return cls(center=center, scale=np.maximum(scale, MIN_SCALE))
+
+    def transform(self, residuals: np.ndarray) -> np.ndarray:
+        """Signed z ``(residuals - center) / scale``, shape (L, D) -> (L, D); NaN stays NaN."""
+        return (residuals - self.center) / self.scale
+
     def to_dict(self) -> dict[str, list[float]]:
         return {"center": self.center.tolist(), "scale": self.scale.tolist()}
 
     @classmethod
-    def from_dict(cls, data: dict[str, list[float]]) -> "ResidualStats":
+    def from_dict(cls, data: dict[str, list[float]]) -> "ResidualNormaliser":
         return cls(center=np.asarray(data["center"], dtype=np.float64), scale=np.asarray(data["scale"], dtype=np.float64))
-
-
-def residuals(X: np.ndarray, X_hat: np.ndarray) -> np.ndarray:
-    """Prediction errors ``X - X_hat``.
-
-    Parameters
-    ----------
-    X, X_hat : ndarray of shape (L, D)
-
-    Returns
-    -------
-    residuals : ndarray of shape (L, D)
-        NaN where ``X_hat`` is NaN (steps with no prediction).
-    """
-    return np.asarray(X, dtype=np.float64) - np.asarray(X_hat, dtype=np.float64)
-
-
-def fit_residual_stats(calibration_residuals: np.ndarray) -> ResidualStats:
-    """Robust per-feature statistics of calibration residuals.
-
-    Parameters
-    ----------
-    calibration_residuals : ndarray of shape (L, D)
-        Rows containing NaN (e.g. the first step, which has no prediction) are ignored.
-
-    Returns
-    -------
-    ResidualStats
-    """
-    R = np.asarray(calibration_residuals, dtype=np.float64)
-    R = R[~np.isnan(R).any(axis=1)]
-    if len(R) == 0:
-        raise ValueError("no calibration residuals without NaN")
-    center = np.median(R, axis=0)
-    scale = _MAD_TO_STD * np.median(np.abs(R - center), axis=0)
-    return ResidualStats(center=center, scale=np.maximum(scale, MIN_SCALE))
-
-
-def normalise(residuals: np.ndarray, stats: ResidualStats) -> np.ndarray:
-    """Per-feature z of residuals.
-
-    Parameters
-    ----------
-    residuals : ndarray of shape (L, D)
-    stats : ResidualStats
-
-    Returns
-    -------
-    z : ndarray of shape (L, D)
-        ``(residuals - stats.center) / stats.scale``; signed, NaN stays NaN.
-    """
-    return (residuals - stats.center) / stats.scale
 
 
 AGGREGATIONS = ("rms", "mean_abs", "max_abs")
 
 
-def aggregate(z: np.ndarray, method: str = "rms") -> np.ndarray:
-    """Per-timestep anomaly score from the features' normalised residuals.
+@dataclass(frozen=True)
+class Aggregator:
+    """Combines the features' z of each timestep into one score.
 
-    Parameters
+    Attributes
     ----------
-    z : ndarray of shape (L, D)
     method : {"rms", "mean_abs", "max_abs"}
-        ``"rms"``: root mean square of z over features (default; a broad error across many
-        features and a large error in one both count). ``"mean_abs"``: mean |z|, less swayed by
-        one feature. ``"max_abs"``: the largest |z|, the most sensitive to a single feature.
-
-    Returns
-    -------
-    scores : ndarray of shape (L,)
-        NaN where any feature's z is NaN.
+        ``"rms"``: root mean square of z over features (a broad error across many features and
+        a large error in one both count). ``"mean_abs"``: mean |z|, less swayed by one feature.
+        ``"max_abs"``: the largest |z|, the most sensitive to a single feature.
     """
-    if method == "rms":
-        return np.sqrt(np.mean(np.square(z), axis=1))
-    if method == "mean_abs":
-        return np.mean(np.abs(z), axis=1)
-    if method == "max_abs":
+
+    method: str = "rms"
+
+    def __post_init__(self) -> None:
+        if self.method not in AGGREGATIONS:
+            raise ValueError(f"unknown aggregation {self.method!r}; expected one of {AGGREGATIONS}")
+
+    def transform(self, z: np.ndarray) -> np.ndarray:
+        """Scores of shape (L,) from z of shape (L, D); NaN where any feature's z is NaN."""
+        if self.method == "rms":
+            return np.sqrt(np.mean(np.square(z), axis=1))
+        if self.method == "mean_abs":
+            return np.mean(np.abs(z), axis=1)
         return np.max(np.abs(z), axis=1)
-    raise ValueError(f"unknown aggregation {method!r}; expected one of {AGGREGATIONS}")
 
 
 def find_events(flags: np.ndarray) -> list[tuple[int, int]]:

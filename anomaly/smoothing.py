@@ -117,9 +117,9 @@ class EwmaSmoother:
     Examples
     --------
     >>> smoother = EwmaSmoother(span=3)
-    >>> smoother.update(np.array([1.0, 3.0])).tolist()
+    >>> smoother.feed(np.array([1.0, 3.0])).tolist()
     [1.0, 2.0]
-    >>> smoother.update(np.array([np.nan, 4.0])).tolist()
+    >>> smoother.feed(np.array([np.nan, 4.0])).tolist()
     [nan, 4.0]
     """
 
@@ -127,7 +127,7 @@ class EwmaSmoother:
         self.span = span
         self.state_ = np.nan
 
-    def update(self, scores: np.ndarray) -> np.ndarray:
+    def feed(self, scores: np.ndarray) -> np.ndarray:
         """Smooth the next chunk, shape (L,) -> (L,), and carry the state to the next call."""
         smoothed, self.state_ = ewma(scores, self.span, self.state_)
         return smoothed

@@ -1,10 +1,12 @@
-"""Thresholds fitted once on calibration scores, then applied unchanged. Pure numpy.
+"""Thresholds fitted once on calibration scores, then streamed. Pure numpy.
 
 The threshold is learned from held-back *normal* data only (never from test labels) and is
 stored with the model, so every scoring call — whatever its chunk or batch size — flags with
-the same cut.
+the same cut (raised where the scored stream's level rises, see :mod:`anomaly.level`).
+A :class:`ThresholdConfig` names the method and its settings; its :class:`Thresholder` (one
+subclass per method) fits the cut, applies the margin, and streams the per-row thresholds.
 
-Three methods, each returning one float:
+Three methods, each giving one float:
 
 ``"quantile"``
     The empirical quantile of the calibration scores.
@@ -23,11 +25,14 @@ Three methods, each returning one float:
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy.optimize import brentq
 
 from anomaly.events import true_runs
+from anomaly.level import WINDOW, LevelFollower, histogram
 
 logger = logging.getLogger(__name__)
 
@@ -38,83 +43,141 @@ THRESHOLD_METHODS = ("quantile", "pot", "dynamic")
 MIN_PEAKS = 10
 
 
-def fit_threshold(
-    calibration_scores: np.ndarray,
-    method: str = "quantile",
-    quantile: float = 0.999,
-    *,
-    pot_level: float = 0.98,
-    risk: float = 1e-4,
-    z_min: float = 2.5,
-    z_max: float = 12.0,
-    z_step: float = 0.5,
-    error_buffer: int = 100,
-    min_decrease: float = 0.13,
-    max_sequences: int = 5,
-    max_anomalous_share: float = 0.5,
-    margin: float = 1.0,
-) -> float:
-    """Fit a score threshold on calibration scores.
+@dataclass(frozen=True)
+class ThresholdConfig:
+    """How the threshold is fitted and applied: a detector's ``threshold_*`` parameters.
 
-    Parameters
+    Attributes
     ----------
-    calibration_scores : ndarray of shape (L,)
-        Scores of held-back normal data. NaN entries (unscored steps) are ignored.
     method : {"quantile", "pot", "dynamic"}
-        ``"quantile"``: the empirical ``quantile`` of the calibration scores, so about
-        ``1 - quantile`` of normal timesteps are expected above it.
-        ``"pot"``: see :func:`pot_threshold` (uses ``pot_level`` and ``risk``).
-        ``"dynamic"``: see :func:`dynamic_threshold` (uses ``z_min`` … ``max_anomalous_share``).
+        Which :class:`Thresholder` fits it.
     quantile : float in (0, 1)
-        Only for ``"quantile"``.
-    pot_level, risk : float
-        Only for ``"pot"``.
-    z_min, z_max, z_step, error_buffer, min_decrease, max_sequences, max_anomalous_share
-        Only for ``"dynamic"``.
+        ``"quantile"``: about ``1 - quantile`` of normal timesteps are expected above it.
+    level, risk : float
+        ``"pot"``: see :func:`pot_threshold`.
+    min_decrease : float in (0, 1)
+        ``"dynamic"``: telemanom's pruning ratio p, see :func:`dynamic_threshold`.
     margin : float > 0
         Widens (> 1) or narrows (< 1) the method's threshold about the median calibration
         score: ``median + margin * (threshold - median)``. Calibration data is scarce and
         cleaner than what will be scored; a margin of 2-3 keeps a 0.99 quantile's cut from
         flagging the ordinary drift that a short calibration part did not show. 1: unchanged.
-
-    Returns
-    -------
-    threshold : float
-        Apply with :func:`apply_threshold` (a step is flagged when its score is above it).
+    follow : bool
+        Scoring raises the threshold with the level of the scored stream
+        (:class:`anomaly.level.LevelFollower`); False: the fitted threshold on every row.
     """
-    scores = np.asarray(calibration_scores, dtype=np.float64).ravel()
-    scores = scores[~np.isnan(scores)]
-    if len(scores) == 0:
-        raise ValueError("no calibration scores to fit a threshold on")
-    if not margin > 0:
-        raise ValueError(f"margin must be > 0; got {margin}")
-    if method == "quantile":
-        if not 0.0 < quantile < 1.0:
-            raise ValueError(f"quantile must be in (0, 1); got {quantile}")
-        threshold = float(np.quantile(scores, quantile))
-    elif method == "pot":
-        threshold = pot_threshold(scores, level=pot_level, risk=risk)
-    elif method == "dynamic":
-        threshold = dynamic_threshold(
-            scores, z_min=z_min, z_max=z_max, z_step=z_step, error_buffer=error_buffer,
-            min_decrease=min_decrease, max_sequences=max_sequences,
-            max_anomalous_share=max_anomalous_share,
-        )
-    else:
-        raise ValueError(f"unknown threshold method {method!r}; expected one of {THRESHOLD_METHODS}")
-    if margin == 1.0:
-        return threshold
-    median = float(np.median(scores))
-    return float(median + margin * (threshold - median))
+
+    method: str = "quantile"
+    quantile: float = 0.99
+    level: float = 0.98
+    risk: float = 1e-4
+    min_decrease: float = 0.13
+    margin: float = 1.0
+    follow: bool = True
+
+    def thresholder(self, **fitted: Any) -> "Thresholder":
+        """The method's thresholder: to fit, or holding a saved one's ``fitted`` state."""
+        if self.method not in _THRESHOLDERS:
+            raise ValueError(f"unknown threshold method {self.method!r}; expected one of {THRESHOLD_METHODS}")
+        return _THRESHOLDERS[self.method](self, **fitted)
 
 
-def apply_threshold(scores: np.ndarray, threshold: float) -> np.ndarray:
+@dataclass(frozen=True)
+class FixedThreshold:
+    """The streaming part of a thresholder that does not follow the level: the fitted cut."""
+
+    threshold: float
+
+    def feed(self, scores: np.ndarray) -> np.ndarray:
+        """Thresholds of the next rows, shape (n,) -> (n,)."""
+        return np.full(len(scores), self.threshold)
+
+
+@dataclass
+class Thresholder:
+    """Fits a threshold on calibration scores (one subclass per method) and streams it.
+
+    Attributes
+    ----------
+    config : ThresholdConfig
+    threshold_ : float
+        The fitted threshold, the margin applied: a step is flagged when its score is above it.
+    calibration_counts_ : ndarray of shape (anomaly.level.N_BINS,) or None
+        :func:`anomaly.level.histogram` of the calibration scores: where the level follower starts.
+    window_ : int or None
+        The level follower's window (None: the median of everything scored).
+    """
+
+    config: ThresholdConfig
+    threshold_: float = float("nan")
+    calibration_counts_: np.ndarray | None = None
+    window_: int | None = WINDOW
+
+    def fit(self, calibration_scores: np.ndarray) -> "Thresholder":
+        """Fit on the scores of held-back normal data, shape (L,); NaN entries are ignored."""
+        scores = np.asarray(calibration_scores, dtype=np.float64).ravel()
+        scores = scores[~np.isnan(scores)]
+        if len(scores) == 0:
+            raise ValueError("no calibration scores to fit a threshold on")
+        margin = self.config.margin
+        if not margin > 0:
+            raise ValueError(f"margin must be > 0; got {margin}")
+        threshold = self._cut(scores)
+        if margin != 1.0:
+            median = float(np.median(scores))
+            threshold = float(median + margin * (threshold - median))
+        self.threshold_ = threshold
+        self.calibration_counts_ = histogram(scores)
+        self.window_ = WINDOW  # saved with the model: a later default must not change it
+        return self
+
+    def _cut(self, scores: np.ndarray) -> float:
+        """The method's threshold of NaN-free calibration scores (K,), before the margin."""
+        raise NotImplementedError
+
+    def stream(self) -> LevelFollower | FixedThreshold:
+        """The per-row thresholds of a scored stream, fed chunk by chunk."""
+        if self.config.follow:
+            return LevelFollower(self.threshold_, self.calibration_counts_, self.window_)
+        return FixedThreshold(self.threshold_)
+
+
+class QuantileThreshold(Thresholder):
+    """The empirical ``quantile`` of the calibration scores."""
+
+    def _cut(self, scores: np.ndarray) -> float:
+        if not 0.0 < self.config.quantile < 1.0:
+            raise ValueError(f"quantile must be in (0, 1); got {self.config.quantile}")
+        return float(np.quantile(scores, self.config.quantile))
+
+
+class PotThreshold(Thresholder):
+    """SPOT's peaks-over-threshold tail quantile (see :func:`pot_threshold`)."""
+
+    def _cut(self, scores: np.ndarray) -> float:
+        return pot_threshold(scores, level=self.config.level, risk=self.config.risk)
+
+
+class DynamicThreshold(Thresholder):
+    """Telemanom's nonparametric threshold with pruning (see :func:`dynamic_threshold`)."""
+
+    def _cut(self, scores: np.ndarray) -> float:
+        return dynamic_threshold(scores, min_decrease=self.config.min_decrease)
+
+
+_THRESHOLDERS: dict[str, type[Thresholder]] = {
+    "quantile": QuantileThreshold, "pot": PotThreshold, "dynamic": DynamicThreshold,
+}
+
+
+def apply_threshold(scores: np.ndarray, threshold: float | np.ndarray) -> np.ndarray:
     """Flag the timesteps whose score exceeds the threshold.
 
     Parameters
     ----------
     scores : ndarray of shape (L,)
-    threshold : float
+    threshold : float or ndarray of shape (L,)
+        One cut, or each row's (as a :class:`Thresholder`'s stream gives them).
 
     Returns
     -------

@@ -37,7 +37,7 @@ Stages and what their figures mean
    per second; the ratio is stage 1's rate over this one (target >= 30x).
 3. **End to end.** read -> score -> write of a Parquet and a CSV file of the same synthetic series
    (1M rows x 38 features and a time column; ``--rows``): :func:`anomaly.data.reading.iter_series`
-   (65,536-row chunks), ``Detector.stream().feed``, :func:`anomaly.pipelines.result_frame`,
+   (65,536-row chunks), ``Detector.stream().feed``, :meth:`anomaly.detector.Detector.result_frame`,
    :class:`anomaly.data.writing.ResultsSink` (Parquet out for Parquet in, CSV for CSV): the loop of
    ``pipelines._score_chunks`` without MLflow. The Detector is a 2x64 LSTM fitted for 1 epoch on
    a small synthetic series, saved and loaded back. Timesteps/s counts all rows (target >=
@@ -397,7 +397,6 @@ def score_file(detector: Any, source: Path, output: Path, phases: Phases | None 
     it was before reading and writing moved to background threads, for a same-run comparison.
     """
     from anomaly.overlap import BackgroundWriter, Prefetch
-    from anomaly.pipelines import result_frame
     from anomaly.data.writing import ResultsSink
     from anomaly.data.reading import iter_series
 
@@ -425,7 +424,7 @@ def score_file(detector: Any, source: Path, output: Path, phases: Phases | None 
                 with phases("feed"):
                     scored = scorer.feed(frame.to_numpy(dtype=np.float64))
                 with phases("result frame"):
-                    results = result_frame(detector, frame, scored)
+                    results = detector.result_frame(scored, frame.index)
                 with phases("write"):
                     writer.submit(results)
                 rows += len(frame)
@@ -462,7 +461,7 @@ def child_e2e(source: str, output: str, detector_dir: str) -> None:
 
     start = time.perf_counter()
     detector = Detector.load(detector_dir)
-    detector._predictor()  # build the compiled pass before measuring the memory at rest
+    detector.stream()  # build the compiled pass before measuring the memory at rest
     rss_loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     loop = time.perf_counter()
     phases = Phases()
@@ -855,9 +854,9 @@ def stage_quality(ctx: Context) -> None:
     from anomaly.detector import Detector
     from anomaly.evaluation.metrics import evaluate_scores
     from anomaly.preprocessing import chronological_split
-    from anomaly.scoring import aggregate, fit_residual_stats, normalise
-    from anomaly.smoothing import ewma
-    from anomaly.thresholds import apply_threshold, fit_threshold
+    from anomaly.scoring import Aggregator, ResidualNormaliser
+    from anomaly.smoothing import EwmaSmoother
+    from anomaly.thresholds import apply_threshold
 
     spec = demo_spec()
     params = spec.detector_params()
@@ -881,16 +880,14 @@ def stage_quality(ctx: Context) -> None:
     train_scaled = detector.scaling_.transform(train[detector.feature_names_in_].to_numpy(dtype=np.float64))
     cut = max(chronological_split(len(train_scaled), detector.validation_fraction, window + 1), window + 1)
     calibration = (train_scaled - overlapping_predictions(detector.model_, train_scaled, window))[cut:]
-    stats = fit_residual_stats(calibration)
-    calibration_scores, _ = ewma(aggregate(normalise(calibration, stats), detector.aggregation), detector.smoothing_span)
-    threshold = fit_threshold(
-        calibration_scores, detector.threshold_method, detector.threshold_quantile, pot_level=detector.threshold_level,
-        risk=detector.threshold_risk, min_decrease=detector.threshold_min_decrease,
-    )
+    stats = ResidualNormaliser.fit(calibration)
+    aggregator = Aggregator(detector.aggregation)
+    calibration_scores = EwmaSmoother(detector.smoothing_span).feed(aggregator.transform(stats.transform(calibration)))
+    threshold = detector._threshold_config().thresholder().fit(calibration_scores).threshold_
     test_scaled = detector.scaling_.transform(test.frame[detector.feature_names_in_].to_numpy(dtype=np.float64))
-    z = normalise(test_scaled - overlapping_predictions(detector.model_, test_scaled, window), stats)
+    z = stats.transform(test_scaled - overlapping_predictions(detector.model_, test_scaled, window))
     z[: detector.warmup_steps + 1] = np.nan  # the rows one pass leaves unscored
-    over_scores, _ = ewma(aggregate(z, detector.aggregation), detector.smoothing_span)
+    over_scores = EwmaSmoother(detector.smoothing_span).feed(aggregator.transform(z))
     over_flags = apply_threshold(over_scores, threshold)
 
     columns = ["point_precision", "point_recall", "point_f1", "average_precision", "event_recall", "flag_rate"]

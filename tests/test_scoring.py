@@ -1,11 +1,13 @@
 import numpy as np
 
-from anomaly.scoring import MIN_SCALE, aggregate, feature_shares, find_events, fit_residual_stats, normalise, residuals
+import pytest
+
+from anomaly.scoring import MIN_SCALE, Aggregator, ResidualNormaliser, feature_shares, find_events
 
 
 def test_residual_stats_are_median_and_scaled_mad():
     R = np.array([[1.0, 0.0], [2.0, 0.0], [3.0, 0.0], [4.0, 0.0], [100.0, 0.0], [np.nan, 5.0]])
-    stats = fit_residual_stats(R)  # the NaN row is ignored
+    stats = ResidualNormaliser.fit(R)  # the NaN row is ignored
     np.testing.assert_allclose(stats.center, [3.0, 0.0])
     np.testing.assert_allclose(stats.scale, [1.4826 * 1.0, MIN_SCALE])  # |R-3| = 2,1,0,1,97 -> MAD 1
 
@@ -15,9 +17,10 @@ def test_score_is_rms_of_normalised_residuals_and_ranks_a_planted_spike_first():
     X = rng.normal(size=(500, 4))
     X_hat = X + 0.1 * rng.normal(size=X.shape)
     X[321, 2] += 2.0  # 20 typical errors on one feature
-    stats = fit_residual_stats(residuals(X[:200], X_hat[:200]))
-    z = normalise(residuals(X, X_hat), stats)
-    scores = aggregate(z)
+    stats = ResidualNormaliser.fit(X[:200] - X_hat[:200])
+    z = stats.transform(X - X_hat)
+    np.testing.assert_array_equal(ResidualNormaliser.from_dict(stats.to_dict()).transform(X - X_hat), z)
+    scores = Aggregator().transform(z)
     assert scores.shape == (500,)
     assert int(np.argmax(scores)) == 321
     np.testing.assert_allclose(scores[5], np.sqrt(np.mean(z[5] ** 2)))
@@ -25,8 +28,15 @@ def test_score_is_rms_of_normalised_residuals_and_ranks_a_planted_spike_first():
 
 def test_nan_prediction_gives_nan_score():
     z = np.array([[np.nan, np.nan], [1.0, 3.0]])
-    scores = aggregate(z)
+    scores = Aggregator().transform(z)
     assert np.isnan(scores[0]) and scores[1] == np.sqrt(5.0)
+
+
+def test_aggregations_by_hand_and_an_unknown_one_is_refused():
+    z = np.array([[1.0, -3.0]])
+    assert Aggregator("mean_abs").transform(z)[0] == 2.0 and Aggregator("max_abs").transform(z)[0] == 3.0
+    with pytest.raises(ValueError, match="unknown aggregation"):
+        Aggregator("median")
 
 
 def test_find_events_returns_inclusive_runs_including_the_edges():

@@ -75,7 +75,7 @@ def test_chunked_equals_whole(chunk, span):
     x[1_000:1_100] = np.nan
     whole, whole_state = ewma(x, span)
     smoother = EwmaSmoother(span)
-    chunked = np.concatenate([smoother.update(x[i : i + chunk]) for i in range(0, len(x), chunk)])
+    chunked = np.concatenate([smoother.feed(x[i : i + chunk]) for i in range(0, len(x), chunk)])
     np.testing.assert_allclose(chunked, whole, rtol=1e-12, atol=1e-12)
     assert np.array_equal(np.isnan(chunked), np.isnan(x))
     assert smoother.state_ == pytest.approx(whole_state, rel=1e-12)

@@ -98,3 +98,36 @@ def test_blocks_rebuild_state_from_the_burn_in():
     again, _ = StreamPredictor(recurrence, block=10, burn_in=3, warmup_steps=0).feed(changed)
     np.testing.assert_allclose(again[21:31], predictions[21:31], atol=1e-6)
     assert not np.allclose(again[18:21], predictions[18:21])
+
+
+@pytest.mark.parametrize("chunk", [1, 4, 1000])
+def test_rows_wait_for_their_event_and_match_the_whole_series(detector, chunk):
+    """With event_gap / event_min_length the scorer returns a row once its flag is decided;
+    fed in chunks and finished, it gives what score() gives, with flags covering the events."""
+    import copy
+
+    from anomaly.events import event_flags
+
+    values = _series_with_gap()
+    eventful = copy.copy(detector)
+    eventful.event_gap, eventful.event_min_length = 2, 3
+    eventful.threshold_ = float(np.nanquantile(detector.stream().feed(values).scores, 0.7))  # many crossings
+    scorer = eventful.stream()
+    parts = [scorer.feed(values[i : i + chunk]) for i in range(0, len(values), chunk)] + [scorer.finish()]
+    assert all(len(p) <= len(values[: chunk]) + 2 + 3 for p in parts) and sum(map(len, parts)) == len(values)
+    assert [p.start for p in parts] == np.cumsum([0] + [len(p) for p in parts[:-1]]).tolist()
+    crossings = np.concatenate([p.crossings for p in parts])
+    flags = np.concatenate([p.flags for p in parts])
+    expected = event_flags(crossings, gap=2, min_length=3)
+    assert not np.array_equal(expected, crossings)  # gaps bridged or short runs dropped
+    np.testing.assert_array_equal(flags, expected)
+    whole = eventful.score(_frame(values))
+    np.testing.assert_array_equal(whole["is_anomaly"].to_numpy(), flags)
+    np.testing.assert_allclose(whole["score"].to_numpy(), np.concatenate([p.scores for p in parts]), atol=1e-5,
+                               equal_nan=True)
+
+
+def _frame(values):
+    import pandas as pd
+
+    return pd.DataFrame(values, columns=[f"f{j}" for j in range(values.shape[1])])

@@ -4,15 +4,22 @@ from scipy import stats
 
 from anomaly.thresholds import (
     THRESHOLD_METHODS,
+    FixedThreshold,
+    ThresholdConfig,
     _gpd_tail_quantile,
     _n_kept_after_pruning,
     apply_threshold,
     dynamic_threshold,
     fit_gpd_grimshaw,
-    fit_threshold,
     gpd_log_likelihood,
     pot_threshold,
 )
+from anomaly.level import LevelFollower, histogram
+
+
+def fit_threshold(scores, method="quantile", quantile=0.99, **settings):
+    """The threshold a detector with these ``threshold_*`` settings fits on ``scores``."""
+    return ThresholdConfig(method, quantile, **settings).thresholder().fit(scores).threshold_
 
 
 def test_quantile_threshold_matches_hand_computed_value():
@@ -44,15 +51,35 @@ def test_every_method_is_listed_and_returns_a_float():
 
 @pytest.mark.parametrize("kwargs", [
     dict(quantile=1.0), dict(quantile=0.0), dict(method="nope"),
-    dict(method="pot", pot_level=1.0), dict(method="pot", risk=0.0),
-    dict(method="pot", pot_level=0.98, risk=0.05),  # risk must be below 1 - pot_level
-    dict(method="dynamic", error_buffer=0), dict(method="dynamic", z_step=0.0),
-    dict(method="dynamic", z_min=12.0, z_max=2.5), dict(method="dynamic", min_decrease=1.5),
-    dict(method="dynamic", max_sequences=0), dict(method="dynamic", max_anomalous_share=0.0),
+    dict(method="pot", level=1.0), dict(method="pot", risk=0.0),
+    dict(method="pot", level=0.98, risk=0.05),  # risk must be below 1 - level
+    dict(method="dynamic", min_decrease=1.5),
 ])
 def test_invalid_threshold_settings_are_refused(kwargs):
     with pytest.raises(ValueError):
         fit_threshold(np.random.default_rng(0).exponential(size=1000), **kwargs)
+
+
+@pytest.mark.parametrize("kwargs", [
+    dict(error_buffer=0), dict(z_step=0.0), dict(z_min=12.0, z_max=2.5), dict(max_sequences=0),
+    dict(max_anomalous_share=0.0),
+])
+def test_invalid_dynamic_settings_are_refused(kwargs):
+    with pytest.raises(ValueError):
+        dynamic_threshold(np.random.default_rng(0).exponential(size=1000), **kwargs)
+
+
+def test_a_thresholder_streams_the_level_follower_or_its_fitted_cut():
+    calibration = np.random.default_rng(1).exponential(size=2_000)
+    fitted = ThresholdConfig(margin=1.5).thresholder().fit(calibration)
+    np.testing.assert_array_equal(fitted.calibration_counts_, histogram(calibration))
+    later = np.random.default_rng(2).exponential(size=3_000) + 1.0
+    np.testing.assert_array_equal(
+        fitted.stream().feed(later), LevelFollower(fitted.threshold_, histogram(calibration)).feed(later)
+    )
+    fixed = ThresholdConfig(margin=1.5, follow=False).thresholder(threshold_=fitted.threshold_)
+    assert isinstance(fixed.stream(), FixedThreshold)
+    assert (fixed.stream().feed(later) == fitted.threshold_).all()
 
 
 def test_all_nan_calibration_is_refused():
@@ -118,7 +145,7 @@ def test_pot_threshold_on_exponential_scores_is_the_exponential_quantile():
 
 def test_pot_threshold_is_exceeded_at_about_the_risk():
     rng = np.random.default_rng(3)
-    threshold = fit_threshold(rng.exponential(size=100_000), "pot", pot_level=0.98, risk=1e-3)
+    threshold = fit_threshold(rng.exponential(size=100_000), "pot", level=0.98, risk=1e-3)
     rate = apply_threshold(rng.exponential(size=1_000_000), threshold).mean()
     assert 0.7e-3 < rate < 1.4e-3
 
@@ -152,7 +179,6 @@ def test_dynamic_threshold_single_spike_by_hand():
     # largest other score is 1: decrease 0.9 >= 0.13, nothing pruned -> threshold = eps.
     expected = 1.45 + 4.0 * np.sqrt(3.8475)  # 9.29602
     assert dynamic_threshold(scores, error_buffer=1) == pytest.approx(expected)
-    assert fit_threshold(scores, "dynamic", error_buffer=1) == pytest.approx(expected)
 
 
 def test_dynamic_threshold_prunes_a_weak_sequence_by_hand():
