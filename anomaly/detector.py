@@ -5,7 +5,7 @@ per-timestep scores, flags and per-feature normalised residuals; ``save``/``load
 together in one directory (a ``.keras`` network and a JSON file: no pickle), which is what the
 MLflow model ships.
 
-Scoring is a chain of stage objects (:class:`anomaly.streaming.ScoringStages`): ``fit`` fits
+Scoring is a chain of stage objects (:class:`anomaly.detection.scorer.ScoringStages`): ``fit`` fits
 them on the held-back tail, and ``score`` is the streaming scorer built from them
 (:meth:`Detector.stream`) fed the whole series, so a file scored in chunks gets the same results.
 """
@@ -22,18 +22,19 @@ import numpy as np
 import pandas as pd
 
 from anomaly import __version__, params
-from anomaly.autoregression import LinearAR, fit_linear_ar
+from anomaly.detection.autoregression import LinearAR, fit_linear_ar
 from anomaly.errors import DataError, NotFittedError
-from anomaly.level import counts_from_dict, counts_to_dict
-from anomaly.model import BatchCallback, EpochCallback
-from anomaly.preprocessing import Scaling, chronological_split, fit_scaling
-from anomaly.scoring import Aggregator, ResidualNormaliser
-from anomaly.smoothing import EwmaSmoother
-from anomaly.thresholds import ThresholdConfig, apply_threshold
-from anomaly.windowing import next_step_pairs, valid_windows
+from anomaly.detection.level import counts_from_dict, counts_to_dict
+from anomaly.nn.model import BatchCallback, EpochCallback
+from anomaly.detection.preprocessing import Scaling, chronological_split, fit_scaling
+from anomaly.detection.scoring import Aggregator, ResidualNormaliser
+from anomaly.detection.smoothing import EwmaSmoother
+from anomaly.detection.thresholds import ThresholdConfig, apply_threshold
+from anomaly.detection.windowing import next_step_pairs, valid_windows
 
 if TYPE_CHECKING:
-    from anomaly.streaming import NetworkPredictor, ScoredChunk, ScoringStages, StreamScorer
+    from anomaly.nn.predictor import NetworkPredictor
+    from anomaly.detection.scorer import ScoredChunk, ScoringStages, StreamScorer
 
 logger = logging.getLogger(__name__)
 
@@ -61,10 +62,10 @@ class Detector:
     {parameters}
     Each is a field of a pipeline spec (:mod:`anomaly.params`, the one declaration of its type,
     range and default), named as its CLI option without dashes; the spec's ``training.seed`` is
-    ``random_state`` here. ``autoregressive`` (:mod:`anomaly.autoregression`) and ``residual``
-    (:func:`anomaly.model.build_model`) are two ways of predicting the level, so not combined.
+    ``random_state`` here. ``autoregressive`` (:mod:`anomaly.detection.autoregression`) and ``residual``
+    (:func:`anomaly.nn.model.build_model`) are two ways of predicting the level, so not combined.
     ``is_anomaly`` follows the events that ``event_gap`` and ``event_min_length`` group (see
-    :class:`anomaly.events.EventMask`); with the defaults it is ``score > threshold``.
+    :class:`anomaly.detection.events.EventMask`); with the defaults it is ``score > threshold``.
 
     Attributes
     ----------
@@ -80,7 +81,7 @@ class Detector:
     calibration_summary_ : dict of str to float
     calibration_scores_ : ndarray of shape (K,)
         Scores of the held-back calibration part (only after ``fit``; not saved).
-    calibration_histogram_ : ndarray of shape (anomaly.level.N_BINS,)
+    calibration_histogram_ : ndarray of shape (anomaly.detection.level.N_BINS,)
         Histogram of the calibration scores, where the level follower starts.
     level_window_ : int or None
         The level follower's window (None in detectors saved before it had one: the median
@@ -130,7 +131,7 @@ class Detector:
         -------
         self
         """
-        from anomaly import model as network  # TensorFlow: only when fitting or scoring
+        from anomaly.nn import model as network  # TensorFlow: only when fitting or scoring
 
         params.check_detector(self.get_params())
         values = np.asarray(X, dtype=np.float64)
@@ -245,7 +246,7 @@ class Detector:
             see ``event_gap``; with the defaults, ``score > threshold``), and ``z_<feature>``:
             each feature's signed normalised residual.
         """
-        from anomaly.streaming import ScoredChunk
+        from anomaly.detection.scorer import ScoredChunk
 
         if not isinstance(X, pd.DataFrame):  # an array: the training columns, in order
             X = pd.DataFrame(np.asarray(X), columns=self.feature_names_in_)
@@ -258,7 +259,7 @@ class Detector:
 
         Parameters
         ----------
-        chunk : anomaly.streaming.ScoredChunk
+        chunk : anomaly.detection.scorer.ScoredChunk
             n rows, as :meth:`stream` scores them.
         index : Index of shape (n,)
             The rows' labels (times).
@@ -309,19 +310,19 @@ class Detector:
         return X[self.feature_names_in_].to_numpy(dtype=np.float64)
 
     def stream(self) -> "StreamScorer":
-        """A scorer to feed a long series chunk by chunk (see :mod:`anomaly.streaming`).
+        """A scorer to feed a long series chunk by chunk (see :mod:`anomaly.detection.scorer`).
 
         Feeding the whole series at once gives the same results as :meth:`score` (which does
         just that); so does feeding it in chunks of any size.
         """
-        from anomaly.streaming import StreamScorer
+        from anomaly.detection.scorer import StreamScorer
 
         self._check_is_fitted()
         return StreamScorer(self._stages())
 
     def _stages(self) -> "ScoringStages":
         """The fitted scoring stages, built from the fitted attributes and current parameters."""
-        from anomaly.streaming import ScoringStages
+        from anomaly.detection.scorer import ScoringStages
 
         thresholder = self._threshold_config().thresholder(
             # The histogram and window are absent in detectors saved before the level follower
@@ -343,8 +344,8 @@ class Detector:
         )
 
     def _network_predictor(self) -> "NetworkPredictor":
-        from anomaly.inference import Recurrence
-        from anomaly.streaming import NetworkPredictor
+        from anomaly.nn.inference import Recurrence
+        from anomaly.nn.predictor import NetworkPredictor
 
         if getattr(self, "_recurrence_", None) is None:
             # Compiled once per fitted network; every scorer of this detector shares it.
@@ -380,7 +381,7 @@ class Detector:
         Path
             The directory.
         """
-        from anomaly import model as network
+        from anomaly.nn import model as network
 
         self._check_is_fitted()
         directory = Path(path)
@@ -412,7 +413,7 @@ class Detector:
         DataError
             When the directory does not hold a readable detector.
         """
-        from anomaly import model as network
+        from anomaly.nn import model as network
 
         directory = Path(path)
         try:

@@ -23,8 +23,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Optional
 
-# The algorithms' own lists (anomaly.model.CELLS, anomaly.thresholds.THRESHOLD_METHODS,
-# anomaly.scoring.AGGREGATIONS, anomaly.autoregression.MAX_LAGS) are repeated here because those
+# The algorithms' own lists (anomaly.nn.model.CELLS, anomaly.detection.thresholds.THRESHOLD_METHODS,
+# anomaly.detection.scoring.AGGREGATIONS, anomaly.detection.autoregression.MAX_LAGS) are repeated here because those
 # modules import numpy, which --help must not wait for; tests/test_params.py keeps them equal.
 MAX_LAGS = 64
 

@@ -33,11 +33,11 @@ from anomaly.data.reading import (
 from anomaly.data.writing import STDOUT, ResultsSink, write_table, write_text
 from anomaly.detector import Detector
 from anomaly.errors import DataError, SpecError
-from anomaly.model import BatchCallback, EpochCallback
+from anomaly.nn.model import BatchCallback, EpochCallback
 from anomaly.overlap import BackgroundWriter, Prefetch
 from anomaly.results import FULL_ROWS, ResultCollector
 from anomaly.spec import Spec, dump_spec
-from anomaly.streaming import ScoredChunk
+from anomaly.detection.scorer import ScoredChunk
 
 logger = logging.getLogger(__name__)
 
@@ -343,7 +343,7 @@ class _Waiting:
     """Input rows (features and labels) whose flags the scorer still holds back, oldest first.
 
     Whether a step is in an event can depend on up to ``event_gap + event_min_length`` later
-    steps, so the scorer returns rows once that is known (see :class:`anomaly.events.EventMask`);
+    steps, so the scorer returns rows once that is known (see :class:`anomaly.detection.events.EventMask`);
     with the defaults (gap 0, min length 1) every chunk comes back whole at once.
     """
 

@@ -6,7 +6,7 @@ bounded however long the series is:
 
 * the time index, scores, flags and labels, at 8 + 8 + 1 + 1 bytes per row (the summary and the
   figures need them at full resolution: 180 MB for 10 million rows);
-* the events, grouped as they close (:class:`anomaly.events.EventGrouper`);
+* the events, grouped as they close (:class:`anomaly.detection.events.EventGrouper`);
 * the features and normalised residuals of at most :data:`FULL_ROWS` rows for the figures; a
   longer series is thinned for drawing (every k-th row, k a power of two), and the close-ups of
   single events, which need full resolution, are then left out.
@@ -19,7 +19,7 @@ import logging
 import numpy as np
 import pandas as pd
 
-from anomaly.events import Event, EventGrouper
+from anomaly.detection.events import Event, EventGrouper
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ class ResultCollector:
     feature_names : list of str
         The D features, in the order of the residual columns.
     event_gap, event_min_length : int
-        See :class:`anomaly.events.EventGrouper`.
+        See :class:`anomaly.detection.events.EventGrouper`.
     """
 
     def __init__(self, feature_names: list[str], *, event_gap: int = 0, event_min_length: int = 1) -> None:

@@ -82,7 +82,7 @@ import pandas as pd  # noqa: E402
 REPO = Path(__file__).resolve().parent.parent
 
 from anomaly.evaluation import metrics  # noqa: E402  (pure numpy: light)
-from anomaly.scoring import find_events  # noqa: E402
+from anomaly.detection.scoring import find_events  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 DEFAULT_DATASETS = REPO.parent / "shared" / "datasets"

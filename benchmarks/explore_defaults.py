@@ -279,16 +279,16 @@ def evaluate_setting(series: list[dict[str, Any]], norm: str, cap: float, agg: s
             running = pd.Series(np.concatenate([c, sc])).expanding().median().to_numpy()[len(c) - 1 : -1]
             t = t * np.maximum(1.0, running / med)
         elif rule == "product":  # the product's follower as it ships (histogram, window WINDOW), fed as the harness feeds it
-            from anomaly.level import LevelFollower, histogram
+            from anomaly.detection.level import LevelFollower, histogram
 
             start = te if item.get("separate", False) else 0
             t = LevelFollower(float(t), histogram(c)).feed(score[start:])[te - start :]
-        elif rule == "follow":  # the rule before the window: median of everything (anomaly.level, window=None)
-            from anomaly.level import LevelFollower, histogram
+        elif rule == "follow":  # the rule before the window: median of everything (anomaly.detection.level, window=None)
+            from anomaly.detection.level import LevelFollower, histogram
 
             t = LevelFollower(float(t), histogram(c), window=None).feed(sc)
         elif rule == "followall":  # as the harness scores: the follower sees the whole scored pass
-            from anomaly.level import LevelFollower, histogram
+            from anomaly.detection.level import LevelFollower, histogram
 
             start = te if item.get("separate", False) else 0
             t = LevelFollower(float(t), histogram(c), window=None).feed(score[start:])[te - start :]
@@ -339,14 +339,14 @@ def evaluate_setting(series: list[dict[str, Any]], norm: str, cap: float, agg: s
             raise ValueError(rule)
         flags = np.nan_to_num(sc, nan=-np.inf) > t
         if gap or minlen > 1:  # the product's event grouping (event_gap, event_min_length)
-            from anomaly.events import event_flags
+            from anomaly.detection.events import event_flags
 
             flags = event_flags(flags, gap, minlen)
         tot["tp"] += int((y & flags).sum())
         tot["fp"] += int((~y & flags).sum())
         tot["fn"] += int((y & ~flags).sum())
         if y.any():
-            from anomaly.scoring import find_events
+            from anomaly.detection.scoring import find_events
 
             evs = find_events(y)
             ev_total += len(evs)

@@ -48,8 +48,8 @@ def main() -> None:
     parser.add_argument("--length", type=int, default=576)
     args = parser.parse_args()
 
-    from anomaly.inference import Recurrence
-    from anomaly.model import build_model
+    from anomaly.nn.inference import Recurrence
+    from anomaly.nn.model import build_model
 
     recurrence = Recurrence(build_model(38, cell="lstm", units=(64, 64)))
     cores = len(os.sched_getaffinity(0))

@@ -20,7 +20,7 @@ million timesteps (user + system time of this process), which moves less with th
 
 Stages and what their figures mean
 ----------------------------------
-1. **Forward pass.** Timesteps per second of :class:`anomaly.streaming.StreamPredictor` (the
+1. **Forward pass.** Timesteps per second of :class:`anomaly.nn.predictor.StreamPredictor` (the
    compiled one-pass forward with carried state, blocks of 512 steps run side by side with a
    64-step burn-in, the Detector's defaults) over a long in-memory series (2M rows; 200k with
    ``--quick``) fed in chunks of 65,536 rows, for a 2x64 LSTM on D = 38 features with random
@@ -283,7 +283,7 @@ class Phases:
 
 
 class TimedRecurrence:
-    """Stands in for an :class:`anomaly.inference.Recurrence`, adding its call time to a phase."""
+    """Stands in for an :class:`anomaly.nn.inference.Recurrence`, adding its call time to a phase."""
 
     def __init__(self, inner: Any, phases: Phases, name: str = "forward") -> None:
         self._inner, self._phases, self._name = inner, phases, name
@@ -484,7 +484,7 @@ def overlapping_predictions(model: Any, scaled: np.ndarray, window: int, batch_s
     Window n holds rows n .. n + T - 1 and its output k predicts row n + k + 1; row 0 has no
     prediction (NaN). Needs a gap-free series.
     """
-    from anomaly.windowing import make_windows, windows_to_timesteps
+    from anomaly.detection.windowing import make_windows, windows_to_timesteps
 
     scaled = np.asarray(scaled, dtype=np.float32)
     if np.isnan(scaled).any():
@@ -519,8 +519,8 @@ class Context:
 
 
 def stage_forward(ctx: Context, model: Any) -> None:
-    from anomaly.inference import Recurrence
-    from anomaly.streaming import StreamPredictor
+    from anomaly.nn.inference import Recurrence
+    from anomaly.nn.predictor import StreamPredictor
 
     rows = 200_000 if ctx.quick else 2_000_000
     reps = 3 if ctx.quick else 2
@@ -566,7 +566,7 @@ def stage_forward(ctx: Context, model: Any) -> None:
 
 
 def stage_overlapping(ctx: Context, model: Any) -> None:
-    from anomaly.windowing import make_windows
+    from anomaly.detection.windowing import make_windows
 
     steps = 10_000 if ctx.quick else 20_000
     batches = (1024,) if ctx.quick else (256, 1024)
@@ -794,8 +794,8 @@ def read_demo(spec: Any, path: Path, label_col: str | None = None, columns: list
 
 def stage_training(ctx: Context) -> None:
     from anomaly.detector import Detector
-    from anomaly.preprocessing import chronological_split
-    from anomaly.windowing import n_windows
+    from anomaly.detection.preprocessing import chronological_split
+    from anomaly.detection.windowing import n_windows
 
     spec = demo_spec()
     epochs = 2
@@ -853,10 +853,10 @@ def stage_startup(ctx: Context) -> None:
 def stage_quality(ctx: Context) -> None:
     from anomaly.detector import Detector
     from anomaly.evaluation.metrics import evaluate_scores
-    from anomaly.preprocessing import chronological_split
-    from anomaly.scoring import Aggregator, ResidualNormaliser
-    from anomaly.smoothing import EwmaSmoother
-    from anomaly.thresholds import apply_threshold
+    from anomaly.detection.preprocessing import chronological_split
+    from anomaly.detection.scoring import Aggregator, ResidualNormaliser
+    from anomaly.detection.smoothing import EwmaSmoother
+    from anomaly.detection.thresholds import apply_threshold
 
     spec = demo_spec()
     params = spec.detector_params()
@@ -940,7 +940,7 @@ def main(argv: list[str] | None = None) -> int:
     if not ANOMALY_CLI.exists():
         parser.error(f"the `anomaly` command is not installed beside {sys.executable}")
 
-    from anomaly.model import build_model
+    from anomaly.nn.model import build_model
 
     started = time.perf_counter()
     report = Report(output=args.output, header=machine_header(args.quick, argv))

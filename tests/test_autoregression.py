@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from anomaly.autoregression import LinearAR, fit_linear_ar, lagged
+from anomaly.detection.autoregression import LinearAR, fit_linear_ar, lagged
 
 NAN = np.nan
 

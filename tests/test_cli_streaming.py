@@ -181,7 +181,7 @@ def test_evaluate_without_labels_is_a_usage_error(store):
 def test_flags_follow_the_events_whatever_the_chunk_size(store):
     """With --event-gap / --event-min-length, is_anomaly covers exactly the reported events,
     identically for chunks of 1 row (rows wait for their event) and for one chunk."""
-    from anomaly.events import event_flags
+    from anomaly.detection.events import event_flags
 
     directory, _ = store
     result = invoke(

@@ -278,7 +278,7 @@ def test_a_detector_saved_before_the_level_follower_scores_with_its_fixed_thresh
 def test_the_level_window_is_saved_and_a_detector_saved_without_one_keeps_the_median_of_everything(fitted, tmp_path):
     import json
 
-    from anomaly.level import WINDOW, LevelFollower
+    from anomaly.detection.level import WINDOW, LevelFollower
 
     _, detector = fitted
     assert detector.level_window_ == WINDOW

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from anomaly.events import Event, EventGrouper, EventMask, event_flags, event_ranges, group_events
+from anomaly.detection.events import Event, EventGrouper, EventMask, event_flags, event_ranges, group_events
 
 # Hand-checked series: flags at 1, 2, 4, 9 and 10 (positions 0..11).
 FLAGS = np.array([0, 1, 1, 0, 1, 0, 0, 0, 0, 1, 1, 0], dtype=bool)

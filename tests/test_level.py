@@ -1,10 +1,10 @@
-"""The level-following threshold (anomaly.level): histogram median, chunk invariance, the rule."""
+"""The level-following threshold (anomaly.detection.level): histogram median, chunk invariance, the rule."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from anomaly.level import (
+from anomaly.detection.level import (
     N_BINS,
     UPDATE_EVERY,
     WINDOW,

@@ -3,12 +3,12 @@
 import numpy as np
 import pytest
 
-from anomaly.model import build_model, predict_sequence
+from anomaly.nn.model import build_model, predict_sequence
 
 
 @pytest.fixture(scope="module")
 def keras():
-    from anomaly.model import _keras
+    from anomaly.nn.model import _keras
 
     return _keras()
 
@@ -72,7 +72,7 @@ def test_predict_sequence_aligns_prediction_t_with_step_t(keras):
 
 def test_loading_refuses_a_network_that_carries_code(keras, tmp_path):
     """safe_mode=True: a .keras file with a Lambda layer (arbitrary Python) is not executed."""
-    from anomaly.model import load_model
+    from anomaly.nn.model import load_model
 
     inputs = keras.Input(shape=(None, 2))
     outputs = keras.layers.Lambda(lambda x: x * 2)(inputs)

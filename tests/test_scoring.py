@@ -2,7 +2,7 @@ import numpy as np
 
 import pytest
 
-from anomaly.scoring import MIN_SCALE, Aggregator, ResidualNormaliser, feature_shares, find_events
+from anomaly.detection.scoring import MIN_SCALE, Aggregator, ResidualNormaliser, feature_shares, find_events
 
 
 def test_residual_stats_are_median_and_scaled_mad():

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from anomaly.smoothing import EwmaSmoother, ewma, span_to_alpha
+from anomaly.detection.smoothing import EwmaSmoother, ewma, span_to_alpha
 
 
 def _loop_ewma(x: np.ndarray, alpha: float) -> np.ndarray:

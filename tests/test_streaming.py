@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from anomaly.detector import Detector
-from anomaly.inference import Recurrence
-from anomaly.model import build_model
-from anomaly.streaming import StreamPredictor
+from anomaly.nn.inference import Recurrence
+from anomaly.nn.model import build_model
+from anomaly.nn.predictor import StreamPredictor
 from tests.conftest import make_series, plant_spike
 
 TINY = dict(window_size=8, stride=2, units=(8, 6), epochs=2, batch_size=16, learning_rate=0.01, patience=1,
@@ -106,7 +106,7 @@ def test_rows_wait_for_their_event_and_match_the_whole_series(detector, chunk):
     fed in chunks and finished, it gives what score() gives, with flags covering the events."""
     import copy
 
-    from anomaly.events import event_flags
+    from anomaly.detection.events import event_flags
 
     values = _series_with_gap()
     eventful = copy.copy(detector)

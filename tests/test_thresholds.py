@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from anomaly.thresholds import (
+from anomaly.detection.thresholds import (
     THRESHOLD_METHODS,
     FixedThreshold,
     ThresholdConfig,
@@ -14,7 +14,7 @@ from anomaly.thresholds import (
     gpd_log_likelihood,
     pot_threshold,
 )
-from anomaly.level import LevelFollower, histogram
+from anomaly.detection.level import LevelFollower, histogram
 
 
 def fit_threshold(scores, method="quantile", quantile=0.99, **settings):

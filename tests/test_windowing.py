@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from anomaly.windowing import make_windows, n_windows, next_step_pairs, windows_to_timesteps
+from anomaly.detection.windowing import make_windows, n_windows, next_step_pairs, windows_to_timesteps
 
 
 def test_windows_are_views_with_the_documented_layout():
@@ -67,7 +67,7 @@ def test_windows_to_timesteps_mean_and_max_count_each_covering_window():
 
 
 def test_valid_windows_exclude_every_window_touching_a_bad_row():
-    from anomaly.windowing import valid_windows
+    from anomaly.detection.windowing import valid_windows
 
     bad = np.zeros(10, dtype=bool)
     bad[4] = True

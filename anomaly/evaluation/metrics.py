@@ -22,8 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from anomaly.events import event_ranges, true_runs
-from anomaly.scoring import find_events
+from anomaly.detection.events import event_ranges, true_runs
+from anomaly.detection.scoring import find_events
 
 
 @dataclass(frozen=True)
@@ -165,7 +165,7 @@ def event_precision(labels: np.ndarray, flags: np.ndarray, *, gap: int = 0) -> f
     """Share of predicted events that overlap a labelled event.
 
     Predicted events are the runs of flags, with runs at most ``gap`` unflagged steps apart
-    merged (as :func:`anomaly.events.group_events` does), so one anomaly flagged with a
+    merged (as :func:`anomaly.detection.events.group_events` does), so one anomaly flagged with a
     flicker counts once, not as several true events.
 
     Parameters

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from anomaly.scoring import feature_shares, find_events
+from anomaly.detection.scoring import feature_shares, find_events
 
 # Points per line beyond which a series is thinned for drawing.
 _MAX_POINTS = 5000
@@ -131,7 +131,7 @@ def scoring_figure(
         ax.set_ylabel(name, rotation=0, ha="right", va="center")
     score_ax = axes[-1]
     score_ax.plot(index[step], results["score"].to_numpy()[step], lw=0.7, color="black")
-    # The threshold is the fitted one, raised where the scored stream's level rose (anomaly.level).
+    # The threshold is the fitted one, raised where the scored stream's level rose (anomaly.detection.level).
     score_ax.plot(index[step], results["threshold"].to_numpy(dtype=float)[step], color=_FLAG_COLOR, ls="--",
                   drawstyle="steps-post", label="threshold")
     _shade(score_ax, index, events)

@@ -1,5 +1,4 @@
-"""Scoring a series chunk by chunk in one recurrent pass, with everything it needs carried over.
-
+"""Next-step predictions of a series fed chunk by chunk, in one recurrent pass.
 A recurrent network's state at step t summarises all steps before it, so a series never has to
 be cut into overlapping windows and predicted T times: one pass is enough. On a CPU, though, a
 single pass of batch size 1 is bound by per-step overhead. So the series is cut into *blocks* of
@@ -21,85 +20,23 @@ end, so the scores are the same whatever the chunk size — including one row at
 Rows with a missing value (gaps the reader left unfilled) are not scored; the state is reset at
 the first row after them, and the first ``warmup_steps`` + 1 rows after every (re)start are not
 scored either, as in training's calibration.
-
-:class:`StreamScorer` runs a row through a fitted detector's :class:`ScoringStages`, each stage
-with its own carried state: the :class:`NetworkPredictor` (its :class:`StreamPredictor`), the
-residual normaliser and aggregator (:mod:`anomaly.scoring`, stateless), the EWMA
-(:mod:`anomaly.smoothing`), the thresholder (:mod:`anomaly.thresholds`, its level follower) and
-the event mask that makes the final flags (:mod:`anomaly.events`). Batch scoring is the same
-scorer fed the whole series.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from anomaly.autoregression import ArStream, LinearAR
-from anomaly.events import EventMask
-from anomaly.preprocessing import Scaling
-from anomaly.scoring import Aggregator, ResidualNormaliser
-from anomaly.smoothing import EwmaSmoother
-from anomaly.thresholds import Thresholder, apply_threshold
+from anomaly.detection.autoregression import ArStream, LinearAR
 
 logger = logging.getLogger(__name__)
 
 # Most blocks run in one batch; bounds the memory of one forward call (the projected inputs are
 # batch × (burn_in + block) × 4U floats: 128 × 576 × 256 × 4 B ≈ 75 MB for a 64-unit LSTM).
 MAX_BATCH = 128
-
-
-@dataclass(frozen=True)
-class ScoredChunk:
-    """Scored rows: consecutive rows of a series, from absolute position ``start`` on.
-
-    Attributes
-    ----------
-    start : int
-        Absolute position of the first row.
-    scores : ndarray of shape (n,)
-        NaN for rows that are not scored.
-    thresholds : ndarray of shape (n,)
-        Each row's threshold: the fitted one, or above it where the level has risen (see
-        :mod:`anomaly.level`).
-    crossings : ndarray of shape (n,), bool
-        ``scores > thresholds`` (NaN scores never cross): what events are grouped from.
-    flags : ndarray of shape (n,), bool
-        The final flags: True on every step of an event, bridged gaps included, False on
-        crossings that form no event (see :class:`anomaly.events.EventMask`); with
-        ``event_gap`` 0 and ``event_min_length`` 1, the crossings.
-    z : ndarray of shape (n, D)
-        Each feature's signed normalised residual (NaN where not scored).
-    """
-
-    start: int
-    scores: np.ndarray
-    thresholds: np.ndarray
-    crossings: np.ndarray
-    flags: np.ndarray
-    z: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.scores)
-
-    def rows(self, lo: int, hi: int | None = None) -> "ScoredChunk":
-        """Rows ``lo .. hi - 1`` of the chunk (views, not copies)."""
-        part = slice(lo, hi)
-        return ScoredChunk(self.start + lo, self.scores[part], self.thresholds[part], self.crossings[part],
-                           self.flags[part], self.z[part])
-
-    @staticmethod
-    def concat(chunks: Sequence["ScoredChunk"]) -> "ScoredChunk":
-        """Consecutive chunks as one; no copy when at most one of them has rows."""
-        parts = [c for c in chunks if len(c)]
-        if len(parts) <= 1:
-            return parts[0] if parts else chunks[0]
-        return ScoredChunk(parts[0].start, *(np.concatenate([getattr(c, name) for c in parts])
-                                             for name in ("scores", "thresholds", "crossings", "flags", "z")))
 
 
 def _bucket(n: int, cap: int) -> int:
@@ -115,7 +52,7 @@ class StreamPredictor:
 
     Parameters
     ----------
-    recurrence : anomaly.inference.Recurrence
+    recurrence : anomaly.nn.inference.Recurrence
         The compiled forward pass of the fitted network.
     block : int
         S, steps per block; blocks run side by side as one batch.
@@ -272,7 +209,7 @@ class NetworkPredictor:
 
     Attributes
     ----------
-    recurrence : anomaly.inference.Recurrence
+    recurrence : anomaly.nn.inference.Recurrence
         The compiled forward pass of the fitted network.
     block, burn_in, warmup_steps : int
         See :class:`StreamPredictor`.
@@ -290,100 +227,3 @@ class NetworkPredictor:
         """A predictor for one series fed chunk by chunk, from a blank state."""
         return StreamPredictor(self.recurrence, block=self.block, burn_in=self.burn_in, warmup_steps=self.warmup_steps,
                                baseline=None if self.linear is None else self.linear.stream())
-
-
-@dataclass(frozen=True)
-class ScoringStages:
-    """A fitted detector's scoring stages, in the order a row passes them.
-
-    Attributes
-    ----------
-    scaling : Scaling
-        Raw values to the network's units.
-    predictor : NetworkPredictor
-        Each row's prediction from the rows before it.
-    normaliser : ResidualNormaliser
-        Residuals to per-feature z.
-    aggregator : Aggregator
-        z to one score per row.
-    smoothing_span : float
-        Span of the EWMA of the score (:class:`anomaly.smoothing.EwmaSmoother`).
-    thresholder : Thresholder
-        Each row's threshold.
-    event_gap, event_min_length : int
-        How crossings become the final flags (:class:`anomaly.events.EventMask`).
-    """
-
-    scaling: Scaling
-    predictor: NetworkPredictor
-    normaliser: ResidualNormaliser
-    aggregator: Aggregator
-    smoothing_span: float
-    thresholder: Thresholder
-    event_gap: int = 0
-    event_min_length: int = 1
-
-
-class StreamScorer:
-    """Scoring of one series fed chunk by chunk: the stages, each with its carried state.
-
-    Every score, threshold and flag depends only on the data and absolute positions, so
-    feeding the series whole or in chunks of any size gives the same results
-    (:meth:`anomaly.detector.Detector.score` feeds it whole).
-
-    Parameters
-    ----------
-    stages : ScoringStages
-    """
-
-    def __init__(self, stages: ScoringStages) -> None:
-        self.stages = stages
-        self._predictor = stages.predictor.stream()
-        self._smoother = EwmaSmoother(stages.smoothing_span)
-        self._thresholds = stages.thresholder.stream()
-        self._mask = EventMask(stages.event_gap, stages.event_min_length)
-        # Scored rows whose final flags wait for their event to be decided, oldest first.
-        d = len(stages.normaliser.scale)
-        self._held = ScoredChunk(0, np.zeros(0), np.zeros(0), np.zeros(0, bool), np.zeros(0, bool), np.zeros((0, d)))
-
-    @property
-    def position(self) -> int:
-        """Absolute position of the next row."""
-        return self._predictor.position
-
-    def feed(self, values: np.ndarray) -> ScoredChunk:
-        """Score the next rows of the series.
-
-        Parameters
-        ----------
-        values : ndarray of shape (n, D)
-            Raw (unscaled) feature values in the detector's feature order; NaN marks a gap.
-
-        Returns
-        -------
-        ScoredChunk
-            The rows whose flags are decided, oldest first: with ``event_gap`` 0 and
-            ``event_min_length`` 1 exactly the rows fed. Otherwise fewer than
-            ``event_gap + event_min_length`` rows wait for their event to be decided and come
-            with a later call or :meth:`finish`.
-        """
-        stages = self.stages
-        start = self._predictor.position
-        scaled = stages.scaling.transform(np.asarray(values, dtype=np.float64))
-        predictions, scored = self._predictor.feed(scaled)
-        z = stages.normaliser.transform(scaled - predictions)
-        z[~scored] = np.nan
-        scores = self._smoother.feed(stages.aggregator.transform(z))
-        thresholds = self._thresholds.feed(scores)
-        crossings = apply_threshold(scores, thresholds)
-        return self._decide(ScoredChunk(start, scores, thresholds, crossings, crossings, z), self._mask.feed(crossings))
-
-    def finish(self) -> ScoredChunk:
-        """The rows still waiting for their flags, once the series has ended."""
-        return self._decide(self._held.rows(0, 0), self._mask.finish())
-
-    def _decide(self, chunk: ScoredChunk, flags: np.ndarray) -> ScoredChunk:
-        """The oldest ``len(flags)`` rows not yet returned, with these final flags; hold the rest."""
-        rows = ScoredChunk.concat([self._held, chunk])
-        self._held = rows.rows(len(flags))
-        return replace(rows.rows(0, len(flags)), flags=flags)

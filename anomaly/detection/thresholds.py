@@ -2,7 +2,7 @@
 
 The threshold is learned from held-back *normal* data only (never from test labels) and is
 stored with the model, so every scoring call — whatever its chunk or batch size — flags with
-the same cut (raised where the scored stream's level rises, see :mod:`anomaly.level`).
+the same cut (raised where the scored stream's level rises, see :mod:`anomaly.detection.level`).
 A :class:`ThresholdConfig` names the method and its settings; its :class:`Thresholder` (one
 subclass per method) fits the cut, applies the margin, and streams the per-row thresholds.
 
@@ -31,8 +31,8 @@ from typing import Any
 import numpy as np
 from scipy.optimize import brentq
 
-from anomaly.events import true_runs
-from anomaly.level import WINDOW, LevelFollower, histogram
+from anomaly.detection.events import true_runs
+from anomaly.detection.level import WINDOW, LevelFollower, histogram
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ class ThresholdConfig:
         flagging the ordinary drift that a short calibration part did not show. 1: unchanged.
     follow : bool
         Scoring raises the threshold with the level of the scored stream
-        (:class:`anomaly.level.LevelFollower`); False: the fitted threshold on every row.
+        (:class:`anomaly.detection.level.LevelFollower`); False: the fitted threshold on every row.
     """
 
     method: str = "quantile"
@@ -102,8 +102,8 @@ class Thresholder:
     config : ThresholdConfig
     threshold_ : float
         The fitted threshold, the margin applied: a step is flagged when its score is above it.
-    calibration_counts_ : ndarray of shape (anomaly.level.N_BINS,) or None
-        :func:`anomaly.level.histogram` of the calibration scores: where the level follower starts.
+    calibration_counts_ : ndarray of shape (anomaly.detection.level.N_BINS,) or None
+        :func:`anomaly.detection.level.histogram` of the calibration scores: where the level follower starts.
     window_ : int or None
         The level follower's window (None: the median of everything scored).
     """

@@ -1,6 +1,6 @@
 """A compiled forward pass of the trained network with explicit, carried recurrent state.
 
-Keras runs the recurrent layers of :mod:`anomaly.model` well for training, but scoring a long
+Keras runs the recurrent layers of :mod:`anomaly.nn.model` well for training, but scoring a long
 series needs three things ``model.predict`` does not give: the state must be passed in and
 taken out (so a stream can be scored chunk by chunk), the state must be reset at chosen steps
 (after a gap in the data), and many independent stretches of the series must run side by side
@@ -13,7 +13,7 @@ product), then a loop over time that only does the recurrent product and the gat
 Dense head at every step at once. Its outputs match ``model.predict`` to float32 rounding (see
 ``tests/test_streaming.py``).
 
-Only this module and :mod:`anomaly.model` import TensorFlow, and only when first used.
+Only this module and :mod:`anomaly.nn.model` import TensorFlow, and only when first used.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from anomaly.model import CELLS, _keras
+from anomaly.nn.model import CELLS, _keras
 
 if TYPE_CHECKING:
     import keras
@@ -57,7 +57,7 @@ class _Layer:
 
 def _layers_of(model: "keras.Model", cell: str) -> tuple[list[_Layer], np.ndarray, np.ndarray, bool]:
     """The recurrent layers' weights, the Dense head's (kernel (U, D), bias (D,)), and whether the
-    head's output is added to the input (a residual network, see :func:`anomaly.model.build_model`)."""
+    head's output is added to the input (a residual network, see :func:`anomaly.nn.model.build_model`)."""
     keras = _keras()
     kinds = {"simplernn": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
     layers: list[_Layer] = []
@@ -93,7 +93,7 @@ def _layers_of(model: "keras.Model", cell: str) -> tuple[list[_Layer], np.ndarra
 
 
 def infer_cell(model: "keras.Model") -> str:
-    """The recurrent cell kind ("simplernn", "lstm" or "gru") of a network from :func:`anomaly.model.build_model`."""
+    """The recurrent cell kind ("simplernn", "lstm" or "gru") of a network from :func:`anomaly.nn.model.build_model`."""
     keras = _keras()
     for layer in model.layers:
         for cell, cls in (("lstm", keras.layers.LSTM), ("gru", keras.layers.GRU), ("simplernn", keras.layers.SimpleRNN)):
@@ -125,7 +125,7 @@ class Recurrence:
     Parameters
     ----------
     model : keras.Model
-        A network from :func:`anomaly.model.build_model`.
+        A network from :func:`anomaly.nn.model.build_model`.
     cell : {"simplernn", "lstm", "gru"}, optional
         Default: read from the model.
 
@@ -134,7 +134,7 @@ class Recurrence:
     The state of the whole stack is one float32 array of shape (B, S) with S the sum over layers
     of U (SimpleRNN, GRU) or 2·U (LSTM: h then c), so callers can carry it without knowing the
     cell. ``tf.function`` traces once per distinct input shape; callers keep shapes to a few
-    sizes (see :mod:`anomaly.streaming`).
+    sizes (see :mod:`anomaly.detection.scorer`).
     """
 
     def __init__(self, model: "keras.Model", cell: str | None = None) -> None:

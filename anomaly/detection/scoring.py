@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from anomaly.events import true_runs
+from anomaly.detection.events import true_runs
 
 # MAD of a normal distribution times this is its standard deviation.
 _MAD_TO_STD = 1.4826

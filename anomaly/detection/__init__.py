@@ -1,0 +1,5 @@
+"""From predictions to flags, in pure numpy (no pandas, no TensorFlow): scaling
+(``preprocessing``), training windows (``windowing``), the linear part under the network
+(``autoregression``), residuals to scores (``scoring``: normaliser, aggregator), the EWMA
+(``smoothing``), thresholds (``thresholds``, with the level follower in ``level``), events
+(``events``), and the scorer that chains them over a stream (``scorer``)."""

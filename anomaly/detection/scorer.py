@@ -1,0 +1,173 @@
+"""Scoring a series chunk by chunk in one recurrent pass, with everything it needs carried over.
+
+:class:`StreamScorer` runs a row through a fitted detector's :class:`ScoringStages`, each stage
+with its own carried state: the :class:`anomaly.nn.predictor.NetworkPredictor` (its :class:`StreamPredictor`), the
+residual normaliser and aggregator (:mod:`anomaly.detection.scoring`, stateless), the EWMA
+(:mod:`anomaly.detection.smoothing`), the thresholder (:mod:`anomaly.detection.thresholds`, its level follower) and
+the event mask that makes the final flags (:mod:`anomaly.detection.events`). Batch scoring is the same
+scorer fed the whole series.
+How the network's pass stays the same whatever the chunk size is in :mod:`anomaly.nn.predictor`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from anomaly.detection.events import EventMask
+from anomaly.detection.preprocessing import Scaling
+from anomaly.detection.scoring import Aggregator, ResidualNormaliser
+from anomaly.detection.smoothing import EwmaSmoother
+from anomaly.detection.thresholds import Thresholder, apply_threshold
+
+if TYPE_CHECKING:
+    from anomaly.nn.predictor import NetworkPredictor
+
+
+@dataclass(frozen=True)
+class ScoredChunk:
+    """Scored rows: consecutive rows of a series, from absolute position ``start`` on.
+
+    Attributes
+    ----------
+    start : int
+        Absolute position of the first row.
+    scores : ndarray of shape (n,)
+        NaN for rows that are not scored.
+    thresholds : ndarray of shape (n,)
+        Each row's threshold: the fitted one, or above it where the level has risen (see
+        :mod:`anomaly.detection.level`).
+    crossings : ndarray of shape (n,), bool
+        ``scores > thresholds`` (NaN scores never cross): what events are grouped from.
+    flags : ndarray of shape (n,), bool
+        The final flags: True on every step of an event, bridged gaps included, False on
+        crossings that form no event (see :class:`anomaly.detection.events.EventMask`); with
+        ``event_gap`` 0 and ``event_min_length`` 1, the crossings.
+    z : ndarray of shape (n, D)
+        Each feature's signed normalised residual (NaN where not scored).
+    """
+
+    start: int
+    scores: np.ndarray
+    thresholds: np.ndarray
+    crossings: np.ndarray
+    flags: np.ndarray
+    z: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+    def rows(self, lo: int, hi: int | None = None) -> "ScoredChunk":
+        """Rows ``lo .. hi - 1`` of the chunk (views, not copies)."""
+        part = slice(lo, hi)
+        return ScoredChunk(self.start + lo, self.scores[part], self.thresholds[part], self.crossings[part],
+                           self.flags[part], self.z[part])
+
+    @staticmethod
+    def concat(chunks: Sequence["ScoredChunk"]) -> "ScoredChunk":
+        """Consecutive chunks as one; no copy when at most one of them has rows."""
+        parts = [c for c in chunks if len(c)]
+        if len(parts) <= 1:
+            return parts[0] if parts else chunks[0]
+        return ScoredChunk(parts[0].start, *(np.concatenate([getattr(c, name) for c in parts])
+                                             for name in ("scores", "thresholds", "crossings", "flags", "z")))
+
+
+@dataclass(frozen=True)
+class ScoringStages:
+    """A fitted detector's scoring stages, in the order a row passes them.
+
+    Attributes
+    ----------
+    scaling : Scaling
+        Raw values to the network's units.
+    predictor : NetworkPredictor
+        Each row's prediction from the rows before it.
+    normaliser : ResidualNormaliser
+        Residuals to per-feature z.
+    aggregator : Aggregator
+        z to one score per row.
+    smoothing_span : float
+        Span of the EWMA of the score (:class:`anomaly.detection.smoothing.EwmaSmoother`).
+    thresholder : Thresholder
+        Each row's threshold.
+    event_gap, event_min_length : int
+        How crossings become the final flags (:class:`anomaly.detection.events.EventMask`).
+    """
+
+    scaling: Scaling
+    predictor: NetworkPredictor
+    normaliser: ResidualNormaliser
+    aggregator: Aggregator
+    smoothing_span: float
+    thresholder: Thresholder
+    event_gap: int = 0
+    event_min_length: int = 1
+
+
+class StreamScorer:
+    """Scoring of one series fed chunk by chunk: the stages, each with its carried state.
+
+    Every score, threshold and flag depends only on the data and absolute positions, so
+    feeding the series whole or in chunks of any size gives the same results
+    (:meth:`anomaly.detector.Detector.score` feeds it whole).
+
+    Parameters
+    ----------
+    stages : ScoringStages
+    """
+
+    def __init__(self, stages: ScoringStages) -> None:
+        self.stages = stages
+        self._predictor = stages.predictor.stream()
+        self._smoother = EwmaSmoother(stages.smoothing_span)
+        self._thresholds = stages.thresholder.stream()
+        self._mask = EventMask(stages.event_gap, stages.event_min_length)
+        # Scored rows whose final flags wait for their event to be decided, oldest first.
+        d = len(stages.normaliser.scale)
+        self._held = ScoredChunk(0, np.zeros(0), np.zeros(0), np.zeros(0, bool), np.zeros(0, bool), np.zeros((0, d)))
+
+    @property
+    def position(self) -> int:
+        """Absolute position of the next row."""
+        return self._predictor.position
+
+    def feed(self, values: np.ndarray) -> ScoredChunk:
+        """Score the next rows of the series.
+
+        Parameters
+        ----------
+        values : ndarray of shape (n, D)
+            Raw (unscaled) feature values in the detector's feature order; NaN marks a gap.
+
+        Returns
+        -------
+        ScoredChunk
+            The rows whose flags are decided, oldest first: with ``event_gap`` 0 and
+            ``event_min_length`` 1 exactly the rows fed. Otherwise fewer than
+            ``event_gap + event_min_length`` rows wait for their event to be decided and come
+            with a later call or :meth:`finish`.
+        """
+        stages = self.stages
+        start = self._predictor.position
+        scaled = stages.scaling.transform(np.asarray(values, dtype=np.float64))
+        predictions, scored = self._predictor.feed(scaled)
+        z = stages.normaliser.transform(scaled - predictions)
+        z[~scored] = np.nan
+        scores = self._smoother.feed(stages.aggregator.transform(z))
+        thresholds = self._thresholds.feed(scores)
+        crossings = apply_threshold(scores, thresholds)
+        return self._decide(ScoredChunk(start, scores, thresholds, crossings, crossings, z), self._mask.feed(crossings))
+
+    def finish(self) -> ScoredChunk:
+        """The rows still waiting for their flags, once the series has ended."""
+        return self._decide(self._held.rows(0, 0), self._mask.finish())
+
+    def _decide(self, chunk: ScoredChunk, flags: np.ndarray) -> ScoredChunk:
+        """The oldest ``len(flags)`` rows not yet returned, with these final flags; hold the rest."""
+        rows = ScoredChunk.concat([self._held, chunk])
+        self._held = rows.rows(len(flags))
+        return replace(rows.rows(0, len(flags)), flags=flags)
