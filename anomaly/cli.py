@@ -37,8 +37,14 @@ class _UserError(click.ClickException):
 
 
 class _Group(click.Group):
-    def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
-             standalone_mode: bool = True, **extra: Any) -> Any:
+    def main(
+        self,
+        args: Any = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
         """Click's main, with every error reduced to one ``error:`` line and a documented code."""
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
@@ -162,10 +168,16 @@ def _spec_options(*commands: str, leave_out: tuple[str, ...] = ()) -> Any:
 
 
 _pipeline_option = click.option(
-    "-p", "--pipeline", "pipeline", type=click.Path(dir_okay=False, path_type=Path), default=None,
+    "-p",
+    "--pipeline",
+    "pipeline",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
     help="Pipeline spec (YAML). Options given on the command line override its fields.",
 )
-_json_option = click.option("--json", "as_json", is_flag=True, help="End with one machine-readable JSON line on stdout (the rest goes to stderr).")
+_json_option = click.option(
+    "--json", "as_json", is_flag=True, help="End with one machine-readable JSON line on stdout (the rest goes to stderr)."
+)
 
 
 def _name_from_file(file: Path) -> str:
@@ -245,7 +257,9 @@ def train(file: Path | None, pipeline: Path | None, as_json: bool, **overrides: 
     def on_epoch_end(epoch: int, logs: dict[str, float]) -> None:
         if batches is not None:
             batches.clear()
-        say(f"  epoch {epoch:3d}/{spec.training.epochs}  loss {logs.get('loss', float('nan')):.4f}  val_loss {logs.get('val_loss', float('nan')):.4f}  {logs['seconds']:.1f}s")
+        say(
+            f"  epoch {epoch:3d}/{spec.training.epochs}  loss {logs.get('loss', float('nan')):.4f}  val_loss {logs.get('val_loss', float('nan')):.4f}  {logs['seconds']:.1f}s"
+        )
 
     try:
         result = pipelines.train_pipeline(spec, on_epoch_end=on_epoch_end, on_batch_end=batches.batch if batches else None)
@@ -254,7 +268,9 @@ def train(file: Path | None, pipeline: Path | None, as_json: bool, **overrides: 
             batches.clear()
     for note in result.notes:
         say(f"note: {note}")
-    say(f"Trained on {result.rows} rows x {len(result.features)} features ({', '.join(result.features)}) in {result.seconds:.0f}s")
+    say(
+        f"Trained on {result.rows} rows x {len(result.features)} features ({', '.join(result.features)}) in {result.seconds:.0f}s"
+    )
     say(f"  best val_loss {result.best_val_loss:.4f} after {result.epochs_run} epochs; threshold {result.threshold:.3f}")
     say(f"Model: {result.model_uri}  (run {result.run_id}, experiment '{spec.experiment_name}')")
     if spec.tracking.alias:
@@ -265,7 +281,10 @@ def train(file: Path | None, pipeline: Path | None, as_json: bool, **overrides: 
 
 
 _model_option = click.option(
-    "--model", "model_uri", default=None, metavar="URI",
+    "--model",
+    "model_uri",
+    default=None,
+    metavar="URI",
     help="runs:/<run_id>/model, models:/<name>/<version>, models:/<name>@<alias> (default: the latest registered version).",
 )
 
@@ -273,17 +292,33 @@ _model_option = click.option(
 @cli.command()
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, allow_dash=True, path_type=str))
 @_model_option
-@click.option("-o", "--output", type=click.Path(dir_okay=False, allow_dash=True, path_type=str), default=None,
-              help="Results file, .csv or .parquet, or - for CSV on stdout (default: results/<FILE stem>_scores.csv; "
-                   "stdout when FILE is -). Events go beside it as <stem>_events.csv and .json.")
-@click.option("--chunk-rows", type=click.IntRange(min=1), default=None,
-              help="Rows read and scored at a time (default 65536; 1 when FILE is -, so each line is answered at once). "
-                   "Scores do not depend on it.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, allow_dash=True, path_type=str),
+    default=None,
+    help="Results file, .csv or .parquet, or - for CSV on stdout (default: results/<FILE stem>_scores.csv; "
+    "stdout when FILE is -). Events go beside it as <stem>_events.csv and .json.",
+)
+@click.option(
+    "--chunk-rows",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Rows read and scored at a time (default 65536; 1 when FILE is -, so each line is answered at once). "
+    "Scores do not depend on it.",
+)
 @_pipeline_option
 @_spec_options(params.READ)
 @_json_option
-def score(file: str, model_uri: str | None, output: str | None, chunk_rows: int | None, pipeline: Path | None,
-          as_json: bool, **overrides: Any) -> None:
+def score(
+    file: str,
+    model_uri: str | None,
+    output: str | None,
+    chunk_rows: int | None,
+    pipeline: Path | None,
+    as_json: bool,
+    **overrides: Any,
+) -> None:
     """Score every timestep of FILE (CSV or Parquet; - reads CSV from stdin) with a trained model.
 
     Reads, scores and writes in chunks, so memory stays bounded however long FILE is. The run
@@ -311,8 +346,13 @@ def score(file: str, model_uri: str | None, output: str | None, chunk_rows: int 
     completed = False
     try:
         result = pipelines.score_pipeline(
-            spec, file, model_uri=model_uri, output=output, default_model_name=spec.model_name if pipeline else None,
-            chunk_rows=chunk_rows, on_rows=bar,
+            spec,
+            file,
+            model_uri=model_uri,
+            output=output,
+            default_model_name=spec.model_name if pipeline else None,
+            chunk_rows=chunk_rows,
+            on_rows=bar,
         )
         completed = True
     finally:
@@ -321,19 +361,27 @@ def score(file: str, model_uri: str | None, output: str | None, chunk_rows: int 
     for note in result.notes:
         say(f"note: {note}")
     share = result.flagged / max(result.scored, 1)
-    raised = f", raised to {result.max_threshold:.3f} as the level rose" if result.max_threshold > result.threshold + 1e-12 else ""
-    say(f"Scored {result.rows} rows of {file} with {result.model_uri} (threshold {result.threshold:.3f}{raised}) in {result.seconds:.1f}s")
+    raised = (
+        f", raised to {result.max_threshold:.3f} as the level rose" if result.max_threshold > result.threshold + 1e-12 else ""
+    )
+    say(
+        f"Scored {result.rows} rows of {file} with {result.model_uri} (threshold {result.threshold:.3f}{raised}) in {result.seconds:.1f}s"
+    )
     say(f"  flagged {result.flagged} points ({share:.1%} of {result.scored} scored) in {len(result.events)} stretches")
     top = result.events.sort_values("peak_score", ascending=False).head(10).sort_values("start")
     for event in top.itertuples():
-        features = ", ".join(f"{name} {float(s):.0%}" for name, s in (part.split(":") for part in event.top_features.split(";") if part))
+        features = ", ".join(
+            f"{name} {float(s):.0%}" for name, s in (part.split(":") for part in event.top_features.split(";") if part)
+        )
         say(f"    {event.start} .. {event.end}  {event.steps:4d} steps  peak {event.peak_score:6.2f}  {features}")
     if len(result.events) > len(top):
         say(f"    ... {len(result.events) - len(top)} more stretches in the run's results/events.csv")
     say(f"Results: {'stdout' if result.output == '-' else result.output}")
     say(_store_hint(tracking.run_url(result.experiment_id, result.run_id)))
     if as_json and output != "-":
-        click.echo(json.dumps({"run_id": result.run_id, "rows": result.rows, "flagged": result.flagged, "output": str(result.output)}))
+        click.echo(
+            json.dumps({"run_id": result.run_id, "rows": result.rows, "flagged": result.flagged, "output": str(result.output)})
+        )
 
 
 @cli.command()
@@ -341,14 +389,28 @@ def score(file: str, model_uri: str | None, output: str | None, chunk_rows: int 
 @_model_option
 @click.option("--label-col", "label_col", required=True, help="Column of 0/1 or true/false anomaly labels.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random-scores baseline.")
-@click.option("--vus-window", "vus_window", type=click.IntRange(min=0), default=None, metavar="N",
-              help="TSB-AD's slidingWindow for VUS-PR and VUS-ROC (default: find_length_rank of the first "
-                   "feature, as TSB-AD's benchmark picks it).")
+@click.option(
+    "--vus-window",
+    "vus_window",
+    type=click.IntRange(min=0),
+    default=None,
+    metavar="N",
+    help="TSB-AD's slidingWindow for VUS-PR and VUS-ROC (default: find_length_rank of the first "
+    "feature, as TSB-AD's benchmark picks it).",
+)
 @_pipeline_option
 @_spec_options(params.READ, leave_out=("label_col",))
 @_json_option
-def evaluate(file: str, model_uri: str | None, label_col: str, seed: int, vus_window: int | None,
-             pipeline: Path | None, as_json: bool, **overrides: Any) -> None:
+def evaluate(
+    file: str,
+    model_uri: str | None,
+    label_col: str,
+    seed: int,
+    vus_window: int | None,
+    pipeline: Path | None,
+    as_json: bool,
+    **overrides: Any,
+) -> None:
     """Measure how well a trained model finds the labelled anomalies in FILE.
 
     Point-wise precision, recall and F1 at the model's own threshold come first, with the F1
@@ -365,31 +427,52 @@ def evaluate(file: str, model_uri: str | None, label_col: str, seed: int, vus_wi
     from anomaly.tracking import runs as tracking
 
     result = pipelines.evaluate_pipeline(
-        spec, file, model_uri=model_uri, default_model_name=spec.model_name if pipeline else None, seed=seed,
+        spec,
+        file,
+        model_uri=model_uri,
+        default_model_name=spec.model_name if pipeline else None,
+        seed=seed,
         vus_window=vus_window,
     )
     for note in result.notes:
         say(f"note: {note}")
-    say(f"Evaluated {result.model_uri} on {result.rows} rows of {file} ({result.labelled} labelled anomalous) "
-        f"in {result.seconds:.1f}s")
+    say(
+        f"Evaluated {result.model_uri} on {result.rows} rows of {file} ({result.labelled} labelled anomalous) "
+        f"in {result.seconds:.1f}s"
+    )
     say(_format_table(result.table))
-    say("Point-wise metrics first, at the model's threshold; best_f1: point-wise F1 at the best threshold, "
-        "chosen with the labels (TSB-AD's Standard-F1): the gap to point_f1 is what the model's threshold costs.")
+    say(
+        "Point-wise metrics first, at the model's threshold; best_f1: point-wise F1 at the best threshold, "
+        "chosen with the labels (TSB-AD's Standard-F1): the gap to point_f1 is what the model's threshold costs."
+    )
     say("event_* count each labelled range once; far/mar: false-alarm and missed-alarm rates.")
-    say(f"AUC-PR, AUC-ROC, VUS-PR, VUS-ROC as TSB-AD 1.5's get_metrics; VUS window {result.vus_window} "
-        f"({'--vus-window' if vus_window is not None else result.vus_window_from}).")
+    say(
+        f"AUC-PR, AUC-ROC, VUS-PR, VUS-ROC as TSB-AD 1.5's get_metrics; VUS window {result.vus_window} "
+        f"({'--vus-window' if vus_window is not None else result.vus_window_from})."
+    )
     say("point_adjusted_f1_inflated credits a whole labelled range for one flag: inflated, even random flags score well on it.")
     say(_store_hint(tracking.run_url(result.experiment_id, result.run_id)))
     if as_json:
-        click.echo(json.dumps({
-            "run_id": result.run_id, "rows": result.rows, "vus_window": result.vus_window,
-            "metrics": {m: {k: (None if v != v else v) for k, v in row.items()} for m, row in result.table.iterrows()},
-        }))
+        click.echo(
+            json.dumps(
+                {
+                    "run_id": result.run_id,
+                    "rows": result.rows,
+                    "vus_window": result.vus_window,
+                    "metrics": {m: {k: (None if v != v else v) for k, v in row.items()} for m, row in result.table.iterrows()},
+                }
+            )
+        )
 
 
 def _format_table(table: Any) -> str:
-    names = {"point_adjusted_f1_inflated": "pa_f1 (inflated)", "average_precision": "AUC-PR", "auc_roc": "AUC-ROC",
-             "vus_pr": "VUS-PR", "vus_roc": "VUS-ROC"}
+    names = {
+        "point_adjusted_f1_inflated": "pa_f1 (inflated)",
+        "average_precision": "AUC-PR",
+        "auc_roc": "AUC-ROC",
+        "vus_pr": "VUS-PR",
+        "vus_roc": "VUS-ROC",
+    }
     columns = [names.get(c, c) for c in table.columns]
     width = max(len(str(m)) for m in table.index)
     lines = ["  " + " " * width + "  " + "  ".join(f"{c:>{max(9, len(c))}}" for c in columns)]
@@ -400,9 +483,14 @@ def _format_table(table: Any) -> str:
 
 
 @cli.command()
-@click.option("--reap", is_flag=True,
-              help="First mark this host's RUNNING runs whose process is gone (killed, crashed, rebooted) as FAILED.")
-@click.option("--limit", type=click.IntRange(1, 10000), default=20, show_default=True, help="How many runs to list, newest first.")
+@click.option(
+    "--reap",
+    is_flag=True,
+    help="First mark this host's RUNNING runs whose process is gone (killed, crashed, rebooted) as FAILED.",
+)
+@click.option(
+    "--limit", type=click.IntRange(1, 10000), default=20, show_default=True, help="How many runs to list, newest first."
+)
 @_json_option
 def runs(reap: bool, limit: int, as_json: bool) -> None:
     """List the latest train, score and evaluate runs of the tracking store in effect.
@@ -428,10 +516,14 @@ def runs(reap: bool, limit: int, as_json: bool) -> None:
     else:
         say(_format_runs(found))
     if as_json:
-        click.echo(json.dumps({
-            "reaped": [{"run_id": r.run_id, "marked": r.marked, "reason": r.reason} for r in reaped],
-            "runs": [r.to_json() for r in found],
-        }))
+        click.echo(
+            json.dumps(
+                {
+                    "reaped": [{"run_id": r.run_id, "marked": r.marked, "reason": r.reason} for r in reaped],
+                    "runs": [r.to_json() for r in found],
+                }
+            )
+        )
 
 
 def _duration(seconds: float | None) -> str:
@@ -447,11 +539,18 @@ def _format_runs(found: list[Any]) -> str:
 
     rows = [("started", "kind", "status", "took", "data", "model", "run", "experiment")]
     for r in found:
-        rows.append((
-            time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.start)), r.kind, r.status, _duration(r.seconds),
-            Path(r.data).name if r.data and r.data != "<stdin>" else (r.data or "-"),
-            f"v{r.model_version}" if r.model_version else "-", r.run_id, r.experiment,
-        ))
+        rows.append(
+            (
+                time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.start)),
+                r.kind,
+                r.status,
+                _duration(r.seconds),
+                Path(r.data).name if r.data and r.data != "<stdin>" else (r.data or "-"),
+                f"v{r.model_version}" if r.model_version else "-",
+                r.run_id,
+                r.experiment,
+            )
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
     for r, line_index in zip(found, range(1, len(rows))):
@@ -466,8 +565,12 @@ def _interrupt(signum: int, frame: Any) -> None:
 
 @cli.command()
 @click.option("--port", type=click.IntRange(1, 65535), default=5000, show_default=True, help="Port to serve on.")
-@click.option("--host", default="127.0.0.1", show_default=True,
-              help="Interface to bind. Anything but 127.0.0.1 exposes every run to your network.")
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Interface to bind. Anything but 127.0.0.1 exposes every run to your network.",
+)
 def ui(port: int, host: str) -> None:
     """Open the MLflow UI on the runs of this directory (the store train and score use).
 
@@ -504,30 +607,68 @@ _PERMISSIONS = ("READ", "EDIT", "MANAGE", "NO_PERMISSIONS")  # mirror of anomaly
 
 
 @cli.command()
-@click.option("--backend-store-uri", metavar="URI", default=None,
-              help="Where runs and models (and with --auth the users) are kept: postgresql://USER:PASSWORD@HOST:PORT/DB "
-                   "or sqlite:///PATH (default: ./mlflow.db, the store `anomaly train` uses in this directory).")
-@click.option("--artifacts-destination", metavar="DIR|URI", default=None,
-              help="Where the server keeps artifacts (models, results, figures); clients upload and download them "
-                   "through the server (default: ./mlartifacts).")
-@click.option("--host", default="127.0.0.1", show_default=True,
-              help="Interface to bind. Anything but 127.0.0.1 lets the network in: use it with --auth.")
+@click.option(
+    "--backend-store-uri",
+    metavar="URI",
+    default=None,
+    help="Where runs and models (and with --auth the users) are kept: postgresql://USER:PASSWORD@HOST:PORT/DB "
+    "or sqlite:///PATH (default: ./mlflow.db, the store `anomaly train` uses in this directory).",
+)
+@click.option(
+    "--artifacts-destination",
+    metavar="DIR|URI",
+    default=None,
+    help="Where the server keeps artifacts (models, results, figures); clients upload and download them "
+    "through the server (default: ./mlartifacts).",
+)
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Interface to bind. Anything but 127.0.0.1 lets the network in: use it with --auth.",
+)
 @click.option("--port", type=click.IntRange(1, 65535), default=5000, show_default=True, help="Port to serve on.")
 @click.option("--workers", type=click.IntRange(1, 64), default=4, show_default=True, help="Server worker processes.")
-@click.option("--auth", is_flag=True,
-              help="Logins (MLflow's basic-auth app; users kept in the backend store). The admin's password comes from "
-                   "MLFLOW_AUTH_ADMIN_PASSWORD, its name from MLFLOW_AUTH_ADMIN_USERNAME (default admin).")
-@click.option("--default-permission", type=click.Choice(_PERMISSIONS), default="EDIT", show_default=True,
-              help="With --auth: what every user may do with experiments and models others created "
-                   "(EDIT: log runs and register versions in them; READ: only look).")
-@click.option("--auth-cache-seconds", type=click.IntRange(0, 3600), default=0, show_default=True,
-              help="With --auth: how long a server worker may reuse a checked password (each check is a slow "
-                   "PBKDF2 hash); a changed password may still work that long on a worker that cached it.")
-@click.option("--allowed-hosts", default=None, metavar="HOSTS",
-              help="Host headers to answer, comma-separated, e.g. mlflow.example.com:5000 "
-                   "(MLflow's default: localhost and private addresses).")
-def server(backend_store_uri: str | None, artifacts_destination: str | None, host: str, port: int, workers: int,
-           auth: bool, default_permission: str, auth_cache_seconds: int, allowed_hosts: str | None) -> None:
+@click.option(
+    "--auth",
+    is_flag=True,
+    help="Logins (MLflow's basic-auth app; users kept in the backend store). The admin's password comes from "
+    "MLFLOW_AUTH_ADMIN_PASSWORD, its name from MLFLOW_AUTH_ADMIN_USERNAME (default admin).",
+)
+@click.option(
+    "--default-permission",
+    type=click.Choice(_PERMISSIONS),
+    default="EDIT",
+    show_default=True,
+    help="With --auth: what every user may do with experiments and models others created "
+    "(EDIT: log runs and register versions in them; READ: only look).",
+)
+@click.option(
+    "--auth-cache-seconds",
+    type=click.IntRange(0, 3600),
+    default=0,
+    show_default=True,
+    help="With --auth: how long a server worker may reuse a checked password (each check is a slow "
+    "PBKDF2 hash); a changed password may still work that long on a worker that cached it.",
+)
+@click.option(
+    "--allowed-hosts",
+    default=None,
+    metavar="HOSTS",
+    help="Host headers to answer, comma-separated, e.g. mlflow.example.com:5000 "
+    "(MLflow's default: localhost and private addresses).",
+)
+def server(
+    backend_store_uri: str | None,
+    artifacts_destination: str | None,
+    host: str,
+    port: int,
+    workers: int,
+    auth: bool,
+    default_permission: str,
+    auth_cache_seconds: int,
+    allowed_hosts: str | None,
+) -> None:
     """Start an MLflow tracking server for a team, on PostgreSQL or SQLite, with logins by --auth.
 
     \b
@@ -542,8 +683,13 @@ def server(backend_store_uri: str | None, artifacts_destination: str | None, hos
     config = team.ServerConfig(
         backend_store_uri=team.backend_store_uri(backend_store_uri),
         artifacts_destination=team.artifacts_destination(artifacts_destination),
-        host=host, port=port, workers=workers, auth=auth, default_permission=default_permission,
-        allowed_hosts=allowed_hosts, auth_cache_seconds=auth_cache_seconds,
+        host=host,
+        port=port,
+        workers=workers,
+        auth=auth,
+        default_permission=default_permission,
+        allowed_hosts=allowed_hosts,
+        auth_cache_seconds=auth_cache_seconds,
     )
     if host != mlflow_ui.LOOPBACK:
         exposed = "log in to it" if auth else "read and change every run and model: add --auth"
@@ -555,8 +701,10 @@ def server(backend_store_uri: str | None, artifacts_destination: str | None, hos
         # The first start on a new database creates the tables (PostgreSQL: about 25 s).
         mlflow_ui.wait_until_ready(running.process, config.url, timeout=300, what="the MLflow tracking server")
         logins = f"logins on, users may {default_permission} others' experiments" if auth else "no logins"
-        click.echo(f"MLflow tracking server: {config.url}  (store {team.hide_password(config.backend_store_uri)}, "
-                   f"artifacts {config.artifacts_destination}, {logins}; Ctrl-C to stop)")
+        click.echo(
+            f"MLflow tracking server: {config.url}  (store {team.hide_password(config.backend_store_uri)}, "
+            f"artifacts {config.artifacts_destination}, {logins}; Ctrl-C to stop)"
+        )
         client_env = f"MLFLOW_TRACKING_URI={config.url}"
         if auth:
             client_env += " MLFLOW_TRACKING_USERNAME=<user> MLFLOW_TRACKING_PASSWORD=<password>"

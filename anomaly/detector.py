@@ -23,18 +23,18 @@ import pandas as pd
 
 from anomaly import __version__, params
 from anomaly.detection.autoregression import LinearAR, fit_linear_ar
-from anomaly.errors import DataError, NotFittedError
 from anomaly.detection.level import counts_from_dict, counts_to_dict
-from anomaly.nn.model import BatchCallback, EpochCallback
 from anomaly.detection.preprocessing import Scaling, chronological_split, fit_scaling
 from anomaly.detection.scoring import Aggregator, ResidualNormaliser
 from anomaly.detection.smoothing import EwmaSmoother
 from anomaly.detection.thresholds import ThresholdConfig, apply_threshold
 from anomaly.detection.windowing import next_step_pairs, valid_windows
+from anomaly.errors import DataError, NotFittedError
+from anomaly.nn.model import BatchCallback, EpochCallback
 
 if TYPE_CHECKING:
-    from anomaly.nn.predictor import NetworkPredictor
     from anomaly.detection.scorer import ScoredChunk, ScoringStages, StreamScorer
+    from anomaly.nn.predictor import NetworkPredictor
 
 logger = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ class Detector:
         """The constructor's parameters (``deep`` is scikit-learn's: no parameter is an estimator)."""
         return {name: getattr(self, name) for name in _DEFAULTS}
 
-    def set_params(self, **params: Any) -> "Detector":
+    def set_params(self, **params: Any) -> Detector:
         """Set parameters by name (validated by the next :meth:`fit`); returns ``self``."""
         for name, value in params.items():
             if name not in _DEFAULTS:
@@ -110,9 +110,13 @@ class Detector:
 
     # ------------------------------------------------------------------ fit
     def fit(
-        self, X: pd.DataFrame, y: Any = None, *, on_epoch_end: EpochCallback | None = None,
+        self,
+        X: pd.DataFrame,
+        y: Any = None,
+        *,
+        on_epoch_end: EpochCallback | None = None,
         on_batch_end: BatchCallback | None = None,
-    ) -> "Detector":
+    ) -> Detector:
         """Learn scaling, network, residual statistics and threshold from normal data.
 
         Parameters
@@ -159,7 +163,9 @@ class Detector:
             try:
                 self.autoregression_: LinearAR | None = fit_linear_ar(scaled[:cut], self.autoregressive)
             except ValueError as err:
-                raise DataError(f"the training part of the series is too short for autoregressive {self.autoregressive}: {err}") from None
+                raise DataError(
+                    f"the training part of the series is too short for autoregressive {self.autoregressive}: {err}"
+                ) from None
             target = scaled - self.autoregression_.predict(scaled)
         else:
             self.autoregression_ = None
@@ -182,17 +188,32 @@ class Detector:
         validation = (val_inputs[val_usable], val_targets[val_usable])
         logger.info(
             "%d training windows, %d validation windows of %d x %d",
-            len(usable), len(validation[0]), self.window_size, self.n_features_in_,
+            len(usable),
+            len(validation[0]),
+            self.window_size,
+            self.n_features_in_,
         )
         self.model_ = network.build_model(
-            self.n_features_in_, cell=self.cell, units=self.units, dropout=self.dropout,
-            learning_rate=self.learning_rate, residual=self.residual,
+            self.n_features_in_,
+            cell=self.cell,
+            units=self.units,
+            dropout=self.dropout,
+            learning_rate=self.learning_rate,
+            residual=self.residual,
         )
         self._recurrence_ = None  # a new network needs a new compiled pass
         self.history_ = network.fit_model(
-            self.model_, inputs, targets, validation=validation, epochs=self.epochs,
-            batch_size=self.batch_size, patience=self.patience, seed=self.random_state,
-            usable=usable, on_epoch_end=on_epoch_end, on_batch_end=on_batch_end,
+            self.model_,
+            inputs,
+            targets,
+            validation=validation,
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            patience=self.patience,
+            seed=self.random_state,
+            usable=usable,
+            on_epoch_end=on_epoch_end,
+            on_batch_end=on_batch_end,
         )
 
         # Calibrate on the held-back tail, through the stages scoring uses. The pass starts at
@@ -220,13 +241,20 @@ class Detector:
             "calibration_score_max": float(np.nanmax(calibration_scores)),
             "calibration_flagged_fraction": float(apply_threshold(calibration_scores, self.threshold_).mean()),
         }
-        logger.info("threshold %.4f (%s, fitted on %d calibration scores)", self.threshold_, self.threshold_method, int(np.sum(~np.isnan(calibration_scores))))
+        logger.info(
+            "threshold %.4f (%s, fitted on %d calibration scores)",
+            self.threshold_,
+            self.threshold_method,
+            int(np.sum(~np.isnan(calibration_scores))),
+        )
         return self
 
     # ---------------------------------------------------------------- score
     def _check_is_fitted(self) -> None:
         if not hasattr(self, "threshold_"):
-            raise NotFittedError("this Detector is not fitted yet: call fit() on a training series first, or Detector.load() a saved one")
+            raise NotFittedError(
+                "this Detector is not fitted yet: call fit() on a training series first, or Detector.load() a saved one"
+            )
 
     def score(self, X: pd.DataFrame) -> pd.DataFrame:
         """Score every timestep of a series.
@@ -254,7 +282,7 @@ class Detector:
         chunk = scorer.feed(self._select_features(X))
         return self.result_frame(ScoredChunk.concat([chunk, scorer.finish()]), X.index)
 
-    def result_frame(self, chunk: "ScoredChunk", index: pd.Index) -> pd.DataFrame:
+    def result_frame(self, chunk: ScoredChunk, index: pd.Index) -> pd.DataFrame:
         """The results of scored rows as a frame: what :meth:`score` returns and ``score`` writes.
 
         Parameters
@@ -270,7 +298,8 @@ class Detector:
             ``score``, ``threshold``, ``is_anomaly`` (the final flags) and ``z_<feature>``.
         """
         out = pd.DataFrame(
-            {SCORE_COLUMN: chunk.scores, THRESHOLD_COLUMN: chunk.thresholds, FLAG_COLUMN: chunk.flags}, index=index,
+            {SCORE_COLUMN: chunk.scores, THRESHOLD_COLUMN: chunk.thresholds, FLAG_COLUMN: chunk.flags},
+            index=index,
         )
         z = pd.DataFrame(chunk.z, index=index, columns=[Z_PREFIX + name for name in self.feature_names_in_])
         return pd.concat([out, z], axis=1)
@@ -309,7 +338,7 @@ class Detector:
         X = X.set_axis(columns, axis=1)
         return X[self.feature_names_in_].to_numpy(dtype=np.float64)
 
-    def stream(self) -> "StreamScorer":
+    def stream(self) -> StreamScorer:
         """A scorer to feed a long series chunk by chunk (see :mod:`anomaly.detection.scorer`).
 
         Feeding the whole series at once gives the same results as :meth:`score` (which does
@@ -320,30 +349,40 @@ class Detector:
         self._check_is_fitted()
         return StreamScorer(self._stages())
 
-    def _stages(self) -> "ScoringStages":
+    def _stages(self) -> ScoringStages:
         """The fitted scoring stages, built from the fitted attributes and current parameters."""
         from anomaly.detection.scorer import ScoringStages
 
         thresholder = self._threshold_config().thresholder(
             # The histogram and window are absent in detectors saved before the level follower
             # or its window existed.
-            threshold_=self.threshold_, calibration_counts_=getattr(self, "calibration_histogram_", None),
+            threshold_=self.threshold_,
+            calibration_counts_=getattr(self, "calibration_histogram_", None),
             window_=getattr(self, "level_window_", None),
         )
         return ScoringStages(
-            scaling=self.scaling_, predictor=self._network_predictor(), normaliser=self.residual_stats_,
-            aggregator=Aggregator(self.aggregation), smoothing_span=self.smoothing_span, thresholder=thresholder,
-            event_gap=self.event_gap, event_min_length=self.event_min_length,
+            scaling=self.scaling_,
+            predictor=self._network_predictor(),
+            normaliser=self.residual_stats_,
+            aggregator=Aggregator(self.aggregation),
+            smoothing_span=self.smoothing_span,
+            thresholder=thresholder,
+            event_gap=self.event_gap,
+            event_min_length=self.event_min_length,
         )
 
     def _threshold_config(self) -> ThresholdConfig:
         return ThresholdConfig(
-            method=self.threshold_method, quantile=self.threshold_quantile, level=self.threshold_level,
-            risk=self.threshold_risk, min_decrease=self.threshold_min_decrease, margin=self.threshold_margin,
+            method=self.threshold_method,
+            quantile=self.threshold_quantile,
+            level=self.threshold_level,
+            risk=self.threshold_risk,
+            min_decrease=self.threshold_min_decrease,
+            margin=self.threshold_margin,
             follow=getattr(self, "threshold_follow", False),
         )
 
-    def _network_predictor(self) -> "NetworkPredictor":
+    def _network_predictor(self) -> NetworkPredictor:
         from anomaly.nn.inference import Recurrence
         from anomaly.nn.predictor import NetworkPredictor
 
@@ -351,8 +390,11 @@ class Detector:
             # Compiled once per fitted network; every scorer of this detector shares it.
             self._recurrence_ = Recurrence(self.model_, self.cell)
         return NetworkPredictor(
-            self._recurrence_, block=self.block, burn_in=self.window_size if self.burn_in is None else self.burn_in,
-            warmup_steps=self.warmup_steps, linear=getattr(self, "autoregression_", None),
+            self._recurrence_,
+            block=self.block,
+            burn_in=self.window_size if self.burn_in is None else self.burn_in,
+            warmup_steps=self.warmup_steps,
+            linear=getattr(self, "autoregression_", None),
         )
 
     def _residuals(self, scaled: np.ndarray) -> np.ndarray:
@@ -405,7 +447,7 @@ class Detector:
         return directory
 
     @classmethod
-    def load(cls, path: str | Path) -> "Detector":
+    def load(cls, path: str | Path) -> Detector:
         """Read a detector written by :meth:`save`.
 
         Raises

@@ -92,7 +92,7 @@ class Prefetch(Generic[T]):
                 close()  # a generator stopped early: run its cleanup here, in its own thread
         self._put(_DONE)
 
-    def __iter__(self) -> "Prefetch[T]":
+    def __iter__(self) -> Prefetch[T]:
         return self
 
     def __next__(self) -> T:
@@ -123,7 +123,7 @@ class Prefetch(Generic[T]):
             except queue.Empty:
                 pass
 
-    def __enter__(self) -> "Prefetch[T]":
+    def __enter__(self) -> Prefetch[T]:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -187,7 +187,7 @@ class BackgroundWriter(Generic[T]):
         self._executor.shutdown(wait=True)
         self._pending.clear()
 
-    def __enter__(self) -> "BackgroundWriter[T]":
+    def __enter__(self) -> BackgroundWriter[T]:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -128,14 +128,29 @@ def _section(name: str) -> Callable[[type], type]:
 
 @_section("data")
 class DataSpec:
-    path: Optional[str] = setting(None, "The series to train on (the FILE argument).", text="a file path", flat="data_path", cli=None)
-    time_col: Optional[str] = setting(None, "Time column (default: detected by name or content).", text="a column name", cli=READ)
-    label_col: Optional[str] = setting(None, "Column of 0/1 anomaly labels: never used as a feature.", text="a column name", cli=READ)
-    columns: Optional[tuple[str, ...]] = setting(
-        None, "Feature columns, comma-separated (default: every numeric column).", check=all, text="a non-empty list of column names")
-    max_gap: int = setting(3, "Longest run of missing values filled by interpolation; longer gaps are not scored.", ge=0, le=10_000, cli=READ)
-    resample: Optional[str] = setting(
-        None, "Put rows on a regular time grid first, e.g. 5min (bin means).", check=_is_frequency, text="a frequency like 5min, 1h or 1D", cli=READ)
+    path: str | None = setting(
+        None, "The series to train on (the FILE argument).", text="a file path", flat="data_path", cli=None
+    )
+    time_col: str | None = setting(None, "Time column (default: detected by name or content).", text="a column name", cli=READ)
+    label_col: str | None = setting(
+        None, "Column of 0/1 anomaly labels: never used as a feature.", text="a column name", cli=READ
+    )
+    columns: tuple[str, ...] | None = setting(
+        None,
+        "Feature columns, comma-separated (default: every numeric column).",
+        check=all,
+        text="a non-empty list of column names",
+    )
+    max_gap: int = setting(
+        3, "Longest run of missing values filled by interpolation; longer gaps are not scored.", ge=0, le=10_000, cli=READ
+    )
+    resample: str | None = setting(
+        None,
+        "Put rows on a regular time grid first, e.g. 5min (bin means).",
+        check=_is_frequency,
+        text="a frequency like 5min, 1h or 1D",
+        cli=READ,
+    )
 
 
 @_section("window")
@@ -151,7 +166,11 @@ class ModelSpec:
     dropout: float = setting(0.0, "Dropout on recurrent layer inputs.", ge=0, lt=1)
     residual: bool = setting(False, "true: predict each step's change from the one before (follows drifting levels).")
     autoregressive: int = setting(
-        0, "p > 0: a linear VAR(p) fitted on the training part predicts first; the network learns the rest (0: off).", ge=0, le=MAX_LAGS)
+        0,
+        "p > 0: a linear VAR(p) fitted on the training part predicts first; the network learns the rest (0: off).",
+        ge=0,
+        le=MAX_LAGS,
+    )
 
 
 @_section("training")
@@ -161,40 +180,62 @@ class TrainingSpec:
     learning_rate: float = setting(1e-3, "Adam learning rate.", gt=0, le=1)
     patience: int = setting(4, "Epochs without val_loss improvement before stopping.", ge=0, le=100_000)
     validation_fraction: float = setting(
-        0.2, "Tail of the training series held back for early stopping and calibration.", ge=0.05, le=0.5)
-    seed: int = setting(0, "Random seed (weights, shuffling, dropout).", ge=0, lt=2**32, text="an int in [0, 2**32)", param="random_state")
+        0.2, "Tail of the training series held back for early stopping and calibration.", ge=0.05, le=0.5
+    )
+    seed: int = setting(
+        0, "Random seed (weights, shuffling, dropout).", ge=0, lt=2**32, text="an int in [0, 2**32)", param="random_state"
+    )
 
 
 @_section("threshold")
 class ThresholdSpec:
     method: Literal["quantile", "pot", "dynamic"] = setting(
-        "quantile", "How the threshold is fitted on calibration scores: quantile, pot (extreme values, SPOT) or dynamic (telemanom).",
-        flat="threshold_method")
-    quantile: float = setting(0.99, "quantile: the calibration-score quantile used as the threshold.", gt=0, lt=1, flat="threshold_quantile")
+        "quantile",
+        "How the threshold is fitted on calibration scores: quantile, pot (extreme values, SPOT) or dynamic (telemanom).",
+        flat="threshold_method",
+    )
+    quantile: float = setting(
+        0.99, "quantile: the calibration-score quantile used as the threshold.", gt=0, lt=1, flat="threshold_quantile"
+    )
     level: float = setting(0.98, "pot: the quantile above which the tail is modelled.", ge=0.5, lt=1, flat="threshold_level")
     risk: float = setting(1e-4, "pot: the chance of a normal score above the threshold.", gt=0, lt=0.5, flat="threshold_risk")
     min_decrease: float = setting(0.13, "dynamic: telemanom's pruning ratio.", gt=0, lt=1, flat="threshold_min_decrease")
     margin: float = setting(
-        1.0, "Any method: the threshold's distance above the median calibration score, times this (1: as fitted).",
-        gt=0, le=100, flat="threshold_margin")
+        1.0,
+        "Any method: the threshold's distance above the median calibration score, times this (1: as fitted).",
+        gt=0,
+        le=100,
+        flat="threshold_margin",
+    )
     follow: bool = setting(
-        True, "true: the threshold rises with the median of the latest 4,096 scores (a drifting normal level is not flagged "
-        "throughout).", flat="threshold_follow")
+        True,
+        "true: the threshold rises with the median of the latest 4,096 scores (a drifting normal level is not flagged "
+        "throughout).",
+        flat="threshold_follow",
+    )
     warmup_steps: int = setting(10, "Leading steps of a scored series left unscored (network warm-up).", ge=0, le=100_000)
 
 
 @_section("scoring")
 class ScoringSpec:
-    aggregation: Literal["rms", "mean_abs", "max_abs"] = setting("rms", "How features' normalised residuals combine into a score.")
+    aggregation: Literal["rms", "mean_abs", "max_abs"] = setting(
+        "rms", "How features' normalised residuals combine into a score."
+    )
     smoothing_span: float = setting(15.0, "EWMA span of the score (1: no smoothing).", ge=1, le=1_000_000)
     event_gap: int = setting(
-        0, "Runs above the threshold at most this many steps apart form one event; is_anomaly covers the gap.", ge=0, le=1_000_000)
+        0, "Runs above the threshold at most this many steps apart form one event; is_anomaly covers the gap.", ge=0, le=1_000_000
+    )
     event_min_length: int = setting(1, "Events shorter than this many steps are dropped (and not flagged).", ge=1, le=1_000_000)
     # Scoring mechanics, not modelling choices: settable in a spec, no option of their own.
     block: int = setting(512, "Steps per block of the one-pass scorer; blocks run side by side.", ge=1, le=1_000_000, cli=None)
-    burn_in: Optional[int] = setting(
-        None, "Steps before each block that rebuild its state (default: window_size).", ge=0, le=1_000_000,
-        text="an int in [0, 1000000] or null", cli=None)
+    burn_in: int | None = setting(
+        None,
+        "Steps before each block that rebuild its state (default: window_size).",
+        ge=0,
+        le=1_000_000,
+        text="an int in [0, 1000000] or null",
+        cli=None,
+    )
 
 
 def _is_alias(value: str) -> bool:
@@ -204,14 +245,21 @@ def _is_alias(value: str) -> bool:
 
 @_section("tracking")
 class TrackingSpec:
-    experiment: Optional[str] = setting(
-        None, "MLflow experiment (default: anomaly-<pipeline name>).", check=lambda v: v.strip() != "", text="a non-empty name")
-    model_name: Optional[str] = setting(
-        None, "Registered model name (default: anomaly-<pipeline name>).", check=lambda v: _NAME_RE.match(v) is not None,
-        text=NAME_EXPECTED)
-    alias: Optional[str] = setting(
-        None, "Alias to point at the new model version, e.g. champion (models:/<name>@champion).", check=_is_alias,
-        text="a name of letters, digits, '_', '-', not 'latest' or v<digits>")
+    experiment: str | None = setting(
+        None, "MLflow experiment (default: anomaly-<pipeline name>).", check=lambda v: v.strip() != "", text="a non-empty name"
+    )
+    model_name: str | None = setting(
+        None,
+        "Registered model name (default: anomaly-<pipeline name>).",
+        check=lambda v: _NAME_RE.match(v) is not None,
+        text=NAME_EXPECTED,
+    )
+    alias: str | None = setting(
+        None,
+        "Alias to point at the new model version, e.g. champion (models:/<name>@champion).",
+        check=_is_alias,
+        text="a name of letters, digits, '_', '-', not 'latest' or v<digits>",
+    )
 
 
 def is_name(value: Any) -> bool:
@@ -228,8 +276,12 @@ DETECTOR: dict[str, Setting] = {
 # Rules between two settings, by flat name: (setting, other, broken(value, other's value),
 # what the setting must be, with {other} and {true} filled in for the reader).
 PAIRS: tuple[tuple[str, str, Callable[[Any, Any], bool], str], ...] = (
-    ("autoregressive", "residual", lambda lags, residual: bool(lags) and residual is True,
-     "0 when {other} is {true} (two ways of predicting the level)"),
+    (
+        "autoregressive",
+        "residual",
+        lambda lags, residual: bool(lags) and residual is True,
+        "0 when {other} is {true} (two ways of predicting the level)",
+    ),
     # POT models the tail above the level quantile: its risk must be rarer than that tail's share.
     ("threshold_risk", "threshold_level", lambda risk, level: risk >= 1 - level, "below 1 - {other}"),
 )
@@ -246,8 +298,9 @@ class Invalid(ValueError):
 @functools.cache
 def _model(section: str) -> Any:
     """The pydantic model that validates one section, built from its declarations."""
-    import pydantic
     from typing import Annotated
+
+    import pydantic
 
     def rule(declared: Setting) -> Any:
         def enforce(value: Any) -> Any:
@@ -269,7 +322,7 @@ def _model(section: str) -> Any:
             base = Annotated[base, bounds]
         if declared.check is not None:
             base = Annotated[base, rule(declared)]
-        fields[declared.name] = (Optional[base] if _is_union(declared.hint) else base, declared.default)
+        fields[declared.name] = (Optional[base] if _is_union(declared.hint) else base, declared.default)  # noqa: UP045 - built at run time
     config = pydantic.ConfigDict(strict=True, extra="forbid")
     return pydantic.create_model(f"{section}_settings", __config__=config, **fields)
 

@@ -19,7 +19,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from anomaly.tracking import figures as plots, runs as tracking
 from anomaly.data.formats import fingerprint
 from anomaly.data.reading import (
     ROLE_SAMPLE_ROWS,
@@ -31,13 +30,15 @@ from anomaly.data.reading import (
     sampling_note,
 )
 from anomaly.data.writing import STDOUT, ResultsSink, write_table, write_text
+from anomaly.detection.scorer import ScoredChunk
 from anomaly.detector import Detector
 from anomaly.errors import DataError, SpecError
 from anomaly.nn.model import BatchCallback, EpochCallback
 from anomaly.overlap import BackgroundWriter, Prefetch
 from anomaly.results import FULL_ROWS, ResultCollector
 from anomaly.spec import Spec, dump_spec
-from anomaly.detection.scorer import ScoredChunk
+from anomaly.tracking import figures as plots
+from anomaly.tracking import runs as tracking
 
 logger = logging.getLogger(__name__)
 
@@ -87,8 +88,7 @@ class ScoreResult:
     max_threshold: float = float("nan")  # the highest row threshold: above ``threshold`` where the level rose
 
 
-def data_notes(series: Series | SeriesStream, path: Path | str, max_gap: int, index: pd.Index, *,
-               scoring: bool) -> list[str]:
+def data_notes(series: Series | SeriesStream, path: Path | str, max_gap: int, index: pd.Index, *, scoring: bool) -> list[str]:
     """What the user should know about how their file was read: one line each.
 
     Gaps left missing, irregular sampling of ``index`` (shape (L,)), and columns that were not used.
@@ -111,7 +111,10 @@ def data_notes(series: Series | SeriesStream, path: Path | str, max_gap: int, in
 
 
 def train_pipeline(
-    spec: Spec, *, on_epoch_end: EpochCallback | None = None, on_batch_end: BatchCallback | None = None,
+    spec: Spec,
+    *,
+    on_epoch_end: EpochCallback | None = None,
+    on_batch_end: BatchCallback | None = None,
 ) -> TrainResult:
     """Read the spec's training series, fit a detector, log and register it in MLflow.
 
@@ -133,8 +136,12 @@ def train_pipeline(
     start = time.perf_counter()
     path = Path(spec.data.path)
     series = read_series(
-        path, time_col=spec.data.time_col, label_col=spec.data.label_col,
-        columns=spec.data.columns, max_gap=spec.data.max_gap, resample=spec.data.resample,
+        path,
+        time_col=spec.data.time_col,
+        label_col=spec.data.label_col,
+        columns=spec.data.columns,
+        max_gap=spec.data.max_gap,
+        resample=spec.data.resample,
     )
     notes = data_notes(series, path, spec.data.max_gap, series.frame.index, scoring=False)
     if series.labels is not None and series.labels.any():
@@ -159,16 +166,19 @@ def train_pipeline(
     ) as active:
         tracking.log_params(spec.flat())
         sha256 = fingerprint(path)
-        tracking.log_params({
-            "data.file": str(path),
-            "data.sha256": sha256,
-            "data.rows": len(frame),
-            "data.features": ",".join(series.feature_names),
-            "data.n_features": frame.shape[1],
-            "data.filled_values": series.filled,
-        })
-        tracking.log_dataset(frame.iloc[:_EXAMPLE_ROWS], name=path.name, source=str(path), sha256=sha256,
-                             rows=len(frame), context="training")
+        tracking.log_params(
+            {
+                "data.file": str(path),
+                "data.sha256": sha256,
+                "data.rows": len(frame),
+                "data.features": ",".join(series.feature_names),
+                "data.n_features": frame.shape[1],
+                "data.filled_values": series.filled,
+            }
+        )
+        tracking.log_dataset(
+            frame.iloc[:_EXAMPLE_ROWS], name=path.name, source=str(path), sha256=sha256, rows=len(frame), context="training"
+        )
         tracking.log_text(dump_spec(spec), "spec.yaml")
         if notes:
             tracking.set_tags({tracking.TAG_NOTES: "\n".join(notes)})
@@ -179,14 +189,16 @@ def train_pipeline(
             raise DataError(f"{path}: {err}") from None  # name the file the problem is in
 
         best = int(np.argmin(detector.history_["val_loss"]))
-        tracking.log_metrics({
-            "threshold": detector.threshold_,
-            "epochs_run": len(detector.history_["loss"]),
-            "best_epoch": best + 1,
-            "best_val_loss": detector.history_["val_loss"][best],
-            **detector.calibration_summary_,
-            **{f"residual_scale.{n}": s for n, s in zip(detector.feature_names_in_, detector.residual_stats_.scale)},
-        })
+        tracking.log_metrics(
+            {
+                "threshold": detector.threshold_,
+                "epochs_run": len(detector.history_["loss"]),
+                "best_epoch": best + 1,
+                "best_val_loss": detector.history_["val_loss"][best],
+                **detector.calibration_summary_,
+                **{f"residual_scale.{n}": s for n, s in zip(detector.feature_names_in_, detector.residual_stats_.scale)},
+            }
+        )
         tracking.log_figure(
             plots.training_figure(detector.history_, detector.calibration_scores_, detector.threshold_),
             "plots/training.png",
@@ -194,17 +206,22 @@ def train_pipeline(
         with tempfile.TemporaryDirectory(prefix="anomaly-model-") as tmp:
             detector_dir = detector.save(Path(tmp) / tracking.DETECTOR_ARTIFACT)
             example = frame.iloc[:_EXAMPLE_ROWS]
-            logged = tracking.log_detector(
-                detector_dir, example, detector.score(example), spec.model_name, spec.tracking.alias
-            )
+            logged = tracking.log_detector(detector_dir, example, detector.score(example), spec.model_name, spec.tracking.alias)
         tracking.set_tags({tracking.TAG_MODEL_URI: logged.uri, tracking.TAG_MODEL_VERSION: logged.version})
         run_id, experiment_id = active.info.run_id, active.info.experiment_id
 
     return TrainResult(
-        run_id=run_id, experiment_id=experiment_id, model_uri=logged.uri, model_version=logged.version,
-        threshold=detector.threshold_, rows=len(frame), features=series.feature_names,
-        epochs_run=len(detector.history_["loss"]), best_val_loss=detector.history_["val_loss"][best],
-        seconds=time.perf_counter() - start, notes=notes,
+        run_id=run_id,
+        experiment_id=experiment_id,
+        model_uri=logged.uri,
+        model_version=logged.version,
+        threshold=detector.threshold_,
+        rows=len(frame),
+        features=series.feature_names,
+        epochs_run=len(detector.history_["loss"]),
+        best_val_loss=detector.history_["val_loss"][best],
+        seconds=time.perf_counter() - start,
+        notes=notes,
     )
 
 
@@ -238,8 +255,7 @@ class _Input:
         """The first :data:`anomaly.data.reading.MAX_LISTED_GAPS` runs of rows left missing:
         ``start``, ``end`` (time labels) and ``rows``."""
         rows = [
-            (labels[0], labels[1], last - first + 1)
-            for (first, last), labels in zip(self.stream.gaps, self.stream.gap_labels)
+            (labels[0], labels[1], last - first + 1) for (first, last), labels in zip(self.stream.gaps, self.stream.gap_labels)
         ]
         return pd.DataFrame(rows, columns=["start", "end", "rows"])
 
@@ -255,8 +271,13 @@ def _open_input(spec: Spec, source: str | Path, features: list[str], chunk_rows:
     if from_stdin and spec.data.resample is not None:
         raise DataError("--resample needs the whole series: give a file, not standard input")
     options = dict(
-        time_col=spec.data.time_col, label_col=spec.data.label_col, columns=features, max_gap=spec.data.max_gap,
-        chunk_rows=chunk_rows, columns_role="the model's feature", resample=spec.data.resample,
+        time_col=spec.data.time_col,
+        label_col=spec.data.label_col,
+        columns=features,
+        max_gap=spec.data.max_gap,
+        chunk_rows=chunk_rows,
+        columns_role="the model's feature",
+        resample=spec.data.resample,
         # A live feed on stdin should get its first scores once the format is known (the
         # reader has ~50 lines by then), not after 4096 rows.
         sample_rows=min(max(chunk_rows, _STDIN_SAMPLE_ROWS), ROLE_SAMPLE_ROWS) if from_stdin else None,
@@ -301,8 +322,13 @@ def _model_run(spec: Spec, resolved: Any, kind: str, shown: str, name: str) -> A
 
 
 def _scoring_pass(
-    spec: Spec, file: str | Path, detector: Detector, chunk_rows: int, output: str | Path | None,
-    opened: _Input, on_rows: RowsCallback | None = None,
+    spec: Spec,
+    file: str | Path,
+    detector: Detector,
+    chunk_rows: int,
+    output: str | Path | None,
+    opened: _Input,
+    on_rows: RowsCallback | None = None,
 ) -> tuple[_Input, ResultCollector, Path | None]:
     """Read, score, collect and (with an ``output``) write the whole series.
 
@@ -371,7 +397,10 @@ def _discard(results: pd.DataFrame) -> None:
 
 
 def _score_chunks(
-    detector: Detector, source: _Input, collector: ResultCollector, sink: ResultsSink | None,
+    detector: Detector,
+    source: _Input,
+    collector: ResultCollector,
+    sink: ResultsSink | None,
     on_rows: RowsCallback | None = None,
 ) -> None:
     """The scoring pass: each chunk scored with carried state, written out, and collected.
@@ -384,9 +413,10 @@ def _score_chunks(
         on_rows(0)
     # The next chunk is read and the last one written in background threads while this one is
     # scored (see anomaly.overlap); the sink is committed by the caller, after flush().
-    with Prefetch(source.chunks, name="anomaly-read") as chunks, BackgroundWriter(
-        sink.write if sink is not None else _discard, name="anomaly-write"
-    ) as writer:
+    with (
+        Prefetch(source.chunks, name="anomaly-read") as chunks,
+        BackgroundWriter(sink.write if sink is not None else _discard, name="anomaly-write") as writer,
+    ):
         waiting = _Waiting()
 
         def release(scored: ScoredChunk) -> None:
@@ -417,8 +447,7 @@ def _log_input(plot_frame: pd.DataFrame, shown: str, sha256: str, rows: int, con
     """The scored data in the run's Datasets panel: its schema from the first rows kept for the
     figures (the file is not read again), its row count, its fingerprint."""
     name = shown if shown == "<stdin>" else Path(shown).name
-    tracking.log_dataset(plot_frame.iloc[:_EXAMPLE_ROWS], name=name, source=shown, sha256=sha256, rows=rows,
-                         context=context)
+    tracking.log_dataset(plot_frame.iloc[:_EXAMPLE_ROWS], name=name, source=shown, sha256=sha256, rows=rows, context=context)
 
 
 def score_pipeline(
@@ -470,8 +499,7 @@ def score_pipeline(
     ResultsSink(output)  # checks, before any run starts, that the output can be written
     shown = "<stdin>" if from_stdin else str(file)
     with _model_run(spec, resolved, "score", shown, "stdin" if from_stdin else Path(file).stem) as active:
-        tracking.log_params({"data.file": shown, "model_uri": resolved.uri, "output": str(output),
-                             "chunk_rows": chunk_rows})
+        tracking.log_params({"data.file": shown, "model_uri": resolved.uri, "output": str(output), "chunk_rows": chunk_rows})
         source, collector, written = _scoring_pass(spec, file, detector, chunk_rows, output, opened, on_rows)
         scores, flags = collector.scores, collector.flags
         index = collector.index
@@ -506,8 +534,9 @@ def score_pipeline(
         if labels_all is not None:
             label_series = pd.Series(labels_all[::thin], index=plot_frame.index)
         tracking.log_figure(
-            plots.scoring_figure(plot_frame, plot_results, spans, labels=label_series, flagged=int(flags.sum()),
-                                total_rows=collector.rows),
+            plots.scoring_figure(
+                plot_frame, plot_results, spans, labels=label_series, flagged=int(flags.sum()), total_rows=collector.rows
+            ),
             "plots/scores.png",
         )
         if thin == 1:
@@ -515,23 +544,41 @@ def score_pipeline(
             if close_ups is not None:
                 tracking.log_figure(close_ups, "plots/events.png")
         else:
-            logger.info("series of %d rows: event close-ups (plots/events.png) are drawn only up to %d rows", collector.rows, FULL_ROWS)
+            logger.info(
+                "series of %d rows: event close-ups (plots/events.png) are drawn only up to %d rows", collector.rows, FULL_ROWS
+            )
         scored = int(np.sum(~np.isnan(scores)))
         flagged = int(flags.sum())
         gap_rows = source.stream.gap_rows
-        tracking.log_metrics({
-            "rows": collector.rows, "scored_rows": scored, "flagged": flagged, "events": len(events),
-            "gap_rows": gap_rows, "flagged_fraction": flagged / max(scored, 1),
-            "max_score": float(np.nanmax(scores)) if scored else float("nan"),
-            "max_threshold": collector.max_threshold,
-            "seconds": time.perf_counter() - start,
-        })
+        tracking.log_metrics(
+            {
+                "rows": collector.rows,
+                "scored_rows": scored,
+                "flagged": flagged,
+                "events": len(events),
+                "gap_rows": gap_rows,
+                "flagged_fraction": flagged / max(scored, 1),
+                "max_score": float(np.nanmax(scores)) if scored else float("nan"),
+                "max_threshold": collector.max_threshold,
+                "seconds": time.perf_counter() - start,
+            }
+        )
         run_id, experiment_id = active.info.run_id, active.info.experiment_id
 
     return ScoreResult(
-        run_id=run_id, experiment_id=experiment_id, model_uri=resolved.uri, rows=collector.rows, scored=scored,
-        flagged=flagged, threshold=detector.threshold_, events=events, output=output, max_threshold=collector.max_threshold,
-        seconds=time.perf_counter() - start, gap_rows=gap_rows, notes=notes,
+        run_id=run_id,
+        experiment_id=experiment_id,
+        model_uri=resolved.uri,
+        rows=collector.rows,
+        scored=scored,
+        flagged=flagged,
+        threshold=detector.threshold_,
+        events=events,
+        output=output,
+        max_threshold=collector.max_threshold,
+        seconds=time.perf_counter() - start,
+        gap_rows=gap_rows,
+        notes=notes,
     )
 
 
@@ -554,8 +601,21 @@ class EvaluateResult:
 # Metric columns of the evaluation table: point-wise at the model's threshold first, the best
 # threshold's F1 beside it; TSB-AD's threshold-free metrics; the inflated one last.
 EVALUATION_COLUMNS = [
-    "point_precision", "point_recall", "point_f1", "best_f1", "event_recall", "event_precision", "event_f1",
-    "average_precision", "auc_roc", "vus_pr", "vus_roc", "far", "mar", "flag_rate", "point_adjusted_f1_inflated",
+    "point_precision",
+    "point_recall",
+    "point_f1",
+    "best_f1",
+    "event_recall",
+    "event_precision",
+    "event_f1",
+    "average_precision",
+    "auc_roc",
+    "vus_pr",
+    "vus_roc",
+    "far",
+    "mar",
+    "flag_rate",
+    "point_adjusted_f1_inflated",
 ]
 
 
@@ -607,8 +667,9 @@ def evaluate_pipeline(
     detector = Detector.load(resolved.detector_dir)
     opened = _open_input(spec, file, detector.feature_names_in_, chunk_rows)
     with _model_run(spec, resolved, "evaluate", str(file), Path(file).stem) as active:
-        tracking.log_params({"data.file": str(file), "model_uri": resolved.uri, "label_col": spec.data.label_col,
-                             "baseline_seed": seed})
+        tracking.log_params(
+            {"data.file": str(file), "model_uri": resolved.uri, "label_col": spec.data.label_col, "baseline_seed": seed}
+        )
         source, collector, _ = _scoring_pass(spec, file, detector, chunk_rows, None, opened)
         labels, scores, flags = collector.labels, collector.scores, collector.flags
         notes = source.notes(collector.index, spec.data.max_gap)
@@ -626,9 +687,15 @@ def evaluate_pipeline(
             if collector.thin == 1:  # the figures' copy of the features still holds every row
                 channel = plot_frame.to_numpy(dtype=np.float64)[:, :1].ravel()
             else:  # read the first feature again, as the scoring pass read it
-                again = read_series(file, time_col=spec.data.time_col, label_col=spec.data.label_col, columns=[first],
-                                    max_gap=spec.data.max_gap, resample=spec.data.resample,
-                                    columns_role="the model's feature")
+                again = read_series(
+                    file,
+                    time_col=spec.data.time_col,
+                    label_col=spec.data.label_col,
+                    columns=[first],
+                    max_gap=spec.data.max_gap,
+                    resample=spec.data.resample,
+                    columns_role="the model's feature",
+                )
                 channel = again.frame.iloc[:, 0].to_numpy(dtype=np.float64)
             channel = channel[~np.isnan(channel)]  # TSB-AD's benchmark drops rows with NaN first
             if len(channel):
@@ -644,25 +711,39 @@ def evaluate_pipeline(
         measured.update(trivial_baselines(labels, rng_seed=seed, flag_rate=float(flags.mean()), **options))
         table = pd.DataFrame.from_dict(measured, orient="index")[EVALUATION_COLUMNS]
         table.index.name = "method"
-        tracking.log_metrics({
-            f"{metric}" if method == "anomaly" else f"{method}.{metric}": float(value)
-            for method, row in table.iterrows() for metric, value in row.items() if np.isfinite(value)
-        })
+        tracking.log_metrics(
+            {
+                f"{metric}" if method == "anomaly" else f"{method}.{metric}": float(value)
+                for method, row in table.iterrows()
+                for metric, value in row.items()
+                if np.isfinite(value)
+            }
+        )
         tracking.log_metrics({"rows": collector.rows, "labelled_rows": int(labels.sum())})
         with tempfile.TemporaryDirectory(prefix="anomaly-evaluation-") as tmp:
             tracking.log_artifact(write_table(table.reset_index(), Path(tmp) / "evaluation.csv", index=False), "evaluation")
         thin = collector.thin
         tracking.log_figure(
             plots.scoring_figure(
-                plot_frame, plot_results, [(e.start // thin, e.end // thin) for e in collector.events],
-                labels=pd.Series(labels[::thin], index=plot_frame.index), flagged=int(flags.sum()),
+                plot_frame,
+                plot_results,
+                [(e.start // thin, e.end // thin) for e in collector.events],
+                labels=pd.Series(labels[::thin], index=plot_frame.index),
+                flagged=int(flags.sum()),
                 total_rows=collector.rows,
             ),
             "plots/scores.png",
         )
         run_id, experiment_id = active.info.run_id, active.info.experiment_id
     return EvaluateResult(
-        run_id=run_id, experiment_id=experiment_id, model_uri=resolved.uri, rows=collector.rows,
-        labelled=int(labels.sum()), table=table, seconds=time.perf_counter() - start, notes=notes,
-        vus_window=int(vus_window), vus_window_from=window_from,
+        run_id=run_id,
+        experiment_id=experiment_id,
+        model_uri=resolved.uri,
+        rows=collector.rows,
+        labelled=int(labels.sum()),
+        table=table,
+        seconds=time.perf_counter() - start,
+        notes=notes,
+        vus_window=int(vus_window),
+        vus_window_from=window_from,
     )

@@ -119,7 +119,9 @@ def _columns(stream: TextIO) -> int | None:
 class Line:
     """One line of a terminal, redrawn in place."""
 
-    def __init__(self, stream: TextIO, *, clock: Callable[[], float] = time.monotonic, min_interval: float = MIN_INTERVAL) -> None:
+    def __init__(
+        self, stream: TextIO, *, clock: Callable[[], float] = time.monotonic, min_interval: float = MIN_INTERVAL
+    ) -> None:
         self._stream = stream
         self._clock = clock
         self._min_interval = min_interval

@@ -54,7 +54,10 @@ class ResultCollector:
         self.flagged_error = np.zeros(len(self.feature_names))  # sum of z² over flagged rows
 
     def add(
-        self, frame: pd.DataFrame, results: pd.DataFrame, labels: np.ndarray | None,
+        self,
+        frame: pd.DataFrame,
+        results: pd.DataFrame,
+        labels: np.ndarray | None,
         raw_flags: np.ndarray | None = None,
     ) -> None:
         """Take one scored chunk.
@@ -141,15 +144,17 @@ class ResultCollector:
         rows = []
         for event in self._events:
             top = [(self.feature_names[j], share) for j, share in event.top_features(top_k) if share > 0]
-            rows.append({
-                "start": index[event.start],
-                "end": index[event.end],
-                "steps": event.length,
-                "flagged_steps": event.n_flagged,
-                "peak_score": float(event.peak_score),
-                "peak_at": index[event.peak_position],
-                "top_features": ";".join(f"{name}:{share:.2f}" for name, share in top),
-            })
+            rows.append(
+                {
+                    "start": index[event.start],
+                    "end": index[event.end],
+                    "steps": event.length,
+                    "flagged_steps": event.n_flagged,
+                    "peak_score": float(event.peak_score),
+                    "peak_at": index[event.peak_position],
+                    "top_features": ";".join(f"{name}:{share:.2f}" for name, share in top),
+                }
+            )
         columns = ["start", "end", "steps", "flagged_steps", "peak_score", "peak_at", "top_features"]
         return pd.DataFrame(rows, columns=columns)
 
@@ -158,20 +163,23 @@ class ResultCollector:
         index = self.index
         out = []
         for event in self._events:
-            out.append({
-                "start": _json_label(index[event.start]),
-                "end": _json_label(index[event.end]),
-                "start_position": int(event.start),
-                "end_position": int(event.end),
-                "steps": int(event.length),
-                "flagged_steps": int(event.n_flagged),
-                "peak_score": float(event.peak_score),
-                "peak_at": _json_label(index[event.peak_position]),
-                "top_features": [
-                    {"feature": self.feature_names[j], "share": round(float(share), 4)}
-                    for j, share in event.top_features(top_k) if share > 0
-                ],
-            })
+            out.append(
+                {
+                    "start": _json_label(index[event.start]),
+                    "end": _json_label(index[event.end]),
+                    "start_position": int(event.start),
+                    "end_position": int(event.end),
+                    "steps": int(event.length),
+                    "flagged_steps": int(event.n_flagged),
+                    "peak_score": float(event.peak_score),
+                    "peak_at": _json_label(index[event.peak_position]),
+                    "top_features": [
+                        {"feature": self.feature_names[j], "share": round(float(share), 4)}
+                        for j, share in event.top_features(top_k)
+                        if share > 0
+                    ],
+                }
+            )
         return out
 
 

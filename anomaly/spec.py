@@ -28,7 +28,13 @@ from typing import Any
 from anomaly import params
 from anomaly.errors import SpecError
 from anomaly.params import (  # noqa: F401 - the section types, importable from here as before
-    DataSpec, ModelSpec, ScoringSpec, ThresholdSpec, TrackingSpec, TrainingSpec, WindowSpec,
+    DataSpec,
+    ModelSpec,
+    ScoringSpec,
+    ThresholdSpec,
+    TrackingSpec,
+    TrainingSpec,
+    WindowSpec,
 )
 
 _SECTIONS = tuple(params.SECTIONS)
@@ -77,7 +83,7 @@ class Spec:
             out.setdefault(s.section, {})[s.name] = list(value) if isinstance(value, tuple) else value
         return out
 
-    def override(self, **values: Any) -> "Spec":
+    def override(self, **values: Any) -> Spec:
         """A copy with fields replaced by flat name (``window_size=32``); ``None`` means "keep".
 
         Raises

@@ -49,7 +49,9 @@ def main(argv: list[str] | None = None) -> int:
 
     for path in (args.results, args.labels, args.events):
         if not path.is_file():
-            print(f"error: {path} not found (run `anomaly score data/demo_test.csv --output {args.results}` first)", file=sys.stderr)
+            print(
+                f"error: {path} not found (run `anomaly score data/demo_test.csv --output {args.results}` first)", file=sys.stderr
+            )
             return 2
     results = pd.read_csv(args.results, index_col=0, parse_dates=True)
     truth = pd.read_csv(args.labels, index_col="timestamp", parse_dates=True)
@@ -61,18 +63,20 @@ def main(argv: list[str] | None = None) -> int:
     scores = results["score"].fillna(results["score"].min()).to_numpy()  # unscored warm-up rows rank lowest
 
     rng = np.random.default_rng(0)
-    random_rows = [
-        _row("random", labels, rng.permutation(flags), rng.random(len(labels))) for _ in range(_RANDOM_REPEATS)
-    ]
+    random_rows = [_row("random", labels, rng.permutation(flags), rng.random(len(labels))) for _ in range(_RANDOM_REPEATS)]
     random_mean = {k: float(np.nanmean([r[k] for r in random_rows])) for k in random_rows[0] if k != "method"}
-    table = pd.DataFrame([
-        _row("anomaly (this run)", labels, flags, scores),
-        {"method": f"random flags, same rate (mean of {_RANDOM_REPEATS})", **random_mean},
-        _row("flag everything", labels, np.ones_like(flags), np.ones(len(flags))),
-    ]).set_index("method")
+    table = pd.DataFrame(
+        [
+            _row("anomaly (this run)", labels, flags, scores),
+            {"method": f"random flags, same rate (mean of {_RANDOM_REPEATS})", **random_mean},
+            _row("flag everything", labels, np.ones_like(flags), np.ones(len(flags))),
+        ]
+    ).set_index("method")
 
-    print(f"Demo test part: {len(labels)} rows, {labels.sum()} labelled anomalous ({labels.mean():.1%}), "
-          f"{flags.sum()} flagged. Threshold set on calibration data only.")
+    print(
+        f"Demo test part: {len(labels)} rows, {labels.sum()} labelled anomalous ({labels.mean():.1%}), "
+        f"{flags.sum()} flagged. Threshold set on calibration data only."
+    )
     with pd.option_context("display.float_format", "{:.3f}".format, "display.width", 160):
         print(table.to_string())
 

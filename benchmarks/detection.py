@@ -68,8 +68,8 @@ import math
 import os
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -81,8 +81,8 @@ import pandas as pd  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 
-from anomaly.evaluation import metrics  # noqa: E402  (pure numpy: light)
 from anomaly.detection.scoring import find_events  # noqa: E402
+from anomaly.evaluation import metrics  # noqa: E402  (pure numpy: light)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 DEFAULT_DATASETS = REPO.parent / "shared" / "datasets"
@@ -109,8 +109,19 @@ PEER_METHODS = ("PCA", "CNN", "LSTMAD", "IForest")
 # outlive it. A figure is used only for the very split, labels, method and seed it was computed
 # on (see peer_record_key); the record says which tsb-ad version and settings produced it.
 PEER_RECORD = REPO / "benchmarks" / "peers" / "record.json"
-PEER_RECORD_FIELDS = ("rows", "labelled", "seconds", "error", "auc_pr", "vus_pr", "vus_roc", "best_tp", "best_fp",
-                      "best_fn", "series_best_f1")
+PEER_RECORD_FIELDS = (
+    "rows",
+    "labelled",
+    "seconds",
+    "error",
+    "auc_pr",
+    "vus_pr",
+    "vus_roc",
+    "best_tp",
+    "best_fp",
+    "best_fn",
+    "series_best_f1",
+)
 
 
 # --------------------------------------------------------------------------- data
@@ -253,8 +264,9 @@ def score_detector(case: Case, params: dict[str, Any]) -> Result:
     out = detector.score(case.frame.iloc[case.train_end :] if case.separate_test else case.frame)
     if not case.separate_test:
         out = out.iloc[case.train_end :]
-    return Result(out[SCORE_COLUMN].to_numpy(dtype=np.float64), out[FLAG_COLUMN].to_numpy(dtype=bool),
-                  time.perf_counter() - start)
+    return Result(
+        out[SCORE_COLUMN].to_numpy(dtype=np.float64), out[FLAG_COLUMN].to_numpy(dtype=bool), time.perf_counter() - start
+    )
 
 
 def score_random(n: int, flag_rate: float, seed: int) -> Result:
@@ -277,8 +289,12 @@ def peer_results(cases: Sequence[Case], mode: str, seed: int, log: Callable[[str
     if reason is not None:
         log(f"skipping the TSB-AD peers: {reason}")
         return {}
-    split = [client.PeerCase(c.name, c.frame.iloc[: c.train_end].to_numpy(np.float64),
-                             c.frame.iloc[c.train_end :].to_numpy(np.float64)) for c in cases]
+    split = [
+        client.PeerCase(
+            c.name, c.frame.iloc[: c.train_end].to_numpy(np.float64), c.frame.iloc[c.train_end :].to_numpy(np.float64)
+        )
+        for c in cases
+    ]
     if mode == "run":
         found = client.run_peers(split, PEER_METHODS, seed=seed, progress=log)
     else:
@@ -290,8 +306,10 @@ def peer_results(cases: Sequence[Case], mode: str, seed: int, log: Callable[[str
                 hit = client._load(client.DEFAULT_CACHE_DIR, key, len(case.train), len(case.test), cached=True)
                 if hit is not None:
                     found[(case.name, method)] = hit
-    return {(name, f"TSB-AD {method}"): Result(r.scores, None, r.seconds, r.error, info=dict(r.info or {}))
-            for (name, method), r in found.items()}
+    return {
+        (name, f"TSB-AD {method}"): Result(r.scores, None, r.seconds, r.error, info=dict(r.info or {}))
+        for (name, method), r in found.items()
+    }
 
 
 def peer_record_key(case: Case, method: str, seed: int) -> str:
@@ -315,8 +333,15 @@ def write_peer_record(record: dict[str, dict[str, Any]], path: Path = PEER_RECOR
     os.replace(temporary, path)
 
 
-def peer_rows(name: str, cases: Sequence[Case], windows: dict[str, int], mode: str, seed: int,
-              log: Callable[[str], None], record_path: Path = PEER_RECORD) -> list[dict[str, Any]]:
+def peer_rows(
+    name: str,
+    cases: Sequence[Case],
+    windows: dict[str, int],
+    mode: str,
+    seed: int,
+    log: Callable[[str], None],
+    record_path: Path = PEER_RECORD,
+) -> list[dict[str, Any]]:
     """The peers' per-series rows: computed from their scores where the cache has them (and then
     recorded), else taken from the committed record when it holds that exact case."""
     if mode == "off":
@@ -327,12 +352,21 @@ def peer_rows(name: str, cases: Sequence[Case], windows: dict[str, int], mode: s
     found = peer_results(cases, mode, seed, log)
     for (series, method), result in found.items():
         case = by_name[series]
-        row = {"dataset": name, "series": series, "method": method, "vus_window": windows[series],
-               **series_row(case.labels[case.train_end :], result, windows[series])}
+        row = {
+            "dataset": name,
+            "series": series,
+            "method": method,
+            "vus_window": windows[series],
+            **series_row(case.labels[case.train_end :], result, windows[series]),
+        }
         rows.append(row)
         info = result.info or {}
         record[peer_record_key(case, method, seed)] = {
-            "dataset": name, "series": series, "method": method, "seed": seed, "vus_window": windows[series],
+            "dataset": name,
+            "series": series,
+            "method": method,
+            "seed": seed,
+            "vus_window": windows[series],
             **{k: row[k] for k in PEER_RECORD_FIELDS if k in row and not pd.isna(row[k])},
             "tsb_ad": {k: info.get(k) for k in ("function", "hps", "versions", "protocol", "threads") if k in info},
         }
@@ -346,8 +380,16 @@ def peer_rows(name: str, cases: Sequence[Case], windows: dict[str, int], mode: s
             entry = record.get(peer_record_key(case, label, seed))
             if entry is None or entry.get("vus_window") != windows[case.name]:
                 continue
-            rows.append({"dataset": name, "series": case.name, "method": label, "vus_window": windows[case.name],
-                         **{k: entry.get(k) for k in PEER_RECORD_FIELDS}, "from_record": True})
+            rows.append(
+                {
+                    "dataset": name,
+                    "series": case.name,
+                    "method": label,
+                    "vus_window": windows[case.name],
+                    **{k: entry.get(k) for k in PEER_RECORD_FIELDS},
+                    "from_record": True,
+                }
+            )
             recorded += 1
     if recorded:
         log(f"{name}: {recorded} peer results from {record_path.name} (computed in an earlier run; no cache here)")
@@ -377,13 +419,22 @@ def series_row(labels: np.ndarray, result: Result, window: int) -> dict[str, Any
     if result.flags is not None:
         flags = result.flags
         events = find_events(labels)
-        row.update(tp=int(np.sum(labels & flags)), fp=int(np.sum(~labels & flags)), fn=int(np.sum(labels & ~flags)),
-                   flagged=int(flags.sum()), events=len(events),
-                   events_found=sum(bool(flags[a : b + 1].any()) for a, b in events))
+        row.update(
+            tp=int(np.sum(labels & flags)),
+            fp=int(np.sum(~labels & flags)),
+            fn=int(np.sum(labels & ~flags)),
+            flagged=int(flags.sum()),
+            events=len(events),
+            events_found=sum(bool(flags[a : b + 1].any()) for a, b in events),
+        )
     if labels.any() and not labels.all() and result.error is None:
         v = metrics.vus(labels, result.scores, window=window)
-        row.update(auc_pr=metrics.average_precision(labels, result.scores), vus_pr=v.pr, vus_roc=v.roc,
-                   **best_threshold_counts(labels, result.scores))
+        row.update(
+            auc_pr=metrics.average_precision(labels, result.scores),
+            vus_pr=v.pr,
+            vus_roc=v.roc,
+            **best_threshold_counts(labels, result.scores),
+        )
         row["series_best_f1"] = 2 * row["best_tp"] / max(1, 2 * row["best_tp"] + row["best_fp"] + row["best_fn"])
     return row
 
@@ -397,14 +448,22 @@ def summarise(rows: pd.DataFrame) -> dict[str, float]:
     out: dict[str, float] = {"series": float(len(rows))}
     if "tp" in rows and rows.tp.notna().any():
         tp, fp, fn = rows.tp.sum(), rows.fp.sum(), rows.fn.sum()
-        out.update(precision=tp / (tp + fp) if tp + fp else 0.0, recall=tp / (tp + fn) if tp + fn else float("nan"),
-                   f1=_f1(tp, fp, fn), event_recall=rows.events_found.sum() / max(1, rows.events.sum()))
+        out.update(
+            precision=tp / (tp + fp) if tp + fp else 0.0,
+            recall=tp / (tp + fn) if tp + fn else float("nan"),
+            f1=_f1(tp, fp, fn),
+            event_recall=rows.events_found.sum() / max(1, rows.events.sum()),
+        )
         silent = rows[(rows.labelled > 0) & (rows.flagged == 0) & (rows.series_best_f1 >= 0.1)]
         out["silent"] = float(len(silent))
     scored = rows.dropna(subset=["vus_pr"]) if "vus_pr" in rows else rows.iloc[:0]
     if len(scored):
-        out.update(best_f1=_f1(scored.best_tp.sum(), scored.best_fp.sum(), scored.best_fn.sum()),
-                   auc_pr=scored.auc_pr.mean(), vus_pr=scored.vus_pr.mean(), vus_roc=scored.vus_roc.mean())
+        out.update(
+            best_f1=_f1(scored.best_tp.sum(), scored.best_fp.sum(), scored.best_fn.sum()),
+            auc_pr=scored.auc_pr.mean(),
+            vus_pr=scored.vus_pr.mean(),
+            vus_roc=scored.vus_roc.mean(),
+        )
         if "f1" in out:
             out["f1_ratio"] = out["f1"] / out["best_f1"] if out["best_f1"] else float("nan")
     out["scored_series"] = float(len(scored))
@@ -414,7 +473,11 @@ def summarise(rows: pd.DataFrame) -> dict[str, float]:
 
 # --------------------------------------------------------------------------- the run
 def run_dataset(
-    name: str, cases: Sequence[Case], params: dict[str, Any], seed: int, peers: str = "cached",
+    name: str,
+    cases: Sequence[Case],
+    params: dict[str, Any],
+    seed: int,
+    peers: str = "cached",
     log: Callable[[str], None] = print,
 ) -> pd.DataFrame:
     """Every method on every case of one data set: one row per (series, method).
@@ -435,17 +498,38 @@ def run_dataset(
             "flag-all": score_flag_all(len(labels)),
         }
         for method, result in results.items():
-            rows.append({"dataset": name, "series": case.name, "method": method, "vus_window": window,
-                         **series_row(labels, result, window)})
-        log(f"[{name} {i}/{len(cases)}] {case.name}: {len(labels)} test rows, {int(labels.sum())} labelled, "
-            f"anomaly flagged {int(det.flags.sum())} in {det.seconds:.1f} s")
+            rows.append(
+                {
+                    "dataset": name,
+                    "series": case.name,
+                    "method": method,
+                    "vus_window": window,
+                    **series_row(labels, result, window),
+                }
+            )
+        log(
+            f"[{name} {i}/{len(cases)}] {case.name}: {len(labels)} test rows, {int(labels.sum())} labelled, "
+            f"anomaly flagged {int(det.flags.sum())} in {det.seconds:.1f} s"
+        )
     rows.extend(peer_rows(name, cases, windows, peers, seed, log))
     return pd.DataFrame(rows)
 
 
 METHOD_ORDER = ("anomaly", *(f"TSB-AD {m}" for m in PEER_METHODS), "random", "flag-all")
-COLUMNS = ["f1", "precision", "recall", "best_f1", "f1_ratio", "auc_pr", "vus_pr", "vus_roc", "event_recall",
-           "silent", "scored_series", "seconds"]
+COLUMNS = [
+    "f1",
+    "precision",
+    "recall",
+    "best_f1",
+    "f1_ratio",
+    "auc_pr",
+    "vus_pr",
+    "vus_roc",
+    "event_recall",
+    "silent",
+    "scored_series",
+    "seconds",
+]
 
 
 def tables(per_series: pd.DataFrame) -> dict[str, pd.DataFrame]:
@@ -465,14 +549,24 @@ def _markdown(table: pd.DataFrame) -> str:
     cols = list(table.columns)
     lines = ["| method | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
     for method, row in table.iterrows():
-        cells = ["" if pd.isna(row[c]) else f"{row[c]:.0f}" if c in ("silent", "scored_series", "seconds") else f"{row[c]:.3f}"
-                 for c in cols]
+        cells = [
+            "" if pd.isna(row[c]) else f"{row[c]:.0f}" if c in ("silent", "scored_series", "seconds") else f"{row[c]:.3f}"
+            for c in cols
+        ]
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
-def log_to_mlflow(dataset: str, quick: bool, seed: int, root: Path, params: dict[str, Any],
-                  results: dict[str, pd.DataFrame], output: Path, seconds: float) -> str:
+def log_to_mlflow(
+    dataset: str,
+    quick: bool,
+    seed: int,
+    root: Path,
+    params: dict[str, Any],
+    results: dict[str, pd.DataFrame],
+    output: Path,
+    seconds: float,
+) -> str:
     """One MLflow run holding the whole benchmark; returns its id."""
     import mlflow
 
@@ -484,8 +578,15 @@ def log_to_mlflow(dataset: str, quick: bool, seed: int, root: Path, params: dict
     experiment_id = experiment.experiment_id if experiment else mlflow.create_experiment(EXPERIMENT)
     with mlflow.start_run(experiment_id=experiment_id, run_name=f"detection-{dataset}" + ("-quick" if quick else "")) as run:
         detector = {**Detector().get_params(), **params}
-        mlflow.log_params({"dataset": dataset, "quick": quick, "seed": seed, "datasets_path": str(root),
-                           **{f"detector.{k}": ",".join(map(str, v)) if isinstance(v, tuple) else v for k, v in detector.items()}})
+        mlflow.log_params(
+            {
+                "dataset": dataset,
+                "quick": quick,
+                "seed": seed,
+                "datasets_path": str(root),
+                **{f"detector.{k}": ",".join(map(str, v)) if isinstance(v, tuple) else v for k, v in detector.items()},
+            }
+        )
         values = {}
         for name, table in results.items():
             for method, row in table.iterrows():
@@ -504,14 +605,25 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("dataset", choices=["smd", "skab", "nab", "all"], help="which data set to run")
     parser.add_argument("--quick", action="store_true", help="two or a few series per data set, 5 epochs")
-    parser.add_argument("--datasets", help=f"folder holding smd/, skab/ and nab/ (default: $ANOMALY_DATASETS or {DEFAULT_DATASETS})")
+    parser.add_argument(
+        "--datasets", help=f"folder holding smd/, skab/ and nab/ (default: $ANOMALY_DATASETS or {DEFAULT_DATASETS})"
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the detector, the peers and the random baseline")
-    parser.add_argument("--peers", choices=["cached", "run", "off"], default="cached",
-                        help="TSB-AD's detectors: from the cache only (default), computing what is missing, or none")
-    parser.add_argument("--output", type=Path, help="folder for the tables (default: results/benchmark/detection-<dataset>[-quick])")
+    parser.add_argument(
+        "--peers",
+        choices=["cached", "run", "off"],
+        default="cached",
+        help="TSB-AD's detectors: from the cache only (default), computing what is missing, or none",
+    )
+    parser.add_argument(
+        "--output", type=Path, help="folder for the tables (default: results/benchmark/detection-<dataset>[-quick])"
+    )
     parser.add_argument("--no-mlflow", action="store_true", help="do not log the run to MLflow")
-    parser.add_argument("--record-peers", action="store_true",
-                        help=f"only write the cached peers' figures into {PEER_RECORD.relative_to(REPO)} (no detector run)")
+    parser.add_argument(
+        "--record-peers",
+        action="store_true",
+        help=f"only write the cached peers' figures into {PEER_RECORD.relative_to(REPO)} (no detector run)",
+    )
     args = parser.parse_args(argv)
 
     root = datasets_root(args.datasets)
@@ -526,8 +638,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.record_peers:
         for name in present:
             cases = LOADERS[name](root, args.quick)
-            windows = {c.name: metrics.find_length_rank(c.frame.iloc[c.train_end :, :1].to_numpy(np.float64), rank=1)
-                       for c in cases}
+            windows = {
+                c.name: metrics.find_length_rank(c.frame.iloc[c.train_end :, :1].to_numpy(np.float64), rank=1) for c in cases
+            }
             rows = [r for r in peer_rows(name, cases, windows, "cached", args.seed, print) if not r.get("from_record")]
             print(f"{name}: {len(rows)} peer results recorded in {PEER_RECORD}", flush=True)
         return 0
@@ -545,8 +658,10 @@ def main(argv: list[str] | None = None) -> int:
     per_series = pd.concat(parts, ignore_index=True)
     results = tables(per_series)
 
-    report = [f"Detector: anomaly.Detector() defaults{' (quick: ' + str(QUICK_EPOCHS) + ' epochs)' if args.quick else ''}, "
-              f"seed {args.seed}; total {seconds / 60:.1f} min.\n"]
+    report = [
+        f"Detector: anomaly.Detector() defaults{' (quick: ' + str(QUICK_EPOCHS) + ' epochs)' if args.quick else ''}, "
+        f"seed {args.seed}; total {seconds / 60:.1f} min.\n"
+    ]
     for name, table in results.items():
         count = per_series.series.nunique() if name == "pooled" else per_series[per_series.dataset == name].series.nunique()
         title = f"{name.upper()}{' (quick)' if args.quick else ''}: {count} series"

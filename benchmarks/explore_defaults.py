@@ -77,16 +77,26 @@ def cache(dataset: str, config: str, overrides: dict[str, Any], root: Path, quic
         fitted = time.perf_counter() - started
         scaled = detector.scaling_.transform(case.frame.to_numpy(dtype=np.float64))
         if case.separate_test:
-            residuals = np.concatenate([detector._residuals(scaled[: case.train_end]), detector._residuals(scaled[case.train_end :])])
+            residuals = np.concatenate(
+                [detector._residuals(scaled[: case.train_end]), detector._residuals(scaled[case.train_end :])]
+            )
         else:
             residuals = detector._residuals(scaled)
         np.savez_compressed(
-            target, residuals=residuals.astype(np.float32), labels=case.labels, train_end=case.train_end,
-            calibration_start=case.train_end - len(detector.calibration_scores_), fit_seconds=fitted,
-            seconds=time.perf_counter() - started, epochs=len(detector.history_["loss"]),
+            target,
+            residuals=residuals.astype(np.float32),
+            labels=case.labels,
+            train_end=case.train_end,
+            calibration_start=case.train_end - len(detector.calibration_scores_),
+            fit_seconds=fitted,
+            seconds=time.perf_counter() - started,
+            epochs=len(detector.history_["loss"]),
         )
-        print(f"[{dataset} {config} {i}] {case.name}: {len(case.labels)} rows, fit {fitted:.1f} s, "
-              f"{len(detector.history_['loss'])} epochs", flush=True)
+        print(
+            f"[{dataset} {config} {i}] {case.name}: {len(case.labels)} rows, fit {fitted:.1f} s, "
+            f"{len(detector.history_['loss'])} epochs",
+            flush=True,
+        )
 
 
 # --------------------------------------------------------------------------- sweep
@@ -239,9 +249,20 @@ def fit_cut(c: np.ndarray, fit: str, quantile: float, margin: float) -> float:
     raise ValueError(fit)
 
 
-def evaluate_setting(series: list[dict[str, Any]], norm: str, cap: float, agg: str, span: float, rule: str,
-                     quantile: float, margin: float, fit: str = "q", gap: int = 0, minlen: int = 1,
-                     verbose: bool = False) -> dict[str, float]:
+def evaluate_setting(
+    series: list[dict[str, Any]],
+    norm: str,
+    cap: float,
+    agg: str,
+    span: float,
+    rule: str,
+    quantile: float,
+    margin: float,
+    fit: str = "q",
+    gap: int = 0,
+    minlen: int = 1,
+    verbose: bool = False,
+) -> dict[str, float]:
     def f1(c: dict[str, int]) -> float:
         return 2 * c["tp"] / max(1, 2 * c["tp"] + c["fp"] + c["fn"])
 
@@ -249,7 +270,7 @@ def evaluate_setting(series: list[dict[str, Any]], norm: str, cap: float, agg: s
     series_f1 = []
     ev_found = ev_total = 0
     best = {"tp": 0, "fp": 0, "fn": 0}
-    aps, vuses, silent, ratios = [], [], 0, []
+    aps, vuses, silent = [], [], 0
     for item in series:
         R = item["residuals"].astype(np.float64)
         labels = item["labels"].astype(bool)
@@ -356,8 +377,10 @@ def evaluate_setting(series: list[dict[str, Any]], norm: str, cap: float, agg: s
             for k in best:
                 best[k] += bc[k]
             if verbose:
-                print(f"    {item['name']}: labelled {y.mean():.3f} flagged {flags.mean():.4f} F1 {f1(dict(tp=int((y & flags).sum()), fp=int((~y & flags).sum()), fn=int((y & ~flags).sum()))):.3f} "
-                      f"best F1 {bf1:.3f} at cal-quantile {np.mean(c <= bc['threshold']):.4f} (t {bc['threshold']:.3g} vs {np.median(t):.3g}, test median {np.nanmedian(sc):.3g} cal median {med:.3g}) AP {_ap(y, sc):.3f}")
+                print(
+                    f"    {item['name']}: labelled {y.mean():.3f} flagged {flags.mean():.4f} F1 {f1(dict(tp=int((y & flags).sum()), fp=int((~y & flags).sum()), fn=int((y & ~flags).sum()))):.3f} "
+                    f"best F1 {bf1:.3f} at cal-quantile {np.mean(c <= bc['threshold']):.4f} (t {bc['threshold']:.3g} vs {np.median(t):.3g}, test median {np.nanmedian(sc):.3g} cal median {med:.3g}) AP {_ap(y, sc):.3f}"
+                )
             aps.append(_ap(y, sc))
             if "vus_window" in item:  # TSB-AD's VUS-PR (slow: only with --vus)
                 from anomaly.evaluation.metrics import vus_pr
@@ -367,11 +390,18 @@ def evaluate_setting(series: list[dict[str, Any]], norm: str, cap: float, agg: s
                 silent += 1
     p = tot["tp"] / max(1, tot["tp"] + tot["fp"])
     r = tot["tp"] / max(1, tot["tp"] + tot["fn"])
-    return {"f1": f1(tot), "precision": p, "recall": r, "best_f1": f1(best), "ratio": f1(tot) / max(1e-9, f1(best)),
-            "mean_ap": float(np.mean(aps)) if aps else float("nan"), "silent": silent,
-            "vus_pr": float(np.mean(vuses)) if vuses else float("nan"),
-            "mean_f1": float(np.mean(series_f1)) if series_f1 else float("nan"), "events": f"{ev_found}/{ev_total}"}
-
+    return {
+        "f1": f1(tot),
+        "precision": p,
+        "recall": r,
+        "best_f1": f1(best),
+        "ratio": f1(tot) / max(1e-9, f1(best)),
+        "mean_ap": float(np.mean(aps)) if aps else float("nan"),
+        "silent": silent,
+        "vus_pr": float(np.mean(vuses)) if vuses else float("nan"),
+        "mean_f1": float(np.mean(series_f1)) if series_f1 else float("nan"),
+        "events": f"{ev_found}/{ev_total}",
+    }
 
 
 def vus_windows(dataset: str, root: Path) -> dict[str, int]:
@@ -379,8 +409,10 @@ def vus_windows(dataset: str, root: Path) -> dict[str, int]:
     from anomaly.evaluation.metrics import find_length_rank
 
     loader = load_demo if dataset == "demo" else LOADERS[dataset]
-    return {c.name.replace("/", "__"): find_length_rank(c.frame.iloc[c.train_end :, :1].to_numpy(np.float64), rank=1)
-            for c in loader(root)}
+    return {
+        c.name.replace("/", "__"): find_length_rank(c.frame.iloc[c.train_end :, :1].to_numpy(np.float64), rank=1)
+        for c in loader(root)
+    }
 
 
 def sweep(datasets: list[str], config: str, grid: dict[str, list[Any]], verbose: bool = False, vus: bool = False) -> None:
@@ -404,17 +436,32 @@ def sweep(datasets: list[str], config: str, grid: dict[str, list[Any]], verbose:
             m = evaluate_setting(items, **setting, verbose=verbose)
             row.update({f"{d}.{k}": v for k, v in m.items()})
         rows.append(row)
-        print(" ".join(f"{k}={v}" for k, v in setting.items()), "|", "  ".join(
-            f"{d}: F1 {row[f'{d}.f1']:.3f} (P {row[f'{d}.precision']:.2f} R {row[f'{d}.recall']:.2f}) best {row[f'{d}.best_f1']:.3f} "
-            f"AP {row[f'{d}.mean_ap']:.3f} VUS {row[f'{d}.vus_pr']:.3f} mF1 {row[f'{d}.mean_f1']:.3f} ev {row[f'{d}.events']} silent {row[f'{d}.silent']}" for d in data), flush=True)
+        print(
+            " ".join(f"{k}={v}" for k, v in setting.items()),
+            "|",
+            "  ".join(
+                f"{d}: F1 {row[f'{d}.f1']:.3f} (P {row[f'{d}.precision']:.2f} R {row[f'{d}.recall']:.2f}) best {row[f'{d}.best_f1']:.3f} "
+                f"AP {row[f'{d}.mean_ap']:.3f} VUS {row[f'{d}.vus_pr']:.3f} mF1 {row[f'{d}.mean_f1']:.3f} ev {row[f'{d}.events']} silent {row[f'{d}.silent']}"
+                for d in data
+            ),
+            flush=True,
+        )
     frame = pd.DataFrame(rows)
     LOG.parent.mkdir(parents=True, exist_ok=True)
     frame.to_csv(LOG, mode="a", header=not LOG.exists(), index=False)
 
 
 DEFAULT_GRID: dict[str, list[Any]] = {
-    "norm": ["mad"], "cap": [0.0], "agg": ["rms"], "span": [1.0], "rule": ["quantile"], "quantile": [0.999], "margin": [1.0],
-    "fit": ["q"], "gap": [0], "minlen": [1],
+    "norm": ["mad"],
+    "cap": [0.0],
+    "agg": ["rms"],
+    "span": [1.0],
+    "rule": ["quantile"],
+    "quantile": [0.999],
+    "margin": [1.0],
+    "fit": ["q"],
+    "gap": [0],
+    "minlen": [1],
 }
 
 

@@ -69,15 +69,19 @@ def main() -> None:
             wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
             old = best.get(threads, (0.0, 0.0))
             best[threads] = (max(old[0], steps / wall), max(old[1], steps / max(cpu, 1e-9)))
-    print(f"load average {os.getloadavg()[0]:.1f}, {cores} cores; batch {args.batch} x {args.length} steps; best of {args.rounds}")
+    print(
+        f"load average {os.getloadavg()[0]:.1f}, {cores} cores; batch {args.batch} x {args.length} steps; best of {args.rounds}"
+    )
     print("| threads | timesteps/s (wall) | timesteps per CPU second | GFLOP/s per core |")
     print("|---|---|---|---|")
     for threads, (per_wall, per_cpu) in sorted(best.items()):
         print(f"| {threads} | {per_wall:,.0f} | {per_cpu:,.0f} | {per_cpu * 122.6e3 / 1e9:.1f} |")
     one, every = sgemm_gflops(1), sgemm_gflops(cores)
-    print(f"\nlarge float32 matrix product (numpy BLAS, 2048^3), the practical peak: {one:.1f} GFLOP/s on 1 thread, "
-          f"{every:.1f} on {cores}; the forward pass reaches {max(b[1] for b in best.values()) * 122.6e3 / 1e9 / one:.0%} "
-          f"of the one-thread figure per CPU second")
+    print(
+        f"\nlarge float32 matrix product (numpy BLAS, 2048^3), the practical peak: {one:.1f} GFLOP/s on 1 thread, "
+        f"{every:.1f} on {cores}; the forward pass reaches {max(b[1] for b in best.values()) * 122.6e3 / 1e9 / one:.0%} "
+        f"of the one-thread figure per CPU second"
+    )
 
 
 if __name__ == "__main__":

@@ -199,10 +199,12 @@ def md_table(frame: pd.DataFrame, floatfmt: str = "{:.3f}") -> str:
 def code_version() -> str:
     """The checkout's commit, and the package files changed since it (figures depend on them)."""
     try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                                check=True).stdout.strip()
-        changed = subprocess.run(["git", "status", "--porcelain", "--", "anomaly"], cwd=ROOT, capture_output=True,
-                                 text=True, check=True).stdout.split("\n")
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        changed = subprocess.run(
+            ["git", "status", "--porcelain", "--", "anomaly"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.split("\n")
     except (OSError, subprocess.CalledProcessError):
         return "not a git checkout"
     files = [line[3:] for line in changed if line.strip()]
@@ -296,15 +298,20 @@ class TimedRecurrence:
             return self._inner(*args, **kwargs)
 
 
-def run_measured(command: list[str], *, cwd: Path | None = None, env: dict[str, str] | None = None,
-                 timeout: float | None = None) -> tuple[dict[str, Any], str]:
+def run_measured(
+    command: list[str], *, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float | None = None
+) -> tuple[dict[str, Any], str]:
     """Run a command in a fresh process: ({rc, wall, cpu, maxrss_kb}, its stdout + stderr)."""
     with tempfile.NamedTemporaryFile("r", suffix=".json", delete=False) as handle:
         stats_file = handle.name
     try:
         proc = subprocess.run(
-            [sys.executable, "-c", _MEASURE, stats_file, *command], cwd=cwd, env=env,
-            capture_output=True, text=True, timeout=timeout,
+            [sys.executable, "-c", _MEASURE, stats_file, *command],
+            cwd=cwd,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
         )
         stats = json.loads(Path(stats_file).read_text() or "{}")
         stats.setdefault("rc", proc.returncode)
@@ -333,8 +340,10 @@ def synthetic(rows: int, seed: int, offset: int = 0, dtype: Any = np.float64) ->
     """
     mixing = np.random.default_rng(1234).normal(size=(4, N_FEATURES))
     t = np.arange(offset, offset + rows, dtype=np.float64)[:, None]
-    latent = np.concatenate([np.sin(2 * np.pi * t / 48), np.cos(2 * np.pi * t / 30),
-                             np.sin(2 * np.pi * t / 300), np.cos(2 * np.pi * t / 1000)], axis=1)
+    latent = np.concatenate(
+        [np.sin(2 * np.pi * t / 48), np.cos(2 * np.pi * t / 30), np.sin(2 * np.pi * t / 300), np.cos(2 * np.pi * t / 1000)],
+        axis=1,
+    )
     noise = np.random.default_rng([seed, offset]).normal(scale=0.1, size=(rows, N_FEATURES))
     return (latent @ mixing + noise).astype(dtype)
 
@@ -396,14 +405,15 @@ def score_file(detector: Any, source: Path, output: Path, phases: Phases | None 
     ``overlap=False`` reads, scores and writes one after the other in this thread: the loop as
     it was before reading and writing moved to background threads, for a same-run comparison.
     """
-    from anomaly.overlap import BackgroundWriter, Prefetch
-    from anomaly.data.writing import ResultsSink
     from anomaly.data.reading import iter_series
+    from anomaly.data.writing import ResultsSink
+    from anomaly.overlap import BackgroundWriter, Prefetch
 
     phases = phases or Phases()
     with phases("read"):
-        stream = iter_series(source, columns=detector.feature_names_in_, chunk_rows=CHUNK_ROWS,
-                             columns_role="the model's feature")
+        stream = iter_series(
+            source, columns=detector.feature_names_in_, chunk_rows=CHUNK_ROWS, columns_role="the model's feature"
+        )
     scorer = detector.stream()
     predictor = scorer._predictor  # timing hook only: the compiled call, apart from the numpy around it
     predictor._recurrence = TimedRecurrence(predictor._recurrence, phases)
@@ -467,10 +477,19 @@ def child_e2e(source: str, output: str, detector_dir: str) -> None:
     phases = Phases()
     rows = score_file(detector, Path(source), Path(output), phases)
     end = time.perf_counter()
-    print(json.dumps({
-        "rows": rows, "loop_seconds": end - loop, "seconds": end - start, "phases": phases.seconds,
-        "maxrss_loaded_kb": rss_loaded, "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-    }), flush=True)
+    print(
+        json.dumps(
+            {
+                "rows": rows,
+                "loop_seconds": end - loop,
+                "seconds": end - start,
+                "phases": phases.seconds,
+                "maxrss_loaded_kb": rss_loaded,
+                "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+            }
+        ),
+        flush=True,
+    )
 
 
 # ------------------------------------------------------------------------------------------------
@@ -554,15 +573,31 @@ def stage_forward(ctx: Context, model: Any) -> None:
     flops = flops_per_step(model)
     share = phases.seconds.get("forward", 0.0) / timing.wall
     ctx.report.add(
-        "1 forward", "one-pass timesteps/s (StreamPredictor, chunks of 65,536)", rate(rows, timing.wall), "", None,
+        "1 forward",
+        "one-pass timesteps/s (StreamPredictor, chunks of 65,536)",
+        rate(rows, timing.wall),
+        "",
+        None,
         f"{rows:,} rows, best of {reps}; {getattr(recurrence, 'threads', 1)} forward thread(s); "
         f"{timing.cpu / rows * 1e6:.1f} CPU-s per 1M steps; "
         f"{share:.0%} of wall in the compiled call; first chunk incl. compile {cold:.1f} s; {load()}",
     )
-    ctx.report.add("1 forward", "FLOPs per timestep (matrix products)", f"{flops / 1e3:.1f} kFLOP", "~122 kFLOP", None,
-                   "2 x (38+64) x 256 + 2 x (64+64) x 256 + 2 x 64 x 38; gates' elementwise work not counted")
-    ctx.report.add("1 forward", "implied compute rate", f"{steps_per_s * flops / 1e9:.1f} GFLOP/s", "", None,
-                   f"useful steps only; x {(BLOCK + WINDOW) / BLOCK:.3f} with the burn-in actually run")
+    ctx.report.add(
+        "1 forward",
+        "FLOPs per timestep (matrix products)",
+        f"{flops / 1e3:.1f} kFLOP",
+        "~122 kFLOP",
+        None,
+        "2 x (38+64) x 256 + 2 x (64+64) x 256 + 2 x 64 x 38; gates' elementwise work not counted",
+    )
+    ctx.report.add(
+        "1 forward",
+        "implied compute rate",
+        f"{steps_per_s * flops / 1e9:.1f} GFLOP/s",
+        "",
+        None,
+        f"useful steps only; x {(BLOCK + WINDOW) / BLOCK:.3f} with the burn-in actually run",
+    )
 
 
 def stage_overlapping(ctx: Context, model: Any) -> None:
@@ -583,14 +618,24 @@ def stage_overlapping(ctx: Context, model: Any) -> None:
     seconds, batch = best
     overlap_rate = steps / seconds
     ctx.report.add(
-        "2 overlapping", f"timesteps/s, each predicted in {WINDOW} windows", rate(steps, seconds), "", None,
+        "2 overlapping",
+        f"timesteps/s, each predicted in {WINDOW} windows",
+        rate(steps, seconds),
+        "",
+        None,
         f"model.predict, batch {batch}{' (faster of 256/1024)' if len(batches) > 1 else ''}, best of 2; "
         f"{len(windows) * WINDOW / seconds / 1e6:.2f}M window-steps/s; {load()}",
     )
     assert ctx.forward_rate is not None
     ratio = ctx.forward_rate / overlap_rate
-    ctx.report.add("2 overlapping", "one-pass / overlapping (timesteps/s)", f"{ratio:.0f}x", ">= 30x", ratio >= 30,
-                   "stage 1's rate over this one")
+    ctx.report.add(
+        "2 overlapping",
+        "one-pass / overlapping (timesteps/s)",
+        f"{ratio:.0f}x",
+        ">= 30x",
+        ratio >= 30,
+        "stage 1's rate over this one",
+    )
 
 
 def fit_small_detector(ctx: Context) -> Any:
@@ -598,8 +643,9 @@ def fit_small_detector(ctx: Context) -> Any:
     from anomaly.detector import Detector
 
     frame = pd.DataFrame(synthetic(3000, seed=3), columns=feature_names())
-    detector = Detector(window_size=WINDOW, stride=4, cell="lstm", units=UNITS, epochs=1, batch_size=64,
-                        warmup_steps=WARMUP_STEPS, random_state=0)
+    detector = Detector(
+        window_size=WINDOW, stride=4, cell="lstm", units=UNITS, epochs=1, batch_size=64, warmup_steps=WARMUP_STEPS, random_state=0
+    )
     detector.fit(frame)
     ctx.detector_dir = detector.save(ctx.tmp / "detector")
     return Detector.load(ctx.detector_dir)
@@ -623,8 +669,11 @@ def stage_end_to_end(ctx: Context) -> None:
             ctx.e2e_rate = r
         mb = source.stat().st_size / 2**20
         ctx.report.add(
-            "3 end to end", f"read -> score -> write timesteps/s, {name} -> {name}", rate(rows, timing.wall),
-            ">= 250k/s" if name == "Parquet" else "", (r >= 250_000) if name == "Parquet" else None,
+            "3 end to end",
+            f"read -> score -> write timesteps/s, {name} -> {name}",
+            rate(rows, timing.wall),
+            ">= 250k/s" if name == "Parquet" else "",
+            (r >= 250_000) if name == "Parquet" else None,
             f"{rows:,} rows, {mb:.0f} MB in, {out.stat().st_size / 2**20:.0f} MB out; "
             f"{f'best of {reps}' if reps > 1 else '1 run'}; "
             f"{timing.cpu / rows * 1e6:.1f} CPU-s per 1M rows; {load()}",
@@ -636,25 +685,33 @@ def stage_end_to_end(ctx: Context) -> None:
             log("stage 3: the same, reading and writing in the scoring thread (no background threads)")
             serial, _ = best_of(reps, lambda: _scored_phases(detector, source, out, rows, overlap=False))
             ctx.report.add(
-                "3 end to end", "background reading/writing ÷ all in one thread, Parquet", f"{serial.wall / timing.wall:.2f}x",
-                "", None, f"serial loop {rate(rows, serial.wall)}, {serial.cpu / rows * 1e6:.1f} CPU-s per 1M rows; "
+                "3 end to end",
+                "background reading/writing ÷ all in one thread, Parquet",
+                f"{serial.wall / timing.wall:.2f}x",
+                "",
+                None,
+                f"serial loop {rate(rows, serial.wall)}, {serial.cpu / rows * 1e6:.1f} CPU-s per 1M rows; "
                 f"{f'best of {reps}' if reps > 1 else '1 run'}; {load()}",
             )
         out.unlink(missing_ok=True)
     order = ["read", "forward", "feed", "result frame", "write"]
-    labels = {"read": "read (parse, check, fill)", "forward": "forward (compiled call)",
-              "feed": "rest of feed (scale, pack, normalise, EWMA)", "result frame": "result DataFrame",
-              "write": "write"}
-    table = pd.DataFrame({
-        f"{name} s": [seconds.get(k, 0.0) for k in order] for name, seconds in breakdown.items()
-    }, index=[labels[k] for k in order])
+    labels = {
+        "read": "read (parse, check, fill)",
+        "forward": "forward (compiled call)",
+        "feed": "rest of feed (scale, pack, normalise, EWMA)",
+        "result frame": "result DataFrame",
+        "write": "write",
+    }
+    table = pd.DataFrame(
+        {f"{name} s": [seconds.get(k, 0.0) for k in order] for name, seconds in breakdown.items()},
+        index=[labels[k] for k in order],
+    )
     for name, seconds in breakdown.items():
         total = sum(seconds.values())
         table[f"{name} %"] = [f"{seconds.get(k, 0.0) / total:.0%}" for k in order]
         table[f"{name} rows/s alone"] = [f"{rows / seconds[k] / 1000:,.0f}k" if seconds.get(k) else "" for k in order]
     table.index.name = "phase"
-    ctx.report.table(f"Stage 3: where the end-to-end time goes ({rows:,} rows, fastest repetition)",
-                     md_table(table, "{:.2f}"))
+    ctx.report.table(f"Stage 3: where the end-to-end time goes ({rows:,} rows, fastest repetition)", md_table(table, "{:.2f}"))
     csv.unlink(missing_ok=True)
     if ctx.quick:
         ctx.report.add("3 end to end", "CLI `anomaly score big.parquet -o out.parquet`", "skipped (--quick)", "", None, "")
@@ -680,15 +737,34 @@ def stage_cli_score(ctx: Context, parquet: Path, rows: int) -> None:
     write_csv(train_csv, 3000, seed=3)
     log("stage 3: `anomaly train` (2x64, 1 epoch) into a temporary MLflow store")
     stats, output = run_measured(
-        [str(ANOMALY_CLI), "train", str(train_csv), "--window-size", str(WINDOW), "--stride", "4",
-         "--units", "64,64", "--epochs", "1", "--json"], cwd=store, env=env, timeout=600)
+        [
+            str(ANOMALY_CLI),
+            "train",
+            str(train_csv),
+            "--window-size",
+            str(WINDOW),
+            "--stride",
+            "4",
+            "--units",
+            "64,64",
+            "--epochs",
+            "1",
+            "--json",
+        ],
+        cwd=store,
+        env=env,
+        timeout=600,
+    )
     if stats["rc"] != 0:
-        ctx.report.add("3 end to end", "CLI `anomaly score`", "failed", "", False, f"`anomaly train` exit {stats['rc']}: {output[-300:]!r}")
+        ctx.report.add(
+            "3 end to end", "CLI `anomaly score`", "failed", "", False, f"`anomaly train` exit {stats['rc']}: {output[-300:]!r}"
+        )
         return
     log(f"stage 3: `anomaly score {parquet.name} -o out.parquet`")
     out = store / "out.parquet"
-    stats, output = run_measured([str(ANOMALY_CLI), "score", str(parquet), "-o", str(out), "--json"],
-                                 cwd=store, env=env, timeout=900)
+    stats, output = run_measured(
+        [str(ANOMALY_CLI), "score", str(parquet), "-o", str(out), "--json"], cwd=store, env=env, timeout=900
+    )
     if stats["rc"] != 0:
         ctx.report.add("3 end to end", "CLI `anomaly score`", "failed", "", False, f"exit {stats['rc']}: {output[-300:]!r}")
         return
@@ -698,8 +774,11 @@ def stage_cli_score(ctx: Context, parquet: Path, rows: int) -> None:
     assert ctx.e2e_rate is not None
     overhead = stats["wall"] - rows / ctx.e2e_rate
     ctx.report.add(
-        "3 end to end", f"CLI `anomaly score big.parquet -o out.parquet`, {rows:,} rows", f"{stats['wall']:.1f} s",
-        "", None,
+        "3 end to end",
+        f"CLI `anomaly score big.parquet -o out.parquet`, {rows:,} rows",
+        f"{stats['wall']:.1f} s",
+        "",
+        None,
         f"{rate(rows, stats['wall'])} overall, {stats['cpu']:.0f} CPU-s; score_pipeline itself {inside:.1f} s; "
         f"overhead vs the in-process loop ~{overhead:.1f} s (imports, model load, compile, MLflow run, events, "
         f"figures of {stretches.group(1) if stretches else '?'} flagged stretches, artifact copy); "
@@ -714,12 +793,16 @@ def stage_long_file(ctx: Context) -> None:
     log(f"stage 4: writing a {rows:,} x {N_FEATURES} float32 Parquet file")
     start = time.perf_counter()
     write_parquet(path, rows, seed=5, dtype=np.float32)
-    log(f"stage 4: written ({path.stat().st_size / 2**30:.2f} GiB in {time.perf_counter() - start:.0f} s); scoring it in a subprocess")
+    log(
+        f"stage 4: written ({path.stat().st_size / 2**30:.2f} GiB in {time.perf_counter() - start:.0f} s); scoring it in a subprocess"
+    )
     out = ctx.tmp / "long_scores.parquet"
     assert ctx.detector_dir is not None
     try:
-        stats, output = run_measured([sys.executable, str(Path(__file__).resolve()), "--child-e2e", str(path), str(out),
-                                      str(ctx.detector_dir)], timeout=1800)
+        stats, output = run_measured(
+            [sys.executable, str(Path(__file__).resolve()), "--child-e2e", str(path), str(out), str(ctx.detector_dir)],
+            timeout=1800,
+        )
         out_size = out.stat().st_size / 2**30 if out.exists() else float("nan")
     finally:
         path.unlink(missing_ok=True)
@@ -730,15 +813,22 @@ def stage_long_file(ctx: Context) -> None:
     child = json.loads(output.strip().splitlines()[-1])
     peak_mb = stats["maxrss_kb"] / 2**10
     ctx.report.add(
-        "4 long file", f"peak RSS scoring {rows:,} x {N_FEATURES} Parquet (subprocess)", f"{peak_mb:,.0f} MB",
-        "< 2 GB", peak_mb < 2048,
+        "4 long file",
+        f"peak RSS scoring {rows:,} x {N_FEATURES} Parquet (subprocess)",
+        f"{peak_mb:,.0f} MB",
+        "< 2 GB",
+        peak_mb < 2048,
         f"{child['maxrss_loaded_kb'] / 2**10:,.0f} MB after imports + model load, before the first chunk; "
         f"output {out_size:.2f} GiB",
     )
     phases = child["phases"]
     total = sum(phases.values()) or 1.0
     ctx.report.add(
-        "4 long file", "timesteps/s of that run", rate(rows, child["loop_seconds"]), "", None,
+        "4 long file",
+        "timesteps/s of that run",
+        rate(rows, child["loop_seconds"]),
+        "",
+        None,
         f"first chunk's compile included; {rate(rows, stats['wall'])} incl. start-up ({stats['wall']:.0f} s wall, "
         f"{stats['cpu']:.0f} CPU-s); read {phases.get('read', 0) / total:.0%}, "
         f"forward {phases.get('forward', 0) / total:.0%}, write {phases.get('write', 0) / total:.0%}; {load()}",
@@ -770,13 +860,21 @@ def stage_invariance(ctx: Context) -> None:
         worst = max(worst, float(np.nanmax(np.abs(scores[size] - reference))))
     same_flags = all(np.array_equal(flags[s], flags[65536]) for s in (1000, 1))
     ctx.report.add(
-        "5 invariance", "max |score difference|, chunks of 1 / 1000 vs 65,536", f"{worst:.1e}", "< 1e-5",
+        "5 invariance",
+        "max |score difference|, chunks of 1 / 1000 vs 65,536",
+        f"{worst:.1e}",
+        "< 1e-5",
         worst < 1e-5 and same_nan,
-        f"{rows:,} rows; unscored rows identical: {same_nan}; flags identical: {same_flags} "
-        f"({int(flags[65536].sum())} flagged)",
+        f"{rows:,} rows; unscored rows identical: {same_nan}; flags identical: {same_flags} ({int(flags[65536].sum())} flagged)",
     )
-    ctx.report.add("5 invariance", "live feed, one row per call", f"{seconds[1] / rows * 1e3:.2f} ms/row", "", None,
-                   f"{rows / seconds[1]:,.0f} rows/s (chunks of 1000: {rows / seconds[1000]:,.0f} rows/s); {load()}")
+    ctx.report.add(
+        "5 invariance",
+        "live feed, one row per call",
+        f"{seconds[1] / rows * 1e3:.2f} ms/row",
+        "",
+        None,
+        f"{rows / seconds[1]:,.0f} rows/s (chunks of 1000: {rows / seconds[1000]:,.0f} rows/s); {load()}",
+    )
 
 
 def demo_spec() -> Any:
@@ -788,14 +886,19 @@ def demo_spec() -> Any:
 def read_demo(spec: Any, path: Path, label_col: str | None = None, columns: list[str] | None = None) -> Any:
     from anomaly.data.reading import read_series
 
-    return read_series(path, time_col=spec.data.time_col, label_col=label_col,
-                       columns=columns if columns is not None else spec.data.columns, max_gap=spec.data.max_gap)
+    return read_series(
+        path,
+        time_col=spec.data.time_col,
+        label_col=label_col,
+        columns=columns if columns is not None else spec.data.columns,
+        max_gap=spec.data.max_gap,
+    )
 
 
 def stage_training(ctx: Context) -> None:
-    from anomaly.detector import Detector
     from anomaly.detection.preprocessing import chronological_split
     from anomaly.detection.windowing import n_windows
+    from anomaly.detector import Detector
 
     spec = demo_spec()
     epochs = 2
@@ -810,8 +913,12 @@ def stage_training(ctx: Context) -> None:
     Detector(**params).fit(frame, on_epoch_end=lambda epoch, logs: epoch_seconds.append(logs["seconds"]))
     seconds = time.perf_counter() - start
     ctx.report.add(
-        "6 training", f"Detector.fit windows/s, demo spec ({'x'.join(map(str, params['units']))} {params['cell']}, "
-        f"T={t}, batch {params['batch_size']})", f"{windows * epochs / seconds:,.0f}/s", "", None,
+        "6 training",
+        f"Detector.fit windows/s, demo spec ({'x'.join(map(str, params['units']))} {params['cell']}, "
+        f"T={t}, batch {params['batch_size']})",
+        f"{windows * epochs / seconds:,.0f}/s",
+        "",
+        None,
         f"{windows} windows/epoch x {epochs} epochs in {seconds:.1f} s (set-up, tracing, calibration included); "
         f"epoch 2 alone {windows / epoch_seconds[-1]:,.0f}/s (its validation pass included); epoch 1 {epoch_seconds[0]:.1f} s; {load()}",
     )
@@ -825,11 +932,17 @@ def stage_training(ctx: Context) -> None:
     match = re.search(r"after (\d+) epochs", output)
     inside = re.search(r"features \(.*\) in (\d+)s", output)
     ctx.report.add(
-        "6 training", "full demo training, `anomaly train` wall time", f"{stats['wall']:.1f} s", "< 60 s",
+        "6 training",
+        "full demo training, `anomaly train` wall time",
+        f"{stats['wall']:.1f} s",
+        "< 60 s",
         stats["rc"] == 0 and stats["wall"] < 60,
-        (f"{match.group(1) if match else '?'} of {demo_spec().training.epochs} epochs run; train_pipeline itself "
-         f"{inside.group(1) if inside else '?'} s; {stats['cpu']:.0f} CPU-s; peak RSS {stats['maxrss_kb'] / 2**10:,.0f} MB; {load()}")
-        if stats["rc"] == 0 else f"exit {stats['rc']}: {output[-300:]!r}",
+        (
+            f"{match.group(1) if match else '?'} of {demo_spec().training.epochs} epochs run; train_pipeline itself "
+            f"{inside.group(1) if inside else '?'} s; {stats['cpu']:.0f} CPU-s; peak RSS {stats['maxrss_kb'] / 2**10:,.0f} MB; {load()}"
+        )
+        if stats["rc"] == 0
+        else f"exit {stats['rc']}: {output[-300:]!r}",
     )
     shutil.rmtree(store, ignore_errors=True)
 
@@ -837,8 +950,10 @@ def stage_training(ctx: Context) -> None:
 def stage_startup(ctx: Context) -> None:
     log("stage 7: start-up of `anomaly --help` and of an argument error, best of 5")
     missing = ctx.tmp / "no-such-file.csv"
-    for label, args, expected_rc in (("`anomaly --help`", ["--help"], 0),
-                                     ("`anomaly score missing.csv` (argument error)", ["score", str(missing)], 2)):
+    for label, args, expected_rc in (
+        ("`anomaly --help`", ["--help"], 0),
+        ("`anomaly score missing.csv` (argument error)", ["score", str(missing)], 2),
+    ):
         walls, codes = [], set()
         for _ in range(5):
             stats, _ = run_measured([str(ANOMALY_CLI), *args], cwd=ctx.tmp)
@@ -846,17 +961,23 @@ def stage_startup(ctx: Context) -> None:
             codes.add(stats["rc"])
         best = min(walls)
         ok = best < 0.5 and codes == {expected_rc}
-        ctx.report.add("7 start-up", label, f"{best:.2f} s", "< 0.5 s", ok,
-                       f"best of 5 (median {np.median(walls):.2f} s); exit code {sorted(codes)}; {load()}")
+        ctx.report.add(
+            "7 start-up",
+            label,
+            f"{best:.2f} s",
+            "< 0.5 s",
+            ok,
+            f"best of 5 (median {np.median(walls):.2f} s); exit code {sorted(codes)}; {load()}",
+        )
 
 
 def stage_quality(ctx: Context) -> None:
-    from anomaly.detector import Detector
-    from anomaly.evaluation.metrics import evaluate_scores
     from anomaly.detection.preprocessing import chronological_split
     from anomaly.detection.scoring import Aggregator, ResidualNormaliser
     from anomaly.detection.smoothing import EwmaSmoother
     from anomaly.detection.thresholds import apply_threshold
+    from anomaly.detector import Detector
+    from anomaly.evaluation.metrics import evaluate_scores
 
     spec = demo_spec()
     params = spec.detector_params()
@@ -892,8 +1013,10 @@ def stage_quality(ctx: Context) -> None:
 
     columns = ["point_precision", "point_recall", "point_f1", "average_precision", "event_recall", "flag_rate"]
     rows = {}
-    for name, scores, flags, thr in (("one pass", one_scores, one_flags, detector.threshold_),
-                                     (f"overlapping windows (T={window})", over_scores, over_flags, threshold)):
+    for name, scores, flags, thr in (
+        ("one pass", one_scores, one_flags, detector.threshold_),
+        (f"overlapping windows (T={window})", over_scores, over_flags, threshold),
+    ):
         ranked = np.where(np.isnan(scores), -np.inf, scores)
         metrics = evaluate_scores(labels, ranked, flags, gap=detector.event_gap)
         rows[name] = {**{c: metrics[c] for c in columns}, "threshold": thr}
@@ -905,14 +1028,19 @@ def stage_quality(ctx: Context) -> None:
         md_table(table),
     )
     a, b = table.iloc[0], table.iloc[1]
-    no_worse = bool(a["point_f1"] >= b["point_f1"] and a["event_recall"] >= b["event_recall"]
-                    and a["average_precision"] >= b["average_precision"] - AP_TOLERANCE)
+    no_worse = bool(
+        a["point_f1"] >= b["point_f1"]
+        and a["event_recall"] >= b["event_recall"]
+        and a["average_precision"] >= b["average_precision"] - AP_TOLERANCE
+    )
     delta = a - b
     ctx.report.add(
-        "8 quality", "one pass vs overlapping windows: F1 / AP / event recall",
+        "8 quality",
+        "one pass vs overlapping windows: F1 / AP / event recall",
         f"{a['point_f1']:.3f} / {a['average_precision']:.3f} / {a['event_recall']:.2f} vs "
         f"{b['point_f1']:.3f} / {b['average_precision']:.3f} / {b['event_recall']:.2f}",
-        f"one pass no worse (AP within {AP_TOLERANCE})", no_worse,
+        f"one pass no worse (AP within {AP_TOLERANCE})",
+        no_worse,
         f"one pass minus overlapping: precision {delta['point_precision']:+.3f}, recall {delta['point_recall']:+.3f}, "
         f"F1 {delta['point_f1']:+.3f}, AP {delta['average_precision']:+.3f}, event recall {delta['event_recall']:+.2f}",
     )
@@ -923,13 +1051,17 @@ def stage_quality(ctx: Context) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="smaller series, no full demo training (~3 min)")
-    parser.add_argument("--rows", type=int, default=None,
-                        help="rows of the end-to-end files of stage 3 (default 1,000,000; 200,000 with --quick)")
-    parser.add_argument("--output", type=Path, default=ROOT / "results" / "benchmark" / "speed.md",
-                        help="markdown file to write (default: results/benchmark/speed.md)")
+    parser.add_argument(
+        "--rows", type=int, default=None, help="rows of the end-to-end files of stage 3 (default 1,000,000; 200,000 with --quick)"
+    )
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=ROOT / "results" / "benchmark" / "speed.md",
+        help="markdown file to write (default: results/benchmark/speed.md)",
+    )
     parser.add_argument("--child-e2e", nargs=3, metavar=("INPUT", "OUTPUT", "DETECTOR"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child_e2e:
@@ -946,8 +1078,9 @@ def main(argv: list[str] | None = None) -> int:
     report = Report(output=args.output, header=machine_header(args.quick, argv))
     print("\n".join(report.header) + "\n", flush=True)
     with tempfile.TemporaryDirectory(prefix="anomaly-speed-") as tmp:
-        ctx = Context(quick=args.quick, report=report, tmp=Path(tmp),
-                      e2e_rows=args.rows or (200_000 if args.quick else 1_000_000))
+        ctx = Context(
+            quick=args.quick, report=report, tmp=Path(tmp), e2e_rows=args.rows or (200_000 if args.quick else 1_000_000)
+        )
         model = build_model(N_FEATURES, cell="lstm", units=UNITS)
         stage_forward(ctx, model)
         stage_overlapping(ctx, model)

@@ -32,9 +32,17 @@ import numpy as np
 from matplotlib.image import imread
 
 CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--hide-scrollbars", "--window-size=1600,1200", "--virtual-time-budget=25000",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+    "--window-size=1600,1200",
+    "--virtual-time-budget=25000",
 ]
 
 
@@ -45,15 +53,17 @@ def free_port() -> int:
 
 
 def api(base: str, endpoint: str, body: dict) -> dict:
-    request = urllib.request.Request(f"{base}/api/2.0/mlflow/{endpoint}", data=json.dumps(body).encode(),
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        f"{base}/api/2.0/mlflow/{endpoint}", data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(request, timeout=30) as response:
         return json.load(response)
 
 
 def chromium(binary: str, profile: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args],
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args], capture_output=True, text=True, timeout=120
+    )
 
 
 def capture(binary: str, url: str, png: Path, must_contain: list[str]) -> list[str]:
@@ -80,21 +90,34 @@ def main() -> int:
     args = parser.parse_args()
     binary = shutil.which(args.chromium)
     if binary is None:
-        print(f"error: {args.chromium!r} not found; install Debian's chromium package (apt-get install chromium)", file=sys.stderr)
+        print(
+            f"error: {args.chromium!r} not found; install Debian's chromium package (apt-get install chromium)", file=sys.stderr
+        )
         return 2
     args.out.mkdir(parents=True, exist_ok=True)
 
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    ui = subprocess.Popen([sys.executable, "-m", "anomaly", "ui", "--port", str(port)], stdout=subprocess.PIPE,
-                          text=True, start_new_session=True)
+    ui = subprocess.Popen(
+        [sys.executable, "-m", "anomaly", "ui", "--port", str(port)], stdout=subprocess.PIPE, text=True, start_new_session=True
+    )
     try:
         ready = ui.stdout.readline()
         if not ready.startswith("MLflow UI:"):
             print(f"error: anomaly ui did not start (exit code {ui.wait()})", file=sys.stderr)
             return 1
-        runs = api(base, "runs/search", {"filter": "tags.`anomaly.kind` = 'score'", "order_by": ["attributes.start_time DESC"],
-                                         "max_results": 1, "experiment_ids": [e["experiment_id"] for e in api(base, "experiments/search", {"max_results": 1000})["experiments"]]})
+        runs = api(
+            base,
+            "runs/search",
+            {
+                "filter": "tags.`anomaly.kind` = 'score'",
+                "order_by": ["attributes.start_time DESC"],
+                "max_results": 1,
+                "experiment_ids": [
+                    e["experiment_id"] for e in api(base, "experiments/search", {"max_results": 1000})["experiments"]
+                ],
+            },
+        )
         if not runs.get("runs"):
             print("error: no scoring run in this store; run `bash scripts/demo` first", file=sys.stderr)
             return 2
@@ -113,7 +136,13 @@ def main() -> int:
         ]
         if training:
             shots.append(("train_run.png", f"{page}/{training}{view}", [">Datasets<", ">training<"]))
-            shots.append(("training_plot.png", f"{page}/{training}/artifacts/plots/training.png{view}", ['alt="plots/training.png" src="blob:']))
+            shots.append(
+                (
+                    "training_plot.png",
+                    f"{page}/{training}/artifacts/plots/training.png{view}",
+                    ['alt="plots/training.png" src="blob:'],
+                )
+            )
         problems = []
         for name, url, must_contain in shots:
             found = capture(binary, url, args.out / name, must_contain)

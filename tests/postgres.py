@@ -40,8 +40,9 @@ def postgres_server() -> Iterator[str]:
             pytest.fail(f"{message}; .ci/run should have started one and set {URI_ENV}")
         pytest.skip(message)
     directory = tempfile.mkdtemp(prefix="anomaly-test-pg-")
-    started = subprocess.run(["bash", str(ROOT / "scripts" / "postgres"), "start", directory], capture_output=True,
-                             text=True, timeout=120)
+    started = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "postgres"), "start", directory], capture_output=True, text=True, timeout=120
+    )
     assert started.returncode == 0, started.stderr
     try:
         yield started.stdout.strip().splitlines()[-1]

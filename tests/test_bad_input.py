@@ -66,10 +66,18 @@ def series_text(rows: int = 60, seed: int = 5) -> pd.DataFrame:
         ("empty.csv", "", ["empty.csv", "empty"]),
         ("header.csv", "timestamp,f0,f1,f2\n", ["header.csv", "no", "rows"]),
         ("words.csv", "timestamp,name\n2026-01-01,a\n2026-01-02,b\n", ["words.csv", "numeric feature column", "'name'"]),
-        ("text.csv", "timestamp,f0,f1\n2026-01-01,1,2\n2026-01-02,1,x\n2026-01-03,1,3\n", ["text.csv", "column 'f1'", "row 2", "'x'"]),
+        (
+            "text.csv",
+            "timestamp,f0,f1\n2026-01-01,1,2\n2026-01-02,1,x\n2026-01-03,1,3\n",
+            ["text.csv", "column 'f1'", "row 2", "'x'"],
+        ),
         ("allnan.csv", "timestamp,f0,f1\n2026-01-01,1,\n2026-01-02,2,\n", ["allnan.csv", "column 'f1'", "every cell is empty"]),
         ("inf.csv", "timestamp,f0,f1\n2026-01-01,1,2\n2026-01-02,inf,3\n", ["inf.csv", "column 'f0'", "finite", "inf"]),
-        ("dup.csv", "timestamp,f0\n2026-01-01,1\n2026-01-02,2\n2026-01-01,3\n", ["dup.csv", "time column 'timestamp'", "unique", "row 3"]),
+        (
+            "dup.csv",
+            "timestamp,f0\n2026-01-01,1\n2026-01-02,2\n2026-01-01,3\n",
+            ["dup.csv", "time column 'timestamp'", "unique", "row 3"],
+        ),
         ("single.csv", "timestamp,f0\n2026-01-01,1\n", ["single.csv", "1 rows", "window_size 16"]),
     ],
 )
@@ -125,12 +133,15 @@ def test_a_column_the_model_needs_is_missing(here):
     assert not Path("partial_out.csv").exists()
 
 
-@pytest.mark.parametrize("uri, fragments", [
-    ("models:/anomaly-plant/99", ["models:/anomaly-plant/99", "not found"]),
-    ("models:/nobody@champion", ["models:/nobody@champion", "not found"]),
-    ("runs:/0123456789abcdef/model", ["runs:/0123456789abcdef/model", "not found"]),
-    ("plant-model", ["--model must be a URI like", "'plant-model'"]),
-])
+@pytest.mark.parametrize(
+    "uri, fragments",
+    [
+        ("models:/anomaly-plant/99", ["models:/anomaly-plant/99", "not found"]),
+        ("models:/nobody@champion", ["models:/nobody@champion", "not found"]),
+        ("runs:/0123456789abcdef/model", ["runs:/0123456789abcdef/model", "not found"]),
+        ("plant-model", ["--model must be a URI like", "'plant-model'"]),
+    ],
+)
 def test_wrong_or_unknown_model_uris_are_refused(here, uri, fragments):
     series_text().to_csv("new.csv")
     refused(run("score", "new.csv", "--model", uri, "-o", "never.csv"), *fragments)
@@ -218,8 +229,10 @@ def test_short_gaps_are_filled_and_long_gaps_are_reported_and_not_scored(here):
 
     client = MlflowClient()
     run = client.search_runs(
-        [e.experiment_id for e in client.search_experiments()], "tags.`anomaly.kind` = 'score'",
-        order_by=["attributes.start_time DESC"], max_results=1,
+        [e.experiment_id for e in client.search_experiments()],
+        "tags.`anomaly.kind` = 'score'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
     )[0]
     gaps = pd.read_csv(client.download_artifacts(run.info.run_id, "results/gaps.csv"))
     assert gaps["rows"].tolist() == [10] and gaps["start"].iloc[0] == str(out.index[60])

@@ -28,12 +28,44 @@ def test_best_threshold_counts_pick_the_series_best_f1():
 
 
 def test_summaries_pool_counts_over_series_and_average_the_threshold_free_metrics():
-    rows = pd.DataFrame([
-        {"labelled": 2, "tp": 2, "fp": 1, "fn": 0, "flagged": 3, "events": 1, "events_found": 1, "auc_pr": 0.8,
-         "vus_pr": 0.6, "vus_roc": 0.7, "best_tp": 2, "best_fp": 0, "best_fn": 0, "series_best_f1": 1.0, "seconds": 1.0},
-        {"labelled": 4, "tp": 0, "fp": 0, "fn": 4, "flagged": 0, "events": 2, "events_found": 0, "auc_pr": 0.4,
-         "vus_pr": 0.2, "vus_roc": 0.5, "best_tp": 2, "best_fp": 2, "best_fn": 2, "series_best_f1": 0.5, "seconds": 2.0},
-    ])
+    rows = pd.DataFrame(
+        [
+            {
+                "labelled": 2,
+                "tp": 2,
+                "fp": 1,
+                "fn": 0,
+                "flagged": 3,
+                "events": 1,
+                "events_found": 1,
+                "auc_pr": 0.8,
+                "vus_pr": 0.6,
+                "vus_roc": 0.7,
+                "best_tp": 2,
+                "best_fp": 0,
+                "best_fn": 0,
+                "series_best_f1": 1.0,
+                "seconds": 1.0,
+            },
+            {
+                "labelled": 4,
+                "tp": 0,
+                "fp": 0,
+                "fn": 4,
+                "flagged": 0,
+                "events": 2,
+                "events_found": 0,
+                "auc_pr": 0.4,
+                "vus_pr": 0.2,
+                "vus_roc": 0.5,
+                "best_tp": 2,
+                "best_fp": 2,
+                "best_fn": 2,
+                "series_best_f1": 0.5,
+                "seconds": 2.0,
+            },
+        ]
+    )
     out = detection.summarise(rows)
     assert out["precision"] == pytest.approx(2 / 3) and out["recall"] == pytest.approx(2 / 6)
     assert out["f1"] == pytest.approx(4 / 9) and out["best_f1"] == pytest.approx(8 / 12)
@@ -79,9 +111,23 @@ def _case(seed: int, labels_shift: int = 0) -> detection.Case:
 def test_peer_figures_come_from_the_record_only_for_the_exact_case(tmp_path, monkeypatch):
     record = tmp_path / "record.json"
     case = _case(0)
-    entry = {"dataset": "x", "series": case.name, "method": "TSB-AD PCA", "seed": 0, "vus_window": 7, "rows": 200,
-             "labelled": 20, "seconds": 3.5, "auc_pr": 0.5, "vus_pr": 0.4, "vus_roc": 0.9, "best_tp": 10, "best_fp": 5,
-             "best_fn": 10, "series_best_f1": 0.571}
+    entry = {
+        "dataset": "x",
+        "series": case.name,
+        "method": "TSB-AD PCA",
+        "seed": 0,
+        "vus_window": 7,
+        "rows": 200,
+        "labelled": 20,
+        "seconds": 3.5,
+        "auc_pr": 0.5,
+        "vus_pr": 0.4,
+        "vus_roc": 0.9,
+        "best_tp": 10,
+        "best_fp": 5,
+        "best_fn": 10,
+        "series_best_f1": 0.571,
+    }
     detection.write_peer_record({detection.peer_record_key(case, "TSB-AD PCA", 0): entry}, record)
     monkeypatch.setattr(detection, "peer_results", lambda *args: {})  # no score cache on this machine
     rows = detection.peer_rows("x", [case], {case.name: 7}, "cached", 0, lambda m: None, record)
@@ -99,7 +145,9 @@ def test_peer_figures_computed_from_scores_are_recorded(tmp_path, monkeypatch):
     case = _case(2)
     test_labels = case.labels[case.train_end :]
     scores = test_labels.astype(float) + np.random.default_rng(0).random(len(test_labels))  # a perfect ranking
-    found = {(case.name, "TSB-AD CNN"): detection.Result(scores, None, 1.25, info={"function": "run_CNN", "hps": {"window_size": 100}})}
+    found = {
+        (case.name, "TSB-AD CNN"): detection.Result(scores, None, 1.25, info={"function": "run_CNN", "hps": {"window_size": 100}})
+    }
     monkeypatch.setattr(detection, "peer_results", lambda *args: found)
     rows = detection.peer_rows("x", [case], {case.name: 10}, "cached", 0, lambda m: None, record)
     assert len(rows) == 1 and rows[0]["auc_pr"] == pytest.approx(1.0)

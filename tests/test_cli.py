@@ -16,11 +16,28 @@ from anomaly.cli import cli
 from anomaly.data.formats import fingerprint
 from tests.conftest import make_series, plant_spike
 
-TINY_OPTIONS = ["--window-size", "16", "--stride", "2", "--units", "8", "--epochs", "3", "--batch-size", "16",
-                "--learning-rate", "0.01", "--warmup-steps", "2", "--seed", "3",
-                # The tests find single-step spikes at their exact step; the default EWMA (span 15)
-                # spreads a spike over the steps after it.
-                "--smoothing-span", "1"]
+TINY_OPTIONS = [
+    "--window-size",
+    "16",
+    "--stride",
+    "2",
+    "--units",
+    "8",
+    "--epochs",
+    "3",
+    "--batch-size",
+    "16",
+    "--learning-rate",
+    "0.01",
+    "--warmup-steps",
+    "2",
+    "--seed",
+    "3",
+    # The tests find single-step spikes at their exact step; the default EWMA (span 15)
+    # spreads a spike over the steps after it.
+    "--smoothing-span",
+    "1",
+]
 
 
 def invoke(*args: str, input: str | None = None):
@@ -182,7 +199,10 @@ def assert_user_error(result, *fragments: str) -> None:
         (["train", "plant.csv", "--epochs", "-1"], ["--epochs must be an int in [1, 100000]; got -1"]),
         (["train", "plant.csv", "--units", "a,b"], ["--units", "expected comma-separated integers"]),
         (["train", "plant.csv", "--autoregressive", "-1"], ["--autoregressive must be an int in [0, 64]; got -1"]),
-        (["train", "plant.csv", "--autoregressive", "2", "--residual", "true"], ["--autoregressive must be 0 when --residual is true"]),
+        (
+            ["train", "plant.csv", "--autoregressive", "2", "--residual", "true"],
+            ["--autoregressive must be 0 when --residual is true"],
+        ),
         (["train", "plant.csv", "--cell", "cnn"], ["--cell", "'cnn' is not one of"]),
         (["train", "plant.csv", "--columns", "f0,nope"], ["plant.csv", "'nope'"]),
         (["train", "-p", "nope.yaml"], ["nope.yaml: pipeline spec not found"]),
@@ -233,14 +253,17 @@ def test_ui_serves_this_store_on_loopback_and_stops_cleanly(files, trained, mlfl
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "anomaly", "ui", "--port", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True,
-        cwd=mlflow_store, env={**__import__("os").environ, "PYTHONPATH": str(Path(__file__).parent.parent)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+        cwd=mlflow_store,
+        env={**__import__("os").environ, "PYTHONPATH": str(Path(__file__).parent.parent)},
     )
     try:
         line = process.stdout.readline()  # printed once the server answers
         assert line.startswith(f"MLflow UI: http://127.0.0.1:{port}"), line
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{port}/api/2.0/mlflow/runs/get?run_id={trained['run_id']}")
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/api/2.0/mlflow/runs/get?run_id={trained['run_id']}")
         with urllib.request.urlopen(request, timeout=10) as response:
             assert json.load(response)["run"]["info"]["status"] == "FINISHED"
         process.send_signal(getattr(signal, stop_signal))

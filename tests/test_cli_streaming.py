@@ -82,8 +82,12 @@ def test_stdin_is_answered_line_by_line_before_the_input_ends(store):
     lines = (directory / "new.csv").read_text().splitlines(keepends=True)
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{directory / 'mlflow.db'}"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "anomaly", "score", "-", "--label-col", "anomaly"], cwd=directory, env=env,
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        [sys.executable, "-m", "anomaly", "score", "-", "--label-col", "anomaly"],
+        cwd=directory,
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     try:
         # The format is sniffed from the first lines (header + 51 data lines at most).
@@ -185,16 +189,35 @@ def test_flags_follow_the_events_whatever_the_chunk_size(store):
 
     directory, _ = store
     result = invoke(
-        "train", str(directory / "plant.csv"), *TINY_OPTIONS, "--threshold-quantile", "0.9",
-        "--threshold-margin", "1.5", "--event-gap", "4", "--event-min-length", "3",
-        "--model-name", "events-model", "--json",
+        "train",
+        str(directory / "plant.csv"),
+        *TINY_OPTIONS,
+        "--threshold-quantile",
+        "0.9",
+        "--threshold-margin",
+        "1.5",
+        "--event-gap",
+        "4",
+        "--event-min-length",
+        "3",
+        "--model-name",
+        "events-model",
+        "--json",
     )
     assert result.exit_code == 0, result.output
     outputs = {}
     for rows in (1, 65536):
         out = directory / f"events_{rows}.csv"
-        scored = invoke("score", str(directory / "new.csv"), "--model", "models:/events-model/latest",
-                        "--chunk-rows", str(rows), "-o", str(out))
+        scored = invoke(
+            "score",
+            str(directory / "new.csv"),
+            "--model",
+            "models:/events-model/latest",
+            "--chunk-rows",
+            str(rows),
+            "-o",
+            str(out),
+        )
         assert scored.exit_code == 0, scored.output
         outputs[rows] = _read(out)
     frame = outputs[65536]
@@ -204,8 +227,9 @@ def test_flags_follow_the_events_whatever_the_chunk_size(store):
     np.testing.assert_array_equal(frame["is_anomaly"].to_numpy(), expected)
     np.testing.assert_array_equal(outputs[1]["is_anomaly"].to_numpy(), expected)
     # `anomaly evaluate` measures the same flags.
-    evaluated = invoke("evaluate", str(directory / "new.csv"), "--label-col", "anomaly",
-                       "--model", "models:/events-model/latest", "--json")
+    evaluated = invoke(
+        "evaluate", str(directory / "new.csv"), "--label-col", "anomaly", "--model", "models:/events-model/latest", "--json"
+    )
     assert evaluated.exit_code == 0, evaluated.output
     flag_rate = last_json(evaluated)["metrics"]["anomaly"]["flag_rate"]
     assert flag_rate == pytest.approx(expected.mean())

@@ -81,9 +81,7 @@ def test_no_time_column_gives_range_index_step(tmp_path):
 
 
 def test_unsorted_times_are_sorted_with_a_note(tmp_path, caplog):
-    path = _write(
-        tmp_path, "d.csv", "time,a,label\n2024-01-03,3,1\n2024-01-01,1,0\n2024-01-02,2,0\n2024-01-04,4,0\n"
-    )
+    path = _write(tmp_path, "d.csv", "time,a,label\n2024-01-03,3,1\n2024-01-01,1,0\n2024-01-02,2,0\n2024-01-04,4,0\n")
     with caplog.at_level(logging.INFO, logger="anomaly.data"):
         series = read_series(path, label_col="label")
     assert series.frame.index.is_monotonic_increasing
@@ -259,7 +257,9 @@ def test_unknown_column_suggests_close_name(tmp_path):
 
 PLAIN_TIME = st.builds(
     lambda y, m, d, time, frac: f"{y:04d}-{m:02d}-{d:02d}{time}{frac if time.count(':') == 2 else ''}",
-    st.integers(1, 9999), st.integers(1, 12), st.integers(1, 28),
+    st.integers(1, 9999),
+    st.integers(1, 12),
+    st.integers(1, 28),
     st.sampled_from(["", "T00", " 23:59", "T12:30:45", " 01:02:03"]),
     st.sampled_from(["", ".5", ".123456", ".1234567", ".000000000"]),
 )
@@ -267,7 +267,9 @@ PLAIN_TIME = st.builds(
 
 ODD_TIME = st.builds(
     lambda y, m, d, sep, time, frac, zone, pad: f"{pad}{y:04d}-{m:02d}-{d:02d}{sep}{time}{frac}{zone}{pad}",
-    st.integers(1, 9999), st.integers(0, 13), st.integers(0, 32),
+    st.integers(1, 9999),
+    st.integers(0, 13),
+    st.integers(0, 32),
     st.sampled_from(["", "T", " ", "t"]),
     st.sampled_from(["", "00", "23:59", "12:30:45", "24:00:00", "23:59:60", "7:05", "12:3"]),
     st.sampled_from(["", ".", ".5", ".123456", ".1234567", ".000000000", ",5"]),

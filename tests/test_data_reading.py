@@ -75,8 +75,7 @@ def test_gap_positions_are_rows_of_the_sorted_series(tmp_path):
 
 
 def test_resample_puts_rows_on_a_regular_grid_and_reports_empty_bins(tmp_path):
-    text = ("time,a,label\n2024-01-01 00:00,1,0\n2024-01-01 00:02,3,1\n2024-01-01 00:05,5,0\n"
-            "2024-01-01 00:30,7,0\n")
+    text = "time,a,label\n2024-01-01 00:00,1,0\n2024-01-01 00:02,3,1\n2024-01-01 00:05,5,0\n2024-01-01 00:30,7,0\n"
     path = _write(tmp_path, "d.csv", text)
     series = read_series(path, label_col="label", resample="5min", max_gap=2)
     assert len(series.frame) == 7 and series.frame.index.freqstr == "5min"
@@ -100,15 +99,36 @@ def test_max_gap_zero_without_gaps_and_negative(tmp_path):
     _error(path, "max_gap", "-1", max_gap=-1)
 
 
-
 # ---------------------------------------------------------------- fuzzed tables
 
 
 CELLS = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True).map(repr),
-    st.integers(-10**6, 10**6).map(str),
-    st.sampled_from(["", "nan", "NaN", "inf", "-inf", "true", "0", "1", "1,5", "abc", '"x"', '"', "2026-01-01",
-                     "2026-01-01 00:05:00", "2026-13-45", "1e309", " ", "N/A", "é", "\u00a0"]),
+    st.integers(-(10**6), 10**6).map(str),
+    st.sampled_from(
+        [
+            "",
+            "nan",
+            "NaN",
+            "inf",
+            "-inf",
+            "true",
+            "0",
+            "1",
+            "1,5",
+            "abc",
+            '"x"',
+            '"',
+            "2026-01-01",
+            "2026-01-01 00:05:00",
+            "2026-13-45",
+            "1e309",
+            " ",
+            "N/A",
+            "é",
+            "\u00a0",
+        ]
+    ),
     st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=6),
 )
 
@@ -143,11 +163,15 @@ def test_reader_raises_only_data_errors_and_returns_clean_series(tmp_path, table
         path.write_bytes(text.encode(encoding))
     except UnicodeEncodeError:
         path.write_bytes(text.encode("utf-8"))
-    options = choice.draw(st.fixed_dictionaries({
-        "time_col": st.none() | st.sampled_from(header + ["missing"]),
-        "label_col": st.none() | st.sampled_from(header + ["missing"]),
-        "columns": st.none() | st.lists(st.sampled_from(header + ["missing"]), min_size=1, max_size=3),
-    }))
+    options = choice.draw(
+        st.fixed_dictionaries(
+            {
+                "time_col": st.none() | st.sampled_from(header + ["missing"]),
+                "label_col": st.none() | st.sampled_from(header + ["missing"]),
+                "columns": st.none() | st.lists(st.sampled_from(header + ["missing"]), min_size=1, max_size=3),
+            }
+        )
+    )
     try:
         series = read_series(path, max_gap=max_gap, **options)
     except DataError as err:
@@ -195,7 +219,9 @@ def _assert_like_read_series(path: Path, chunk_rows: int, **options) -> SeriesSt
     assert stream.gap_count == len(expected.gaps)
     assert stream.gap_rows == sum(last - first + 1 for first, last in expected.gaps)
     assert (stream.feature_names, stream.time_col, stream.unused_columns) == (
-        expected.feature_names, expected.time_col, expected.unused_columns
+        expected.feature_names,
+        expected.time_col,
+        expected.unused_columns,
     )
     # Chunks follow each other, are at most chunk_rows + max_gap long, and their own gaps are
     # positions in their own frame.
@@ -316,8 +342,10 @@ def test_parquet_like_read_series(tmp_path, chunk_rows):
     index = pd.date_range("2024-03-30 22:00", periods=40, freq="15min", tz="Europe/Berlin", name="when")
     values = np.linspace(0, 1, 40)
     values[[3, 10, 11, 12, 13, 30, 31]] = np.nan
-    frame = pd.DataFrame({"x": values, "n": pd.array(range(40), dtype="Int64"), "name": ["a"] * 40,
-                          "label": [i % 5 == 0 for i in range(40)]}, index=index)
+    frame = pd.DataFrame(
+        {"x": values, "n": pd.array(range(40), dtype="Int64"), "name": ["a"] * 40, "label": [i % 5 == 0 for i in range(40)]},
+        index=index,
+    )
     path = tmp_path / "d.parquet"
     frame.to_parquet(path)
     stream = _assert_like_read_series(path, chunk_rows, label_col="label", max_gap=2)
@@ -395,8 +423,9 @@ def test_time_going_back_names_both_rows_and_suggests_sorting(tmp_path, chunk_ro
     days = [1, 2, 3, 4, 5, 6, 7, 8, 5, 9]
     path = _write(tmp_path, "late.csv", "time,a\n" + "".join(f"2024-01-{d:02d},{i}\n" for i, d in enumerate(days)))
     with mock.patch.object(reading_module, "ROLE_SAMPLE_ROWS", 2):
-        message = _stream_error(path, "late.csv", "'time'", "row 9", "2024-01-05", "2024-01-08", "row 8", "sort",
-                                chunk_rows=chunk_rows)
+        message = _stream_error(
+            path, "late.csv", "'time'", "row 9", "2024-01-05", "2024-01-08", "row 8", "sort", chunk_rows=chunk_rows
+        )
     assert message == _stream_error(path, chunk_rows=chunk_rows)  # the same whatever the role sample
     with pytest.raises(UnsortedError):  # which callers can catch, to read the file whole instead
         list(iter_series(path, chunk_rows=chunk_rows))
@@ -479,7 +508,7 @@ def test_not_utf8_in_a_later_chunk(tmp_path):
     with pytest.raises(DataError) as info:
         read_series(path)
     with mock.patch.object(reading_module, "ROLE_SAMPLE_ROWS", 2):
-        message = _stream_error(path, "byte %d " % data.index(b"\xfc"), "(line 102)", chunk_rows=2)
+        message = _stream_error(path, "byte {} ".format(data.index(b"\xfc")), "(line 102)", chunk_rows=2)
     assert message == str(info.value)
 
 
@@ -501,12 +530,16 @@ def test_file_errors(tmp_path):
 def test_fuzzed_input_raises_only_data_errors_and_gives_clean_chunks(tmp_path, table, choice, chunk_rows, sample):
     text, header = table
     path = _write(tmp_path, "fuzz.csv", text)
-    options = choice.draw(st.fixed_dictionaries({
-        "time_col": st.none() | st.sampled_from(header + ["missing"]),
-        "label_col": st.none() | st.sampled_from(header + ["missing"]),
-        "columns": st.none() | st.lists(st.sampled_from(header + ["missing"]), min_size=1, max_size=3),
-        "max_gap": st.integers(0, 3),
-    }))
+    options = choice.draw(
+        st.fixed_dictionaries(
+            {
+                "time_col": st.none() | st.sampled_from(header + ["missing"]),
+                "label_col": st.none() | st.sampled_from(header + ["missing"]),
+                "columns": st.none() | st.lists(st.sampled_from(header + ["missing"]), min_size=1, max_size=3),
+                "max_gap": st.integers(0, 3),
+            }
+        )
+    )
     try:
         with mock.patch.object(reading_module, "ROLE_SAMPLE_ROWS", sample):
             frame, labels, chunks = _collect(iter_series(path, chunk_rows=chunk_rows, **options))
@@ -525,8 +558,7 @@ def test_fuzzed_input_raises_only_data_errors_and_gives_clean_chunks(tmp_path, t
 
 
 def test_stdin_dash(tmp_path, monkeypatch):
-    data = ("\ufefftime;a;b\n" + "".join(f"2024-01-01 00:{m:02d};{m},5;{'' if m in (3, 4) else m}\n"
-                                          for m in range(30))).encode()
+    data = ("\ufefftime;a;b\n" + "".join(f"2024-01-01 00:{m:02d};{m},5;{'' if m in (3, 4) else m}\n" for m in range(30))).encode()
     path = _write(tmp_path, "same.csv", data)
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BufferedReader(io.BytesIO(data)), encoding="utf-8"))
     stream = iter_series("-", chunk_rows=4)
@@ -554,7 +586,7 @@ def test_stream_errors_name_the_stream(monkeypatch):
     _stream_error("-", "<stdin>: expected a table, but the file is empty")
     data = b"a,b\n" + b"1,2\n" * 80 + b"3,\xff\n"
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data)))
-    _stream_error("-", "<stdin>", "byte %d " % data.index(b"\xff"), "(line 82)", chunk_rows=4)
+    _stream_error("-", "<stdin>", "byte {} ".format(data.index(b"\xff")), "(line 82)", chunk_rows=4)
     _stream_error(io.BytesIO(b"PAR1\x15\x04"), "Parquet", "pass the file's path")
 
 

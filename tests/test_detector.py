@@ -11,8 +11,17 @@ from tests.conftest import make_series, plant_spike
 
 # smoothing_span 1: these tests locate single-step spikes at their exact step (the default EWMA
 # of span 15 spreads a spike over the steps after it).
-TINY = dict(window_size=16, stride=2, units=(8,), epochs=4, batch_size=16, learning_rate=0.01, patience=2, warmup_steps=2,
-            smoothing_span=1.0)
+TINY = dict(
+    window_size=16,
+    stride=2,
+    units=(8,),
+    epochs=4,
+    batch_size=16,
+    learning_rate=0.01,
+    patience=2,
+    warmup_steps=2,
+    smoothing_span=1.0,
+)
 
 
 @pytest.fixture(scope="module", params=[0, 1])
@@ -163,8 +172,14 @@ def test_a_training_series_that_is_all_gaps_is_a_clear_error():
 @pytest.mark.parametrize("method", ["pot", "dynamic"])
 def test_every_threshold_method_is_fitted_on_calibration_scores_and_saved(method, tmp_path):
     # 120 calibration scores: the tail above the 0.9 quantile holds the 10 that POT needs.
-    params = {**TINY, "threshold_method": method, "threshold_level": 0.9, "threshold_risk": 0.01,
-              "smoothing_span": 3.0, "aggregation": "max_abs"}
+    params = {
+        **TINY,
+        "threshold_method": method,
+        "threshold_level": 0.9,
+        "threshold_risk": 0.01,
+        "smoothing_span": 3.0,
+        "aggregation": "max_abs",
+    }
     detector = Detector(random_state=0, **params).fit(make_series(600, 0))
     calibration = detector.calibration_scores_[~np.isnan(detector.calibration_scores_)]
     assert np.quantile(calibration, 0.5) < detector.threshold_ <= calibration.max() * 10

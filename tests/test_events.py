@@ -6,9 +6,23 @@ from anomaly.detection.events import Event, EventGrouper, EventMask, event_flags
 # Hand-checked series: flags at 1, 2, 4, 9 and 10 (positions 0..11).
 FLAGS = np.array([0, 1, 1, 0, 1, 0, 0, 0, 0, 1, 1, 0], dtype=bool)
 SCORES = np.array([0.0, 3.0, 5.0, 1.0, 5.0, 0.0, 0.0, 0.0, 0.0, 4.0, 2.0, 0.0])
-Z = np.array([
-    [0, 0], [1, 1], [2, 0], [9, 9], [0, 2], [9, 9], [9, 9], [9, 9], [9, 9], [3, 0], [0, 1], [9, 9],
-], dtype=float)
+Z = np.array(
+    [
+        [0, 0],
+        [1, 1],
+        [2, 0],
+        [9, 9],
+        [0, 2],
+        [9, 9],
+        [9, 9],
+        [9, 9],
+        [9, 9],
+        [3, 0],
+        [0, 1],
+        [9, 9],
+    ],
+    dtype=float,
+)
 
 
 def _key(e: Event) -> tuple:
@@ -96,14 +110,16 @@ def test_chunked_equals_whole_for_any_chunk_size(gap, min_length):
 def test_positions_are_absolute():
     events = group_events(FLAGS, SCORES, start=1_000)
     assert [(e.start, e.end, e.peak_position) for e in events] == [
-        (1001, 1002, 1002), (1004, 1004, 1004), (1009, 1010, 1009),
+        (1001, 1002, 1002),
+        (1004, 1004, 1004),
+        (1009, 1010, 1009),
     ]
 
 
 def test_open_event_holds_only_running_sums():
     # A 100 000-step event: the grouper keeps O(D) numbers for it, not its rows.
     grouper = EventGrouper()
-    for i in range(0, 100_000, 1_000):
+    for _i in range(0, 100_000, 1_000):
         assert grouper.feed(np.ones(1_000, bool), np.ones(1_000), np.ones((1_000, 3))) == []
     assert grouper._open.energy.shape == (3,)
     (event,) = grouper.finish()
@@ -113,8 +129,15 @@ def test_open_event_holds_only_running_sums():
 
 def test_to_dict():
     d = group_events(FLAGS, SCORES, Z)[0].to_dict(k=1)
-    assert d == {"start": 1, "end": 2, "length": 2, "peak_score": 5.0, "peak_position": 2, "n_flagged": 2,
-                 "top_features": [{"feature": 0, "share": pytest.approx(5 / 6)}]}
+    assert d == {
+        "start": 1,
+        "end": 2,
+        "length": 2,
+        "peak_score": 5.0,
+        "peak_position": 2,
+        "n_flagged": 2,
+        "top_features": [{"feature": 0, "share": pytest.approx(5 / 6)}],
+    }
 
 
 def test_bad_input_is_refused():

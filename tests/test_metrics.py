@@ -91,7 +91,8 @@ def test_labels_may_be_ints_or_bools_but_nothing_else():
     ints = LABELS.astype(int)
     assert point_metrics(ints, FLAGS.astype(int)) == point_metrics(LABELS, FLAGS)
     assert evaluate_scores(ints, np.arange(10.0), FLAGS.astype(float)) == pytest.approx(
-        evaluate_scores(LABELS, np.arange(10.0), FLAGS), nan_ok=True)
+        evaluate_scores(LABELS, np.arange(10.0), FLAGS), nan_ok=True
+    )
     with pytest.raises(ValueError, match="0/1"):
         point_metrics(np.array([0, 2, 1]), np.array([0, 1, 1]))
     with pytest.raises(ValueError, match="same length"):
@@ -155,7 +156,8 @@ def _fixture_builders():
     """The fixture's generator (benchmarks/peers/make_metric_fixtures.py): it rebuilds the
     inputs with numpy alone; tsb-ad is only imported when it writes the fixture."""
     spec = importlib.util.spec_from_file_location(
-        "make_metric_fixtures", ROOT / "benchmarks" / "peers" / "make_metric_fixtures.py")
+        "make_metric_fixtures", ROOT / "benchmarks" / "peers" / "make_metric_fixtures.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -187,8 +189,13 @@ def test_threshold_free_metrics_equal_tsb_ad_get_metrics(name):
     assert sorted(int(w) for w in stored["windows"]) == sorted(case["windows"])
     for window, expected in stored["windows"].items():
         volumes = vus(labels, scores, window=int(window), n_thresholds=stored["thre"])
-        ours = {"AUC-PR": average_precision(labels, scores), "AUC-ROC": auc_roc(labels, scores),
-                "VUS-PR": volumes.pr, "VUS-ROC": volumes.roc, "Standard-F1": best_f1(labels, scores)}
+        ours = {
+            "AUC-PR": average_precision(labels, scores),
+            "AUC-ROC": auc_roc(labels, scores),
+            "VUS-PR": volumes.pr,
+            "VUS-ROC": volumes.roc,
+            "Standard-F1": best_f1(labels, scores),
+        }
         for metric, value in expected.items():
             assert ours[metric] == pytest.approx(value, abs=1e-9, rel=0), (name, window, metric)
 
@@ -296,8 +303,20 @@ def test_evaluate_scores_by_hand():
     scores = np.array([0.9, 0.1, 0.2, 0.8, 0.3, 0.0, 0.0, 0.0, 0.1, 0.1])
     result = evaluate_scores(LABELS, scores, FLAGS)
     assert set(result) == {
-        "point_precision", "point_recall", "point_f1", "best_f1", "event_recall", "event_precision", "event_f1",
-        "average_precision", "auc_roc", "vus_pr", "vus_roc", "point_adjusted_f1_inflated", "far", "mar",
+        "point_precision",
+        "point_recall",
+        "point_f1",
+        "best_f1",
+        "event_recall",
+        "event_precision",
+        "event_f1",
+        "average_precision",
+        "auc_roc",
+        "vus_pr",
+        "vus_roc",
+        "point_adjusted_f1_inflated",
+        "far",
+        "mar",
         "flag_rate",
     }
     assert result["point_precision"] == pytest.approx(0.5) and result["point_recall"] == pytest.approx(0.2)

@@ -57,8 +57,7 @@ def test_prefetch_stopped_early_closes_the_generator_in_its_thread():
 
     def items():
         try:
-            for i in range(1_000_000):
-                yield i
+            yield from range(1_000_000)
         finally:
             closed.set()
 

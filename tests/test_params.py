@@ -115,9 +115,9 @@ def test_unknown_parameters_are_refused_as_python_and_scikit_learn_do():
 
 def test_the_library_lists_of_choices_are_the_schemas():
     from anomaly.detection.autoregression import MAX_LAGS
-    from anomaly.nn.model import CELLS
     from anomaly.detection.scoring import AGGREGATIONS
     from anomaly.detection.thresholds import THRESHOLD_METHODS
+    from anomaly.nn.model import CELLS
 
     choices = {s.flat: typing.get_args(s.base) for s in DECLARED if typing.get_origin(s.base) is typing.Literal}
     assert choices == {"cell": CELLS, "threshold_method": THRESHOLD_METHODS, "aggregation": AGGREGATIONS}

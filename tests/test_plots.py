@@ -47,8 +47,9 @@ def test_event_close_ups_name_the_top_features_and_give_one_step_events_a_width(
     z[120, 1] = 9.0
     flags = np.zeros(n, dtype=bool)
     flags[120] = True
-    results = pd.DataFrame({"score": np.where(flags, 9.0, 1.0), "threshold": 2.0, "is_anomaly": flags,
-                            "z_a": z[:, 0], "z_b": z[:, 1]}, index=index)
+    results = pd.DataFrame(
+        {"score": np.where(flags, 9.0, 1.0), "threshold": 2.0, "is_anomaly": flags, "z_a": z[:, 0], "z_b": z[:, 1]}, index=index
+    )
     assert events_figure(frame, results, []) is None
     fig = events_figure(frame, results, [(120, 120)])
     ax = fig.axes[0]

@@ -116,8 +116,9 @@ def in_tmux(command: str, cwd: Path, timeout: float = 300.0) -> tuple[str, str]:
         subprocess.run([*base, "pipe-pane", "-t", "t", "-o", f"cat >> {shlex.quote(str(raw))}"], check=True)
         deadline = time.monotonic() + timeout
         while True:
-            screen = subprocess.run([*base, "capture-pane", "-p", "-t", "t", "-S", "-200"], capture_output=True,
-                                    text=True, check=True).stdout
+            screen = subprocess.run(
+                [*base, "capture-pane", "-p", "-t", "t", "-S", "-200"], capture_output=True, text=True, check=True
+            ).stdout
             if DONE in screen or time.monotonic() > deadline:
                 break
             time.sleep(0.5)
@@ -176,8 +177,14 @@ def test_no_bar_in_a_terminal_with_json_or_under_ci(store: Path, monkeypatch: py
 def test_no_bar_when_stdout_is_not_a_terminal(store: Path):
     env = {key: value for key, value in os.environ.items() if key != "CI"}
     env.update(PYTHONPATH=str(ROOT), MLFLOW_TRACKING_URI=f"sqlite:///{store / 'mlflow.db'}")
-    done = subprocess.run([sys.executable, "-m", "anomaly", "score", "long.csv", "--chunk-rows", "3000"], cwd=store,
-                          env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "anomaly", "score", "long.csv", "--chunk-rows", "3000"],
+        cwd=store,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     assert "Scored 30000 rows" in done.stdout
     for stream in (done.stdout, done.stderr):

@@ -20,23 +20,25 @@ ROOT = Path(__file__).resolve().parent.parent
 def anomaly(*args: str, cwd: Path) -> subprocess.Popen:
     """`python -m anomaly ARGS` as a user would run it, in ``cwd``, output captured."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen([sys.executable, "-m", "anomaly", *args], cwd=cwd, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, "-m", "anomaly", *args], cwd=cwd, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
 
 
 @pytest.mark.slow
 def test_four_trainings_started_at_once_on_a_new_store_all_complete(mlflow_store: Path):
     from mlflow.tracking import MlflowClient
 
-    from anomaly.tracking import runs as tracking
     from anomaly.detector import Detector
+    from anomaly.tracking import runs as tracking
 
     make_series(600, 0).to_csv(mlflow_store / "plant.csv")
     # Click keeps the last --seed given, so each process gets its own seed.
-    processes = [anomaly("train", "plant.csv", *TINY_OPTIONS, "--seed", str(seed), "--json", cwd=mlflow_store)
-                 for seed in range(4)]
+    processes = [
+        anomaly("train", "plant.csv", *TINY_OPTIONS, "--seed", str(seed), "--json", cwd=mlflow_store) for seed in range(4)
+    ]
     outputs = [p.communicate(timeout=300) for p in processes]
-    for process, (out, err) in zip(processes, outputs):
+    for process, (_out, err) in zip(processes, outputs):
         assert process.returncode == 0, err
     results = [json.loads(out.strip().splitlines()[-1]) for out, _ in outputs]
     assert len({r["run_id"] for r in results}) == 4

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from anomaly.tracking import liveness
 from anomaly.cli import cli
+from anomaly.tracking import liveness
 from tests.conftest import make_series
 from tests.test_cli import TINY_OPTIONS
 from tests.test_reliability import anomaly
@@ -135,7 +135,9 @@ def test_runs_lists_training_and_scoring_with_data_model_version_and_duration(ml
 
     listed = runs_json()["runs"]
     assert [(r["kind"], r["status"], r["data"], r["model_version"]) for r in listed] == [
-        ("score", "FINISHED", "new.csv", "1"), ("train", "FINISHED", "plant.csv", "1")]
+        ("score", "FINISHED", "new.csv", "1"),
+        ("train", "FINISHED", "plant.csv", "1"),
+    ]
     assert all(r["seconds"] > 0 and r["experiment"] == "anomaly-plant" for r in listed)
     assert runs_json("--limit", "1")["runs"] == listed[:1]
 

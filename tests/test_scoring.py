@@ -1,5 +1,4 @@
 import numpy as np
-
 import pytest
 
 from anomaly.detection.scoring import MIN_SCALE, Aggregator, ResidualNormaliser, feature_shares, find_events

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from anomaly.tracking import server
 from anomaly.cli import cli
 from anomaly.errors import ServerError
+from anomaly.tracking import server
 
 
 def run_server(*args: str, env: dict[str, str] | None = None):
@@ -39,9 +39,11 @@ def test_an_unreachable_database_is_one_line_naming_it_without_its_password(tmp_
     with socket.socket() as s:  # a port nothing listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    line = one_error_line(run_server("--backend-store-uri", f"postgresql://team:hunter2@127.0.0.1:{port}/mlflow"),
-                          f"--backend-store-uri postgresql+psycopg://team:***@127.0.0.1:{port}/mlflow",
-                          "expected a PostgreSQL database that accepts this login; got:")
+    line = one_error_line(
+        run_server("--backend-store-uri", f"postgresql://team:hunter2@127.0.0.1:{port}/mlflow"),
+        f"--backend-store-uri postgresql+psycopg://team:***@127.0.0.1:{port}/mlflow",
+        "expected a PostgreSQL database that accepts this login; got:",
+    )
     assert "hunter2" not in line
 
 
@@ -66,8 +68,13 @@ def test_postgresql_uris_use_psycopg_3_and_the_default_is_the_local_store(tmp_pa
 
 def test_the_auth_settings_file_is_private_and_holds_no_password(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("MLFLOW_AUTH_ADMIN_PASSWORD", "do-not-write-me")
-    config = server.ServerConfig(backend_store_uri="postgresql+psycopg://u@db/x", artifacts_destination=str(tmp_path),
-                                 auth=True, default_permission="READ", auth_cache_seconds=30)
+    config = server.ServerConfig(
+        backend_store_uri="postgresql+psycopg://u@db/x",
+        artifacts_destination=str(tmp_path),
+        auth=True,
+        default_permission="READ",
+        auth_cache_seconds=30,
+    )
     path = server.write_auth_config(tmp_path, config)
     text = path.read_text()
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
@@ -88,5 +95,9 @@ def test_a_client_of_a_server_that_is_not_there_gets_one_line(tmp_path: Path, mo
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{port}")
     result = CliRunner().invoke(cli, ["runs"])
-    one_error_line(result, f"cannot reach the tracking server http://127.0.0.1:{port} (MLFLOW_TRACKING_URI)",
-                   "expected an MLflow server answering there", "got")
+    one_error_line(
+        result,
+        f"cannot reach the tracking server http://127.0.0.1:{port} (MLFLOW_TRACKING_URI)",
+        "expected an MLflow server answering there",
+        "got",
+    )

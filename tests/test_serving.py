@@ -42,24 +42,44 @@ def test_served_model_gives_the_scores_and_flags_that_anomaly_score_writes(mlflo
     test.to_csv("new.csv")
     runner = CliRunner()
     assert runner.invoke(cli, ["train", "plant.csv", *TINY_OPTIONS, "--alias", "champion"]).exit_code == 0
-    assert runner.invoke(cli, ["score", "new.csv", "--model", "models:/anomaly-plant@champion", "-o", "scores.csv"]).exit_code == 0
+    assert (
+        runner.invoke(cli, ["score", "new.csv", "--model", "models:/anomaly-plant@champion", "-o", "scores.csv"]).exit_code == 0
+    )
     expected = pd.read_csv("scores.csv", index_col=0)
 
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     bin_dir = Path(sys.executable).parent
-    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
-           "PYTHONPATH": str(Path(__file__).parent.parent)}
+    env = {
+        **os.environ,
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+        "PYTHONPATH": str(Path(__file__).parent.parent),
+    }
     server = subprocess.Popen(
-        [str(bin_dir / "mlflow"), "models", "serve", "-m", "models:/anomaly-plant@champion",
-         "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        [
+            str(bin_dir / "mlflow"),
+            "models",
+            "serve",
+            "-m",
+            "models:/anomaly-plant@champion",
+            "--env-manager",
+            "local",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     try:
         wait_for_ping(url, server)
         body = {"dataframe_split": json.loads(test.to_json(orient="split", index=False, date_format="iso"))}
-        request = urllib.request.Request(f"{url}/invocations", data=json.dumps(body).encode(),
-                                         headers={"Content-Type": "application/json"})
+        request = urllib.request.Request(
+            f"{url}/invocations", data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+        )
         with urllib.request.urlopen(request, timeout=60) as response:
             served = pd.DataFrame(json.loads(response.read())["predictions"])
     finally:

@@ -38,8 +38,10 @@ def test_partial_spec_keeps_defaults_and_round_trips_through_yaml(tmp_path):
         ("model: {units: [64, 0]}\n", "model.units must be a non-empty list of ints in [1, 4096]; got (64, 0)"),
         ("model: {unitz: [4]}\n", "unknown field model.unitz"),
         ("model: {autoregressive: 65}\n", "model.autoregressive must be an int in [0, 64]; got 65"),
-        ("model: {autoregressive: 2, residual: true}\n",
-         "model.autoregressive must be 0 when model.residual is true (two ways of predicting the level); got 2"),
+        (
+            "model: {autoregressive: 2, residual: true}\n",
+            "model.autoregressive must be 0 when model.residual is true (two ways of predicting the level); got 2",
+        ),
         ("modle: {}\n", "unknown section 'modle'"),
         ("window: 5\n", "window must be a mapping of fields; got int 5"),
         ("window: {window_size: [\n", "not valid YAML at line"),

@@ -9,8 +9,18 @@ from anomaly.nn.model import build_model
 from anomaly.nn.predictor import StreamPredictor
 from tests.conftest import make_series, plant_spike
 
-TINY = dict(window_size=8, stride=2, units=(8, 6), epochs=2, batch_size=16, learning_rate=0.01, patience=1,
-            warmup_steps=2, block=16, smoothing_span=3.0)
+TINY = dict(
+    window_size=8,
+    stride=2,
+    units=(8, 6),
+    epochs=2,
+    batch_size=16,
+    learning_rate=0.01,
+    patience=1,
+    warmup_steps=2,
+    block=16,
+    smoothing_span=3.0,
+)
 
 
 @pytest.mark.parametrize("cell,residual", [("lstm", False), ("gru", False), ("simplernn", False), ("gru", True)])
@@ -114,7 +124,7 @@ def test_rows_wait_for_their_event_and_match_the_whole_series(detector, chunk):
     eventful.threshold_ = float(np.nanquantile(detector.stream().feed(values).scores, 0.7))  # many crossings
     scorer = eventful.stream()
     parts = [scorer.feed(values[i : i + chunk]) for i in range(0, len(values), chunk)] + [scorer.finish()]
-    assert all(len(p) <= len(values[: chunk]) + 2 + 3 for p in parts) and sum(map(len, parts)) == len(values)
+    assert all(len(p) <= len(values[:chunk]) + 2 + 3 for p in parts) and sum(map(len, parts)) == len(values)
     assert [p.start for p in parts] == np.cumsum([0] + [len(p) for p in parts[:-1]]).tolist()
     crossings = np.concatenate([p.crossings for p in parts])
     flags = np.concatenate([p.flags for p in parts])
@@ -123,8 +133,7 @@ def test_rows_wait_for_their_event_and_match_the_whole_series(detector, chunk):
     np.testing.assert_array_equal(flags, expected)
     whole = eventful.score(_frame(values))
     np.testing.assert_array_equal(whole["is_anomaly"].to_numpy(), flags)
-    np.testing.assert_allclose(whole["score"].to_numpy(), np.concatenate([p.scores for p in parts]), atol=1e-5,
-                               equal_nan=True)
+    np.testing.assert_allclose(whole["score"].to_numpy(), np.concatenate([p.scores for p in parts]), atol=1e-5, equal_nan=True)
 
 
 def _frame(values):

@@ -59,11 +59,30 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**client_env(None), "MLFLOW_AUTH_ADMIN_PASSWORD": ADMIN_PASSWORD}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "anomaly", "server", "--backend-store-uri", database, "--artifacts-destination",
-             str(artifacts), "--auth", "--port", str(self.port), "--workers", "2",
-             # Each password check is a PBKDF2 hash: cached, the eight clients cost the server far less.
-             "--auth-cache-seconds", "60"],
-            cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "anomaly",
+                "server",
+                "--backend-store-uri",
+                database,
+                "--artifacts-destination",
+                str(artifacts),
+                "--auth",
+                "--port",
+                str(self.port),
+                "--workers",
+                "2",
+                # Each password check is a PBKDF2 hash: cached, the eight clients cost the server far less.
+                "--auth-cache-seconds",
+                "60",
+            ],
+            cwd=cwd,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            start_new_session=True,
         )
         self.ready = self.process.stdout.readline()  # printed once /health answers
 
@@ -77,8 +96,9 @@ class Server:
 
 
 def anomaly(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "anomaly", *args], cwd=cwd, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, "-m", "anomaly", *args], cwd=cwd, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
 
 
 def finish(processes: list[subprocess.Popen]) -> list[dict]:
@@ -97,8 +117,11 @@ def add_user(url: str, name: str, password: str) -> None:
 
     token = base64.b64encode(f"admin:{ADMIN_PASSWORD}".encode()).decode()
     request = urllib.request.Request(
-        f"{url}/api/2.0/mlflow/users/create", data=json.dumps({"username": name, "password": password}).encode(),
-        headers={"Content-Type": "application/json", "Authorization": f"Basic {token}"}, method="POST")
+        f"{url}/api/2.0/mlflow/users/create",
+        data=json.dumps({"username": name, "password": password}).encode(),
+        headers={"Content-Type": "application/json", "Authorization": f"Basic {token}"},
+        method="POST",
+    )
     with urllib.request.urlopen(request, timeout=30) as response:
         assert json.load(response)["user"]["username"] == name
 
@@ -116,12 +139,19 @@ def team(tmp_path_factory: pytest.TempPathFactory, postgres_server: str) -> Iter
         for name, password in USERS.items():
             add_user(server.url, name, password)
         alice, bob = (client_env(server.url, name, password) for name, password in USERS.items())
-        trained = finish([anomaly("train", "plant.csv", *TINY_OPTIONS, "--seed", str(seed), "--json", cwd=work, env=alice)
-                          for seed in range(4)])
-        scored = finish([anomaly("score", f"new{v}.csv", "--model", f"models:/anomaly-plant/{v}", "--json", cwd=work, env=bob)
-                         for v in range(1, 5)])
-        yield {"server": server, "database": database, "artifacts": artifacts, "work": work, "trained": trained,
-               "scored": scored}
+        trained = finish(
+            [
+                anomaly("train", "plant.csv", *TINY_OPTIONS, "--seed", str(seed), "--json", cwd=work, env=alice)
+                for seed in range(4)
+            ]
+        )
+        scored = finish(
+            [
+                anomaly("score", f"new{v}.csv", "--model", f"models:/anomaly-plant/{v}", "--json", cwd=work, env=bob)
+                for v in range(1, 5)
+            ]
+        )
+        yield {"server": server, "database": database, "artifacts": artifacts, "work": work, "trained": trained, "scored": scored}
     finally:
         if server.process.poll() is None:
             server.stop()
@@ -151,7 +181,7 @@ def test_four_concurrent_trainings_and_four_scorings_all_finish_linked_to_their_
         assert run.data.tags["anomaly.training_run_id"] == versions[str(v)].run_id
         assert run.info.user_id == "bob"
         artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "results")}
-        assert {"results/events.csv", "results/new%d_scores.csv" % v} <= artifacts
+        assert {"results/events.csv", f"results/new{v}_scores.csv"} <= artifacts
     for result in team["trained"]:
         run = client.get_run(result["run_id"])
         assert run.info.status == "FINISHED" and run.info.user_id == "alice"
@@ -167,8 +197,9 @@ def test_four_concurrent_trainings_and_four_scorings_all_finish_linked_to_their_
 def test_a_client_without_the_right_login_gets_one_line_and_exit_code_2(team, login):
     env = client_env(team["server"].url, *(login or (None, None)))
     for args in (["runs"], ["score", "new1.csv", "--model", "models:/anomaly-plant/1"]):
-        done = subprocess.run([sys.executable, "-m", "anomaly", *args], cwd=team["work"], env=env,
-                              capture_output=True, text=True, timeout=300)
+        done = subprocess.run(
+            [sys.executable, "-m", "anomaly", *args], cwd=team["work"], env=env, capture_output=True, text=True, timeout=300
+        )
         assert done.returncode == 2, done.stderr
         lines = done.stderr.strip().splitlines()
         assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
@@ -193,8 +224,14 @@ def test_the_server_restarted_on_the_same_database_shows_the_same_runs_and_model
         expected = {r["run_id"] for r in team["trained"] + team["scored"]}
         assert {r.info.run_id for r in runs} == expected and {r.info.status for r in runs} == {"FINISHED"}
         assert sorted(v.version for v in client.search_model_versions("name = 'anomaly-plant'")) == ["1", "2", "3", "4"]
-        listed = subprocess.run([sys.executable, "-m", "anomaly", "runs", "--json"], cwd=team["work"],
-                                env=client_env(again.url, "bob", USERS["bob"]), capture_output=True, text=True, timeout=300)
+        listed = subprocess.run(
+            [sys.executable, "-m", "anomaly", "runs", "--json"],
+            cwd=team["work"],
+            env=client_env(again.url, "bob", USERS["bob"]),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert listed.returncode == 0, listed.stderr
         kinds = sorted(r["kind"] for r in json.loads(listed.stdout.strip().splitlines()[-1])["runs"])
         assert kinds == ["score"] * 4 + ["train"] * 4
@@ -203,7 +240,9 @@ def test_the_server_restarted_on_the_same_database_shows_the_same_runs_and_model
 
         monkeypatch.setattr(tracking, "_READY_STORES", set())
         resolved = tracking.resolve_model("models:/anomaly-plant/3")
-        assert resolved.training_run_id == team["trained"][[r["model_uri"] for r in team["trained"]].index(
-            "models:/anomaly-plant/3")]["run_id"]
+        assert (
+            resolved.training_run_id
+            == team["trained"][[r["model_uri"] for r in team["trained"]].index("models:/anomaly-plant/3")]["run_id"]
+        )
     finally:
         assert again.stop() == 0

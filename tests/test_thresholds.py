@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from anomaly.detection.level import LevelFollower, histogram
 from anomaly.detection.thresholds import (
     THRESHOLD_METHODS,
     FixedThreshold,
@@ -14,7 +15,6 @@ from anomaly.detection.thresholds import (
     gpd_log_likelihood,
     pot_threshold,
 )
-from anomaly.detection.level import LevelFollower, histogram
 
 
 def fit_threshold(scores, method="quantile", quantile=0.99, **settings):
@@ -49,21 +49,33 @@ def test_every_method_is_listed_and_returns_a_float():
         assert isinstance(fit_threshold(scores, method), float)
 
 
-@pytest.mark.parametrize("kwargs", [
-    dict(quantile=1.0), dict(quantile=0.0), dict(method="nope"),
-    dict(method="pot", level=1.0), dict(method="pot", risk=0.0),
-    dict(method="pot", level=0.98, risk=0.05),  # risk must be below 1 - level
-    dict(method="dynamic", min_decrease=1.5),
-])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(quantile=1.0),
+        dict(quantile=0.0),
+        dict(method="nope"),
+        dict(method="pot", level=1.0),
+        dict(method="pot", risk=0.0),
+        dict(method="pot", level=0.98, risk=0.05),  # risk must be below 1 - level
+        dict(method="dynamic", min_decrease=1.5),
+    ],
+)
 def test_invalid_threshold_settings_are_refused(kwargs):
     with pytest.raises(ValueError):
         fit_threshold(np.random.default_rng(0).exponential(size=1000), **kwargs)
 
 
-@pytest.mark.parametrize("kwargs", [
-    dict(error_buffer=0), dict(z_step=0.0), dict(z_min=12.0, z_max=2.5), dict(max_sequences=0),
-    dict(max_anomalous_share=0.0),
-])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(error_buffer=0),
+        dict(z_step=0.0),
+        dict(z_min=12.0, z_max=2.5),
+        dict(max_sequences=0),
+        dict(max_anomalous_share=0.0),
+    ],
+)
 def test_invalid_dynamic_settings_are_refused(kwargs):
     with pytest.raises(ValueError):
         dynamic_threshold(np.random.default_rng(0).exponential(size=1000), **kwargs)
@@ -130,7 +142,7 @@ def test_pot_threshold_matches_scipy_fit_on_a_gpd_tail():
     excesses = scores[scores > t] - t
     c, _, scale = stats.genpareto.fit(excesses, floc=0)
     r = 1e-4 * len(scores) / len(excesses)
-    expected = t + scale / c * (r ** -c - 1)
+    expected = t + scale / c * (r**-c - 1)
     assert pot_threshold(scores, level=0.98, risk=1e-4) == pytest.approx(expected, rel=1e-3)
 
 

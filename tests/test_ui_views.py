@@ -27,9 +27,18 @@ from tests.conftest import make_series, need_binary, plant_spike, use_store
 from tests.test_cli import TINY_OPTIONS, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--window-size=1600,1200", "--virtual-time-budget=30000"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--window-size=1600,1200",
+    "--virtual-time-budget=30000",
+]
 
 pytestmark = pytest.mark.slow
 
@@ -37,8 +46,9 @@ pytestmark = pytest.mark.slow
 def dom(binary: str, url: str) -> str:
     """The page at ``url`` as Chromium has rendered it (a fresh profile: the UI's defaults)."""
     with tempfile.TemporaryDirectory() as profile:
-        done = subprocess.run([binary, *FLAGS, f"--user-data-dir={profile}", "--dump-dom", url],
-                              capture_output=True, text=True, timeout=180)
+        done = subprocess.run(
+            [binary, *FLAGS, f"--user-data-dir={profile}", "--dump-dom", url], capture_output=True, text=True, timeout=180
+        )
     return done.stdout
 
 
@@ -49,9 +59,8 @@ def text_of(html: str) -> str:
 
 def side_nav(html: str) -> list[tuple[str, bool]]:
     """The side navigation's entries: (label, is the current page)."""
-    nav = html[html.find("<nav"): html.find("</nav>")]
-    return [(text_of(m.group(2)).strip(), "aria-current" in m.group(1))
-            for m in re.finditer(r"<a ([^>]*)>(.*?)</a>", nav, re.S)]
+    nav = html[html.find("<nav") : html.find("</nav>")]
+    return [(text_of(m.group(2)).strip(), "aria-current" in m.group(1)) for m in re.finditer(r"<a ([^>]*)>(.*?)</a>", nav, re.S)]
 
 
 @pytest.fixture(scope="module")
@@ -68,14 +77,24 @@ def ui(tmp_path_factory: pytest.TempPathFactory):
         assert trained.exit_code == 0 and scored.exit_code == 0, trained.output + scored.output
         link = re.search(r"open (http://\S+)", scored.stdout).group(1)  # what the user is told to open
         port = free_port()
-        process = subprocess.Popen([sys.executable, "-m", "anomaly", "ui", "--port", str(port)], cwd=directory,
-                                   env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
-                                   stderr=subprocess.DEVNULL, text=True, start_new_session=True)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "anomaly", "ui", "--port", str(port)],
+            cwd=directory,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            start_new_session=True,
+        )
         try:
             assert process.stdout.readline().startswith("MLflow UI:")
-            yield {"binary": binary, "base": f"http://127.0.0.1:{port}", "dir": directory,
-                   "link": link.replace("http://127.0.0.1:5000", f"http://127.0.0.1:{port}"),
-                   "train_run": json.loads(trained.stdout.strip().splitlines()[-1])["run_id"]}
+            yield {
+                "binary": binary,
+                "base": f"http://127.0.0.1:{port}",
+                "dir": directory,
+                "link": link.replace("http://127.0.0.1:5000", f"http://127.0.0.1:{port}"),
+                "train_run": json.loads(trained.stdout.strip().splitlines()[-1])["run_id"],
+            }
         finally:
             os.killpg(process.pid, signal.SIGTERM)
             process.wait(timeout=30)
@@ -99,7 +118,7 @@ def test_the_printed_link_opens_the_scoring_run_in_the_model_training_views_with
     labels = [label for label, _ in nav]
     assert ("Runs", True) in nav and "Model registry" in labels, nav
     assert "Evaluation runs" not in labels and "Judges" not in labels
-    page = text_of(html[html.find("</nav>"):])
+    page = text_of(html[html.find("</nav>") :])
     assert "score-new" in page and "Evaluations" not in page
     digest = fingerprint(ui["dir"] / "new.csv")[:36]
     assert re.search(rf"Datasets new\.csv \({digest}\) scoring", page), page[:3000]
@@ -115,7 +134,7 @@ def test_without_the_link_parameter_mlflow_3_17_files_the_scoring_run_under_eval
 def test_the_runs_list_shows_training_and_scoring_with_their_datasets(ui):
     experiment_id = ui["link"].split("/experiments/")[1].split("/")[0]
     html = dom(ui["binary"], f"{ui['base']}/#/experiments/{experiment_id}/runs?workflowType=machine_learning")
-    page = text_of(html[html.find("</nav>"):])
+    page = text_of(html[html.find("</nav>") :])
     assert "train-plant" in page and "score-new" in page, page[:3000]
     train_digest = fingerprint(ui["dir"] / "plant.csv")[:36]
     assert f"plant.csv ({train_digest}) training" in page and "new.csv (" in page and ") scoring" in page
@@ -125,6 +144,6 @@ def test_the_runs_list_shows_training_and_scoring_with_their_datasets(ui):
 def test_the_training_run_page_shows_its_dataset(ui):
     experiment_id = ui["link"].split("/experiments/")[1].split("/")[0]
     html = dom(ui["binary"], f"{ui['base']}/#/experiments/{experiment_id}/runs/{ui['train_run']}?workflowType=machine_learning")
-    page = text_of(html[html.find("</nav>"):])
+    page = text_of(html[html.find("</nav>") :])
     digest = fingerprint(ui["dir"] / "plant.csv")[:36]
     assert "train-plant" in page and re.search(rf"Datasets plant\.csv \({digest}\) training", page), page[:3000]

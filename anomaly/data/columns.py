@@ -84,7 +84,6 @@ def check_chunk_rows(chunk_rows: object, shown: str) -> int:
     return int(chunk_rows)
 
 
-
 # --------------------------------------------------------------------------------------------
 # Column roles
 # --------------------------------------------------------------------------------------------
@@ -134,9 +133,7 @@ def choose_roles(
     (its text cells are then reported as errors).
     """
     available = [str(name) for name in sample.columns]
-    _check_named_columns(
-        shown, available, time_col=time_col, label_col=label_col, columns=columns, columns_role=columns_role
-    )
+    _check_named_columns(shown, available, time_col=time_col, label_col=label_col, columns=columns, columns_role=columns_role)
     if time_col is None:
         time_col = _detect_time_column(sample, exclude={label_col, *(columns or [])})
         if time_col is not None:
@@ -149,8 +146,11 @@ def choose_roles(
         )
     used = {time_col, label_col, *features}
     return Roles(
-        time_col=time_col, label_col=label_col, features=features,
-        unused=tuple(name for name in available if name not in used), explicit=columns is not None,
+        time_col=time_col,
+        label_col=label_col,
+        features=features,
+        unused=tuple(name for name in available if name not in used),
+        explicit=columns is not None,
         numeric=frozenset(name for name in features if not pd.api.types.is_bool_dtype(sample[name].dtype)),
     )
 
@@ -268,7 +268,6 @@ def _did_you_mean(name: str, available: list[str]) -> str:
         return f" (did you mean {folded[name.lower()]!r}?)"
     close = difflib.get_close_matches(name, available, n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
-
 
 
 # --------------------------------------------------------------------------------------------
@@ -407,8 +406,7 @@ def parse_time(column: pd.Series, shown: str, name: str, *, start: int = 0) -> p
             row = int(np.flatnonzero(bad)[0])
             what = "is empty" if np.isnan(as_float[row]) else f"holds {as_float[row]}"
             raise DataError(
-                f"{shown}: time column {name!r} should hold a finite number in every row, "
-                f"but row {start + row + 1} {what}"
+                f"{shown}: time column {name!r} should hold a finite number in every row, but row {start + row + 1} {what}"
             )
         # Plain int64 stays int64; nullable (extension) ints from Parquet become float64.
         return pd.Index(column.to_numpy() if isinstance(column.dtype, np.dtype) else as_float, name=name)
@@ -546,10 +544,8 @@ def _to_utc(text: pd.Series, fmt: str, shown: str, name: str, *, start: int = 0)
 def _repeated_time_error(shown: str, name: str, row: int, value: object, first: int) -> DataError:
     """Row ``row`` (0-based file position) repeats ``value`` from row ``first``."""
     return DataError(
-        f"{shown}: time column {name!r} should hold unique times, but row {row + 1} repeats "
-        f"{value} from row {first + 1}"
+        f"{shown}: time column {name!r} should hold unique times, but row {row + 1} repeats {value} from row {first + 1}"
     )
-
 
 
 # --------------------------------------------------------------------------------------------
@@ -604,9 +600,7 @@ def feature_values(
         text = _cells_as_text(column)
         present = text != ""
         numeric = pd.to_numeric(text.where(present), errors="coerce")
-        _raise_first_text_cell(
-            text, present & numeric.isna(), shown, name, mostly=not explicit, start=start, partial=partial
-        )
+        _raise_first_text_cell(text, present & numeric.isna(), shown, name, mostly=not explicit, start=start, partial=partial)
         values = numeric.to_numpy(dtype=np.float64, na_value=np.nan)
     if out is None:
         values = np.array(values, dtype=np.float64)  # own, writable copy: gaps are filled in place
@@ -616,9 +610,7 @@ def feature_values(
     infinite = np.isinf(values)
     if infinite.any():
         row = int(np.flatnonzero(infinite)[0])
-        raise DataError(
-            f"{shown}: column {name!r} should hold finite numbers, but row {start + row + 1} holds {values[row]}"
-        )
+        raise DataError(f"{shown}: column {name!r} should hold finite numbers, but row {start + row + 1} holds {values[row]}")
     if not partial and np.isnan(values).all():
         raise all_empty_error(shown, name)
     return values
@@ -662,4 +654,3 @@ def _cells_as_text(column: pd.Series) -> pd.Series:
     else:
         text = column.astype(object).where(column.notna(), "").map(str)
     return text.str.strip()
-

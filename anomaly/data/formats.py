@@ -49,7 +49,7 @@ _PARQUET_MAGIC = b"PAR1"
 _UTF8_BOM = b"\xef\xbb\xbf"
 _STDIN_NAME = "<stdin>"
 
-Source = Union[str, os.PathLike, BinaryIO, TextIO]
+Source = Union[str, os.PathLike, BinaryIO, TextIO]  # noqa: UP007 - a runtime alias, also for Python 3.10 isinstance-free use
 
 
 # --------------------------------------------------------------------------------------------
@@ -83,7 +83,6 @@ def fingerprint(path: str | os.PathLike) -> str:
     except OSError as err:
         raise DataError(f"{shown_path(path)}: cannot read the file: {os_reason(err)}") from None
     return digest.hexdigest()
-
 
 
 def read_table(path: str | os.PathLike) -> pd.DataFrame:
@@ -175,7 +174,6 @@ def _existing_file(path: str | os.PathLike) -> Path:
     return file
 
 
-
 # --------------------------------------------------------------------------------------------
 # Raw readers: pieces of the input as pandas frames
 # --------------------------------------------------------------------------------------------
@@ -252,7 +250,7 @@ class _ByteFeed:
         if not has_content:
             raise DataError(f"{self._shown}: expected a table, but the file holds only whitespace")
         head = b"".join(blocks)
-        self._replay = head[len(_UTF8_BOM):] if head.startswith(_UTF8_BOM) else head
+        self._replay = head[len(_UTF8_BOM) :] if head.startswith(_UTF8_BOM) else head
         return "".join(texts)
 
     def _pull(self, size: int, *, first: bool = False) -> bytes:
@@ -318,9 +316,7 @@ class _TextReader(Reader):
         try:
             sep, decimal = _sniff_text_format(self._feed.head(), shown)
             self._sep = sep
-            self._parser = pd.read_csv(
-                self._feed, sep=sep, decimal=decimal, encoding="utf-8", iterator=True, low_memory=False
-            )
+            self._parser = pd.read_csv(self._feed, sep=sep, decimal=decimal, encoding="utf-8", iterator=True, low_memory=False)
         except Exception as err:
             self.close()
             raise self._error(err) from None
@@ -435,7 +431,6 @@ def _to_pandas(table: Any) -> pd.DataFrame:
     if not isinstance(frame.index, pd.RangeIndex):
         frame = frame.reset_index()
     return _clean_column_names(frame)
-
 
 
 # --------------------------------------------------------------------------------------------
@@ -610,4 +605,3 @@ def os_reason(err: OSError, *, with_file: bool = True) -> str:
     """e.g. "permission denied (data/x.csv)", one line."""
     reason = (err.strerror or condense(err)).lower()
     return f"{reason} ({err.filename})" if with_file and err.filename else reason
-

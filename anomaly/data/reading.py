@@ -66,8 +66,15 @@ from anomaly.errors import DataError
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "MAX_LISTED_GAPS", "ROLE_SAMPLE_ROWS", "Series", "SeriesChunk", "SeriesStream", "UnsortedError",
-    "iter_series", "read_series", "sampling_note",
+    "MAX_LISTED_GAPS",
+    "ROLE_SAMPLE_ROWS",
+    "Series",
+    "SeriesChunk",
+    "SeriesStream",
+    "UnsortedError",
+    "iter_series",
+    "read_series",
+    "sampling_note",
 ]
 
 #: Rows at the start of the input from which the time and feature columns are chosen (the same
@@ -169,7 +176,6 @@ class SeriesChunk(Series):
         return self.start + len(self.frame)
 
 
-
 def read_series(
     path: str | os.PathLike,
     *,
@@ -218,12 +224,26 @@ def read_series(
         For every problem with the file or the options, with a one-line message.
     """
     with iter_series(
-        path, time_col=time_col, label_col=label_col, columns=columns, max_gap=max_gap, chunk_rows=sys.maxsize,
-        columns_role=columns_role, sort=True, resample=resample,
+        path,
+        time_col=time_col,
+        label_col=label_col,
+        columns=columns,
+        max_gap=max_gap,
+        chunk_rows=sys.maxsize,
+        columns_role=columns_role,
+        sort=True,
+        resample=resample,
     ) as stream:
         (chunk,) = list(stream)  # read as one piece, the series comes out as one chunk
-    return Series(frame=chunk.frame, labels=chunk.labels, source=Path(path), time_col=chunk.time_col,
-                  filled=chunk.filled, gaps=chunk.gaps, unused_columns=chunk.unused_columns)
+    return Series(
+        frame=chunk.frame,
+        labels=chunk.labels,
+        source=Path(path),
+        time_col=chunk.time_col,
+        filled=chunk.filled,
+        gaps=chunk.gaps,
+        unused_columns=chunk.unused_columns,
+    )
 
 
 def iter_series(
@@ -277,8 +297,16 @@ def iter_series(
         :class:`UnsortedError` when rows are out of time order.
     """
     return SeriesStream(
-        source, time_col=time_col, label_col=label_col, columns=columns, max_gap=max_gap,
-        chunk_rows=chunk_rows, columns_role=columns_role, sample_rows=sample_rows, sort=sort, resample=resample,
+        source,
+        time_col=time_col,
+        label_col=label_col,
+        columns=columns,
+        max_gap=max_gap,
+        chunk_rows=chunk_rows,
+        columns_role=columns_role,
+        sample_rows=sample_rows,
+        sort=sort,
+        resample=resample,
     )
 
 
@@ -347,8 +375,7 @@ class SeriesStream(Iterator[SeriesChunk]):
             sample = self._reader.read(None if whole else (sample_rows or ROLE_SAMPLE_ROWS))
             if sample is None or len(sample) == 0:
                 raise no_rows_error(shown, self._reader.columns)
-            roles = choose_roles(sample, shown, time_col=time_col, label_col=label_col, columns=wanted,
-                                 columns_role=columns_role)
+            roles = choose_roles(sample, shown, time_col=time_col, label_col=label_col, columns=wanted, columns_role=columns_role)
             self._roles = roles
             self.time_col, self.label_col = roles.time_col, roles.label_col
             self.feature_names, self.unused_columns = list(roles.features), roles.unused
@@ -436,8 +463,7 @@ class SeriesStream(Iterator[SeriesChunk]):
             column = raw[name]
             if name in roles.numeric and pd.api.types.is_bool_dtype(column.dtype):
                 column = column.astype(object)  # so that the cells are reported as text
-            feature_values(column, shown, name, explicit=roles.explicit, start=start, partial=partial,
-                           out=values[:, j])
+            feature_values(column, shown, name, explicit=roles.explicit, start=start, partial=partial, out=values[:, j])
         return _Block(values, index, labels, start)
 
     def _arrange(self, block: _Block, resample: str | None) -> _Block:
@@ -446,8 +472,7 @@ class SeriesStream(Iterator[SeriesChunk]):
         if index is not None and not index.is_monotonic_increasing:
             order = np.asarray(index.argsort(kind="stable"))  # on the int64 values, also for times
             moved = int((order != np.arange(len(order))).sum())
-            logger.info("%s: %d row(s) of time column %r were out of order; sorted ascending",
-                        self.source, moved, self.time_col)
+            logger.info("%s: %d row(s) of time column %r were out of order; sorted ascending", self.source, moved, self.time_col)
             index, values = index.take(order), values[order]
             labels = labels[order] if labels is not None else None
         if resample is not None:
@@ -499,17 +524,21 @@ class SeriesStream(Iterator[SeriesChunk]):
         n = len(block)
         index = block.index if block.index is not None else pd.RangeIndex(block.start, block.start + n, name="step")
         frame = pd.DataFrame(block.values, index=index, columns=list(self.feature_names), copy=False)
-        labels = (
-            pd.Series(block.labels, index=index, name=self.label_col, dtype=bool) if block.labels is not None else None
-        )
+        labels = pd.Series(block.labels, index=index, name=self.label_col, dtype=bool) if block.labels is not None else None
         starts, lengths = _true_runs(np.isnan(block.values).any(axis=1))
         gaps = tuple((int(s), int(s + length - 1)) for s, length in zip(starts, lengths))
         self._record_gaps(gaps, index, block.start, n)
         self.rows += n
         self.filled += filled
         return SeriesChunk(
-            frame=frame, labels=labels, source=Path(self.source), time_col=self.time_col, filled=filled,
-            gaps=gaps, unused_columns=self.unused_columns, start=block.start,
+            frame=frame,
+            labels=labels,
+            source=Path(self.source),
+            time_col=self.time_col,
+            filled=filled,
+            gaps=gaps,
+            unused_columns=self.unused_columns,
+            start=block.start,
         )
 
     def _record_gaps(self, gaps: tuple[tuple[int, int], ...], index: pd.Index, start: int, n: int) -> None:
@@ -533,11 +562,8 @@ class SeriesStream(Iterator[SeriesChunk]):
             raise all_empty_error(self.source, self.feature_names[int(np.flatnonzero(empty)[0])])
         self.exhausted = True
         if self.filled:
-            logger.info(
-                "%s: interpolated %d missing value(s) in runs of at most %d", self.source, self.filled, self._max_gap
-            )
+            logger.info("%s: interpolated %d missing value(s) in runs of at most %d", self.source, self.filled, self._max_gap)
         logger.debug("%s: read %d rows", self.source, self.rows)
-
 
 
 def sampling_note(index: pd.Index) -> str | None:
@@ -581,19 +607,25 @@ class _Block:
 
     def split(self, at: int) -> tuple[_Block, _Block]:
         head = _Block(
-            self.values[:at], None if self.index is None else self.index[:at],
-            None if self.labels is None else self.labels[:at], self.start,
+            self.values[:at],
+            None if self.index is None else self.index[:at],
+            None if self.labels is None else self.labels[:at],
+            self.start,
         )
         tail = _Block(
-            self.values[at:], None if self.index is None else self.index[at:],
-            None if self.labels is None else self.labels[at:], self.start + at,
+            self.values[at:],
+            None if self.index is None else self.index[at:],
+            None if self.labels is None else self.labels[at:],
+            self.start + at,
         )
         return head, tail
 
     def copy(self) -> _Block:
         return _Block(
-            self.values.copy(order="F"), None if self.index is None else self.index.copy(),
-            None if self.labels is None else self.labels.copy(), self.start,
+            self.values.copy(order="F"),
+            None if self.index is None else self.index.copy(),
+            None if self.labels is None else self.labels.copy(),
+            self.start,
         )
 
     @staticmethod
@@ -609,7 +641,6 @@ class _Block:
         values = np.empty((sum(len(block) for block in blocks), blocks[0].values.shape[1]), order="F")
         np.concatenate([block.values for block in blocks], out=values)
         return _Block(values, index, labels, blocks[0].start)
-
 
 
 # --------------------------------------------------------------------------------------------
@@ -686,9 +717,7 @@ class _GapFiller:
                 safe = min(safe, run_start)
         return safe
 
-    def _fill_column(
-        self, column: np.ndarray, missing: np.ndarray, j: int, start: int, safe: int, final: bool
-    ) -> int:
+    def _fill_column(self, column: np.ndarray, missing: np.ndarray, j: int, start: int, safe: int, final: bool) -> int:
         """Fill feature ``j``'s decided short runs that start before row ``safe``, in place.
 
         One ``np.interp`` over the runs' rows, between their neighbouring values (the anchors),
@@ -737,7 +766,6 @@ class _GapFiller:
         self._nan_before[~has] += n
 
 
-
 def _true_runs(missing: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Starts and lengths, each of shape (R,), of the runs of True in a bool array of shape (L,)."""
     edges = np.diff(np.concatenate(([0], missing.astype(np.int8), [0])))
@@ -766,4 +794,3 @@ def _resample(
     logger.info("%s: resampled %d rows to %d at %s", shown, len(values), len(means), offset.freqstr)
     # A writable copy: gap filling works in place, and pandas' copy-on-write arrays are read-only.
     return means.to_numpy(dtype=np.float64, copy=True), means.index.rename(time_index.name), labels
-

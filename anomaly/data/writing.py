@@ -243,8 +243,9 @@ class ResultsSink:
                     # pyarrow quotes every header name; write it as pandas would, quoted only if needed.
                     self._handle.write((",".join(_csv_name(n) for n in table.column_names) + "\n").encode())
                 # One write per chunk, each with its own formatting of times (see _to_arrow).
-                pa_csv.write_csv(table, self._handle, write_options=pa_csv.WriteOptions(
-                    include_header=False, quoting_style="needed"))
+                pa_csv.write_csv(
+                    table, self._handle, write_options=pa_csv.WriteOptions(include_header=False, quoting_style="needed")
+                )
                 if self.to_stdout:
                     self._handle.flush()
         except BrokenPipeError:
@@ -307,7 +308,6 @@ def _csv_name(name: str) -> str:
     return name
 
 
-
 def _mode_for(target: Path) -> int:
     """Permissions for the new file: those of the file it replaces, else 0666 less the umask."""
     try:
@@ -342,4 +342,3 @@ def _fsync_directory(directory: Path) -> None:
         pass
     finally:
         os.close(fd)
-

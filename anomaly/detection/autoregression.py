@@ -77,7 +77,7 @@ class LinearAR:
                 out[self.lags :] += X[self.lags - k : length - k] @ self.coef[(k - 1) * width : k * width]
         return out
 
-    def stream(self) -> "ArStream":
+    def stream(self) -> ArStream:
         """Predictions for a series fed in chunks (see :class:`ArStream`)."""
         return ArStream(self)
 
@@ -85,7 +85,7 @@ class LinearAR:
         return {"coef": self.coef.tolist(), "intercept": self.intercept.tolist()}
 
     @classmethod
-    def from_dict(cls, data: dict[str, list]) -> "LinearAR":
+    def from_dict(cls, data: dict[str, list]) -> LinearAR:
         return cls(np.asarray(data["coef"], dtype=np.float64), np.asarray(data["intercept"], dtype=np.float64))
 
 

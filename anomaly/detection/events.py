@@ -60,8 +60,11 @@ class Event:
     def to_dict(self, k: int = 3) -> dict:
         """JSON-ready summary, with the ``k`` top features."""
         return {
-            "start": self.start, "end": self.end, "length": self.length,
-            "peak_score": self.peak_score, "peak_position": self.peak_position,
+            "start": self.start,
+            "end": self.end,
+            "length": self.length,
+            "peak_score": self.peak_score,
+            "peak_position": self.peak_position,
             "n_flagged": self.n_flagged,
             "top_features": [{"feature": i, "share": s} for i, s in self.top_features(k)],
         }
@@ -73,13 +76,19 @@ class _Open:
     __slots__ = ("start", "last", "peak_score", "peak_position", "n_flagged", "energy")
 
     def __init__(
-        self, start: int, last: int, peak_score: float, peak_position: int, n_flagged: int, energy: np.ndarray,
+        self,
+        start: int,
+        last: int,
+        peak_score: float,
+        peak_position: int,
+        n_flagged: int,
+        energy: np.ndarray,
     ) -> None:
         self.start, self.last = start, last
         self.peak_score, self.peak_position = peak_score, peak_position
         self.n_flagged, self.energy = n_flagged, energy
 
-    def absorb(self, other: "_Open") -> None:
+    def absorb(self, other: _Open) -> None:
         """Extend with a later run (``other`` starts after ``self.last``)."""
         self.last = other.last
         # Strictly greater: the first step reaching the peak keeps it.
@@ -91,8 +100,9 @@ class _Open:
     def close(self) -> Event:
         total = self.energy.sum()
         shares = self.energy / total if total > 0 else np.zeros_like(self.energy)
-        return Event(int(self.start), int(self.last), float(self.peak_score), int(self.peak_position),
-                     int(self.n_flagged), shares)
+        return Event(
+            int(self.start), int(self.last), float(self.peak_score), int(self.peak_position), int(self.n_flagged), shares
+        )
 
 
 class EventGrouper:
@@ -126,7 +136,11 @@ class EventGrouper:
         self._n_features: int | None = None
 
     def feed(
-        self, flags: np.ndarray, scores: np.ndarray, z: np.ndarray | None = None, start: int | None = None,
+        self,
+        flags: np.ndarray,
+        scores: np.ndarray,
+        z: np.ndarray | None = None,
+        start: int | None = None,
     ) -> list[Event]:
         """Take the next chunk; return the events it closed.
 
@@ -212,10 +226,16 @@ class EventGrouper:
         for i, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:])):
             j = lo + int(np.argmax(peak_input[lo:hi]))
             peak = float(flagged_scores[j])
-            runs.append(_Open(
-                start + int(rows[lo]), start + int(rows[hi - 1]), peak, start + int(rows[j]), int(hi - lo),
-                energy[i] if z is not None else np.zeros(0),
-            ))
+            runs.append(
+                _Open(
+                    start + int(rows[lo]),
+                    start + int(rows[hi - 1]),
+                    peak,
+                    start + int(rows[j]),
+                    int(hi - lo),
+                    energy[i] if z is not None else np.zeros(0),
+                )
+            )
         return runs
 
 

@@ -44,7 +44,7 @@ class Scaling:
         return {"mean": self.mean.tolist(), "scale": self.scale.tolist()}
 
     @classmethod
-    def from_dict(cls, data: dict[str, list[float]]) -> "Scaling":
+    def from_dict(cls, data: dict[str, list[float]]) -> Scaling:
         return cls(mean=np.asarray(data["mean"], dtype=np.float64), scale=np.asarray(data["scale"], dtype=np.float64))
 
 

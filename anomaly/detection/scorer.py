@@ -60,20 +60,23 @@ class ScoredChunk:
     def __len__(self) -> int:
         return len(self.scores)
 
-    def rows(self, lo: int, hi: int | None = None) -> "ScoredChunk":
+    def rows(self, lo: int, hi: int | None = None) -> ScoredChunk:
         """Rows ``lo .. hi - 1`` of the chunk (views, not copies)."""
         part = slice(lo, hi)
-        return ScoredChunk(self.start + lo, self.scores[part], self.thresholds[part], self.crossings[part],
-                           self.flags[part], self.z[part])
+        return ScoredChunk(
+            self.start + lo, self.scores[part], self.thresholds[part], self.crossings[part], self.flags[part], self.z[part]
+        )
 
     @staticmethod
-    def concat(chunks: Sequence["ScoredChunk"]) -> "ScoredChunk":
+    def concat(chunks: Sequence[ScoredChunk]) -> ScoredChunk:
         """Consecutive chunks as one; no copy when at most one of them has rows."""
         parts = [c for c in chunks if len(c)]
         if len(parts) <= 1:
             return parts[0] if parts else chunks[0]
-        return ScoredChunk(parts[0].start, *(np.concatenate([getattr(c, name) for c in parts])
-                                             for name in ("scores", "thresholds", "crossings", "flags", "z")))
+        return ScoredChunk(
+            parts[0].start,
+            *(np.concatenate([getattr(c, name) for c in parts]) for name in ("scores", "thresholds", "crossings", "flags", "z")),
+        )
 
 
 @dataclass(frozen=True)

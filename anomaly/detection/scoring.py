@@ -40,7 +40,7 @@ class ResidualNormaliser:
     scale: np.ndarray
 
     @classmethod
-    def fit(cls, calibration_residuals: np.ndarray) -> "ResidualNormaliser":
+    def fit(cls, calibration_residuals: np.ndarray) -> ResidualNormaliser:
         """Fit on calibration residuals of shape (L, D); rows with a NaN (unscored) are ignored."""
         R = np.asarray(calibration_residuals, dtype=np.float64)
         R = R[~np.isnan(R).any(axis=1)]
@@ -58,7 +58,7 @@ class ResidualNormaliser:
         return {"center": self.center.tolist(), "scale": self.scale.tolist()}
 
     @classmethod
-    def from_dict(cls, data: dict[str, list[float]]) -> "ResidualNormaliser":
+    def from_dict(cls, data: dict[str, list[float]]) -> ResidualNormaliser:
         return cls(center=np.asarray(data["center"], dtype=np.float64), scale=np.asarray(data["scale"], dtype=np.float64))
 
 

@@ -75,7 +75,7 @@ class ThresholdConfig:
     margin: float = 1.0
     follow: bool = True
 
-    def thresholder(self, **fitted: Any) -> "Thresholder":
+    def thresholder(self, **fitted: Any) -> Thresholder:
         """The method's thresholder: to fit, or holding a saved one's ``fitted`` state."""
         if self.method not in _THRESHOLDERS:
             raise ValueError(f"unknown threshold method {self.method!r}; expected one of {THRESHOLD_METHODS}")
@@ -113,7 +113,7 @@ class Thresholder:
     calibration_counts_: np.ndarray | None = None
     window_: int | None = WINDOW
 
-    def fit(self, calibration_scores: np.ndarray) -> "Thresholder":
+    def fit(self, calibration_scores: np.ndarray) -> Thresholder:
         """Fit on the scores of held-back normal data, shape (L,); NaN entries are ignored."""
         scores = np.asarray(calibration_scores, dtype=np.float64).ravel()
         scores = scores[~np.isnan(scores)]
@@ -166,7 +166,9 @@ class DynamicThreshold(Thresholder):
 
 
 _THRESHOLDERS: dict[str, type[Thresholder]] = {
-    "quantile": QuantileThreshold, "pot": PotThreshold, "dynamic": DynamicThreshold,
+    "quantile": QuantileThreshold,
+    "pot": PotThreshold,
+    "dynamic": DynamicThreshold,
 }
 
 
@@ -446,8 +448,9 @@ def dynamic_threshold(
         logger.debug("dynamic: constant or non-positive scores; threshold = max score")
         return float(e.max())
 
-    epsilon = _find_epsilon(e, mean, sd, np.arange(z_min, z_max, z_step), float(z_max), error_buffer,
-                            max_sequences, max_anomalous_share)
+    epsilon = _find_epsilon(
+        e, mean, sd, np.arange(z_min, z_max, z_step), float(z_max), error_buffer, max_sequences, max_anomalous_share
+    )
     above = e >= epsilon
     if not above.any():
         logger.debug("dynamic: nothing reaches eps=%.6g; threshold = max score", epsilon)
@@ -473,8 +476,14 @@ def dynamic_threshold(
 
 
 def _find_epsilon(
-    e: np.ndarray, mean: float, sd: float, zs: np.ndarray, z_fallback: float, error_buffer: int,
-    max_sequences: int, max_anomalous_share: float,
+    e: np.ndarray,
+    mean: float,
+    sd: float,
+    zs: np.ndarray,
+    z_fallback: float,
+    error_buffer: int,
+    max_sequences: int,
+    max_anomalous_share: float,
 ) -> float:
     """Telemanom's ``find_epsilon``: the eps = mean + z sd maximising its trade-off score."""
     best_score, epsilon = -np.inf, mean + z_fallback * sd

@@ -76,9 +76,7 @@ def next_step_pairs(
     return windows[:, :-1], make_windows(targets, window_size + 1, stride)[:, 1:]
 
 
-def windows_to_timesteps(
-    values: np.ndarray, length: int, stride: int = 1, agg: str = "mean"
-) -> tuple[np.ndarray, np.ndarray]:
+def windows_to_timesteps(values: np.ndarray, length: int, stride: int = 1, agg: str = "mean") -> tuple[np.ndarray, np.ndarray]:
     """Map per-window, per-step values back onto the timesteps they came from.
 
     The inverse of :func:`make_windows`: window ``n``, step ``k`` belongs to timestep

@@ -467,7 +467,11 @@ def vus_roc(labels: np.ndarray, scores: np.ndarray, window: int = 100, n_thresho
 
 
 def _buffer_candidates(
-    starts: np.ndarray, ends: np.ndarray, n: int, half: int, w: int,
+    starts: np.ndarray,
+    ends: np.ndarray,
+    n: int,
+    half: int,
+    w: int,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The soft-label increments of TSB-AD's ``sequencing`` for buffer length ``w``, in its order.
 
@@ -614,7 +618,12 @@ def _next_regular(target: int) -> int:
 
 
 def evaluate_scores(
-    labels: np.ndarray, scores: np.ndarray, flags: np.ndarray, *, gap: int = 0, vus_window: int = 100,
+    labels: np.ndarray,
+    scores: np.ndarray,
+    flags: np.ndarray,
+    *,
+    gap: int = 0,
+    vus_window: int = 100,
 ) -> dict[str, float]:
     """Every metric for one labelled series.
 
@@ -667,7 +676,12 @@ def evaluate_scores(
 
 
 def trivial_baselines(
-    labels: np.ndarray, rng_seed: int = 0, flag_rate: float | None = None, *, gap: int = 0, vus_window: int = 100,
+    labels: np.ndarray,
+    rng_seed: int = 0,
+    flag_rate: float | None = None,
+    *,
+    gap: int = 0,
+    vus_window: int = 100,
 ) -> dict[str, dict[str, float]]:
     """What detectors with no skill score, on the metrics of :func:`evaluate_scores`.
 

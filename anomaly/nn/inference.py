@@ -55,7 +55,7 @@ class _Layer:
         return self.recurrent.shape[0]
 
 
-def _layers_of(model: "keras.Model", cell: str) -> tuple[list[_Layer], np.ndarray, np.ndarray, bool]:
+def _layers_of(model: keras.Model, cell: str) -> tuple[list[_Layer], np.ndarray, np.ndarray, bool]:
     """The recurrent layers' weights, the Dense head's (kernel (U, D), bias (D,)), and whether the
     head's output is added to the input (a residual network, see :func:`anomaly.nn.model.build_model`)."""
     keras = _keras()
@@ -92,7 +92,7 @@ def _layers_of(model: "keras.Model", cell: str) -> tuple[list[_Layer], np.ndarra
     return layers, head[0], head[1], residual
 
 
-def infer_cell(model: "keras.Model") -> str:
+def infer_cell(model: keras.Model) -> str:
     """The recurrent cell kind ("simplernn", "lstm" or "gru") of a network from :func:`anomaly.nn.model.build_model`."""
     keras = _keras()
     for layer in model.layers:
@@ -137,7 +137,7 @@ class Recurrence:
     sizes (see :mod:`anomaly.detection.scorer`).
     """
 
-    def __init__(self, model: "keras.Model", cell: str | None = None) -> None:
+    def __init__(self, model: keras.Model, cell: str | None = None) -> None:
         self.cell = cell or infer_cell(model)
         if self.cell not in CELLS:
             raise ValueError(f"unknown cell {self.cell!r}; expected one of {CELLS}")
@@ -232,7 +232,7 @@ class Recurrence:
                 else:
                     weights, bias, units = deeper[depth - 1]
                     if cell == "gru":
-                        x_part = tf.matmul(below, weights[: -units]) + bias[0]
+                        x_part = tf.matmul(below, weights[:-units]) + bias[0]
                         h_part = tf.matmul(h, weights[-units:]) + bias[1]
                         h = gru(x_part, h_part, h)
                         new.append((h,))
@@ -336,4 +336,3 @@ class Recurrence:
 
             self._executor = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="anomaly-forward")
         return self._executor
-

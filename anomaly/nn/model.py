@@ -53,7 +53,7 @@ def build_model(
     dropout: float = 0.0,
     learning_rate: float = 1e-3,
     residual: bool = False,
-) -> "keras.Model":
+) -> keras.Model:
     """Build and compile the stacked many-to-many RNN.
 
     Parameters
@@ -136,7 +136,7 @@ def _window_batches(inputs: np.ndarray, targets: np.ndarray, usable: np.ndarray,
 
 
 def fit_model(
-    model: "keras.Model",
+    model: keras.Model,
     inputs: np.ndarray,
     targets: np.ndarray,
     *,
@@ -187,7 +187,9 @@ def fit_model(
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
             logs = {k: float(v) for k, v in (logs or {}).items()}
             logs["seconds"] = time.perf_counter() - self._start
-            logger.info("epoch %d/%d loss %.5f val_loss %.5f", epoch + 1, epochs, logs.get("loss", np.nan), logs.get("val_loss", np.nan))
+            logger.info(
+                "epoch %d/%d loss %.5f val_loss %.5f", epoch + 1, epochs, logs.get("loss", np.nan), logs.get("val_loss", np.nan)
+            )
             if on_epoch_end is not None:
                 on_epoch_end(epoch + 1, logs)
 
@@ -207,7 +209,7 @@ def fit_model(
     return {k: [float(v) for v in vals] for k, vals in history.history.items() if k in ("loss", "val_loss")}
 
 
-def predict_sequence(model: "keras.Model", X: np.ndarray) -> np.ndarray:
+def predict_sequence(model: keras.Model, X: np.ndarray) -> np.ndarray:
     """Next-step predictions along a whole series, in one recurrent pass.
 
     Parameters
@@ -232,12 +234,12 @@ def predict_sequence(model: "keras.Model", X: np.ndarray) -> np.ndarray:
     return X_hat
 
 
-def save_model(model: "keras.Model", path: Path) -> None:
+def save_model(model: keras.Model, path: Path) -> None:
     """Save in Keras' native ``.keras`` format (no pickle)."""
     model.save(path)
 
 
-def load_model(path: Path) -> "keras.Model":
+def load_model(path: Path) -> keras.Model:
     """Load a ``.keras`` file with ``safe_mode=True``: no arbitrary code from the file runs."""
     keras = _keras()
     return keras.saving.load_model(path, compile=False, safe_mode=True)

@@ -67,7 +67,7 @@ class StreamPredictor:
     """
 
     def __init__(
-        self, recurrence: "object", *, block: int, burn_in: int, warmup_steps: int, baseline: ArStream | None = None
+        self, recurrence: object, *, block: int, burn_in: int, warmup_steps: int, baseline: ArStream | None = None
     ) -> None:
         if block < 1 or burn_in < 0 or warmup_steps < 0:
             raise ValueError(f"need block >= 1, burn_in >= 0, warmup_steps >= 0; got {block}, {burn_in}, {warmup_steps}")
@@ -175,9 +175,7 @@ class StreamPredictor:
         self._tail_valid = ext_valid[len(ext_valid) - keep :]
         return out[:n]
 
-    def _run(
-        self, batch: list, ext_rows: np.ndarray, ext_reset: np.ndarray, ext_start: int
-    ) -> tuple[np.ndarray, np.ndarray]:
+    def _run(self, batch: list, ext_rows: np.ndarray, ext_reset: np.ndarray, ext_start: int) -> tuple[np.ndarray, np.ndarray]:
         """One forward call for a list of stretches, padded to one bucketed shape.
 
         Stretches are aligned left; the padding after them is inactive (it leaves the state
@@ -225,5 +223,10 @@ class NetworkPredictor:
 
     def stream(self) -> StreamPredictor:
         """A predictor for one series fed chunk by chunk, from a blank state."""
-        return StreamPredictor(self.recurrence, block=self.block, burn_in=self.burn_in, warmup_steps=self.warmup_steps,
-                               baseline=None if self.linear is None else self.linear.stream())
+        return StreamPredictor(
+            self.recurrence,
+            block=self.block,
+            burn_in=self.burn_in,
+            warmup_steps=self.warmup_steps,
+            baseline=None if self.linear is None else self.linear.stream(),
+        )

@@ -132,8 +132,14 @@ def scoring_figure(
     score_ax = axes[-1]
     score_ax.plot(index[step], results["score"].to_numpy()[step], lw=0.7, color="black")
     # The threshold is the fitted one, raised where the scored stream's level rose (anomaly.detection.level).
-    score_ax.plot(index[step], results["threshold"].to_numpy(dtype=float)[step], color=_FLAG_COLOR, ls="--",
-                  drawstyle="steps-post", label="threshold")
+    score_ax.plot(
+        index[step],
+        results["threshold"].to_numpy(dtype=float)[step],
+        color=_FLAG_COLOR,
+        ls="--",
+        drawstyle="steps-post",
+        label="threshold",
+    )
     _shade(score_ax, index, events)
     score_ax.set_ylabel("score", rotation=0, ha="right", va="center")
     if labels is not None:
@@ -188,10 +194,14 @@ def events_figure(
         for j in chosen:
             values = window.iloc[:, j].to_numpy(dtype=float)
             spread = np.nanstd(values) or 1.0
-            ax.plot(window.index, (values - np.nanmean(values)) / spread, lw=1, label=f"{names[j]} ({shares[j]:.0%} of the error)")
+            ax.plot(
+                window.index, (values - np.nanmean(values)) / spread, lw=1, label=f"{names[j]} ({shares[j]:.0%} of the error)"
+            )
         ax.axvspan(*_span(frame.index, first, last), color=_FLAG_COLOR, alpha=0.2, lw=0, label="flagged")
         peak = first + int(np.nanargmax(scores[first : last + 1]))
-        ax.set_title(f"{frame.index[first]} to {frame.index[last]} ({last - first + 1} steps), peak score {scores[peak]:.2f}", fontsize=10)
+        ax.set_title(
+            f"{frame.index[first]} to {frame.index[last]} ({last - first + 1} steps), peak score {scores[peak]:.2f}", fontsize=10
+        )
         ax.set_ylabel("standardised\nover the window")
         ax.legend(loc="upper left", fontsize=8)
     axes[-1].set_xlabel(frame.index.name or "step")

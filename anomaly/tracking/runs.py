@@ -82,7 +82,7 @@ def ensure_store() -> None:
 
         check_tracking_server(uri)
     elif uri.startswith("sqlite:///"):
-        database = Path(uri[len("sqlite:///"):])
+        database = Path(uri[len("sqlite:///") :])
         database.parent.mkdir(parents=True, exist_ok=True)
         with open(f"{database}.lock", "a") as lock:
             _lock_exclusively(lock)
@@ -210,9 +210,7 @@ def model_training_experiment(*, experiment_name: str | None = None, experiment_
     return experiment.experiment_id
 
 
-def log_dataset(
-    sample: pd.DataFrame, *, name: str, source: str, sha256: str, rows: int, context: str
-) -> None:
+def log_dataset(sample: pd.DataFrame, *, name: str, source: str, sha256: str, rows: int, context: str) -> None:
     """Record the run's input with MLflow's dataset tracking (the run page's Datasets panel).
 
     Parameters
@@ -240,8 +238,9 @@ def log_dataset(
     else:
         with warnings.catch_warnings():
             # MLflow registers its local-file source for both "" and "file" and says so each time.
-            warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted in multiple ways",
-                                    category=UserWarning)
+            warnings.filterwarnings(
+                "ignore", message="The specified dataset source can be interpreted in multiple ways", category=UserWarning
+            )
             resolved = resolve_dataset_source(str(Path(source).resolve()))
     dataset = _FileDataset(frame, source=resolved, name=name, digest=sha256[:_DIGEST_CHARS], rows=rows)
     for attempt in range(_DATASET_ATTEMPTS):
@@ -458,7 +457,6 @@ def resolve_model(uri: str | None, default_name: str | None = None) -> ResolvedM
     )
 
 
-
 def _experiment_ids(client: MlflowClient) -> dict[str, str]:
     """Every active experiment of the store: id -> name."""
     experiments, token = {}, None
@@ -510,21 +508,30 @@ def recent_runs(limit: int = 20) -> list[RunSummary]:
     if not experiments:
         return []
     found = client.search_runs(
-        list(experiments), f"tags.`{TAG_KIND}` IS NOT NULL", max_results=limit,
+        list(experiments),
+        f"tags.`{TAG_KIND}` IS NOT NULL",
+        max_results=limit,
         order_by=["attributes.start_time DESC"],
     )
     summaries = []
     for item in found:
         info, tags, params = item.info, item.data.tags, item.data.params
         end = info.end_time if info.status != "RUNNING" else None
-        summaries.append(RunSummary(
-            run_id=info.run_id, experiment=experiments.get(info.experiment_id, info.experiment_id),
-            kind=tags.get(TAG_KIND, "?"), status=info.status, start=info.start_time / 1000,
-            seconds=None if end is None else max(0.0, (end - info.start_time) / 1000),
-            data=params.get("data.file", ""), model_version=tags.get(TAG_MODEL_VERSION),
-            host=tags.get(liveness.TAG_HOST), pid=tags.get(liveness.TAG_PID),
-            reason=tags.get(liveness.TAG_REAPED) or tags.get(TAG_ERROR),
-        ))
+        summaries.append(
+            RunSummary(
+                run_id=info.run_id,
+                experiment=experiments.get(info.experiment_id, info.experiment_id),
+                kind=tags.get(TAG_KIND, "?"),
+                status=info.status,
+                start=info.start_time / 1000,
+                seconds=None if end is None else max(0.0, (end - info.start_time) / 1000),
+                data=params.get("data.file", ""),
+                model_version=tags.get(TAG_MODEL_VERSION),
+                host=tags.get(liveness.TAG_HOST),
+                pid=tags.get(liveness.TAG_PID),
+                reason=tags.get(liveness.TAG_REAPED) or tags.get(TAG_ERROR),
+            )
+        )
     return summaries
 
 

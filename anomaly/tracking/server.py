@@ -67,7 +67,7 @@ def backend_store_uri(uri: str | None, cwd: Path | None = None) -> str:
                 f"--backend-store-uri {hide_password(uri)}: PostgreSQL needs the psycopg 3 driver on the server; "
                 "got none installed: pip install 'anomaly[server]'"
             )
-        return "postgresql+psycopg://" + uri[match.end():]
+        return "postgresql+psycopg://" + uri[match.end() :]
     return uri  # an explicit driver (psycopg2, pg8000, ...) is the user's choice
 
 
@@ -78,12 +78,11 @@ def check_database(uri: str, timeout: int = 10) -> None:
     import psycopg
 
     try:
-        psycopg.connect("postgresql://" + uri[len("postgresql+psycopg://"):], connect_timeout=timeout).close()
+        psycopg.connect("postgresql://" + uri[len("postgresql+psycopg://") :], connect_timeout=timeout).close()
     except psycopg.Error as err:
         reason = " ".join(str(err).split())
         raise ServerError(
-            f"--backend-store-uri {hide_password(uri)}: expected a PostgreSQL database that accepts this login; "
-            f"got: {reason}"
+            f"--backend-store-uri {hide_password(uri)}: expected a PostgreSQL database that accepts this login; got: {reason}"
         ) from None
 
 
@@ -134,7 +133,7 @@ def artifacts_destination(destination: str | None, cwd: Path | None = None) -> s
         return str((cwd or Path.cwd()).resolve() / "mlartifacts")
     if re.match(r"^[a-z][a-z0-9+.-]*://", destination, re.I) and not destination.startswith("file://"):
         return destination  # s3://, gs://, ...: MLflow's business
-    path = Path(destination[len("file://"):] if destination.startswith("file://") else destination).expanduser()
+    path = Path(destination[len("file://") :] if destination.startswith("file://") else destination).expanduser()
     return str(path.resolve())
 
 
@@ -143,16 +142,18 @@ def write_auth_config(directory: Path, config: ServerConfig) -> Path:
     if config.default_permission not in PERMISSIONS:
         raise ServerError(f"--default-permission must be one of {', '.join(PERMISSIONS)}; got {config.default_permission!r}")
     path = directory / "basic_auth.ini"
-    text = "\n".join([
-        "[mlflow]",
-        f"default_permission = {config.default_permission}",
-        # The users live beside the runs, in tables of their own (alembic_version_auth).
-        f"database_uri = {config.backend_store_uri.replace('%', '%%')}",
-        f"admin_username = {os.environ.get(ADMIN_USERNAME_ENV) or 'admin'}",
-        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth",
-        f"auth_cache_ttl_seconds = {int(config.auth_cache_seconds)}",
-        "",
-    ])
+    text = "\n".join(
+        [
+            "[mlflow]",
+            f"default_permission = {config.default_permission}",
+            # The users live beside the runs, in tables of their own (alembic_version_auth).
+            f"database_uri = {config.backend_store_uri.replace('%', '%%')}",
+            f"admin_username = {os.environ.get(ADMIN_USERNAME_ENV) or 'admin'}",
+            "authorization_function = mlflow.server.auth:authenticate_request_basic_auth",
+            f"auth_cache_ttl_seconds = {int(config.auth_cache_seconds)}",
+            "",
+        ]
+    )
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(text)
@@ -162,11 +163,23 @@ def write_auth_config(directory: Path, config: ServerConfig) -> Path:
 def server_command(config: ServerConfig) -> list[str]:
     """The ``mlflow server`` command line for ``config``."""
     command = [
-        sys.executable, "-m", "mlflow", "server",
-        "--backend-store-uri", config.backend_store_uri,
-        "--serve-artifacts", "--artifacts-destination", config.artifacts_destination,
-        "--host", config.host, "--port", str(config.port), "--workers", str(config.workers),
-        "--uvicorn-opts", "--no-access-log",
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--backend-store-uri",
+        config.backend_store_uri,
+        "--serve-artifacts",
+        "--artifacts-destination",
+        config.artifacts_destination,
+        "--host",
+        config.host,
+        "--port",
+        str(config.port),
+        "--workers",
+        str(config.workers),
+        "--uvicorn-opts",
+        "--no-access-log",
     ]
     if config.allowed_hosts:
         command += ["--allowed-hosts", config.allowed_hosts]

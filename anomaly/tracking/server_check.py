@@ -37,14 +37,20 @@ def credentials() -> tuple[str | None, dict[str, str]]:
 def refusal_message(uri: str, status: int, user: str | None = None) -> str:
     """The one line for a 401/403 answer from the tracking server at ``uri``."""
     if status == 401 and user is None:
-        return (f"the tracking server {uri} (MLFLOW_TRACKING_URI) asks for a login: expected {_LOGIN_HINT}; "
-                "got neither variable set (401 Unauthorized)")
+        return (
+            f"the tracking server {uri} (MLFLOW_TRACKING_URI) asks for a login: expected {_LOGIN_HINT}; "
+            "got neither variable set (401 Unauthorized)"
+        )
     if status == 401:
-        return (f"the tracking server {uri} (MLFLOW_TRACKING_URI) refused the login of user {user!r}: expected "
-                f"{_LOGIN_HINT}; got 401 Unauthorized (wrong user name or password)")
+        return (
+            f"the tracking server {uri} (MLFLOW_TRACKING_URI) refused the login of user {user!r}: expected "
+            f"{_LOGIN_HINT}; got 401 Unauthorized (wrong user name or password)"
+        )
     who = f"user {user!r}" if user else "this client"
-    return (f"the tracking server {uri} (MLFLOW_TRACKING_URI) does not let {who} do this: expected a user with "
-            "permission on the experiment or model; got 403 Forbidden (ask the server's admin)")
+    return (
+        f"the tracking server {uri} (MLFLOW_TRACKING_URI) does not let {who} do this: expected a user with "
+        "permission on the experiment or model; got 403 Forbidden (ask the server's admin)"
+    )
 
 
 def check_tracking_server(uri: str, timeout: float = _TIMEOUT) -> None:

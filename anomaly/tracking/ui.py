@@ -31,7 +31,9 @@ def check_port_free(host: str, port: int) -> None:
         try:
             probe.bind((host, port))
         except OSError as err:
-            raise AnomalyError(f"--port {port}: cannot listen on {host}:{port} ({err.strerror}); choose another port with --port") from None
+            raise AnomalyError(
+                f"--port {port}: cannot listen on {host}:{port} ({err.strerror}); choose another port with --port"
+            ) from None
 
 
 def start_ui(backend_store_uri: str, host: str = LOOPBACK, port: int = 5000) -> subprocess.Popen:
@@ -48,10 +50,21 @@ def start_ui(backend_store_uri: str, host: str = LOOPBACK, port: int = 5000) -> 
     # The server launches uvicorn by name: the interpreter's own bin/ must be on PATH.
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     command = [
-        sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", backend_store_uri,
-        "--host", host, "--port", str(port), "--workers", "1",
+        sys.executable,
+        "-m",
+        "mlflow",
+        "ui",
+        "--backend-store-uri",
+        backend_store_uri,
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--workers",
+        "1",
         # A line per request would bury the messages that matter.
-        "--uvicorn-opts", "--no-access-log",
+        "--uvicorn-opts",
+        "--no-access-log",
     ]
     logger.info("starting: %s", " ".join(command))
     # The server's own messages go to stderr: stdout carries only what the CLI says.

@@ -115,7 +115,7 @@ def peers_unavailable(python: Path = PEERS_PYTHON) -> str | None:
     return None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def peers_info(python: Path = PEERS_PYTHON, methods: tuple[str, ...] = DEFAULT_METHODS) -> dict[str, Any]:
     """``run_peers.py --info``: versions, protocol, and per method TSB-AD's function and hps
     for ``"multi"`` (D > 1) and ``"uni"`` (D = 1) series. Raises :class:`PeersUnavailable`."""
@@ -128,8 +128,9 @@ def peers_info(python: Path = PEERS_PYTHON, methods: tuple[str, ...] = DEFAULT_M
     )
     if proc.returncode != 0:
         last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        raise PeersUnavailable(f"TSB-AD peers unavailable: {python} {RUN_PEERS.name} --info failed ({last}); "
-                               "run `bash benchmarks/peers/setup`")
+        raise PeersUnavailable(
+            f"TSB-AD peers unavailable: {python} {RUN_PEERS.name} --info failed ({last}); run `bash benchmarks/peers/setup`"
+        )
     return json.loads(proc.stdout)
 
 
@@ -277,8 +278,7 @@ def run_peers(
     with tempfile.TemporaryDirectory(dir=cache_dir, prefix="job-") as tmp:
         job_path = Path(tmp) / "job.npz"
         np.savez(job_path, **job)
-        command = [str(python), str(RUN_PEERS), str(job_path), str(cache_dir), "--seed", str(seed),
-                   "--threads", str(threads)]
+        command = [str(python), str(RUN_PEERS), str(job_path), str(cache_dir), "--seed", str(seed), "--threads", str(threads)]
         with open(log_path, "w") as log:
             proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, text=True)
             assert proc.stdout is not None

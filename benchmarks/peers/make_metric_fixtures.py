@@ -98,14 +98,14 @@ def metric_cases(demo_window: int) -> list[dict]:
     cases = []
 
     def add(name: str, labels: np.ndarray, scores: np.ndarray, windows: list[int], thre: int = 250) -> None:
-        cases.append({"name": name, "labels": labels, "scores": np.asarray(scores, dtype=np.float64),
-                      "windows": windows, "thre": thre})
+        cases.append(
+            {"name": name, "labels": labels, "scores": np.asarray(scores, dtype=np.float64), "windows": windows, "thre": thre}
+        )
 
     rng = np.random.default_rng(1)
     add("short_one_range", _ranges(50, [(20, 27)]), rng.random(50), [0, 1, 2, 5, 100])
     rng = np.random.default_rng(2)
-    add("short_ranges_at_both_ends", _ranges(60, [(0, 1), (20, 20), (24, 25), (58, 59)]), rng.random(60),
-        [0, 3, 8, 30])
+    add("short_ranges_at_both_ends", _ranges(60, [(0, 1), (20, 20), (24, 25), (58, 59)]), rng.random(60), [0, 3, 8, 30])
     rng = np.random.default_rng(3)
     labels = _ranges(80, [(10, 13), (40, 40), (60, 69)])
     add("short_tied_scores", labels, np.round(rng.random(80) + 0.3 * labels, 1), [4, 100])
@@ -154,8 +154,9 @@ def metric_cases(demo_window: int) -> list[dict]:
 def period_series() -> list[dict]:
     """Series for ``find_length_rank``: name and data, shape (L,), (L, 1) or (L, D)."""
     series = []
-    for seed, (n, period, noise) in enumerate([(3000, 24, 0.3), (5000, 50, 1.0), (30000, 288, 0.5),
-                                               (6000, 350, 0.2), (2000, 7, 0.1), (4000, 130, 2.0)]):
+    for seed, (n, period, noise) in enumerate(
+        [(3000, 24, 0.3), (5000, 50, 1.0), (30000, 288, 0.5), (6000, 350, 0.2), (2000, 7, 0.1), (4000, 130, 2.0)]
+    ):
         rng = np.random.default_rng(100 + seed)
         t = np.arange(n)
         data = np.sin(2 * np.pi * t / period) + 0.5 * np.sin(2 * np.pi * t / (period * 3.1)) + rng.normal(0, noise, n)
@@ -169,8 +170,9 @@ def period_series() -> list[dict]:
     series.append({"name": "short_50", "data": np.sin(np.arange(50) / 2.0) + 0.1 * rng.normal(size=50)})
     series.append({"name": "short_5", "data": np.array([1.0, 3.0, 2.0, 5.0, 4.0])})
     rng = np.random.default_rng(203)
-    series.append({"name": "column_vector", "data": np.sin(np.arange(3000) / 6.0).reshape(-1, 1)
-                   + 0.2 * rng.normal(size=(3000, 1))})
+    series.append(
+        {"name": "column_vector", "data": np.sin(np.arange(3000) / 6.0).reshape(-1, 1) + 0.2 * rng.normal(size=(3000, 1))}
+    )
     series.append({"name": "two_channels", "data": np.column_stack([np.arange(500.0), np.ones(500)])})
     features, _ = read_demo()
     for i in range(features.shape[1]):
@@ -191,6 +193,7 @@ def main() -> int:
     version = getattr(TSB_AD, "__version__", None)
     if version is None:
         from importlib.metadata import version as package_version
+
         version = package_version("tsb-ad")
     features, _ = read_demo()
     out: dict = {
@@ -205,22 +208,32 @@ def main() -> int:
         labels, scores = case["labels"], case["scores"]
         finite = scores[np.isfinite(scores)]
         given = np.where(np.isnan(scores), finite.min(), scores)  # TSB-AD takes no NaN
-        entry = {"name": case["name"], "rows": len(labels), "labelled": int(labels.sum()),
-                 "labels_sha256": digest(labels), "scores_sha256": digest(scores), "thre": case["thre"],
-                 "windows": {}}
+        entry = {
+            "name": case["name"],
+            "rows": len(labels),
+            "labelled": int(labels.sum()),
+            "labels_sha256": digest(labels),
+            "scores_sha256": digest(scores),
+            "thre": case["thre"],
+            "windows": {},
+        }
         for window in case["windows"]:
             start = time.perf_counter()
             measured = get_metrics(given, labels, slidingWindow=window, thre=case["thre"])
             seconds = time.perf_counter() - start
             entry["windows"][str(window)] = {name: float(measured[name]) for name in METRICS}
-            print(f"{case['name']:<32} window {window:>3}: "
-                  + "  ".join(f"{name} {measured[name]:.4f}" for name in METRICS) + f"  ({seconds:.1f}s)")
+            print(
+                f"{case['name']:<32} window {window:>3}: "
+                + "  ".join(f"{name} {measured[name]:.4f}" for name in METRICS)
+                + f"  ({seconds:.1f}s)"
+            )
         out["cases"].append(entry)
     for item in period_series():
         data = item["data"]
         ranks = {str(rank): int(find_length_rank(data, rank=rank)) for rank in RANKS}
-        out["series"].append({"name": item["name"], "shape": list(np.shape(data)), "sha256": digest(data),
-                              "find_length_rank": ranks})
+        out["series"].append(
+            {"name": item["name"], "shape": list(np.shape(data)), "sha256": digest(data), "find_length_rank": ranks}
+        )
         print(f"{item['name']:<32} find_length_rank by rank {ranks}")
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(out, indent=1) + "\n")

@@ -98,8 +98,13 @@ LOADERS = {"smd": smd_cases, "skab": skab_cases, "nab": nab_cases}
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("datasets", nargs="*", help=f"any of {', '.join(DATASETS)} (default: all, in that order)")
-    parser.add_argument("--datasets", dest="root", type=Path, default=None,
-                        help="data root (default $ANOMALY_DATASETS, else ../shared/datasets beside the repo)")
+    parser.add_argument(
+        "--datasets",
+        dest="root",
+        type=Path,
+        default=None,
+        help="data root (default $ANOMALY_DATASETS, else ../shared/datasets beside the repo)",
+    )
     parser.add_argument("--methods", default=",".join(METHOD_ORDER))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
@@ -126,16 +131,24 @@ def main(argv: list[str] | None = None) -> int:
         log_file.write(stamped + "\n")
 
     methods = [m for m in args.methods.split(",") if m]
-    log(f"precompute {' '.join(args.datasets)} methods={','.join(methods)} seed={args.seed} "
-        f"threads={args.threads} pid={os.getpid()} nice={os.nice(0)}")
+    log(
+        f"precompute {' '.join(args.datasets)} methods={','.join(methods)} seed={args.seed} "
+        f"threads={args.threads} pid={os.getpid()} nice={os.nice(0)}"
+    )
     for dataset in args.datasets:
         cases = LOADERS[dataset](root)
         log(f"{dataset}: {len(cases)} series")
         summary = {}
         for method in methods:
             start = time.perf_counter()
-            results = run_peers(cases, [method], seed=args.seed, cache_dir=args.cache_dir,
-                                threads=args.threads, progress=lambda line, d=dataset: log(f"{d} {line}"))
+            results = run_peers(
+                cases,
+                [method],
+                seed=args.seed,
+                cache_dir=args.cache_dir,
+                threads=args.threads,
+                progress=lambda line, d=dataset: log(f"{d} {line}"),
+            )
             seconds = [r.seconds for r in results.values() if r.error is None]
             errors = {name: r.error for (name, _), r in results.items() if r.error is not None}
             summary[method] = {
@@ -148,10 +161,13 @@ def main(argv: list[str] | None = None) -> int:
                 "wall_s_this_call": round(time.perf_counter() - start, 1),
             }
             s = summary[method]
-            log(f"{dataset} {method} done: {s['ok']}/{s['series']} ok, run_* seconds total {s['total_s']} "
-                f"median {s['median_s']} max {s['max_s']}; errors {len(errors)}")
-        (args.cache_dir / f"timings-{dataset}.json").write_text(json.dumps(
-            {"seed": args.seed, "threads": args.threads, "methods": summary}, indent=1))
+            log(
+                f"{dataset} {method} done: {s['ok']}/{s['series']} ok, run_* seconds total {s['total_s']} "
+                f"median {s['median_s']} max {s['max_s']}; errors {len(errors)}"
+            )
+        (args.cache_dir / f"timings-{dataset}.json").write_text(
+            json.dumps({"seed": args.seed, "threads": args.threads, "methods": summary}, indent=1)
+        )
     log("precompute finished")
     return 0
 

@@ -137,10 +137,7 @@ def info(methods: tuple[str, ...] = DEFAULT_METHODS) -> dict[str, Any]:
         "numpy": numpy.__version__,
         "protocol": PROTOCOL,
         "methods": {
-            m: {
-                kind: dict(zip(("function", "hps", "semi_supervised"), resolve(m, d)))
-                for kind, d in (("multi", 2), ("uni", 1))
-            }
+            m: {kind: dict(zip(("function", "hps", "semi_supervised"), resolve(m, d))) for kind, d in (("multi", 2), ("uni", 1))}
             for m in methods
         },
     }
@@ -291,6 +288,7 @@ def main(argv: list[str] | None = None) -> int:
                 record["function"], record["hps"], _ = resolve(method, int(train.shape[1]))
             traceback.print_exc(file=sys.stderr)
         record.setdefault("seconds", None)
+
         def write_npz(path: Path) -> None:
             with open(path, "wb") as fh:
                 np.savez(fh, scores=scores, train_scores=train_scores)
