@@ -1,4 +1,5 @@
 """Next-step predictions of a series fed chunk by chunk, in one recurrent pass.
+
 A recurrent network's state at step t summarises all steps before it, so a series never has to
 be cut into overlapping windows and predicted T times: one pass is enough. On a CPU, though, a
 single pass of batch size 1 is bound by per-step overhead. So the series is cut into *blocks* of
@@ -14,8 +15,8 @@ end, so the scores are the same whatever the chunk size — including one row at
 * the state of the block that is still open at the end of a chunk is carried to the next chunk;
 * the last ``burn_in`` rows are kept for the burn-in of blocks that start in the next chunk;
 * the prediction for the next row (made from the last row) is kept;
-* the gap bookkeeping (where the current gap-free stretch began) and the EWMA state of the
-  smoothed score are kept.
+* the gap bookkeeping (where the current gap-free stretch began) is kept (the EWMA and the
+  threshold carry their own state: :mod:`anomaly.detection.scorer`).
 
 Rows with a missing value (gaps the reader left unfilled) are not scored; the state is reset at
 the first row after them, and the first ``warmup_steps`` + 1 rows after every (re)start are not
