@@ -65,3 +65,25 @@ def need_binary(name: str, install: str) -> str:
             pytest.fail(f"{message}; .ci/run should have installed it")
         pytest.skip(message)
     return found
+
+
+def write_file(tmp_path: Path, name: str, text: str | bytes, *, encoding: str = "utf-8") -> Path:
+    """``text`` (encoded) or ``bytes`` written to ``tmp_path / name``."""
+    path = tmp_path / name
+    path.write_bytes(text.encode(encoding) if isinstance(text, str) else text)
+    return path
+
+
+def read_error(path: Path, *contains: str, **kwargs) -> str:
+    """read_series must fail with a one-line DataError naming the file and ``contains``."""
+    from anomaly.data.reading import read_series
+    from anomaly.errors import DataError
+
+    with pytest.raises(DataError) as info:
+        read_series(path, **kwargs)
+    message = str(info.value)
+    assert "\n" not in message, message
+    assert path.name in message, message
+    for part in contains:
+        assert part in message, message
+    return message

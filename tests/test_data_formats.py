@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -14,24 +13,8 @@ from anomaly.data.formats import fingerprint, read_table
 from anomaly.data.reading import read_series
 from anomaly.data.writing import write_table
 from anomaly.errors import DataError
-
-
-def _write(tmp_path: Path, name: str, text: str | bytes, *, encoding: str = "utf-8") -> Path:
-    path = tmp_path / name
-    path.write_bytes(text.encode(encoding) if isinstance(text, str) else text)
-    return path
-
-
-def _error(path: Path, *contains: str, **kwargs) -> str:
-    """read_series must fail with a one-line DataError naming the file and ``contains``."""
-    with pytest.raises(DataError) as info:
-        read_series(path, **kwargs)
-    message = str(info.value)
-    assert "\n" not in message, message
-    assert path.name in message, message
-    for part in contains:
-        assert part in message, message
-    return message
+from tests.conftest import read_error as _error
+from tests.conftest import write_file as _write
 
 
 @pytest.mark.parametrize("sep", [",", ";", "\t"])
