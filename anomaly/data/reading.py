@@ -185,6 +185,7 @@ def read_series(
     max_gap: int = 3,
     resample: str | None = None,
     columns_role: str = "columns entry",
+    shown: str | None = None,
 ) -> Series:
     """Read and validate a whole multivariate time series: :func:`iter_series` collected.
 
@@ -212,6 +213,9 @@ def read_series(
     columns_role : str, default "columns entry"
         What ``columns`` are to the caller, for the message when one is missing (scoring says
         "the model's feature").
+    shown : str, optional
+        The input's name in messages and notes (default: the path as given); a fleet names the
+        series here (``fleet.csv, series 'pump-7'``).
 
     Returns
     -------
@@ -233,6 +237,7 @@ def read_series(
         columns_role=columns_role,
         sort=True,
         resample=resample,
+        shown=shown,
     ) as stream:
         (chunk,) = list(stream)  # read as one piece, the series comes out as one chunk
     return Series(
@@ -258,6 +263,7 @@ def iter_series(
     sample_rows: int | None = None,
     sort: bool = False,
     resample: str | None = None,
+    shown: str | None = None,
 ) -> SeriesStream:
     """Read a multivariate series chunk by chunk.
 
@@ -270,7 +276,7 @@ def iter_series(
         A CSV/TSV/semicolon or Parquet file (see :func:`~anomaly.data.formats.read_table`), or
         ``"-"`` for standard input, or an open stream; streams are read as delimited UTF-8 text
         (Parquet needs random access: pass its path). Open streams are not closed.
-    time_col, label_col, columns, max_gap, resample, columns_role
+    time_col, label_col, columns, max_gap, resample, columns_role, shown
         As for :func:`read_series`.
     chunk_rows : int, default 65536
         Rows read at a time. A chunk holds at most ``chunk_rows + max_gap`` rows: up to
@@ -307,6 +313,7 @@ def iter_series(
         sample_rows=sample_rows,
         sort=sort,
         resample=resample,
+        shown=shown,
     )
 
 
@@ -352,8 +359,9 @@ class SeriesStream(Iterator[SeriesChunk]):
         sample_rows: int | None = None,
         sort: bool = False,
         resample: str | None = None,
+        shown: str | None = None,
     ) -> None:
-        self.source = source_name(source)
+        self.source = shown or source_name(source)
         shown = self.source
         self._max_gap = check_max_gap(max_gap, shown)
         wanted = check_columns_option(columns, shown)
