@@ -106,6 +106,34 @@ class _NameList(click.ParamType):
         return names
 
 
+class _DataPath(click.Path):
+    """A data file, as click.Path checks it; or, for a fleet, a folder or a glob pattern of files."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if _names_many(str(value)):
+            return str(value) if self.path_type is str else Path(str(value))
+        return super().convert(value, param, ctx)
+
+
+def _names_many(text: str) -> bool:
+    """Whether a FILE argument names a fleet of files: a folder, or a glob that is not a file's name."""
+    return text != "-" and (os.path.isdir(text) or (bool(set("*?[") & set(text)) and not os.path.exists(text)))
+
+
+_jobs_option = click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Fleets: worker processes training or scoring series side by side (default: one per core).",
+)
+_skip_unknown_option = click.option(
+    "--skip-unknown",
+    is_flag=True,
+    help="Fleets: leave out series the model does not know (a note lists them) instead of failing.",
+)
+
+
 def _setup_logging(verbose: int) -> None:
     level = logging.DEBUG if verbose > 1 else logging.INFO if verbose == 1 else logging.WARNING
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
@@ -226,17 +254,26 @@ def _store_hint(run_url: str) -> str:
 
 
 @cli.command()
-@click.argument("file", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("file", required=False, type=_DataPath(exists=True, dir_okay=False, path_type=Path))
 @_pipeline_option
 @_spec_options(params.READ, params.TRAIN)
+@_jobs_option
 @_json_option
-def train(file: Path | None, pipeline: Path | None, as_json: bool, **overrides: Any) -> None:
+def train(file: Path | None, pipeline: Path | None, jobs: int | None, as_json: bool, **overrides: Any) -> None:
     """Train a detector on FILE (a normal series, CSV or Parquet) and log it to MLflow.
 
     With no FILE and no -p, trains the bundled demo pipeline (pipelines/default.yaml).
+
+    A fleet, one detector per series, from one table with --series-col COLUMN or from a folder
+    (or quoted glob) of files, one series each: the series train side by side on --jobs worker
+    processes, each in its own MLflow run nested under the fleet's, and one fleet model is
+    registered that scores every series with its own detector.
     """
     say = _say(as_json)
     spec = _build_spec(pipeline, file, overrides)
+    if spec.data.series_col or (spec.data.path and _names_many(spec.data.path)):
+        _train_fleet(spec, jobs, as_json, say)
+        return
     from anomaly import pipelines
     from anomaly.tracking import runs as tracking  # heavy: MLflow, pandas
 
@@ -280,6 +317,49 @@ def train(file: Path | None, pipeline: Path | None, as_json: bool, **overrides: 
         click.echo(json.dumps({"run_id": result.run_id, "model_uri": result.model_uri}))
 
 
+def _train_fleet(spec: Any, jobs: int | None, as_json: bool, say: Any) -> None:
+    from anomaly.fleet import jobs as fleet_jobs
+    from anomaly.fleet import workers
+    from anomaly.tracking import runs as tracking
+
+    _reap(say)
+    jobs = jobs or workers.default_jobs()
+    by = f" by {spec.data.series_col!r}" if spec.data.series_col else ", one series per file"
+    say(f"Training fleet '{spec.name}' on {spec.data.path}{by}, {jobs} worker(s)")
+    network = f"{spec.model.cell} {'x'.join(map(str, spec.model.units))}"
+    say(f"  {network}, windows of {spec.window.window_size}, up to {spec.training.epochs} epochs, seed {spec.training.seed}")
+    done = [0]
+
+    def on_series(outcome: Any) -> None:
+        done[0] += 1
+        if outcome.ok:
+            say(
+                f"  [{done[0]}] {outcome.name}  {outcome.rows} rows  {outcome.epochs_run} epochs  "
+                f"val_loss {outcome.best_val_loss:.4f}  threshold {outcome.threshold:.3f}  {outcome.seconds:.0f}s"
+            )
+        else:
+            say(f"  [{done[0]}] {outcome.name}  FAILED: {outcome.error}")
+        for note in outcome.notes:
+            say(f"    note: {note}")
+
+    result = fleet_jobs.train_fleet(spec, spec.data.path, jobs=jobs, on_series=on_series)
+    trained = len(result.series) - len(result.failed)
+    say(f"Trained {trained} of {len(result.series)} series in {result.seconds:.0f}s")
+    say(f"Model: {result.model_uri}  (fleet run {result.run_id}, experiment '{spec.experiment_name}')")
+    if spec.tracking.alias:
+        say(f"  also models:/{spec.model_name}@{spec.tracking.alias}")
+    say(_store_hint(tracking.run_url(result.experiment_id, result.run_id)))
+    if as_json:
+        click.echo(
+            json.dumps({"run_id": result.run_id, "model_uri": result.model_uri, "failed": [s.name for s in result.failed]})
+        )
+    if result.failed:
+        names = ", ".join(s.name for s in result.failed)
+        raise _UserError(
+            f"{len(result.failed)} of {len(result.series)} series failed and are not in the model: {names}", result.exit_code
+        )
+
+
 _model_option = click.option(
     "--model",
     "model_uri",
@@ -290,7 +370,7 @@ _model_option = click.option(
 
 
 @cli.command()
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, allow_dash=True, path_type=str))
+@click.argument("file", type=_DataPath(exists=True, dir_okay=False, allow_dash=True, path_type=str))
 @_model_option
 @click.option(
     "-o",
@@ -309,6 +389,8 @@ _model_option = click.option(
 )
 @_pipeline_option
 @_spec_options(params.READ)
+@_jobs_option
+@_skip_unknown_option
 @_json_option
 def score(
     file: str,
@@ -316,6 +398,8 @@ def score(
     output: str | None,
     chunk_rows: int | None,
     pipeline: Path | None,
+    jobs: int | None,
+    skip_unknown: bool,
     as_json: bool,
     **overrides: Any,
 ) -> None:
@@ -323,15 +407,22 @@ def score(
 
     Reads, scores and writes in chunks, so memory stays bounded however long FILE is. The run
     is logged to MLflow with the results, the events and the figures.
+
+    A fleet (--series-col COLUMN, or a folder or quoted glob of files) is scored with a fleet
+    model, each series with its own detector and its own carried state, side by side on --jobs
+    workers, into one results table whose first column names the series.
     """
     from anomaly.spec import Spec, load_spec
 
+    spec = (load_spec(pipeline) if pipeline else Spec()).override(**overrides)
+    if spec.data.series_col or _names_many(file):
+        _score_fleet(spec, file, model_uri, output, chunk_rows, jobs, skip_unknown, as_json, pipeline is not None)
+        return
     from_stdin = file == "-"
     if output is None and from_stdin:
         output = "-"
     # With results on stdout, everything meant for people goes to stderr.
     say = _say(as_json or output == "-")
-    spec = (load_spec(pipeline) if pipeline else Spec()).override(**overrides)
     from anomaly import pipelines
     from anomaly.tracking import runs as tracking
 
@@ -384,8 +475,84 @@ def score(
         )
 
 
+def _score_fleet(
+    spec: Any,
+    file: str,
+    model_uri: str | None,
+    output: str | None,
+    chunk_rows: int | None,
+    jobs: int | None,
+    skip_unknown: bool,
+    as_json: bool,
+    from_spec: bool,
+) -> None:
+    from anomaly import pipelines
+    from anomaly.fleet import jobs as fleet_jobs
+    from anomaly.tracking import runs as tracking
+
+    if file == "-":
+        raise _UserError("a fleet is read from a file, folder or glob, not from standard input", 2)
+    say = _say(as_json or output == "-")
+    _reap(say)
+    done = [0]
+
+    def on_series(outcome: Any) -> None:
+        done[0] += 1
+        if outcome.ok:
+            say(
+                f"  [{done[0]}] {outcome.name}  {outcome.rows} rows  flagged {outcome.flagged} in "
+                f"{len(outcome.events)} stretches  {outcome.seconds:.1f}s"
+            )
+        else:
+            say(f"  [{done[0]}] {outcome.name}  FAILED: {outcome.error}")
+
+    result = fleet_jobs.score_fleet(
+        spec,
+        file,
+        model_uri=model_uri,
+        output=output,
+        default_model_name=spec.model_name if from_spec else None,
+        chunk_rows=chunk_rows or pipelines.DEFAULT_CHUNK_ROWS,
+        jobs=jobs,
+        skip_unknown=skip_unknown,
+        on_series=on_series,
+    )
+    for note in result.notes:
+        say(f"note: {note}")
+    scored = [s for s in result.series if s.ok]
+    rows, flagged = sum(s.rows for s in scored), sum(s.flagged for s in scored)
+    say(f"Scored {len(scored)} series ({rows} rows) of {file} with {result.model_uri} in {result.seconds:.1f}s")
+    say(f"  flagged {flagged} points in {len(result.events)} stretches; the series with the most flagged stretches:")
+    top = result.table[result.table.status == "scored"].head(10)
+    width = max(len(str(n)) for n in top.series)
+    for row in top.itertuples():
+        say(
+            f"    {row.series:<{width}}  {row.events:4d} stretches  {row.flagged:6d} flagged of {row.scored:7d} scored  "
+            f"max score {row.max_score:6.2f}"
+        )
+    if len(scored) > len(top):
+        say(f"    ... {len(scored) - len(top)} more series in the run's results/series.csv")
+    say(f"Results: {'stdout' if str(result.output) == '-' else result.output}")
+    say(_store_hint(tracking.run_url(result.experiment_id, result.run_id)))
+    if as_json and output != "-":
+        click.echo(
+            json.dumps(
+                {
+                    "run_id": result.run_id,
+                    "rows": rows,
+                    "flagged": flagged,
+                    "output": str(result.output),
+                    "failed": [s.name for s in result.failed],
+                }
+            )
+        )
+    if result.failed:
+        names = ", ".join(s.name for s in result.failed)
+        raise _UserError(f"{len(result.failed)} of {len(result.series)} series failed: {names}", result.exit_code)
+
+
 @cli.command()
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=str))
+@click.argument("file", type=_DataPath(exists=True, dir_okay=False, path_type=str))
 @_model_option
 @click.option("--label-col", "label_col", required=True, help="Column of 0/1 or true/false anomaly labels.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random-scores baseline.")
@@ -400,6 +567,8 @@ def score(
 )
 @_pipeline_option
 @_spec_options(params.READ, leave_out=("label_col",))
+@_jobs_option
+@_skip_unknown_option
 @_json_option
 def evaluate(
     file: str,
@@ -408,6 +577,8 @@ def evaluate(
     seed: int,
     vus_window: int | None,
     pipeline: Path | None,
+    jobs: int | None,
+    skip_unknown: bool,
     as_json: bool,
     **overrides: Any,
 ) -> None:
@@ -418,6 +589,9 @@ def evaluate(
     AUC-PR, AUC-ROC, VUS-PR and VUS-ROC as TSB-AD's get_metrics computes them; point-adjusted
     F1 last, marked inflated. Random scores (flagging as many rows) and flag-everything are
     measured on the same labels. The threshold is the model's own, fitted without labels.
+
+    A fleet (--series-col COLUMN, or a folder or quoted glob of files) is measured per series,
+    pooled over every series' rows (with the baselines) and as the mean over series.
     """
     from anomaly.spec import Spec, load_spec
 
@@ -425,6 +599,49 @@ def evaluate(
     spec = (load_spec(pipeline) if pipeline else Spec()).override(label_col=label_col, **overrides)
     from anomaly import pipelines
     from anomaly.tracking import runs as tracking
+
+    if spec.data.series_col or _names_many(file):
+        from anomaly.fleet import jobs as fleet_jobs
+
+        fleet = fleet_jobs.evaluate_fleet(
+            spec,
+            file,
+            model_uri=model_uri,
+            default_model_name=spec.model_name if pipeline else None,
+            seed=seed,
+            vus_window=vus_window,
+            jobs=jobs,
+            skip_unknown=skip_unknown,
+        )
+        for note in fleet.notes:
+            say(f"note: {note}")
+        scored = len(fleet.series) - len(fleet.failed)
+        say(f"Evaluated {fleet.model_uri} on {scored} series of {file} in {fleet.seconds:.1f}s")
+        table = fleet.table.copy()
+        table.index = [f"{series} {method}" if method != "anomaly" else str(series) for series, method in table.index]
+        say(_format_table(table))
+        say(
+            "One row per series at the model's threshold; (pooled): every series' rows together, beside the "
+            "random and flag-everything baselines; (mean): the mean over series, as TSB-AD reports a benchmark."
+        )
+        say(_store_hint(tracking.run_url(fleet.experiment_id, fleet.run_id)))
+        if as_json:
+            click.echo(
+                json.dumps(
+                    {
+                        "run_id": fleet.run_id,
+                        "metrics": {
+                            f"{series}/{method}": {k: (None if v != v else v) for k, v in row.items()}
+                            for (series, method), row in fleet.table.iterrows()
+                        },
+                        "failed": [s.name for s in fleet.failed],
+                    }
+                )
+            )
+        if fleet.failed:
+            names = ", ".join(s.name for s in fleet.failed)
+            raise _UserError(f"{len(fleet.failed)} of {len(fleet.series)} series failed: {names}", fleet.exit_code)
+        return
 
     result = pipelines.evaluate_pipeline(
         spec,

@@ -135,6 +135,12 @@ class DataSpec:
     label_col: str | None = setting(
         None, "Column of 0/1 anomaly labels: never used as a feature.", text="a column name", cli=READ
     )
+    series_col: str | None = setting(
+        None,
+        "Column naming each row's series: a fleet, one detector per series (or give a folder of files).",
+        text="a column name",
+        cli=READ,
+    )
     columns: tuple[str, ...] | None = setting(
         None,
         "Feature columns, comma-separated (default: every numeric column).",

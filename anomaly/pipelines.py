@@ -110,6 +110,91 @@ def data_notes(series: Series | SeriesStream, path: Path | str, max_gap: int, in
     return notes
 
 
+def read_training_series(spec: Spec, path: Path, shown: str | None = None) -> tuple[Series, list[str]]:
+    """The training series as the spec says to read it, and the notes on how it was read."""
+    shown = shown or str(path)
+    series = read_series(
+        path,
+        time_col=spec.data.time_col,
+        label_col=spec.data.label_col,
+        columns=spec.data.columns,
+        max_gap=spec.data.max_gap,
+        resample=spec.data.resample,
+        shown=shown,
+    )
+    notes = data_notes(series, shown, spec.data.max_gap, series.frame.index, scoring=False)
+    if series.labels is not None and series.labels.any():
+        notes.append(
+            f"{shown}: {int(series.labels.sum())} rows are labelled anomalous in {spec.data.label_col!r}; "
+            "they are kept, so the model learns them as normal"
+        )
+    return series, notes
+
+
+def fit_logged(
+    spec: Spec,
+    series: Series,
+    path: Path,
+    shown: str,
+    notes: list[str],
+    *,
+    on_epoch_end: EpochCallback | None = None,
+    on_batch_end: BatchCallback | None = None,
+) -> Detector:
+    """Fit the spec's detector on ``series`` inside the active run, logging what a training run shows.
+
+    Params (the spec, the data's file, fingerprint, rows and features), the dataset, the spec as
+    YAML, the notes, per-epoch losses, the threshold and calibration metrics, and the training
+    figure. ``path`` is the file read (fingerprinted), ``shown`` its name in messages.
+    """
+    frame = series.frame
+    detector = Detector(**spec.detector_params())
+
+    def report_epoch(epoch: int, logs: dict[str, float]) -> None:
+        tracking.log_metrics({k: v for k, v in logs.items() if k in ("loss", "val_loss")}, step=epoch)
+        tracking.log_metrics({"epoch_seconds": logs["seconds"]}, step=epoch)
+        if on_epoch_end is not None:
+            on_epoch_end(epoch, logs)
+
+    tracking.log_params(spec.flat())
+    sha256 = fingerprint(path)
+    tracking.log_params(
+        {
+            "data.file": shown,
+            "data.sha256": sha256,
+            "data.rows": len(frame),
+            "data.features": ",".join(series.feature_names),
+            "data.n_features": frame.shape[1],
+            "data.filled_values": series.filled,
+        }
+    )
+    tracking.log_dataset(
+        frame.iloc[:_EXAMPLE_ROWS], name=Path(shown).name, source=shown, sha256=sha256, rows=len(frame), context="training"
+    )
+    tracking.log_text(dump_spec(spec), "spec.yaml")
+    if notes:
+        tracking.set_tags({tracking.TAG_NOTES: "\n".join(notes)})
+    try:
+        detector.fit(frame, on_epoch_end=report_epoch, on_batch_end=on_batch_end)
+    except DataError as err:
+        raise DataError(f"{shown}: {err}") from None  # name the file the problem is in
+    best = int(np.argmin(detector.history_["val_loss"]))
+    tracking.log_metrics(
+        {
+            "threshold": detector.threshold_,
+            "epochs_run": len(detector.history_["loss"]),
+            "best_epoch": best + 1,
+            "best_val_loss": detector.history_["val_loss"][best],
+            **detector.calibration_summary_,
+            **{f"residual_scale.{n}": s for n, s in zip(detector.feature_names_in_, detector.residual_stats_.scale)},
+        }
+    )
+    tracking.log_figure(
+        plots.training_figure(detector.history_, detector.calibration_scores_, detector.threshold_), "plots/training.png"
+    )
+    return detector
+
+
 def train_pipeline(
     spec: Spec,
     *,
@@ -135,80 +220,22 @@ def train_pipeline(
         raise SpecError("no training data: give a FILE argument or set data.path in the pipeline spec")
     start = time.perf_counter()
     path = Path(spec.data.path)
-    series = read_series(
-        path,
-        time_col=spec.data.time_col,
-        label_col=spec.data.label_col,
-        columns=spec.data.columns,
-        max_gap=spec.data.max_gap,
-        resample=spec.data.resample,
-    )
-    notes = data_notes(series, path, spec.data.max_gap, series.frame.index, scoring=False)
-    if series.labels is not None and series.labels.any():
-        notes.append(
-            f"{path}: {int(series.labels.sum())} rows are labelled anomalous in {spec.data.label_col!r}; "
-            "they are kept, so the model learns them as normal"
-        )
+    series, notes = read_training_series(spec, path)
     frame = series.frame
-    detector = Detector(**spec.detector_params())
-
-    def report_epoch(epoch: int, logs: dict[str, float]) -> None:
-        tracking.log_metrics({k: v for k, v in logs.items() if k in ("loss", "val_loss")}, step=epoch)
-        tracking.log_metrics({"epoch_seconds": logs["seconds"]}, step=epoch)
-        if on_epoch_end is not None:
-            on_epoch_end(epoch, logs)
-
     with tracking.run(
         experiment_name=spec.experiment_name,
         run_name=f"train-{path.stem}",
         tags={tracking.TAG_KIND: "train", **{f"versions.{k}": v for k, v in tracking.library_versions().items()}},
         description=f"Training on `{path.name}`: {len(frame)} rows × {frame.shape[1]} features.",
     ) as active:
-        tracking.log_params(spec.flat())
-        sha256 = fingerprint(path)
-        tracking.log_params(
-            {
-                "data.file": str(path),
-                "data.sha256": sha256,
-                "data.rows": len(frame),
-                "data.features": ",".join(series.feature_names),
-                "data.n_features": frame.shape[1],
-                "data.filled_values": series.filled,
-            }
-        )
-        tracking.log_dataset(
-            frame.iloc[:_EXAMPLE_ROWS], name=path.name, source=str(path), sha256=sha256, rows=len(frame), context="training"
-        )
-        tracking.log_text(dump_spec(spec), "spec.yaml")
-        if notes:
-            tracking.set_tags({tracking.TAG_NOTES: "\n".join(notes)})
-
-        try:
-            detector.fit(frame, on_epoch_end=report_epoch, on_batch_end=on_batch_end)
-        except DataError as err:
-            raise DataError(f"{path}: {err}") from None  # name the file the problem is in
-
-        best = int(np.argmin(detector.history_["val_loss"]))
-        tracking.log_metrics(
-            {
-                "threshold": detector.threshold_,
-                "epochs_run": len(detector.history_["loss"]),
-                "best_epoch": best + 1,
-                "best_val_loss": detector.history_["val_loss"][best],
-                **detector.calibration_summary_,
-                **{f"residual_scale.{n}": s for n, s in zip(detector.feature_names_in_, detector.residual_stats_.scale)},
-            }
-        )
-        tracking.log_figure(
-            plots.training_figure(detector.history_, detector.calibration_scores_, detector.threshold_),
-            "plots/training.png",
-        )
+        detector = fit_logged(spec, series, path, str(path), notes, on_epoch_end=on_epoch_end, on_batch_end=on_batch_end)
         with tempfile.TemporaryDirectory(prefix="anomaly-model-") as tmp:
             detector_dir = detector.save(Path(tmp) / tracking.DETECTOR_ARTIFACT)
             example = frame.iloc[:_EXAMPLE_ROWS]
             logged = tracking.log_detector(detector_dir, example, detector.score(example), spec.model_name, spec.tracking.alias)
         tracking.set_tags({tracking.TAG_MODEL_URI: logged.uri, tracking.TAG_MODEL_VERSION: logged.version})
         run_id, experiment_id = active.info.run_id, active.info.experiment_id
+    best = int(np.argmin(detector.history_["val_loss"]))
 
     return TrainResult(
         run_id=run_id,
@@ -263,11 +290,14 @@ class _Input:
         return self.extra_notes + data_notes(self.stream, self.shown, max_gap, index, scoring=True)
 
 
-def _open_input(spec: Spec, source: str | Path, features: list[str], chunk_rows: int, *, whole: bool = False) -> _Input:
+def open_input(
+    spec: Spec, source: str | Path, features: list[str], chunk_rows: int, *, whole: bool = False, shown: str | None = None
+) -> _Input:
     """Chunks of the input: streamed from the file or stdin, or read whole (and sorted by time)
-    when resampling, when ``whole`` or when the file's rows turn out not to be in time order."""
+    when resampling, when ``whole`` or when the file's rows turn out not to be in time order.
+    ``shown`` names the input in messages (default: the path, or ``<stdin>``)."""
     from_stdin = str(source) == STDIN
-    shown = "<stdin>" if from_stdin else str(source)
+    shown = shown or ("<stdin>" if from_stdin else str(source))
     if from_stdin and spec.data.resample is not None:
         raise DataError("--resample needs the whole series: give a file, not standard input")
     options = dict(
@@ -281,6 +311,7 @@ def _open_input(spec: Spec, source: str | Path, features: list[str], chunk_rows:
         # A live feed on stdin should get its first scores once the format is known (the
         # reader has ~50 lines by then), not after 4096 rows.
         sample_rows=min(max(chunk_rows, _STDIN_SAMPLE_ROWS), ROLE_SAMPLE_ROWS) if from_stdin else None,
+        shown=shown,
     )
     if not whole:
         try:
@@ -296,6 +327,13 @@ _SORTED_NOTE = (
     "{shown}: rows are not in time order, so the file was read whole and sorted "
     "(sorted files are scored in chunks, in bounded memory)"
 )
+
+
+def _single_detector(resolved: Any) -> Detector:
+    """The detector of a one-series model; a fleet model needs ``--series-col``."""
+    if resolved.fleet:
+        raise DataError(f"--model {resolved.uri} is a fleet model (one detector per series): give --series-col COLUMN")
+    return Detector.load(resolved.detector_dir)
 
 
 def _model_run(spec: Spec, resolved: Any, kind: str, shown: str, name: str) -> Any:
@@ -321,7 +359,7 @@ def _model_run(spec: Spec, resolved: Any, kind: str, shown: str, name: str) -> A
     )
 
 
-def _scoring_pass(
+def scoring_pass(
     spec: Spec,
     file: str | Path,
     detector: Detector,
@@ -344,7 +382,11 @@ def _scoring_pass(
         ``written`` is the results file, or None for stdout or without ``output``.
     """
     for whole in (False, True):
-        source = opened if not whole else _open_input(spec, file, detector.feature_names_in_, chunk_rows, whole=True)
+        source = (
+            opened
+            if not whole
+            else open_input(spec, file, detector.feature_names_in_, chunk_rows, whole=True, shown=opened.shown)
+        )
         collector = ResultCollector(
             detector.feature_names_in_, event_gap=detector.event_gap, event_min_length=detector.event_min_length
         )
@@ -494,13 +536,13 @@ def score_pipeline(
     if not isinstance(chunk_rows, int) or chunk_rows < 1:
         raise DataError(f"--chunk-rows must be an int >= 1; got {chunk_rows!r}")
     resolved = tracking.resolve_model(model_uri, default_model_name)
-    detector = Detector.load(resolved.detector_dir)
-    opened = _open_input(spec, file, detector.feature_names_in_, chunk_rows)
+    detector = _single_detector(resolved)
+    opened = open_input(spec, file, detector.feature_names_in_, chunk_rows)
     ResultsSink(output)  # checks, before any run starts, that the output can be written
     shown = "<stdin>" if from_stdin else str(file)
     with _model_run(spec, resolved, "score", shown, "stdin" if from_stdin else Path(file).stem) as active:
         tracking.log_params({"data.file": shown, "model_uri": resolved.uri, "output": str(output), "chunk_rows": chunk_rows})
-        source, collector, written = _scoring_pass(spec, file, detector, chunk_rows, output, opened, on_rows)
+        source, collector, written = scoring_pass(spec, file, detector, chunk_rows, output, opened, on_rows)
         scores, flags = collector.scores, collector.flags
         index = collector.index
         notes = source.notes(index, spec.data.max_gap)
@@ -582,6 +624,36 @@ def score_pipeline(
     )
 
 
+def first_feature_window(spec: Spec, file: str | Path, detector: Detector, collector: ResultCollector) -> tuple[int, str]:
+    """TSB-AD's VUS window as its benchmark picks it, and how it was chosen.
+
+    :func:`anomaly.evaluation.metrics.find_length_rank` of the detector's first feature (missing
+    values dropped, as TSB-AD's benchmark drops rows with NaN); 100, ``get_metrics``' default,
+    when that feature has no value at all.
+    """
+    from anomaly.evaluation.metrics import find_length_rank
+
+    first = detector.feature_names_in_[0]
+    if collector.thin == 1:  # the figures' copy of the features still holds every row
+        plot_frame, _ = collector.plot_data()
+        channel = plot_frame.to_numpy(dtype=np.float64)[:, :1].ravel()
+    else:  # read the first feature again, as the scoring pass read it
+        again = read_series(
+            file,
+            time_col=spec.data.time_col,
+            label_col=spec.data.label_col,
+            columns=[first],
+            max_gap=spec.data.max_gap,
+            resample=spec.data.resample,
+            columns_role="the model's feature",
+        )
+        channel = again.frame.iloc[:, 0].to_numpy(dtype=np.float64)
+    channel = channel[~np.isnan(channel)]
+    if len(channel):
+        return int(find_length_rank(channel, rank=1)), f"find_length_rank of the first feature, {first!r}, as TSB-AD's benchmark"
+    return 100, f"get_metrics' default: the first feature, {first!r}, has no values"
+
+
 @dataclass(frozen=True)
 class EvaluateResult:
     """What an evaluation run measured: one row of metrics per method."""
@@ -658,19 +730,19 @@ def evaluate_pipeline(
         :data:`EVALUATION_COLUMNS`; ``vus_window`` the window used, ``vus_window_from`` how
         it was chosen.
     """
-    from anomaly.evaluation.metrics import evaluate_scores, find_length_rank, trivial_baselines
+    from anomaly.evaluation.metrics import evaluate_scores, trivial_baselines
 
     start = time.perf_counter()
     if not spec.data.label_col:
         raise DataError("evaluate needs labels: give --label-col COLUMN (a column of 0/1 or true/false)")
     resolved = tracking.resolve_model(model_uri, default_model_name)
-    detector = Detector.load(resolved.detector_dir)
-    opened = _open_input(spec, file, detector.feature_names_in_, chunk_rows)
+    detector = _single_detector(resolved)
+    opened = open_input(spec, file, detector.feature_names_in_, chunk_rows)
     with _model_run(spec, resolved, "evaluate", str(file), Path(file).stem) as active:
         tracking.log_params(
             {"data.file": str(file), "model_uri": resolved.uri, "label_col": spec.data.label_col, "baseline_seed": seed}
         )
-        source, collector, _ = _scoring_pass(spec, file, detector, chunk_rows, None, opened)
+        source, collector, _ = scoring_pass(spec, file, detector, chunk_rows, None, opened)
         labels, scores, flags = collector.labels, collector.scores, collector.flags
         notes = source.notes(collector.index, spec.data.max_gap)
         if not labels.any():
@@ -683,27 +755,7 @@ def evaluate_pipeline(
         _log_input(plot_frame, str(file), sha256, collector.rows, "evaluation")
         window_from = "given"
         if vus_window is None:
-            first = detector.feature_names_in_[0]
-            if collector.thin == 1:  # the figures' copy of the features still holds every row
-                channel = plot_frame.to_numpy(dtype=np.float64)[:, :1].ravel()
-            else:  # read the first feature again, as the scoring pass read it
-                again = read_series(
-                    file,
-                    time_col=spec.data.time_col,
-                    label_col=spec.data.label_col,
-                    columns=[first],
-                    max_gap=spec.data.max_gap,
-                    resample=spec.data.resample,
-                    columns_role="the model's feature",
-                )
-                channel = again.frame.iloc[:, 0].to_numpy(dtype=np.float64)
-            channel = channel[~np.isnan(channel)]  # TSB-AD's benchmark drops rows with NaN first
-            if len(channel):
-                vus_window = find_length_rank(channel, rank=1)
-                window_from = f"find_length_rank of the first feature, {first!r}, as TSB-AD's benchmark"
-            else:
-                vus_window = 100
-                window_from = f"get_metrics' default: the first feature, {first!r}, has no values"
+            vus_window, window_from = first_feature_window(spec, file, detector, collector)
         tracking.log_params({"vus_window": vus_window, "vus_window_from": window_from})
         # Unscored rows (NaN) get the lowest score, so ranking metrics see them as "not anomalous".
         options = dict(gap=detector.event_gap, vus_window=vus_window)

@@ -45,6 +45,21 @@ def _keras() -> Any:
     return keras
 
 
+def use_threads(threads: int) -> None:
+    """Run TensorFlow's ops and the compiled forward pass on ``threads`` threads.
+
+    For a worker process of a fleet, before TensorFlow runs its first op: workers that share the
+    cores each take their part of them instead of all of them. Results do not change (measured:
+    the same scores with 1 and 2 threads, op determinism on).
+    """
+    os.environ["ANOMALY_FORWARD_THREADS"] = str(threads)
+    _keras()
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(threads)
+
+
 def build_model(
     n_features: int,
     *,

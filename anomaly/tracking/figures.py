@@ -207,3 +207,28 @@ def events_figure(
     axes[-1].set_xlabel(frame.index.name or "step")
     fig.suptitle(f"The {len(strongest)} strongest flagged stretches and their top features")
     return fig
+
+
+def fleet_figure(table: pd.DataFrame, columns: Sequence[tuple[str, str]], title: str, limit: int = 40) -> Figure:
+    """One bar chart per column of a fleet's per-series table, series side by side.
+
+    Parameters
+    ----------
+    table : DataFrame of shape (S, C)
+        One row per series, with a ``series`` column; drawn in its order, the first ``limit``.
+    columns : sequence of (column, axis label)
+    title : str
+    limit : int, default 40
+        Series drawn at most (the table artifact holds them all).
+    """
+    shown = table.iloc[:limit]
+    fig = Figure(figsize=(max(6.0, 0.25 * len(shown) + 3), 2.2 * len(columns) + 0.8), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(len(columns), 1, sharex=True))
+    positions = np.arange(len(shown))
+    for ax, (column, label) in zip(axes, columns):
+        ax.bar(positions, shown[column].to_numpy(dtype=float), color="tab:blue")
+        ax.set_ylabel(label)
+    axes[-1].set_xticks(positions, shown["series"].astype(str), rotation=90, fontsize=7)
+    more = f" (first {limit} of {len(table)})" if len(table) > limit else ""
+    fig.suptitle(f"{title}{more}")
+    return fig

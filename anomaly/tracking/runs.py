@@ -39,6 +39,7 @@ logger = logging.getLogger(__name__)
 
 MODEL_ARTIFACT = "model"
 DETECTOR_ARTIFACT = "detector"
+FLEET_ARTIFACT = "fleet"  # a fleet model: anomaly.fleet.model.Fleet's folder
 TAG_TRAINING_RUN = "anomaly.training_run_id"
 TAG_MODEL_URI = "anomaly.model_uri"
 TAG_MODEL_VERSION = "anomaly.model_version"
@@ -53,7 +54,10 @@ EXPERIMENT_KIND = "custom_model_development"
 # data's sha256 (the whole one is the run's ``data.sha256`` param).
 _DIGEST_CHARS = 36
 _DATASET_ATTEMPTS = 5
-_MODEL_CODE = Path(__file__).with_name("pyfunc.py")
+_MODEL_CODE = {
+    DETECTOR_ARTIFACT: Path(__file__).with_name("pyfunc.py"),
+    FLEET_ARTIFACT: Path(__file__).with_name("fleet_pyfunc.py"),
+}
 _PACKAGE_DIR = Path(__file__).resolve().parent.parent  # the whole anomaly package travels with the model
 # MLflow limits a param value to 6000 characters.
 _MAX_PARAM = 6000
@@ -119,6 +123,7 @@ def run(
     run_name: str,
     tags: Mapping[str, str] | None = None,
     description: str | None = None,
+    parent_run_id: str | None = None,
 ) -> Iterator[Any]:
     """Start an MLflow run; mark it FAILED (or KILLED on Ctrl-C) with the error as a tag.
 
@@ -131,6 +136,9 @@ def run(
     tags : mapping, optional
     description : str, optional
         Markdown shown at the top of the run page.
+    parent_run_id : str, optional
+        Nest the run under this one (a fleet's series under the fleet's run), which must be
+        running; it may belong to another process.
 
     Yields
     ------
@@ -142,7 +150,7 @@ def run(
     all_tags = {**liveness.owner_tags(), **(tags or {})}
     if description:
         all_tags["mlflow.note.content"] = description
-    active = mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=all_tags)
+    active = mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=all_tags, parent_run_id=parent_run_id)
     try:
         yield active
     except KeyboardInterrupt:
@@ -327,13 +335,16 @@ def log_detector(
     output_example: pd.DataFrame,
     model_name: str,
     alias: str | None = None,
+    *,
+    artifact: str = DETECTOR_ARTIFACT,
 ) -> LoggedModel:
-    """Log a saved detector as one pyfunc model (models from code) and register it.
+    """Log a saved detector (or fleet) as one pyfunc model (models from code) and register it.
 
     Parameters
     ----------
     detector_dir : Path
-        Directory written by :meth:`anomaly.detector.Detector.save`.
+        Directory written by :meth:`anomaly.detector.Detector.save`, or with
+        ``artifact=FLEET_ARTIFACT`` by :meth:`anomaly.fleet.model.Fleet.save`.
     input_example : DataFrame of shape (K, D)
         A few rows of the training features (cast to float64, see STACK.md).
     output_example : DataFrame of shape (K, 3 + D)
@@ -342,18 +353,22 @@ def log_detector(
         Registered model name.
     alias : str, optional
         Alias moved to the new version (``models:/<name>@<alias>`` then resolves to it).
+    artifact : str, default DETECTOR_ARTIFACT
+        What the folder holds: one detector, or a fleet (:data:`FLEET_ARTIFACT`).
     """
     from mlflow.models import infer_signature
 
-    input_example = input_example.astype("float64").reset_index(drop=True)
+    # Numbers as float64 (see STACK.md); a fleet's series column stays text.
+    numeric = {c: "float64" for c, kind in input_example.dtypes.items() if pd.api.types.is_numeric_dtype(kind)}
+    input_example = input_example.astype(numeric).reset_index(drop=True)
     signature = infer_signature(input_example, output_example.reset_index(drop=True))
     # Registration announces itself with bare prints to stderr ("Successfully registered model
     # ..."); they go to the log instead, so only the CLI decides what the terminal shows.
     with redirect_stderr(io.StringIO()) as chatter:
         info = mlflow.pyfunc.log_model(
             name=MODEL_ARTIFACT,
-            python_model=str(_MODEL_CODE),
-            artifacts={DETECTOR_ARTIFACT: str(detector_dir)},
+            python_model=str(_MODEL_CODE[artifact]),
+            artifacts={artifact: str(detector_dir)},
             code_paths=[str(_PACKAGE_DIR)],  # the model carries the code that reads it
             signature=signature,
             input_example=input_example,
@@ -374,10 +389,11 @@ class ResolvedModel:
     """A model URI resolved to local files and the run that produced it."""
 
     uri: str
-    detector_dir: Path
+    detector_dir: Path  # a detector's folder, or a fleet's when ``fleet``
     training_run_id: str | None
     experiment_id: str | None
     version: str | None
+    fleet: bool = False
 
 
 _MODELS_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:/(?P<version>[^/]+)|@(?P<alias>.+))?$")
@@ -433,7 +449,8 @@ def resolve_model(uri: str | None, default_name: str | None = None) -> ResolvedM
         message = getattr(err, "message", str(err)).splitlines()[0]
         raise ModelNotFoundError(f"model {uri!r} not found in the tracking store {tracking_uri()}: {message}") from None
     artifacts = info.flavors.get("python_function", {}).get("artifacts", {})
-    if DETECTOR_ARTIFACT not in artifacts:
+    found = next((name for name in (DETECTOR_ARTIFACT, FLEET_ARTIFACT) if name in artifacts), None)
+    if found is None:
         raise ModelNotFoundError(f"model {uri!r} was not logged by 'anomaly train' (it has no {DETECTOR_ARTIFACT!r} artifact)")
     version = None
     if match and match["name"] and not match["name"].startswith("m-"):
@@ -450,10 +467,11 @@ def resolve_model(uri: str | None, default_name: str | None = None) -> ResolvedM
             logger.warning("training run %s of model %s is gone from the store", info.run_id, uri)
     return ResolvedModel(
         uri=uri,
-        detector_dir=local / artifacts[DETECTOR_ARTIFACT]["path"],
+        detector_dir=local / artifacts[found]["path"],
         training_run_id=info.run_id,
         experiment_id=experiment_id,
         version=str(version) if version is not None else None,
+        fleet=found == FLEET_ARTIFACT,
     )
 
 
