@@ -111,7 +111,7 @@ class _DataPath(click.Path):
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         if _names_many(str(value)):
-            return str(value) if self.path_type is str else Path(str(value))
+            return str(value) if self.type is str else Path(str(value))
         return super().convert(value, param, ctx)
 
 

@@ -283,23 +283,34 @@ class ResultsSink:
 def _to_arrow(chunk: pd.DataFrame, *, exact_times: bool) -> Any:
     """The chunk as an Arrow table with its index as the first column.
 
-    For CSV, times are stored at the coarsest unit that keeps them exact (seconds, else
-    milliseconds, else nanoseconds), so that ``2026-01-01 00:05:00`` is not written with nine
-    zeros of fraction; Parquet keeps nanoseconds.
+    For CSV, times (the index's and any time column's, such as a fleet's) are stored at the
+    coarsest unit that keeps them exact (seconds, else milliseconds, else nanoseconds), so that
+    ``2026-01-01 00:05:00`` is not written with nine zeros of fraction; Parquet keeps nanoseconds.
     """
     import pyarrow as pa
 
+    if not exact_times:
+        times = [
+            name for name, kind in chunk.dtypes.items() if isinstance(kind, (np.dtype, pd.DatetimeTZDtype)) and kind.kind == "M"
+        ]
+        if times:
+            chunk = chunk.assign(**{name: _coarsest(pd.DatetimeIndex(chunk[name])) for name in times})
     table = pa.Table.from_pandas(chunk, preserve_index=False)
     index = chunk.index
     if isinstance(index, pd.DatetimeIndex):
         if not exact_times:
-            nanos = index.as_unit("ns").asi8
-            unit = "s" if not np.any(nanos % 1_000_000_000) else "ms" if not np.any(nanos % 1_000_000) else "ns"
-            index = index.as_unit(unit)
+            index = _coarsest(index)
         column = pa.array(index.asi8, type=pa.timestamp(index.unit, tz=str(index.tz) if index.tz else None))
     else:
         column = pa.array(np.asarray(index))
     return table.add_column(0, index.name or "step", column)
+
+
+def _coarsest(times: pd.DatetimeIndex) -> pd.DatetimeIndex:
+    """``times`` at the coarsest unit that keeps them exact: seconds, milliseconds or nanoseconds."""
+    nanos = times.as_unit("ns").asi8
+    unit = "s" if not np.any(nanos % 1_000_000_000) else "ms" if not np.any(nanos % 1_000_000) else "ns"
+    return times.as_unit(unit)
 
 
 def _csv_name(name: str) -> str:

@@ -1,0 +1,234 @@
+"""Fleets: many series trained and scored in one command, each as its own single-series run would be."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from anomaly.cli import cli
+from anomaly.data.fleet import find_series
+from anomaly.errors import DataError
+from tests.conftest import make_series, plant_spike, use_store
+from tests.test_cli import TINY_OPTIONS
+
+NAMES = ["m1", "m2", "m3"]
+
+
+def run(*args: str):
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+def fleet_table(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """The series as one table, rows interleaved by time, a ``machine`` column first."""
+    parts = [frame.reset_index().assign(machine=name) for name, frame in frames.items()]
+    table = pd.concat(parts, ignore_index=True).sort_values("timestamp", kind="stable")
+    return table[["machine", *[c for c in table.columns if c != "machine"]]]
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """A store with a fleet of three series trained from one table (two workers), and the files."""
+    directory = tmp_path_factory.mktemp("fleet")
+    patch = pytest.MonkeyPatch()
+    use_store(patch, directory)
+    train = {name: make_series(500, seed) for seed, name in enumerate(NAMES)}
+    test = {name: plant_spike(make_series(160, 40 + seed), at=100 + seed) for seed, name in enumerate(NAMES)}
+    (directory / "train").mkdir()
+    (directory / "test").mkdir()
+    for name in NAMES:
+        train[name].to_csv(directory / "train" / f"{name}.csv")
+        test[name].to_csv(directory / "test" / f"{name}.csv")
+    fleet_table(train).to_csv(directory / "fleet_train.csv", index=False)
+    fleet_table(test).to_csv(directory / "fleet_test.csv", index=False)
+    trained = run("train", "fleet_train.csv", "--series-col", "machine", *TINY_OPTIONS, "--jobs", "2", "--json")
+    assert trained.exit_code == 0, trained.output
+    yield {"dir": directory, "model": json.loads(trained.stdout.strip().splitlines()[-1])["model_uri"], "out": trained.output}
+    patch.undo()
+
+
+@pytest.fixture
+def in_fleet(fleet: dict, monkeypatch: pytest.MonkeyPatch) -> dict:
+    use_store(monkeypatch, fleet["dir"])
+    return fleet
+
+
+@pytest.mark.slow
+def test_each_series_of_a_fleet_scores_as_its_own_single_series_run(in_fleet: dict):
+    scored = run("score", "fleet_test.csv", "--series-col", "machine", "--model", in_fleet["model"], "-o", "fleet_scores.csv")
+    assert scored.exit_code == 0, scored.output
+    results = pd.read_csv("fleet_scores.csv")
+    assert list(results.columns[:5]) == ["machine", "timestamp", "score", "threshold", "is_anomaly"]
+    events = pd.read_csv("fleet_events.csv")
+    assert set(events.machine) == set(NAMES)
+    for seed, name in enumerate(NAMES):
+        single = run("train", f"train/{name}.csv", *TINY_OPTIONS, "--model-name", f"single-{name}", "--json")
+        assert single.exit_code == 0, single.output
+        uri = json.loads(single.stdout.strip().splitlines()[-1])["model_uri"]
+        assert run("score", f"test/{name}.csv", "--model", uri, "-o", f"single_{name}.csv").exit_code == 0
+        expected = pd.read_csv(f"single_{name}.csv")
+        mine = results[results.machine == name].reset_index(drop=True)
+        assert mine.timestamp.tolist() == expected.timestamp.tolist()
+        np.testing.assert_allclose(mine.score.to_numpy(), expected.score.to_numpy(), rtol=0, atol=1e-6, equal_nan=True)
+        np.testing.assert_allclose(mine.threshold.to_numpy(), expected.threshold.to_numpy(), atol=1e-6, equal_nan=True)
+        assert mine.is_anomaly.tolist() == expected.is_anomaly.tolist()
+        assert bool(mine.is_anomaly.iloc[100 + seed])  # the planted spike
+
+
+@pytest.mark.slow
+def test_a_folder_of_files_is_a_fleet_named_by_the_file_stems(in_fleet: dict):
+    scored = run("score", "fleet_test.csv", "--series-col", "machine", "--model", in_fleet["model"], "-o", "table.csv")
+    assert scored.exit_code == 0, scored.output
+    trained = run("train", "train", *TINY_OPTIONS, "--model-name", "folder-fleet", "--jobs", "2", "--json")
+    assert trained.exit_code == 0, trained.output
+    uri = json.loads(trained.stdout.strip().splitlines()[-1])["model_uri"]
+    scored = run("score", "test/*.csv", "--model", uri, "-o", "folder.csv", "--jobs", "1")
+    assert scored.exit_code == 0, scored.output
+    by_folder = pd.read_csv("folder.csv").rename(columns={"series": "machine"})
+    by_table = pd.read_csv("table.csv")
+    # The same seed and the same rows: the same detectors, whichever way the fleet was given.
+    by_folder = by_folder.sort_values(["machine", "timestamp"]).reset_index(drop=True)
+    by_table = by_table.sort_values(["machine", "timestamp"]).reset_index(drop=True)
+    pd.testing.assert_frame_equal(by_folder, by_table, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_the_fleet_run_nests_one_child_run_per_series(in_fleet: dict):
+    client = mlflow.MlflowClient()
+    parents = mlflow.search_runs(
+        search_all_experiments=True, filter_string="tags.`anomaly.kind` = 'train-fleet'", output_format="list"
+    )
+    parent = parents[-1]  # the module's fleet, trained first
+    children = mlflow.search_runs(
+        experiment_ids=[parent.info.experiment_id],
+        filter_string=f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'",
+        output_format="list",
+    )
+    assert sorted(c.data.tags["anomaly.series"] for c in children) == NAMES
+    assert all(c.info.status == "FINISHED" for c in children)
+    assert all("loss" in client.get_metric_history(c.info.run_id, "loss")[0].key for c in children)
+    artifacts = {a.path for a in client.list_artifacts(parent.info.run_id, "fleet")}
+    assert {"fleet/series.csv", "fleet/training.csv"} <= artifacts
+    assert parent.data.tags["anomaly.model_uri"] == in_fleet["model"]
+
+
+@pytest.mark.slow
+def test_one_bad_series_fails_alone_and_is_named(in_fleet: dict):
+    frames = {name: make_series(500, seed) for seed, name in enumerate(NAMES)}
+    frames["short"] = make_series(20, 9)
+    fleet_table(frames).to_csv("with_short.csv", index=False)
+    result = run("train", "with_short.csv", "--series-col", "machine", *TINY_OPTIONS, "--model-name", "partial", "--json")
+    assert result.exit_code == 2
+    assert "short" in result.stderr and "1 of 4 series failed" in result.stderr
+    assert "with_short.csv, series 'short'" in result.output  # the error names the table and the series
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["failed"] == ["short"] and summary["model_uri"].startswith("models:/partial/")
+    failed = mlflow.search_runs(
+        search_all_experiments=True, filter_string="tags.`anomaly.series` = 'short'", output_format="list"
+    )
+    assert [r.info.status for r in failed] == ["FAILED"]
+    assert "rows" in failed[0].data.tags["anomaly.error"]
+    # The others trained and are in the model.
+    scored = run("score", "fleet_test.csv", "--series-col", "machine", "--model", summary["model_uri"], "-o", "p.csv")
+    assert scored.exit_code == 0, scored.output
+    assert set(pd.read_csv("p.csv").machine) == set(NAMES)
+
+
+@pytest.mark.slow
+def test_a_series_the_model_does_not_know_is_an_error_or_with_skip_unknown_a_note(in_fleet: dict):
+    frames = {name: make_series(160, 40 + seed) for seed, name in enumerate(NAMES)}
+    frames["new-machine"] = make_series(160, 77)
+    fleet_table(frames).to_csv("with_new.csv", index=False)
+    refused = CliRunner().invoke(cli, ["score", "with_new.csv", "--series-col", "machine", "--model", in_fleet["model"]])
+    assert refused.exit_code == 2
+    assert "with_new.csv" in refused.stderr and "'new-machine'" in refused.stderr and "not in the fleet model" in refused.stderr
+    assert "Traceback" not in refused.output
+    skipped = run(
+        "score", "with_new.csv", "--series-col", "machine", "--model", in_fleet["model"], "--skip-unknown", "-o", "s.csv"
+    )
+    assert skipped.exit_code == 0, skipped.output
+    assert "skipped 1 series the model does not know: new-machine" in skipped.output
+    assert set(pd.read_csv("s.csv").machine) == set(NAMES)
+
+
+@pytest.mark.slow
+def test_evaluate_measures_each_series_pooled_and_on_average(in_fleet: dict):
+    frames = {}
+    for seed, name in enumerate(NAMES):
+        frame = plant_spike(make_series(160, 40 + seed), at=100 + seed)
+        frame["label"] = 0
+        frame.iloc[100 + seed, frame.columns.get_loc("label")] = 1
+        frames[name] = frame
+    fleet_table(frames).to_csv("labelled.csv", index=False)
+    result = run(
+        "evaluate", "labelled.csv", "--series-col", "machine", "--label-col", "label", "--model", in_fleet["model"], "--json"
+    )
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(result.stdout.strip().splitlines()[-1])["metrics"]
+    assert set(metrics) == {
+        *(f"{n}/anomaly" for n in NAMES),
+        "(pooled)/anomaly",
+        "(pooled)/random",
+        "(pooled)/flag_everything",
+        "(mean)/anomaly",
+    }
+    assert all(metrics[f"{n}/anomaly"]["event_recall"] == 1.0 for n in NAMES)
+    mean_f1 = np.mean([metrics[f"{n}/anomaly"]["point_f1"] for n in NAMES])
+    assert metrics["(mean)/anomaly"]["point_f1"] == pytest.approx(mean_f1)
+    assert metrics["(pooled)/anomaly"]["average_precision"] > metrics["(pooled)/random"]["average_precision"]
+
+
+# ------------------------------------------------------------------ finding the series
+
+
+def test_a_table_is_split_by_its_series_column_in_order_of_first_appearance(tmp_path: Path):
+    pd.DataFrame({"id": ["b", "a", "b", "a"], "time": [1, 1, 2, 2], "x": [0.1, 0.2, 0.3, 0.4]}).to_csv(
+        tmp_path / "t.csv", index=False
+    )
+    (tmp_path / "w").mkdir()
+    found = find_series(tmp_path / "t.csv", "id", tmp_path / "w", chunk_rows=1)
+    assert [s.name for s in found] == ["b", "a"]
+    assert found[0].shown.endswith("t.csv, series 'b'")
+    assert pd.read_csv(found[0].path).to_dict("list") == {"time": [1, 2], "x": [0.1, 0.3]}
+
+
+@pytest.mark.parametrize(
+    ("content", "series_col", "fragments"),
+    [
+        ("time,x\n1,2\n", "machine", ["t.csv", "--series-col 'machine' is not a column", "'time', 'x'"]),
+        ("machine,time,x\na,1,2\n,2,3\n", "machine", ["t.csv", "row 2 (line 3)", "no series id"]),
+        ("time,x\n1,2\n", None, ["t.csv", "needs --series-col"]),
+    ],
+)
+def test_bad_fleet_tables_are_one_line_errors(tmp_path: Path, content: str, series_col: str | None, fragments: list[str]):
+    (tmp_path / "t.csv").write_text(content)
+    with pytest.raises(DataError) as caught:
+        find_series(tmp_path / "t.csv", series_col, tmp_path)
+    for fragment in fragments:
+        assert fragment in str(caught.value)
+
+
+def test_bad_fleet_folders_are_one_line_errors(tmp_path: Path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="expected data files"):
+        find_series(tmp_path / "empty", None, tmp_path)
+    (tmp_path / "two").mkdir()
+    (tmp_path / "two" / "a.csv").write_text("x\n1\n")
+    (tmp_path / "two" / "a.parquet").write_bytes(b"")
+    with pytest.raises(DataError, match="two files name series 'a'"):
+        find_series(tmp_path / "two", None, tmp_path)
+    with pytest.raises(DataError, match="one or the other"):
+        find_series(tmp_path / "two", "machine", tmp_path)
+
+
+def test_a_fleet_command_on_a_missing_folder_or_an_empty_glob_exits_2(mlflow_store: Path):
+    result = CliRunner().invoke(cli, ["train", "nothing/*.csv"])
+    assert result.exit_code == 2
+    assert "nothing/*.csv: expected data files" in result.stderr
+    shutil.rmtree(mlflow_store / "nothing", ignore_errors=True)
