@@ -90,3 +90,58 @@ def test_served_model_gives_the_scores_and_flags_that_anomaly_score_writes(mlflo
     np.testing.assert_allclose(served["score"].to_numpy(float), expected["score"].to_numpy(), rtol=1e-6, equal_nan=True)
     assert served["is_anomaly"].tolist() == expected["is_anomaly"].tolist()
     assert bool(served["is_anomaly"].iloc[90])  # the planted spike
+
+
+@pytest.mark.slow
+def test_served_fleet_model_routes_each_row_to_its_series_detector(mlflow_store: Path):
+    from tests.test_fleet import fleet_table
+
+    train = {"pump-a": make_series(500, 0), "pump-b": make_series(500, 1)}
+    test = {"pump-a": plant_spike(make_series(120, 8), at=90), "pump-b": make_series(120, 9)}
+    fleet_table(train).to_csv("fleet.csv", index=False)
+    fleet_table(test).to_csv("new.csv", index=False)
+    runner = CliRunner()
+    trained = runner.invoke(cli, ["train", "fleet.csv", "--series-col", "machine", *TINY_OPTIONS, "--jobs", "1"])
+    assert trained.exit_code == 0, trained.output
+    scored = runner.invoke(
+        cli, ["score", "new.csv", "--series-col", "machine", "--model", "models:/anomaly-fleet/1", "-o", "s.csv"]
+    )
+    assert scored.exit_code == 0, scored.output
+    expected = pd.read_csv("s.csv")
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    bin_dir = Path(sys.executable).parent
+    env = {
+        **os.environ,
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+        "PYTHONPATH": str(Path(__file__).parent.parent),
+    }
+    command = [str(bin_dir / "mlflow"), "models", "serve", "-m", "models:/anomaly-fleet/1", "--env-manager", "local"]
+    server = subprocess.Popen(
+        [*command, "-h", "127.0.0.1", "-p", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    rows = pd.read_csv("new.csv")  # the two series interleaved, as a client would send them
+    try:
+        wait_for_ping(url, server)
+        body = {"dataframe_split": json.loads(rows.drop(columns=["timestamp"]).to_json(orient="split", index=False))}
+        request = urllib.request.Request(
+            f"{url}/invocations", data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=60) as response:
+            served = pd.DataFrame(json.loads(response.read())["predictions"])
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+
+    assert served["machine"].tolist() == rows["machine"].tolist()  # one answer per row, in input order
+    for name in test:
+        mine = served[served.machine == name].reset_index(drop=True)
+        theirs = expected[expected.machine == name].reset_index(drop=True)
+        np.testing.assert_allclose(mine["score"].to_numpy(float), theirs["score"].to_numpy(), rtol=1e-6, equal_nan=True)
+        assert mine["is_anomaly"].tolist() == theirs["is_anomaly"].tolist()
+    assert bool(served[served.machine == "pump-a"]["is_anomaly"].iloc[90])  # the planted spike

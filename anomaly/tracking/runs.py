@@ -150,7 +150,11 @@ def run(
     all_tags = {**liveness.owner_tags(), **(tags or {})}
     if description:
         all_tags["mlflow.note.content"] = description
-    active = mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=all_tags, parent_run_id=parent_run_id)
+    # In the parent's own process (a fleet trained with one job) the parent is the active run.
+    nested = parent_run_id is not None and mlflow.active_run() is not None
+    active = mlflow.start_run(
+        experiment_id=experiment_id, run_name=run_name, tags=all_tags, parent_run_id=parent_run_id, nested=nested
+    )
     try:
         yield active
     except KeyboardInterrupt:
