@@ -75,6 +75,11 @@ def ui(tmp_path_factory: pytest.TempPathFactory):
         trained = runner.invoke(cli, ["train", "plant.csv", *TINY_OPTIONS, "--json"], catch_exceptions=False)
         scored = runner.invoke(cli, ["score", "new.csv"], catch_exceptions=False)
         assert trained.exit_code == 0 and scored.exit_code == 0, trained.output + scored.output
+        (directory / "pumps").mkdir()
+        for seed, name in enumerate(["pump-a", "pump-b"]):
+            make_series(300, seed).to_csv(directory / "pumps" / f"{name}.csv")
+        fleet = runner.invoke(cli, ["train", "pumps", *TINY_OPTIONS, "--jobs", "1", "--json"], catch_exceptions=False)
+        assert fleet.exit_code == 0, fleet.output
         link = re.search(r"open (http://\S+)", scored.stdout).group(1)  # what the user is told to open
         port = free_port()
         process = subprocess.Popen(
@@ -94,6 +99,7 @@ def ui(tmp_path_factory: pytest.TempPathFactory):
                 "dir": directory,
                 "link": link.replace("http://127.0.0.1:5000", f"http://127.0.0.1:{port}"),
                 "train_run": json.loads(trained.stdout.strip().splitlines()[-1])["run_id"],
+                "fleet_run": json.loads(fleet.stdout.strip().splitlines()[-1])["run_id"],
             }
         finally:
             os.killpg(process.pid, signal.SIGTERM)
@@ -147,3 +153,27 @@ def test_the_training_run_page_shows_its_dataset(ui):
     page = text_of(html[html.find("</nav>") :])
     digest = fingerprint(ui["dir"] / "plant.csv")[:36]
     assert "train-plant" in page and re.search(rf"Datasets plant\.csv \({digest}\) training", page), page[:3000]
+
+
+def test_a_fleet_run_lists_its_series_as_child_runs_nested_under_it(ui):
+    parent = api(ui["base"], f"runs/get?run_id={ui['fleet_run']}")["run"]
+    experiment_id = parent["info"]["experiment_id"]
+    base = f"{ui['base']}/#/experiments/{experiment_id}/runs"
+    listed = text_of(dom(ui["binary"], f"{base}?workflowType=machine_learning"))
+    # Collapsed under the fleet's run: one row, and the three runs counted.
+    assert "train-fleet-pumps" in listed and "train-pump-a" not in listed, listed[:3000]
+    assert "3 matching runs" in listed
+    request = urllib.request.Request(
+        f"{ui['base']}/api/2.0/mlflow/runs/search",
+        data=json.dumps(
+            {"experiment_ids": [experiment_id], "filter": f"tags.`mlflow.parentRunId` = '{ui['fleet_run']}'"}
+        ).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        found = json.load(response)["runs"]
+    assert sorted(r["info"]["run_name"] for r in found) == ["train-pump-a", "train-pump-b"]
+    child = next(r for r in found if r["info"]["run_name"] == "train-pump-a")
+    page = text_of(dom(ui["binary"], f"{base}/{child['info']['run_id']}?workflowType=machine_learning"))
+    assert "Parent run train-fleet-pumps" in page, page[:3000]
+    assert "Datasets pump-a.csv" in page or "pumps/pump-a.csv" in page, page[:3000]

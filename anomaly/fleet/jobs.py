@@ -33,8 +33,6 @@ from anomaly.tracking import runs as tracking
 
 logger = logging.getLogger(__name__)
 
-_EXAMPLE_ROWS = 10  # rows of each of the first two series in the model's input example
-
 
 @dataclass(frozen=True)
 class FleetTrainResult:
@@ -167,7 +165,7 @@ def train_fleet(
             )
             fleet = Fleet(spec.data.series_col or "series", {o.name: Path(o.detector_dir) for o in trained})
             fleet_dir = fleet.save(work / tracking.FLEET_ARTIFACT)
-            example = _input_example(spec, fleet, series, trained)
+            example = _input_example(fleet, trained)
             logged = tracking.log_detector(
                 fleet_dir,
                 example,
@@ -204,18 +202,18 @@ def _training_table(outcomes: list[workers.SeriesTrained]) -> pd.DataFrame:
     )
 
 
-def _input_example(spec: Spec, fleet: Fleet, series: list[SeriesFile], trained: list[workers.SeriesTrained]) -> pd.DataFrame:
-    """The first rows of up to two trained series, with the series column, for the model's signature."""
-    from anomaly import pipelines
+def _input_example(fleet: Fleet, trained: list[workers.SeriesTrained]) -> pd.DataFrame:
+    """The first rows of up to two trained series, with the series column, for the model's signature.
 
-    by_name = {s.name: s for s in series}
+    Its columns are the union of every series' features (NaN where a series has none), so that
+    the signature admits the rows of every series.
+    """
+    features = list(dict.fromkeys(f for o in trained for f in o.features))
     parts = []
     for outcome in trained[:2]:
-        read, _ = pipelines.read_training_series(spec, by_name[outcome.name].path, by_name[outcome.name].shown)
-        part = read.frame.iloc[:_EXAMPLE_ROWS].reset_index(drop=True).astype("float64")
-        part.insert(0, fleet.series_col, outcome.name)
-        parts.append(part)
-    return pd.concat(parts, ignore_index=True)
+        assert outcome.example is not None
+        parts.append(outcome.example.reindex(columns=features).assign(**{fleet.series_col: outcome.name}))
+    return pd.concat(parts, ignore_index=True)[[fleet.series_col, *features]]
 
 
 def _resolve_fleet(model_uri: str | None, default_model_name: str | None) -> tuple[Any, Fleet]:

@@ -31,6 +31,7 @@ from anomaly.spec import Spec
 logger = logging.getLogger(__name__)
 
 TAG_SERIES = "anomaly.series"
+EXAMPLE_ROWS = 10
 T = TypeVar("T")
 
 
@@ -135,6 +136,7 @@ class SeriesTrained:
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
     detector_dir: str | None = None
+    example: pd.DataFrame | None = None  # the first rows of its features, for the fleet model's input example
 
 
 def train_series(spec: Spec, series: SeriesFile, parent_run_id: str, experiment_id: str, out_dir: str) -> SeriesTrained:
@@ -176,6 +178,7 @@ def train_series(spec: Spec, series: SeriesFile, parent_run_id: str, experiment_
     outcome.final_loss = history["loss"][-1]
     outcome.notes = notes
     outcome.detector_dir = str(saved)
+    outcome.example = read.frame.iloc[:EXAMPLE_ROWS].reset_index(drop=True).astype("float64")
     outcome.seconds = time.perf_counter() - start
     return outcome
 
