@@ -291,13 +291,21 @@ class _Input:
 
 
 def open_input(
-    spec: Spec, source: str | Path, features: list[str], chunk_rows: int, *, whole: bool = False, shown: str | None = None
+    spec: Spec,
+    source: str | Path | pd.DataFrame,
+    features: list[str],
+    chunk_rows: int,
+    *,
+    whole: bool = False,
+    shown: str | None = None,
 ) -> _Input:
-    """Chunks of the input: streamed from the file or stdin, or read whole (and sorted by time)
-    when resampling, when ``whole`` or when the file's rows turn out not to be in time order.
-    ``shown`` names the input in messages (default: the path, or ``<stdin>``)."""
-    from_stdin = str(source) == STDIN
-    shown = shown or ("<stdin>" if from_stdin else str(source))
+    """Chunks of the input: streamed from the file, stdin or an in-memory frame of raw rows (a
+    Spark group), or read whole (and sorted by time) when resampling, when ``whole`` or when the
+    rows turn out not to be in time order. ``shown`` names the input in messages (default: the
+    path, or ``<stdin>``)."""
+    from_stdin = _is_stdin(source)
+    shown = shown or ("<stdin>" if from_stdin else "<frame>" if isinstance(source, pd.DataFrame) else str(source))
+    data = source if isinstance(source, pd.DataFrame) else STDIN if from_stdin else Path(source)
     if from_stdin and spec.data.resample is not None:
         raise DataError("--resample needs the whole series: give a file, not standard input")
     options = dict(
@@ -315,12 +323,16 @@ def open_input(
     )
     if not whole:
         try:
-            return _Input(iter_series(STDIN if from_stdin else Path(source), **options), shown)
+            return _Input(iter_series(data, **options), shown)
         except UnsortedError as err:
             if from_stdin:
                 raise
             logger.info("%s; reading it whole and sorting it instead", err)
-    return _Input(iter_series(Path(source), sort=True, **options), shown, [_SORTED_NOTE.format(shown=shown)])
+    return _Input(iter_series(data, sort=True, **options), shown, [_SORTED_NOTE.format(shown=shown)])
+
+
+def _is_stdin(source: object) -> bool:
+    return isinstance(source, (str, Path)) and str(source) == STDIN
 
 
 _SORTED_NOTE = (
@@ -395,7 +407,7 @@ def scoring_pass(
             _score_chunks(detector, source, collector, sink, on_rows)
             written = sink.commit() if sink is not None else None
         except UnsortedError as err:
-            if str(file) == STDIN or whole or str(output) == STDOUT:
+            if _is_stdin(file) or whole or str(output) == STDOUT:
                 raise  # what went to stdout cannot be taken back
             logger.info("%s; reading it whole and sorting it instead", err)
             source.close()

@@ -13,7 +13,8 @@ import json
 import logging
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -123,19 +124,8 @@ def train_fleet(
         (work / "parts").mkdir()
         series = find_series(source, _series_col(spec), work / "parts")
         shown = str(source)
-        with tracking.run(
-            experiment_name=spec.experiment_name,
-            run_name=f"train-fleet-{Path(shown).stem or 'fleet'}",
-            tags={
-                tracking.TAG_KIND: "train-fleet",
-                **{f"versions.{k}": v for k, v in tracking.library_versions().items()},
-            },
-            description=f"Fleet training on `{shown}`: {len(series)} series, one detector each; the series are the child runs.",
-        ) as active:
+        with fleet_training_run(spec, shown, [s.name for s in series], {"fleet.jobs": jobs}) as active:
             parent_id, experiment_id = active.info.run_id, active.info.experiment_id
-            tracking.log_params(spec.flat())
-            tracking.log_params({"data.file": shown, "fleet.series": len(series), "fleet.jobs": jobs})
-            tracking.log_text(dump_spec(spec), "spec.yaml")
             tracking.log_artifact(write_table(series_table(series), work / "series.csv", index=False), "fleet")
             (work / "detectors").mkdir()
             outcomes = workers.run_tasks(
@@ -144,37 +134,7 @@ def train_fleet(
                 jobs,
                 on_series,
             )
-            table = _training_table(outcomes)
-            tracking.log_artifact(write_table(table, work / "training.csv", index=False), "fleet")
-            trained = [o for o in outcomes if o.ok]
-            failed = [o for o in outcomes if not o.ok]
-            tracking.log_metrics(
-                {"series_trained": len(trained), "series_failed": len(failed), "seconds": time.perf_counter() - start}
-            )
-            if failed:
-                tracking.set_tags({"anomaly.failed_series": ", ".join(o.name for o in failed)[:5000]})
-            if not trained:
-                raise DataError(f"{shown}: no series trained; the first error: {failed[0].name}: {failed[0].error}")
-            tracking.log_figure(
-                plots.fleet_figure(
-                    table[table.status == "trained"],
-                    [("threshold", "threshold"), ("final_loss", "final loss"), ("rows", "rows")],
-                    f"Fleet training: {len(trained)} series",
-                ),
-                "plots/fleet.png",
-            )
-            fleet = Fleet(spec.data.series_col or "series", {o.name: Path(o.detector_dir) for o in trained})
-            fleet_dir = fleet.save(work / tracking.FLEET_ARTIFACT)
-            example = _input_example(fleet, trained)
-            logged = tracking.log_detector(
-                fleet_dir,
-                example,
-                Fleet.load(fleet_dir).score(example),
-                spec.model_name,
-                spec.tracking.alias,
-                artifact=tracking.FLEET_ARTIFACT,
-            )
-            tracking.set_tags({tracking.TAG_MODEL_URI: logged.uri, tracking.TAG_MODEL_VERSION: logged.version})
+            logged = register_fleet(spec, shown, outcomes, work, start)
     return FleetTrainResult(
         run_id=parent_id,
         experiment_id=experiment_id,
@@ -183,6 +143,61 @@ def train_fleet(
         series=outcomes,
         seconds=time.perf_counter() - start,
     )
+
+
+@contextmanager
+def fleet_training_run(spec: Spec, shown: str, names: list[str], params: dict[str, Any]) -> Iterator[Any]:
+    """The fleet's training run (its series' runs nest under it), with the spec logged."""
+    with tracking.run(
+        experiment_name=spec.experiment_name,
+        run_name=f"train-fleet-{Path(shown).stem or 'fleet'}",
+        tags={tracking.TAG_KIND: "train-fleet", **{f"versions.{k}": v for k, v in tracking.library_versions().items()}},
+        description=f"Fleet training on `{shown}`: {len(names)} series, one detector each; the series are the child runs.",
+    ) as active:
+        tracking.log_params(spec.flat())
+        tracking.log_params({"data.file": shown, "fleet.series": len(names), **params})
+        tracking.log_text(dump_spec(spec), "spec.yaml")
+        yield active
+
+
+def register_fleet(spec: Spec, shown: str, outcomes: list[workers.SeriesTrained], work: Path, start: float) -> Any:
+    """In the fleet's active run: the per-series table and figure, then the one fleet model, registered.
+
+    Raises
+    ------
+    DataError
+        When no series trained (the run is then marked FAILED).
+    """
+    table = _training_table(outcomes)
+    tracking.log_artifact(write_table(table, work / "training.csv", index=False), "fleet")
+    trained = [o for o in outcomes if o.ok]
+    failed = [o for o in outcomes if not o.ok]
+    tracking.log_metrics({"series_trained": len(trained), "series_failed": len(failed), "seconds": time.perf_counter() - start})
+    if failed:
+        tracking.set_tags({"anomaly.failed_series": ", ".join(o.name for o in failed)[:5000]})
+    if not trained:
+        raise DataError(f"{shown}: no series trained; the first error: {failed[0].name}: {failed[0].error}")
+    tracking.log_figure(
+        plots.fleet_figure(
+            table[table.status == "trained"],
+            [("threshold", "threshold"), ("final_loss", "final loss"), ("rows", "rows")],
+            f"Fleet training: {len(trained)} series",
+        ),
+        "plots/fleet.png",
+    )
+    fleet = Fleet(spec.data.series_col or "series", {o.name: Path(o.detector_dir) for o in trained if o.detector_dir})
+    fleet_dir = fleet.save(work / tracking.FLEET_ARTIFACT)
+    example = _input_example(fleet, trained)
+    logged = tracking.log_detector(
+        fleet_dir,
+        example,
+        Fleet.load(fleet_dir).score(example),
+        spec.model_name,
+        spec.tracking.alias,
+        artifact=tracking.FLEET_ARTIFACT,
+    )
+    tracking.set_tags({tracking.TAG_MODEL_URI: logged.uri, tracking.TAG_MODEL_VERSION: logged.version})
+    return logged
 
 
 def _training_table(outcomes: list[workers.SeriesTrained]) -> pd.DataFrame:
