@@ -484,6 +484,12 @@ class Detector:
         return detector
 
 
+def saved_state(path: str | Path) -> dict[str, Any]:
+    """What :meth:`Detector.save` wrote to ``detector.json`` (features, threshold, history, ...),
+    read without loading the network."""
+    return json.loads((Path(path) / _STATE_FILE).read_text())
+
+
 def _document(cls: type) -> None:
     """Give the class the schema's parameters: a signature (for help() and IDEs) and their docs."""
     declared = params.DETECTOR.items()

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from anomaly.detector import FLAG_COLUMN, SCORE_COLUMN, THRESHOLD_COLUMN, Z_PREFIX, Detector
+from anomaly.detector import FLAG_COLUMN, SCORE_COLUMN, THRESHOLD_COLUMN, Z_PREFIX, Detector, saved_state
 from anomaly.errors import DataError
 
 FLEET_FILE = "fleet.json"
@@ -85,7 +85,7 @@ class Fleet:
         z: dict[str, None] = {}
         for name in self.series:
             saved = self._detectors[name]
-            features = saved.feature_names_in_ if isinstance(saved, Detector) else _saved_features(saved)
+            features = saved.feature_names_in_ if isinstance(saved, Detector) else saved_state(saved)["feature_names_in"]
             z.update(dict.fromkeys(Z_PREFIX + f for f in features))
         return [self.series_col, SCORE_COLUMN, THRESHOLD_COLUMN, FLAG_COLUMN, *z]
 
@@ -166,8 +166,3 @@ class Fleet:
             return cls(state["series_col"], {name: directory / folder for name, folder in state["series"].items()})
         except Exception as err:  # noqa: BLE001 - any failure here means "not a usable fleet"
             raise DataError(f"{directory}: not a readable anomaly fleet ({type(err).__name__}: {err})") from err
-
-
-def _saved_features(folder: Path) -> list[str]:
-    """A saved detector's feature names, read from its JSON without loading its network."""
-    return list(json.loads((folder / "detector.json").read_text())["feature_names_in"])

@@ -1,0 +1,402 @@
+"""Fleets on Spark: score and train every series of a Spark DataFrame with ``applyInPandas``.
+
+Needs the optional extra: ``pip install 'anomaly[spark]'`` (pyspark).
+
+- :func:`score` groups the rows by series (``groupBy(series_col).applyInPandas``); each group is
+  sorted by time inside the function (Spark promises no order), read by the one reader (the same
+  column roles, gaps and time rule as a file) and scored by its series' detector with the
+  streaming scorer, so each series scores exactly as ``anomaly score`` scores it. The fleet
+  model is loaded once per Python worker, by URI, from the tracking store (it is not shipped in
+  the closure): executors need the model URI and the store reachable.
+- :func:`train` is the "many models" pattern: each group's detector is trained on an executor
+  and comes back as the bytes of its saved folder; the driver logs the fleet's run with one
+  child run per series and registers the one fleet model, as ``anomaly train --series-col``.
+
+Results are Spark DataFrames with a declared schema: the series column, the time column, then
+``score``, ``threshold``, ``is_anomaly`` and ``z_<feature>`` (the union of the fleet's features).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from anomaly.errors import AnomalyError, DataError
+from anomaly.spec import Spec
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["score", "session", "train"]
+
+# The fleets a Python worker has loaded, by (tracking URI, model URI): each worker loads a model
+# once, however many groups (and tasks) it scores.
+_FLEETS: dict[tuple[str, str], Any] = {}
+_SCORE_CHUNK_ROWS = 65536
+
+
+def _pyspark() -> Any:
+    try:
+        import pyspark
+    except ImportError:
+        raise AnomalyError("the Spark engine needs pyspark: pip install 'anomaly[spark]'") from None
+    return pyspark
+
+
+def session(master: str = "local[*]", app_name: str = "anomaly") -> Any:
+    """A SparkSession for ``anomaly``'s own use (the CLI's ``--engine spark``).
+
+    Times are handled in UTC (``spark.sql.session.timeZone``), as ``anomaly`` reads them, and
+    pandas groups travel as Arrow batches. A session that already exists is reused, with its
+    own settings.
+    """
+    _pyspark()
+    import sys
+
+    from pyspark.sql import SparkSession
+
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    return (
+        SparkSession.builder.master(master)
+        .appName(app_name)
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        .config("spark.ui.showConsoleProgress", "false")
+        .getOrCreate()
+    )
+
+
+# ---------------------------------------------------------------------------- scoring
+
+
+def _fleet_for(model_uri: str, tracking_uri: str) -> Any:
+    """The fleet of ``model_uri``, loaded once per Python worker from the tracking store."""
+    key = (tracking_uri, model_uri)
+    if key not in _FLEETS:
+        os.environ["MLFLOW_TRACKING_URI"] = tracking_uri
+        from anomaly.fleet.model import Fleet
+        from anomaly.tracking import runs as tracking
+
+        resolved = tracking.resolve_model(model_uri)
+        if not resolved.fleet:
+            raise DataError(f"model {model_uri} is a one-series model; Spark scoring needs a fleet model")
+        _FLEETS[key] = Fleet.load(resolved.detector_dir)
+    return _FLEETS[key]
+
+
+def _in_time_order(group: pd.DataFrame, time_col: str) -> pd.DataFrame:
+    """The group's rows sorted by time (stable): parsed times for text, the values otherwise."""
+    times = group[time_col]
+    if times.dtype == object or pd.api.types.is_string_dtype(times):
+        parsed = pd.to_datetime(times, utc=True, errors="coerce", format="mixed")
+        if parsed.notna().all():
+            times = parsed
+    order = np.argsort(times.to_numpy(), kind="stable")
+    return group.iloc[order].reset_index(drop=True)
+
+
+def score_group(
+    group: pd.DataFrame,
+    *,
+    spec: Spec,
+    model_uri: str,
+    tracking_uri: str,
+    series_col: str,
+    time_col: str,
+    columns: list[str],
+    skip_unknown: bool = False,
+) -> pd.DataFrame:
+    """Score one series (one Spark group) with its detector, as ``anomaly score`` scores a file.
+
+    Parameters
+    ----------
+    group : DataFrame of shape (L, C)
+        The series' rows in any order, with ``series_col`` and ``time_col``.
+    columns : list of str
+        The result columns after the series column (the declared schema's order).
+
+    Returns
+    -------
+    DataFrame of shape (L, 1 + len(columns))
+    """
+    from anomaly import pipelines
+
+    fleet = _fleet_for(model_uri, tracking_uri)
+    name = str(group[series_col].iloc[0])
+    if name not in fleet:
+        if skip_unknown:
+            logger.warning("series %r is not in the fleet model %s: skipped", name, model_uri)
+            return pd.DataFrame(columns=[series_col, *columns])
+        raise fleet.unknown([name], "Spark DataFrame")
+    raw = _in_time_order(group, time_col).drop(columns=[series_col])
+    detector = fleet.detector(name)
+    shown = f"series {name!r}"
+    spec = spec.override(time_col=time_col)
+    opened = pipelines.open_input(spec, raw, detector.feature_names_in_, _SCORE_CHUNK_ROWS, shown=shown)
+    with tempfile.TemporaryDirectory(prefix="anomaly-spark-") as tmp:
+        target = Path(tmp) / "results.parquet"
+        source, _, _ = pipelines.scoring_pass(spec, raw, detector, _SCORE_CHUNK_ROWS, target, opened)
+        source.close()
+        results = pd.read_parquet(target)
+    results = results.rename(columns={results.columns[0]: time_col}).reindex(columns=columns)
+    results.insert(0, series_col, name)
+    return results
+
+
+def _time_type(df: Any, time_col: str) -> Any:
+    """The results' time column type: numbers stay numbers, everything else is a timestamp."""
+    from pyspark.sql import types as T
+
+    kind = df.schema[time_col].dataType
+    if isinstance(kind, (T.IntegerType, T.LongType, T.ShortType)):
+        return T.LongType()
+    if isinstance(kind, (T.FloatType, T.DoubleType, T.DecimalType)):
+        return T.DoubleType()
+    return T.TimestampType()
+
+
+def score(
+    df: Any,
+    model_uri: str,
+    *,
+    series_col: str,
+    time_col: str,
+    spec: Spec | None = None,
+    skip_unknown: bool = False,
+) -> Any:
+    """Score every series of a Spark DataFrame with its detector from a fleet model.
+
+    Parameters
+    ----------
+    df : pyspark.sql.DataFrame
+        Rows of many series in any order: ``series_col``, ``time_col`` and each series' features.
+    model_uri : str
+        A fleet model (``models:/<name>/<version>``, ``runs:/<id>/model``) in the tracking store
+        in effect (``MLFLOW_TRACKING_URI``), which executors must reach too.
+    series_col, time_col : str
+    spec : Spec, optional
+        How to read the series (gaps, label column); default: the defaults.
+    skip_unknown : bool, default False
+        Leave out series the model does not know (logged) instead of failing.
+
+    Returns
+    -------
+    pyspark.sql.DataFrame
+        One row per input row: ``series_col`` (string), ``time_col``, ``score``, ``threshold``,
+        ``is_anomaly`` (boolean) and ``z_<feature>`` (doubles).
+    """
+    _pyspark()
+    from pyspark.sql import types as T
+
+    from anomaly.tracking import runs as tracking
+
+    for column in (series_col, time_col):
+        if column not in df.columns:
+            raise DataError(f"Spark DataFrame: expected a column {column!r}, but it has {df.columns}")
+    tracking_uri = tracking.tracking_uri()
+    fleet = _fleet_for(model_uri, tracking_uri)  # checked here, on the driver: a clear error before any task
+    result_columns = fleet.result_columns()[1:]
+    fields = [T.StructField(series_col, T.StringType()), T.StructField(time_col, _time_type(df, time_col))]
+    for name in result_columns:
+        fields.append(T.StructField(name, T.BooleanType() if name == "is_anomaly" else T.DoubleType()))
+    schema = T.StructType(fields)
+    options = dict(
+        spec=spec or Spec(),
+        model_uri=model_uri,
+        tracking_uri=tracking_uri,
+        series_col=series_col,
+        time_col=time_col,
+        columns=[time_col, *result_columns],
+        skip_unknown=skip_unknown,
+    )
+
+    def scored(group: pd.DataFrame) -> pd.DataFrame:
+        return score_group(group, **options)
+
+    return df.groupBy(series_col).applyInPandas(scored, schema=schema)
+
+
+# ---------------------------------------------------------------------------- training
+
+_TRAINED_FIELDS = [
+    ("series", "string"),
+    ("ok", "boolean"),
+    ("error", "string"),
+    ("exit_code", "long"),
+    ("rows", "long"),
+    ("features", "string"),
+    ("threshold", "double"),
+    ("epochs_run", "long"),
+    ("best_val_loss", "double"),
+    ("final_loss", "double"),
+    ("seconds", "double"),
+    ("notes", "string"),
+    ("example", "string"),
+    ("detector", "binary"),
+]
+
+
+def train_group(group: pd.DataFrame, *, spec: Spec, series_col: str, time_col: str) -> pd.DataFrame:
+    """Train one series (one Spark group) as ``anomaly train`` trains a file; one row back.
+
+    Returns
+    -------
+    DataFrame of shape (1, len(_TRAINED_FIELDS))
+        The outcome, with the saved detector folder as the bytes of a gzipped tar.
+    """
+    from anomaly import pipelines
+    from anomaly.detector import Detector
+    from anomaly.fleet.workers import EXAMPLE_ROWS
+
+    name = str(group[series_col].iloc[0])
+    start = time.perf_counter()
+    row: dict[str, Any] = {field: None for field, _ in _TRAINED_FIELDS}
+    row.update(series=name, ok=False, error="", exit_code=0, notes="[]")
+    try:
+        raw = _in_time_order(group, time_col).drop(columns=[series_col])
+        series, notes = pipelines.read_training_series(spec.override(time_col=time_col), raw, f"series {name!r}")
+        detector = Detector(**spec.detector_params())
+        try:
+            detector.fit(series.frame)
+        except DataError as err:
+            raise DataError(f"series {name!r}: {err}") from None
+        with tempfile.TemporaryDirectory(prefix="anomaly-spark-") as tmp:
+            saved = detector.save(Path(tmp) / "detector")
+            packed = io.BytesIO()
+            with tarfile.open(fileobj=packed, mode="w:gz") as archive:
+                archive.add(saved, arcname="detector")
+        history = detector.history_
+        best = int(np.argmin(history["val_loss"]))
+        row.update(
+            ok=True,
+            rows=len(series.frame),
+            features=json.dumps(series.feature_names),
+            threshold=detector.threshold_,
+            epochs_run=len(history["loss"]),
+            best_val_loss=history["val_loss"][best],
+            final_loss=history["loss"][-1],
+            notes=json.dumps(notes),
+            example=series.frame.iloc[:EXAMPLE_ROWS].reset_index(drop=True).to_json(orient="split"),
+            detector=packed.getvalue(),
+        )
+    except AnomalyError as err:
+        row.update(error=" ".join(str(err).split()), exit_code=err.exit_code)
+    except Exception as err:  # noqa: BLE001 - one series' failure is its own
+        logger.exception("series %r", name)
+        row.update(error=f"{type(err).__name__}: {' '.join(str(err).split())}", exit_code=1)
+    row["seconds"] = time.perf_counter() - start
+    return pd.DataFrame([row])
+
+
+def train(df: Any, spec: Spec, *, series_col: str, time_col: str, shown: str = "Spark DataFrame") -> Any:
+    """Train one detector per series of a Spark DataFrame on the executors; log and register the fleet.
+
+    Parameters
+    ----------
+    df : pyspark.sql.DataFrame
+        Rows of many (normal) series in any order: ``series_col``, ``time_col`` and features.
+    spec : Spec
+        The spec every series is trained with (its seed included).
+    series_col, time_col : str
+    shown : str
+        The data's name in the runs.
+
+    Returns
+    -------
+    anomaly.fleet.jobs.FleetTrainResult
+        The fleet run (one child run per series, logged by the driver) and the registered model.
+    """
+    _pyspark()
+    from anomaly.fleet import jobs
+    from anomaly.fleet.workers import TAG_SERIES, SeriesTrained
+
+    start = time.perf_counter()
+    for column in (series_col, time_col):
+        if column not in df.columns:
+            raise DataError(f"{shown}: expected a column {column!r}, but it has {df.columns}")
+    spec = spec.override(series_col=series_col, time_col=time_col)
+    schema = ", ".join(f"{name} {kind}" for name, kind in _TRAINED_FIELDS)
+
+    def trained(group: pd.DataFrame) -> pd.DataFrame:
+        return train_group(group, spec=spec, series_col=series_col, time_col=time_col)
+
+    rows = df.groupBy(series_col).applyInPandas(trained, schema=schema).collect()
+    rows.sort(key=lambda r: r["series"])
+    with tempfile.TemporaryDirectory(prefix="anomaly-fleet-") as tmp:
+        work = Path(tmp)
+        names = [r["series"] for r in rows]
+        with jobs.fleet_training_run(spec, shown, names, {"fleet.engine": "spark"}) as active:
+            parent_id, experiment_id = active.info.run_id, active.info.experiment_id
+            outcomes = []
+            for i, r in enumerate(rows):
+                outcome = SeriesTrained(r["series"], ok=bool(r["ok"]), error=r["error"] or "", exit_code=int(r["exit_code"] or 0))
+                outcome.seconds = float(r["seconds"])
+                if outcome.ok:
+                    folder = work / "detectors" / f"{i:05d}"
+                    folder.mkdir(parents=True)
+                    with tarfile.open(fileobj=io.BytesIO(r["detector"]), mode="r:gz") as archive:
+                        archive.extractall(folder, filter="data")
+                    outcome.detector_dir = str(folder / "detector")
+                    outcome.rows, outcome.threshold = int(r["rows"]), float(r["threshold"])
+                    outcome.epochs_run = int(r["epochs_run"])
+                    outcome.best_val_loss, outcome.final_loss = float(r["best_val_loss"]), float(r["final_loss"])
+                    outcome.features, outcome.notes = json.loads(r["features"]), json.loads(r["notes"])
+                    outcome.example = pd.read_json(io.StringIO(r["example"]), orient="split").astype("float64")
+                outcome.run_id = _log_series_run(spec, shown, outcome, parent_id, experiment_id, TAG_SERIES)
+                outcomes.append(outcome)
+            logged = jobs.register_fleet(spec, shown, outcomes, work, start)
+    return jobs.FleetTrainResult(
+        run_id=parent_id,
+        experiment_id=experiment_id,
+        model_uri=logged.uri,
+        model_version=logged.version,
+        series=outcomes,
+        seconds=time.perf_counter() - start,
+    )
+
+
+def _log_series_run(spec: Spec, shown: str, outcome: Any, parent_id: str, experiment_id: str, tag_series: str) -> str:
+    """A series' child run, logged by the driver from what its executor sent back (FAILED with its error)."""
+    from anomaly.detector import saved_state
+    from anomaly.tracking import runs as tracking
+
+    run_id = ""
+    try:
+        with tracking.run(
+            experiment_id=experiment_id,
+            run_name=f"train-{outcome.name}",
+            tags={tracking.TAG_KIND: "train-series", tag_series: outcome.name, "anomaly.engine": "spark"},
+            description=f"Series `{outcome.name}` of the fleet in `{shown}`, trained on a Spark executor.",
+            parent_run_id=parent_id,
+        ) as active:
+            run_id = active.info.run_id
+            tracking.log_params(spec.flat())
+            if not outcome.ok:
+                raise DataError(outcome.error)
+            state = saved_state(outcome.detector_dir)  # the history without loading the network
+            for epoch, (loss, val_loss) in enumerate(zip(state["history"]["loss"], state["history"]["val_loss"]), start=1):
+                tracking.log_metrics({"loss": loss, "val_loss": val_loss}, step=epoch)
+            tracking.log_params({"data.file": f"{shown}, series {outcome.name!r}", "data.rows": outcome.rows})
+            tracking.log_params({"data.features": ",".join(outcome.features), "data.n_features": len(outcome.features)})
+            tracking.log_metrics(
+                {
+                    "threshold": outcome.threshold,
+                    "epochs_run": outcome.epochs_run,
+                    "best_val_loss": outcome.best_val_loss,
+                    **state["calibration_summary"],
+                }
+            )
+            if outcome.notes:
+                tracking.set_tags({tracking.TAG_NOTES: "\n".join(outcome.notes)})
+    except DataError:
+        pass  # the run is marked FAILED with the series' error; the fleet goes on
+    return run_id
