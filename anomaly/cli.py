@@ -127,6 +127,16 @@ _jobs_option = click.option(
     default=None,
     help="Fleets: worker processes training or scoring series side by side (default: one per core).",
 )
+_engine_option = click.option(
+    "--engine",
+    type=click.Choice(["local", "spark"]),
+    default="local",
+    show_default=True,
+    help="Fleets: worker processes on this machine, or Spark (pip install 'anomaly[spark]'; needs --series-col).",
+)
+_spark_master_option = click.option(
+    "--spark-master", default="local[*]", show_default=True, metavar="URL", help="Spark master for --engine spark."
+)
 _skip_unknown_option = click.option(
     "--skip-unknown",
     is_flag=True,
@@ -258,8 +268,18 @@ def _store_hint(run_url: str) -> str:
 @_pipeline_option
 @_spec_options(params.READ, params.TRAIN)
 @_jobs_option
+@_engine_option
+@_spark_master_option
 @_json_option
-def train(file: Path | None, pipeline: Path | None, jobs: int | None, as_json: bool, **overrides: Any) -> None:
+def train(
+    file: Path | None,
+    pipeline: Path | None,
+    jobs: int | None,
+    engine: str,
+    spark_master: str,
+    as_json: bool,
+    **overrides: Any,
+) -> None:
     """Train a detector on FILE (a normal series, CSV or Parquet) and log it to MLflow.
 
     With no FILE and no -p, trains the bundled demo pipeline (pipelines/default.yaml).
@@ -271,8 +291,10 @@ def train(file: Path | None, pipeline: Path | None, jobs: int | None, as_json: b
     """
     say = _say(as_json)
     spec = _build_spec(pipeline, file, overrides)
+    if engine == "spark":
+        _check_spark(spec.data.series_col, spec.data.path)
     if spec.data.series_col or (spec.data.path and _names_many(spec.data.path)):
-        _train_fleet(spec, jobs, as_json, say)
+        _train_fleet(spec, jobs, as_json, say, spark_master if engine == "spark" else None)
         return
     from anomaly import pipelines
     from anomaly.tracking import runs as tracking  # heavy: MLflow, pandas
@@ -317,7 +339,28 @@ def train(file: Path | None, pipeline: Path | None, jobs: int | None, as_json: b
         click.echo(json.dumps({"run_id": result.run_id, "model_uri": result.model_uri}))
 
 
-def _train_fleet(spec: Any, jobs: int | None, as_json: bool, say: Any) -> None:
+def _check_spark(series_col: str | None, path: str | None) -> None:
+    if not series_col:
+        raise _UserError("--engine spark reads one table with a series column: give --series-col COLUMN", 2)
+    if path is not None and (path == "-" or _names_many(path)):
+        raise _UserError(f"--engine spark reads one CSV or Parquet table, not {path!r}", 2)
+
+
+def _spark_input(master: str, path: str, spec: Any) -> tuple[Any, str]:
+    """The table as a Spark DataFrame, and its time column (as the one reader finds it)."""
+    from anomaly import spark
+    from anomaly.data.reading import iter_series
+
+    time_col = spec.data.time_col
+    if time_col is None:
+        with iter_series(path, label_col=spec.data.label_col, chunk_rows=64, sample_rows=64) as peek:
+            time_col = peek.time_col
+        if time_col is None:
+            raise _UserError(f"{path}: --engine spark needs a time column to order each series by: give --time-col", 2)
+    return spark.read_table(spark.session(master), path), time_col
+
+
+def _train_fleet(spec: Any, jobs: int | None, as_json: bool, say: Any, spark_master: str | None = None) -> None:
     from anomaly.fleet import jobs as fleet_jobs
     from anomaly.fleet import workers
     from anomaly.tracking import runs as tracking
@@ -325,7 +368,8 @@ def _train_fleet(spec: Any, jobs: int | None, as_json: bool, say: Any) -> None:
     _reap(say)
     jobs = jobs or workers.default_jobs()
     by = f" by {spec.data.series_col!r}" if spec.data.series_col else ", one series per file"
-    say(f"Training fleet '{spec.name}' on {spec.data.path}{by}, {jobs} worker(s)")
+    where = f"Spark ({spark_master})" if spark_master else f"{jobs} worker(s)"
+    say(f"Training fleet '{spec.name}' on {spec.data.path}{by}, {where}")
     network = f"{spec.model.cell} {'x'.join(map(str, spec.model.units))}"
     say(f"  {network}, windows of {spec.window.window_size}, up to {spec.training.epochs} epochs, seed {spec.training.seed}")
     done = [0]
@@ -342,7 +386,15 @@ def _train_fleet(spec: Any, jobs: int | None, as_json: bool, say: Any) -> None:
         for note in outcome.notes:
             say(f"    note: {note}")
 
-    result = fleet_jobs.train_fleet(spec, spec.data.path, jobs=jobs, on_series=on_series)
+    if spark_master:
+        from anomaly import spark
+
+        frame, time_col = _spark_input(spark_master, spec.data.path, spec)
+        result = spark.train(frame, spec, series_col=spec.data.series_col, time_col=time_col, shown=spec.data.path)
+        for outcome in result.series:
+            on_series(outcome)
+    else:
+        result = fleet_jobs.train_fleet(spec, spec.data.path, jobs=jobs, on_series=on_series)
     trained = len(result.series) - len(result.failed)
     say(f"Trained {trained} of {len(result.series)} series in {result.seconds:.0f}s")
     say(f"Model: {result.model_uri}  (fleet run {result.run_id}, experiment '{spec.experiment_name}')")
@@ -390,6 +442,8 @@ _model_option = click.option(
 @_pipeline_option
 @_spec_options(params.READ)
 @_jobs_option
+@_engine_option
+@_spark_master_option
 @_skip_unknown_option
 @_json_option
 def score(
@@ -399,6 +453,8 @@ def score(
     chunk_rows: int | None,
     pipeline: Path | None,
     jobs: int | None,
+    engine: str,
+    spark_master: str,
     skip_unknown: bool,
     as_json: bool,
     **overrides: Any,
@@ -415,6 +471,10 @@ def score(
     from anomaly.spec import Spec, load_spec
 
     spec = (load_spec(pipeline) if pipeline else Spec()).override(**overrides)
+    if engine == "spark":
+        _check_spark(spec.data.series_col, file)
+        _score_spark(spec, file, model_uri, output, spark_master, skip_unknown, as_json)
+        return
     if spec.data.series_col or _names_many(file):
         _score_fleet(spec, file, model_uri, output, chunk_rows, jobs, skip_unknown, as_json, pipeline is not None)
         return
@@ -468,6 +528,39 @@ def score(
     if len(result.events) > len(top):
         say(f"    ... {len(result.events) - len(top)} more stretches in the run's results/events.csv")
     say(f"Results: {'stdout' if result.output == '-' else result.output}")
+    say(_store_hint(tracking.run_url(result.experiment_id, result.run_id)))
+    if as_json and output != "-":
+        click.echo(
+            json.dumps({"run_id": result.run_id, "rows": result.rows, "flagged": result.flagged, "output": str(result.output)})
+        )
+
+
+def _score_spark(
+    spec: Any, file: str, model_uri: str | None, output: str | None, master: str, skip_unknown: bool, as_json: bool
+) -> None:
+    from anomaly import spark
+    from anomaly.pipelines import default_output
+    from anomaly.tracking import runs as tracking
+
+    say = _say(as_json or output == "-")
+    if model_uri is None:
+        raise _UserError("--engine spark needs --model URI (a fleet model that the executors can reach)", 2)
+    frame, time_col = _spark_input(master, file, spec)
+    result = spark.score_to_file(
+        frame,
+        model_uri,
+        output or str(default_output(Path(file))),
+        series_col=spec.data.series_col,
+        time_col=time_col,
+        spec=spec,
+        skip_unknown=skip_unknown,
+        shown=file,
+    )
+    say(
+        f"Scored {result.series} series ({result.rows} rows) of {file} on Spark ({master}) with {model_uri} "
+        f"in {result.seconds:.1f}s; flagged {result.flagged} points"
+    )
+    say(f"Results: {'stdout' if str(result.output) == '-' else result.output}")
     say(_store_hint(tracking.run_url(result.experiment_id, result.run_id)))
     if as_json and output != "-":
         click.echo(

@@ -25,6 +25,7 @@ import os
 import tarfile
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,7 @@ from anomaly.spec import Spec
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["score", "session", "train"]
+__all__ = ["read_table", "score", "score_to_file", "session", "train"]
 
 # The fleets a Python worker has loaded, by (tracking URI, model URI): each worker loads a model
 # once, however many groups (and tasks) it scores.
@@ -73,6 +74,18 @@ def session(master: str = "local[*]", app_name: str = "anomaly") -> Any:
         .config("spark.ui.showConsoleProgress", "false")
         .getOrCreate()
     )
+
+
+def read_table(spark: Any, path: str | os.PathLike) -> Any:
+    """A CSV (header, types inferred) or Parquet file as a Spark DataFrame."""
+    from anomaly.data.formats import PARQUET_SUFFIXES
+
+    text = str(path)
+    if not Path(text).exists():
+        raise DataError(f"{text}: file not found")
+    if Path(text).suffix.lower() in PARQUET_SUFFIXES:
+        return spark.read.parquet(text)
+    return spark.read.option("header", True).option("inferSchema", True).csv(text)
 
 
 # ---------------------------------------------------------------------------- scoring
@@ -223,6 +236,77 @@ def score(
         return score_group(group, **options)
 
     return df.groupBy(series_col).applyInPandas(scored, schema=schema)
+
+
+@dataclass(frozen=True)
+class SparkScoreResult:
+    """What :func:`score_to_file` produced."""
+
+    run_id: str
+    experiment_id: str
+    output: str
+    series: int
+    rows: int
+    flagged: int
+    seconds: float
+
+
+def score_to_file(
+    df: Any,
+    model_uri: str,
+    output: str | os.PathLike,
+    *,
+    series_col: str,
+    time_col: str,
+    spec: Spec | None = None,
+    skip_unknown: bool = False,
+    shown: str = "Spark DataFrame",
+) -> SparkScoreResult:
+    """:func:`score`, collected to the driver into one results file, in one scoring run.
+
+    What ``anomaly score --engine spark`` does: the results table (CSV or Parquet, replaced
+    atomically) has the series column first, each series' rows in time order, series by name.
+    For data that does not fit on the driver, call :func:`score` and write with Spark instead.
+    """
+    from anomaly.data.writing import ResultsSink, write_table
+    from anomaly.fleet import jobs
+    from anomaly.tracking import runs as tracking
+
+    start = time.perf_counter()
+    spec = spec or Spec()
+    resolved = tracking.resolve_model(model_uri)
+    sink = ResultsSink(output)
+    with jobs.fleet_model_run(spec, resolved, "score", shown) as active:
+        tracking.log_params({"data.file": shown, "model_uri": resolved.uri, "output": str(output), "fleet.engine": "spark"})
+        results = score(df, model_uri, series_col=series_col, time_col=time_col, spec=spec, skip_unknown=skip_unknown)
+        frame = results.toPandas().sort_values([series_col, time_col], kind="stable")
+        try:
+            sink.write(frame.set_index(series_col))
+            sink.commit()
+        finally:
+            sink.abort()
+        per_series = (
+            frame.groupby(series_col, sort=False)
+            .agg(rows=("score", "size"), flagged=("is_anomaly", "sum"), max_score=("score", "max"))
+            .sort_values("flagged", ascending=False, kind="stable")
+            .reset_index()
+        )
+        with tempfile.TemporaryDirectory(prefix="anomaly-spark-") as tmp:
+            tracking.log_artifact(write_table(per_series, Path(tmp) / "series.csv", index=False), "results")
+        flagged = int(frame["is_anomaly"].sum())
+        tracking.log_metrics(
+            {"series": len(per_series), "rows": len(frame), "flagged": flagged, "seconds": time.perf_counter() - start}
+        )
+        run_id, experiment_id = active.info.run_id, active.info.experiment_id
+    return SparkScoreResult(
+        run_id=run_id,
+        experiment_id=experiment_id,
+        output=str(output),
+        series=len(per_series),
+        rows=len(frame),
+        flagged=flagged,
+        seconds=time.perf_counter() - start,
+    )
 
 
 # ---------------------------------------------------------------------------- training

@@ -347,7 +347,7 @@ def score_fleet(
         series = find_series(source, spec.data.series_col, work / "parts", chunk_rows=chunk_rows)
         series, notes = _known_series(fleet, series, shown, skip_unknown)
         sink = ResultsSink(output)  # checks, before the run starts, that the output can be written
-        with _fleet_run(spec, resolved, "score", shown) as active:
+        with fleet_model_run(spec, resolved, "score", shown) as active:
             tracking.log_params(
                 {
                     "data.file": shown,
@@ -419,7 +419,7 @@ def score_fleet(
     )
 
 
-def _fleet_run(spec: Spec, resolved: Any, kind: str, shown: str) -> Any:
+def fleet_model_run(spec: Spec, resolved: Any, kind: str, shown: str) -> Any:
     """The fleet's scoring (or evaluation) run: in its training run's experiment, linked to it."""
     tags = {tracking.TAG_KIND: f"{kind}-fleet", tracking.TAG_MODEL_URI: resolved.uri}
     if resolved.training_run_id:
@@ -529,7 +529,7 @@ def evaluate_fleet(
         (work / "parts").mkdir()
         series = find_series(source, spec.data.series_col, work / "parts", chunk_rows=chunk_rows)
         series, notes = _known_series(fleet, series, shown, skip_unknown)
-        with _fleet_run(spec, resolved, "evaluate", shown) as active:
+        with fleet_model_run(spec, resolved, "evaluate", shown) as active:
             tracking.log_params(
                 {"data.file": shown, "model_uri": resolved.uri, "label_col": spec.data.label_col, "baseline_seed": seed}
             )
