@@ -11,10 +11,13 @@ depends on T, the same network scores a series of any length in one pass.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import sys
+import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,11 +41,42 @@ def _keras() -> Any:
     # Level 3: TF 2.21 also logs a harmless C++ "ERROR" (use_unbounded_threadpool) on every
     # tf.data pipeline; real failures still arrive as Python exceptions.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if "keras" not in sys.modules:
+        with _known_noise_dropped():
+            import keras
     import keras
 
     # Keras' progress bars would otherwise leak into logs and pyfunc predictions.
     keras.config.disable_interactive_logging()
     return keras
+
+
+# Lines TensorFlow 2.21's C++ start-up writes to the stderr file descriptor whatever
+# TF_CPP_MIN_LOG_LEVEL says (absl logs before its own initialisation): noise on every command.
+_STARTUP_NOISE = ("All log messages before absl::InitializeLog() is called", "oneDNN custom operations are on")
+
+
+@contextlib.contextmanager
+def _known_noise_dropped() -> Iterator[None]:
+    """Capture file descriptor 2 while TensorFlow loads; pass on every line but the known noise."""
+    try:
+        saved = os.dup(2)
+    except OSError:  # no stderr descriptor: nothing to protect
+        yield
+        return
+    with tempfile.TemporaryFile() as captured:
+        sys.stderr.flush()
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            for line in captured.read().decode(errors="replace").splitlines(keepends=True):
+                if not any(noise in line for noise in _STARTUP_NOISE):
+                    sys.stderr.write(line)
 
 
 def use_threads(threads: int) -> None:
