@@ -149,9 +149,11 @@ def _setup_logging(verbose: int) -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     logging.getLogger("anomaly").setLevel(level)
     # MLflow's INFO lines (table creation, signature validation) are noise unless asked for. MLflow
-    # configures its logger when imported, from this variable, so a level set here would be lost.
+    # configures its logger when imported, from this variable, so a level set before that import
+    # would be lost; where it is already imported (the Python API, tests), its logger is set here.
     if verbose < 2:
         os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    logging.getLogger("mlflow").setLevel(logging.WARNING if verbose < 2 else logging.INFO)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
