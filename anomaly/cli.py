@@ -350,12 +350,23 @@ def _check_spark(series_col: str | None, path: str | None) -> None:
 
 def _spark_input(master: str, path: str, spec: Any) -> tuple[Any, str]:
     """The table as a Spark DataFrame, and its time column (as the one reader finds it)."""
+    from contextlib import closing
+
     from anomaly import spark
+    from anomaly.data.formats import open_reader
     from anomaly.data.reading import iter_series
 
     time_col = spec.data.time_col
     if time_col is None:
-        with iter_series(path, label_col=spec.data.label_col, chunk_rows=64, sample_rows=64) as peek:
+        # The time column as the one reader finds it in the first series' first rows (the whole
+        # table repeats its times, one run of them per series, in any order).
+        with closing(open_reader(path, path, 4096)) as reader:
+            head = reader.read(4096)
+        series_col = spec.data.series_col
+        if head is None or series_col not in head.columns:
+            raise _UserError(f"{path}: --series-col {series_col!r} is not a column of the table", 2)
+        first = head[head[series_col] == head[series_col].iloc[0]].drop(columns=[series_col])
+        with iter_series(first, label_col=spec.data.label_col, chunk_rows=64, sample_rows=64, sort=True, shown=path) as peek:
             time_col = peek.time_col
         if time_col is None:
             raise _UserError(f"{path}: --engine spark needs a time column to order each series by: give --time-col", 2)

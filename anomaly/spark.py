@@ -80,9 +80,10 @@ def read_table(spark: Any, path: str | os.PathLike) -> Any:
     """A CSV (header, types inferred) or Parquet file as a Spark DataFrame."""
     from anomaly.data.formats import PARQUET_SUFFIXES
 
-    text = str(path)
-    if not Path(text).exists():
-        raise DataError(f"{text}: file not found")
+    if not Path(path).exists():
+        raise DataError(f"{path}: file not found")
+    # Absolute, because the JVM resolves a relative path against its own start-up directory.
+    text = str(Path(path).resolve())
     if Path(text).suffix.lower() in PARQUET_SUFFIXES:
         return spark.read.parquet(text)
     return spark.read.option("header", True).option("inferSchema", True).csv(text)

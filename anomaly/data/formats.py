@@ -48,8 +48,9 @@ _DECIMAL_COMMA = re.compile(r"^\s*[+-]?\d+,\d+(?:[eE][+-]?\d+)?\s*$")
 _PARQUET_MAGIC = b"PAR1"
 _UTF8_BOM = b"\xef\xbb\xbf"
 _STDIN_NAME = "<stdin>"
+_FRAME_NAME = "<frame>"
 
-Source = Union[str, os.PathLike, BinaryIO, TextIO]  # noqa: UP007 - a runtime alias, also for Python 3.10 isinstance-free use
+Source = Union[str, os.PathLike, BinaryIO, TextIO, pd.DataFrame]  # noqa: UP007 - a runtime alias, also for Python 3.10 isinstance-free use
 
 
 # --------------------------------------------------------------------------------------------
@@ -122,9 +123,10 @@ def open_reader(source: Source, shown: str, chunk_rows: int = 65536) -> Reader:
 
     Parameters
     ----------
-    source : str, PathLike, binary or text stream
+    source : str, PathLike, binary or text stream, or DataFrame
         Paths ending in ``.parquet``/``.pq`` are read as Parquet, everything else as delimited
-        UTF-8 text. Streams are not closed.
+        UTF-8 text. Streams are not closed. A DataFrame holds the raw rows themselves, as a file
+        would (one Spark group, an in-memory table): typed columns stay typed.
     shown : str
         The input's name in messages (see :func:`source_name`).
     chunk_rows : int, default 65536
@@ -135,6 +137,8 @@ def open_reader(source: Source, shown: str, chunk_rows: int = 65536) -> Reader:
         if stdin is None:
             raise DataError(f"{shown}: expected a table on standard input, but there is none")
         return _TextReader(getattr(stdin, "buffer", stdin), shown, owned=None)
+    if isinstance(source, pd.DataFrame):
+        return _FrameReader(source)
     if hasattr(source, "read"):
         return _TextReader(source, shown, owned=None)  # type: ignore[arg-type]
     file = _existing_file(source)  # type: ignore[arg-type]
@@ -148,9 +152,11 @@ def open_reader(source: Source, shown: str, chunk_rows: int = 65536) -> Reader:
 
 
 def source_name(source: object) -> str:
-    """The input's name as shown in messages: the path as given, ``<stdin>`` or the stream's name."""
+    """The input's name as shown in messages: the path as given, ``<stdin>``, ``<frame>`` or the stream's name."""
     if isinstance(source, str) and source == "-":
         return _STDIN_NAME
+    if isinstance(source, pd.DataFrame):
+        return _FRAME_NAME
     if hasattr(source, "read"):
         name = getattr(source, "name", None)
         return name if isinstance(name, str) and name else "<stream>"
@@ -418,6 +424,38 @@ class _ParquetReader(Reader):
         parquet = getattr(self, "_parquet", None)
         if parquet is not None:
             parquet.close()
+
+
+class _FrameReader(Reader):
+    """The rows of an in-memory frame, handed out as a file's rows would be (no copy until sliced)."""
+
+    def __init__(self, frame: pd.DataFrame) -> None:
+        if not isinstance(frame.index, pd.RangeIndex):
+            frame = frame.reset_index()
+        self._frame = _clean_column_names(frame.reset_index(drop=True))
+        self.columns = [str(name) for name in self._frame.columns]
+        self._frame.columns = self.columns
+        self._at = 0
+
+    def read(self, n: int | None) -> pd.DataFrame | None:
+        total = len(self._frame)
+        if self._at >= total:
+            self.at_end = True
+            return None
+        end = total if n is None else min(total, self._at + n)
+        piece = self._frame.iloc[self._at : end]
+        self._at = end
+        self.at_end = end >= total
+        return piece
+
+    def fingerprint(self) -> str:
+        """SHA-256 of the column names and pandas' hash of every row (the frame has no bytes of its own)."""
+        digest = hashlib.sha256("\x1f".join(self.columns).encode("utf-8"))
+        digest.update(pd.util.hash_pandas_object(self._frame, index=False).to_numpy().tobytes())
+        return digest.hexdigest()
+
+    def close(self) -> None:
+        pass
 
 
 def _to_pandas(table: Any) -> pd.DataFrame:

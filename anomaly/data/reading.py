@@ -177,7 +177,7 @@ class SeriesChunk(Series):
 
 
 def read_series(
-    path: str | os.PathLike,
+    path: str | os.PathLike | pd.DataFrame,
     *,
     time_col: str | None = None,
     label_col: str | None = None,
@@ -191,8 +191,9 @@ def read_series(
 
     Parameters
     ----------
-    path : str or PathLike
-        A CSV/TSV/semicolon file or a Parquet file (see :func:`~anomaly.data.formats.read_table`).
+    path : str, PathLike or DataFrame
+        A CSV/TSV/semicolon file or a Parquet file (see :func:`~anomaly.data.formats.read_table`),
+        or a frame of the raw rows (named ``<frame>`` unless ``shown``).
     time_col : str, optional
         The time column. Datetime-like text becomes a DatetimeIndex (UTC when the times have a
         zone), numbers a numeric index. Default: the first column named time, timestamp,
@@ -243,7 +244,7 @@ def read_series(
     return Series(
         frame=chunk.frame,
         labels=chunk.labels,
-        source=Path(path),
+        source=Path(shown or source_name(path)) if isinstance(path, pd.DataFrame) else Path(path),
         time_col=chunk.time_col,
         filled=chunk.filled,
         gaps=chunk.gaps,
@@ -275,7 +276,8 @@ def iter_series(
     source : str, PathLike, binary or text stream
         A CSV/TSV/semicolon or Parquet file (see :func:`~anomaly.data.formats.read_table`), or
         ``"-"`` for standard input, or an open stream; streams are read as delimited UTF-8 text
-        (Parquet needs random access: pass its path). Open streams are not closed.
+        (Parquet needs random access: pass its path). Open streams are not closed. A DataFrame
+        of raw rows is read as a file of those rows would be.
     time_col, label_col, columns, max_gap, resample, columns_role, shown
         As for :func:`read_series`.
     chunk_rows : int, default 65536

@@ -1,0 +1,148 @@
+"""Fleets on Spark: a real local[2] session scores and trains as the local fleet command does."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+
+from anomaly.errors import DataError
+from tests.conftest import make_series, plant_spike, use_store
+from tests.test_cli import TINY_OPTIONS
+from tests.test_fleet import NAMES, fleet_table, run
+
+pytestmark = [
+    pytest.mark.slow,
+    # pyspark 4.x warns on every conversion that it does not "fully support" pandas 3; the
+    # scores are checked against the local fleet's to 1e-6, which is what matters here.
+    pytest.mark.filterwarnings("ignore:PySpark does not yet fully support pandas:FutureWarning"),
+]
+
+
+@pytest.fixture(scope="module")
+def spark():
+    """A local[2] Spark session (Java 17, pyspark from the spark extra); skipped without pyspark
+    except under CI, whose set-up installs it."""
+    try:
+        import pyspark  # noqa: F401
+    except ImportError:
+        if os.environ.get("CI"):
+            pytest.fail("pyspark is not installed; scripts/setup installs the spark extra")
+        pytest.skip("pyspark is not installed (pip install 'anomaly[spark]')")
+    from anomaly import spark as anomaly_spark
+
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    os.environ["PYSPARK_PYTHON"] = sys.executable
+    session = anomaly_spark.session("local[2]", app_name="anomaly-tests")
+    session.conf.set("spark.sql.shuffle.partitions", "2")
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="module")
+def fleet(spark, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """A store with a fleet of three series trained locally (the reference), and its files."""
+    directory = tmp_path_factory.mktemp("spark-fleet")
+    patch = pytest.MonkeyPatch()
+    use_store(patch, directory)
+    train = {name: make_series(400, seed) for seed, name in enumerate(NAMES)}
+    test = {name: plant_spike(make_series(160, 40 + seed), at=100 + seed) for seed, name in enumerate(NAMES)}
+    fleet_table(train).to_csv(directory / "fleet_train.csv", index=False)
+    table = fleet_table(test)
+    table.to_csv(directory / "fleet_test.csv", index=False)
+    # Spark promises no order: the scored table's rows are shuffled before they are grouped.
+    table.sample(frac=1.0, random_state=7).to_csv(directory / "shuffled_test.csv", index=False)
+    trained = run("train", "fleet_train.csv", "--series-col", "machine", *TINY_OPTIONS, "--jobs", "1", "--json")
+    assert trained.exit_code == 0, trained.output
+    model = json.loads(trained.stdout.strip().splitlines()[-1])["model_uri"]
+    scored = run("score", "fleet_test.csv", "--series-col", "machine", "--model", model, "-o", "local.csv", "--jobs", "1")
+    assert scored.exit_code == 0, scored.output
+    yield {"dir": directory, "model": model, "local": pd.read_csv(directory / "local.csv", parse_dates=["timestamp"])}
+    patch.undo()
+
+
+@pytest.fixture
+def in_fleet(fleet: dict, monkeypatch: pytest.MonkeyPatch) -> dict:
+    use_store(monkeypatch, fleet["dir"])
+    return fleet
+
+
+def assert_same_scores(mine: pd.DataFrame, local: pd.DataFrame) -> None:
+    """Each series' rows, in time order, score as the local fleet scored them (to 1e-6)."""
+    mine = mine.sort_values(["machine", "timestamp"], kind="stable").reset_index(drop=True)
+    local = local.sort_values(["machine", "timestamp"], kind="stable").reset_index(drop=True)
+    assert list(mine.columns) == list(local.columns)
+    assert mine.machine.tolist() == local.machine.tolist()
+    assert (pd.to_datetime(mine.timestamp) == pd.to_datetime(local.timestamp)).all()
+    numbers = [c for c in local.columns if c not in ("machine", "timestamp", "is_anomaly")]
+    np.testing.assert_allclose(mine[numbers].to_numpy(float), local[numbers].to_numpy(float), rtol=0, atol=1e-6, equal_nan=True)
+    assert mine.is_anomaly.astype(bool).tolist() == local.is_anomaly.astype(bool).tolist()
+
+
+def test_spark_scores_shuffled_rows_as_the_local_fleet_does(spark, in_fleet: dict):
+    from anomaly import spark as anomaly_spark
+
+    frame = anomaly_spark.read_table(spark, "shuffled_test.csv").repartition(3)
+    results = anomaly_spark.score(frame, in_fleet["model"], series_col="machine", time_col="timestamp")
+    assert results.schema["is_anomaly"].dataType.typeName() == "boolean"
+    mine = results.toPandas()
+    assert len(mine) == len(in_fleet["local"])
+    assert_same_scores(mine, in_fleet["local"])
+    flagged = mine[mine.is_anomaly]
+    for seed, name in enumerate(NAMES):  # each planted spike is found in its own series
+        spike = in_fleet["local"][in_fleet["local"].machine == name].timestamp.iloc[100 + seed]
+        assert spike in set(flagged[flagged.machine == name].timestamp)
+
+
+def test_spark_names_a_series_the_model_does_not_know(spark, in_fleet: dict):
+    from anomaly import spark as anomaly_spark
+
+    extra = make_series(60, 99).reset_index().assign(machine="stranger")
+    table = pd.concat([pd.read_csv("fleet_test.csv", parse_dates=["timestamp"]), extra], ignore_index=True)
+    frame = spark.createDataFrame(table)
+    with pytest.raises(Exception, match="stranger"):
+        anomaly_spark.score(frame, in_fleet["model"], series_col="machine", time_col="timestamp").toPandas()
+    skipped = anomaly_spark.score(
+        frame, in_fleet["model"], series_col="machine", time_col="timestamp", skip_unknown=True
+    ).toPandas()
+    assert set(skipped.machine) == set(NAMES)
+    with pytest.raises(DataError, match="'pump'"):
+        anomaly_spark.score(frame, in_fleet["model"], series_col="pump", time_col="timestamp")
+
+
+def test_cli_engine_spark_trains_the_same_fleet_and_scores_it(spark, in_fleet: dict):
+    trained = run(
+        "train", "fleet_train.csv", "--series-col", "machine", *TINY_OPTIONS,
+        "--engine", "spark", "--spark-master", "local[2]", "--model-name", "spark-fleet", "--json",
+    )  # fmt: skip
+    assert trained.exit_code == 0, trained.output
+    summary = json.loads(trained.stdout.strip().splitlines()[-1])
+    assert summary["failed"] == [] and summary["model_uri"].startswith("models:/spark-fleet/")
+    # The driver logged the fleet run with one nested child run per series, as the local fleet does.
+    children = mlflow.search_runs(
+        search_all_experiments=True,
+        filter_string=f"tags.`mlflow.parentRunId` = '{summary['run_id']}'",
+        output_format="list",
+    )
+    assert sorted(c.data.tags["anomaly.series"] for c in children) == NAMES
+    assert all(c.info.status == "FINISHED" and c.data.tags["anomaly.engine"] == "spark" for c in children)
+    # Same seed, same rows: the executors trained the same detectors as the local fleet.
+    scored = run(
+        "score", "shuffled_test.csv", "--series-col", "machine", "--model", summary["model_uri"],
+        "--engine", "spark", "--spark-master", "local[2]", "-o", "spark.csv", "--json",
+    )  # fmt: skip
+    assert scored.exit_code == 0, scored.output
+    assert json.loads(scored.stdout.strip().splitlines()[-1])["rows"] == len(in_fleet["local"])
+    assert_same_scores(pd.read_csv("spark.csv", parse_dates=["timestamp"]), in_fleet["local"])
+
+
+def test_cli_engine_spark_needs_a_series_column_and_a_model(in_fleet: dict):
+    result = run("score", "fleet_test.csv", "--engine", "spark", "--model", in_fleet["model"])
+    assert result.exit_code == 2 and "--series-col" in result.stderr
+    result = run("score", "fleet_test.csv", "--series-col", "machine", "--engine", "spark")
+    assert result.exit_code == 2 and "--model" in result.stderr
