@@ -83,9 +83,11 @@ def test_each_series_of_a_fleet_scores_as_its_own_single_series_run(in_fleet: di
 
 @pytest.mark.slow
 def test_a_folder_of_files_is_a_fleet_named_by_the_file_stems(in_fleet: dict):
-    scored = run("score", "fleet_test.csv", "--series-col", "machine", "--model", in_fleet["model"], "-o", "table.csv")
+    scored = run(
+        "score", "fleet_test.csv", "--series-col", "machine", "--model", in_fleet["model"], "-o", "table.csv", "--jobs", "1"
+    )
     assert scored.exit_code == 0, scored.output
-    trained = run("train", "train", *TINY_OPTIONS, "--model-name", "folder-fleet", "--jobs", "2", "--json")
+    trained = run("train", "train", *TINY_OPTIONS, "--model-name", "folder-fleet", "--jobs", "1", "--json")
     assert trained.exit_code == 0, trained.output
     uri = json.loads(trained.stdout.strip().splitlines()[-1])["model_uri"]
     scored = run("score", "test/*.csv", "--model", uri, "-o", "folder.csv", "--jobs", "1")
@@ -120,12 +122,14 @@ def test_the_fleet_run_nests_one_child_run_per_series(in_fleet: dict):
 
 @pytest.mark.slow
 def test_one_bad_series_fails_alone_and_is_named(in_fleet: dict):
-    frames = {name: make_series(500, seed) for seed, name in enumerate(NAMES)}
-    frames["short"] = make_series(20, 9)
+    # One good series is enough to show the others still train (each more would only cost time).
+    frames = {"m1": make_series(500, 0), "short": make_series(20, 9)}
     fleet_table(frames).to_csv("with_short.csv", index=False)
-    result = run("train", "with_short.csv", "--series-col", "machine", *TINY_OPTIONS, "--model-name", "partial", "--json")
+    result = run(
+        "train", "with_short.csv", "--series-col", "machine", *TINY_OPTIONS, "--model-name", "partial", "--jobs", "1", "--json"
+    )
     assert result.exit_code == 2
-    assert "short" in result.stderr and "1 of 4 series failed" in result.stderr
+    assert "short" in result.stderr and "1 of 2 series failed" in result.stderr
     assert "with_short.csv, series 'short'" in result.output  # the error names the table and the series
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary["failed"] == ["short"] and summary["model_uri"].startswith("models:/partial/")
@@ -134,10 +138,12 @@ def test_one_bad_series_fails_alone_and_is_named(in_fleet: dict):
     )
     assert [r.info.status for r in failed] == ["FAILED"]
     assert "rows" in failed[0].data.tags["anomaly.error"]
-    # The others trained and are in the model.
-    scored = run("score", "fleet_test.csv", "--series-col", "machine", "--model", summary["model_uri"], "-o", "p.csv")
+    # The other trained and is in the model.
+    test = pd.read_csv("fleet_test.csv")
+    test[test.machine == "m1"].to_csv("m1_test.csv", index=False)
+    scored = run("score", "m1_test.csv", "--series-col", "machine", "--model", summary["model_uri"], "-o", "p.csv", "--jobs", "1")
     assert scored.exit_code == 0, scored.output
-    assert set(pd.read_csv("p.csv").machine) == set(NAMES)
+    assert set(pd.read_csv("p.csv").machine) == {"m1"}
 
 
 @pytest.mark.slow
@@ -150,8 +156,9 @@ def test_a_series_the_model_does_not_know_is_an_error_or_with_skip_unknown_a_not
     assert "with_new.csv" in refused.stderr and "'new-machine'" in refused.stderr and "not in the fleet model" in refused.stderr
     assert "Traceback" not in refused.output
     skipped = run(
-        "score", "with_new.csv", "--series-col", "machine", "--model", in_fleet["model"], "--skip-unknown", "-o", "s.csv"
-    )
+        "score", "with_new.csv", "--series-col", "machine", "--model", in_fleet["model"],
+        "--skip-unknown", "-o", "s.csv", "--jobs", "1",
+    )  # fmt: skip
     assert skipped.exit_code == 0, skipped.output
     assert "skipped 1 series the model does not know: new-machine" in skipped.output
     assert set(pd.read_csv("s.csv").machine) == set(NAMES)
@@ -167,8 +174,9 @@ def test_evaluate_measures_each_series_pooled_and_on_average(in_fleet: dict):
         frames[name] = frame
     fleet_table(frames).to_csv("labelled.csv", index=False)
     result = run(
-        "evaluate", "labelled.csv", "--series-col", "machine", "--label-col", "label", "--model", in_fleet["model"], "--json"
-    )
+        "evaluate", "labelled.csv", "--series-col", "machine", "--label-col", "label", "--model", in_fleet["model"],
+        "--jobs", "1", "--json",
+    )  # fmt: skip
     assert result.exit_code == 0, result.output
     metrics = json.loads(result.stdout.strip().splitlines()[-1])["metrics"]
     assert set(metrics) == {

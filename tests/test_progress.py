@@ -136,7 +136,7 @@ def store(tmp_path_factory: pytest.TempPathFactory):
     with pytest.MonkeyPatch.context() as patch:
         use_store(patch, directory)
         make_series(400, 0).to_csv(directory / "plant.csv")
-        make_series(30000, 1).to_csv(directory / "long.csv")
+        make_series(12000, 1).to_csv(directory / "long.csv")
         result = CliRunner().invoke(cli, ["train", "plant.csv", *TINY_OPTIONS], catch_exceptions=False)
         assert result.exit_code == 0, result.output
         yield directory
@@ -144,11 +144,11 @@ def store(tmp_path_factory: pytest.TempPathFactory):
 
 def test_score_draws_the_bar_in_a_real_terminal(store: Path, monkeypatch: pytest.MonkeyPatch):
     use_store(monkeypatch, store)
-    screen, raw = in_tmux(f"env -u CI {ANOMALY} score long.csv --chunk-rows 3000", store)
+    screen, raw = in_tmux(f"env -u CI {ANOMALY} score long.csv --chunk-rows 1200", store)
     # What the terminal shows at the end: the bar, complete, above the summary.
-    final = re.search(r"^  scored  \[#{24}\] 100%  30,000 rows  [\d.]+k? rows/s  in \d+:\d\d$", screen, re.M)
+    final = re.search(r"^  scored  \[#{24}\] 100%  12,000 rows  [\d.]+k? rows/s  in \d+:\d\d$", screen, re.M)
     assert final, screen
-    assert screen.index(final.group(0)) < screen.index("Scored 30000 rows of long.csv")
+    assert screen.index(final.group(0)) < screen.index("Scored 12000 rows of long.csv")
     # What was drawn on the way, in place (carriage returns): the bar from 0 of the file's estimate.
     frames = raw.split("\r")
     assert any(re.match(r"  scoring \[\.{24}\]   0%  0/~\d{2},\d{3} rows  - rows/s  -:-- left", f) for f in frames), raw[:2000]
@@ -166,11 +166,11 @@ def test_train_draws_batches_in_a_real_terminal_and_keeps_the_epoch_lines(store:
 def test_no_bar_in_a_terminal_with_json_or_under_ci(store: Path, monkeypatch: pytest.MonkeyPatch, how: str):
     use_store(monkeypatch, store)
     env, options = ("env -u CI", "--json") if how == "--json" else ("env CI=1", "")
-    screen, raw = in_tmux(f"{env} {ANOMALY} score long.csv --chunk-rows 3000 {options} 2>/dev/null", store)
+    screen, raw = in_tmux(f"{env} {ANOMALY} score long.csv --chunk-rows 1200 {options} 2>/dev/null", store)
     assert "Results: results/long_scores.csv" in screen or json.loads(screen.split(DONE)[0].strip().splitlines()[-1])
     assert "\r\x1b[K" not in raw and "scoring [" not in raw and "scored  [" not in raw
     if how == "--json":
-        assert json.loads(screen.split(DONE)[0].strip().splitlines()[-1])["rows"] == 30000
+        assert json.loads(screen.split(DONE)[0].strip().splitlines()[-1])["rows"] == 12000
 
 
 @pytest.mark.slow
@@ -178,7 +178,7 @@ def test_no_bar_when_stdout_is_not_a_terminal(store: Path):
     env = {key: value for key, value in os.environ.items() if key != "CI"}
     env.update(PYTHONPATH=str(ROOT), MLFLOW_TRACKING_URI=f"sqlite:///{store / 'mlflow.db'}")
     done = subprocess.run(
-        [sys.executable, "-m", "anomaly", "score", "long.csv", "--chunk-rows", "3000"],
+        [sys.executable, "-m", "anomaly", "score", "long.csv", "--chunk-rows", "1200"],
         cwd=store,
         env=env,
         capture_output=True,
@@ -186,6 +186,6 @@ def test_no_bar_when_stdout_is_not_a_terminal(store: Path):
         timeout=300,
     )
     assert done.returncode == 0, done.stderr
-    assert "Scored 30000 rows" in done.stdout
+    assert "Scored 12000 rows" in done.stdout
     for stream in (done.stdout, done.stderr):
         assert "\r" not in stream and "scoring [" not in stream and "scored  [" not in stream

@@ -32,7 +32,7 @@ def test_four_trainings_started_at_once_on_a_new_store_all_complete(mlflow_store
     from anomaly.detector import Detector
     from anomaly.tracking import runs as tracking
 
-    make_series(600, 0).to_csv(mlflow_store / "plant.csv")
+    make_series(300, 0).to_csv(mlflow_store / "plant.csv")
     # Click keeps the last --seed given, so each process gets its own seed.
     processes = [
         anomaly("train", "plant.csv", *TINY_OPTIONS, "--seed", str(seed), "--json", cwd=mlflow_store) for seed in range(4)
@@ -57,7 +57,7 @@ def test_four_trainings_started_at_once_on_a_new_store_all_complete(mlflow_store
 def test_a_training_killed_mid_epoch_leaves_a_usable_store(mlflow_store: Path):
     from mlflow.tracking import MlflowClient
 
-    make_series(600, 0).to_csv(mlflow_store / "plant.csv")
+    make_series(300, 0).to_csv(mlflow_store / "plant.csv")
     make_series(100, 1).to_csv(mlflow_store / "new.csv")
     options = [*TINY_OPTIONS]
     options[options.index("--epochs") + 1] = "500"

@@ -104,7 +104,7 @@ def test_served_fleet_model_routes_each_row_to_its_series_detector(mlflow_store:
     trained = runner.invoke(cli, ["train", "fleet.csv", "--series-col", "machine", *TINY_OPTIONS, "--jobs", "1"])
     assert trained.exit_code == 0, trained.output
     scored = runner.invoke(
-        cli, ["score", "new.csv", "--series-col", "machine", "--model", "models:/anomaly-fleet/1", "-o", "s.csv"]
+        cli, ["score", "new.csv", "--series-col", "machine", "--model", "models:/anomaly-fleet/1", "-o", "s.csv", "--jobs", "1"]
     )
     assert scored.exit_code == 0, scored.output
     expected = pd.read_csv("s.csv")

@@ -3,7 +3,7 @@
 One server (two workers) on a fresh PostgreSQL database; alice trains four models at once, bob
 scores with each of them at once (the default EDIT permission lets a teammate log into alice's
 experiment); then the checks, a client without or with a wrong login, and a restart on the same
-database. Models are tiny (8 units, 3 epochs, 400 rows) so that this takes about two minutes on
+database. Models are tiny (8 units, 3 epochs, 250 rows) so that this takes about two minutes on
 two cores.
 """
 
@@ -130,7 +130,7 @@ def add_user(url: str, name: str, password: str) -> None:
 def team(tmp_path_factory: pytest.TempPathFactory, postgres_server: str) -> Iterator[dict]:  # noqa: F811
     work = tmp_path_factory.mktemp("team")
     database, artifacts = new_database(postgres_server), work / "artifacts"
-    make_series(400, 0).to_csv(work / "plant.csv")
+    make_series(250, 0).to_csv(work / "plant.csv")
     for v in range(1, 5):
         make_series(150, 10 + v).to_csv(work / f"new{v}.csv")
     server = Server(database, artifacts, work)
