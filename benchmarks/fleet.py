@@ -96,7 +96,7 @@ one process per series, the SMD machines trained and scored end to end at least 
 and Spark within 2x of the local fleet command's wall time. They hold for the sizes named; a
 shrunken run (``--quick``, ``--series``, ``--smd-machines``, ``--smd-rows``) says so.
 
-``--quick`` (about 5 minutes on 2 cores) runs 4 synthetic series, 2 SMD machines of 2,000 rows
+``--quick`` (about 7 minutes on 2 cores) runs 4 synthetic series, 2 SMD machines of 2,000 rows
 per part, 1 epoch each. The full run takes about an hour and a half on 2 cores, most of it the
 one-process-per-series baseline (about 20 s to train and 13 s to score a tiny series). The
 markdown tables are printed as each stage finishes and written to ``--output`` (rewritten after
@@ -1053,7 +1053,7 @@ def targets(found: Measured, ways: list[Way], report: Report, args: argparse.Nam
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="4 series, 2 SMD machines of 2,000 rows, 1 epoch (~5 min)")
+    parser.add_argument("--quick", action="store_true", help="4 series, 2 SMD machines of 2,000 rows, 1 epoch (~7 min)")
     parser.add_argument("--series", type=int, default=None, help="synthetic series (default 100; 4 with --quick)")
     parser.add_argument("--train-rows", type=int, default=600, help="training rows per synthetic series (default 600)")
     parser.add_argument("--score-rows", type=int, default=300, help="scored rows per synthetic series (default 300)")
