@@ -133,6 +133,7 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from run_info import code_version, load, log  # noqa: E402 - this folder, first on sys.path
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATASETS = ROOT.parent / "shared" / "datasets"
@@ -141,15 +142,6 @@ SAMPLE_SECONDS = 0.2
 PROCESS_TIMEOUT = 1800.0  # seconds, one command
 FULL = {"series": 100, "smd_machines": 7}  # the sizes the targets are stated for
 QUICK = {"series": 4, "epochs": 1, "smd_machines": 2, "smd_rows": 2000, "smd_epochs": 1}
-
-
-def log(message: str) -> None:
-    """Progress, on stderr (stdout carries the tables)."""
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def load() -> str:
-    return f"load {os.getloadavg()[0]:.1f}"
 
 
 # ------------------------------------------------------------------------------------------------
@@ -213,21 +205,6 @@ def _md_row(cells: Sequence[str]) -> str:
 
 def _md_table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join([_md_row(columns), "|" + "---|" * len(columns), *(_md_row(r) for r in rows)])
-
-
-def code_version() -> str:
-    """The checkout's commit, and the package files changed since it (figures depend on them)."""
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        changed = subprocess.run(
-            ["git", "status", "--porcelain", "--", "anomaly"], cwd=ROOT, capture_output=True, text=True, check=True
-        ).stdout.split("\n")
-    except (OSError, subprocess.CalledProcessError):
-        return "not a git checkout"
-    files = [line[3:] for line in changed if line.strip()]
-    return f"commit {commit}" + (f" with uncommitted changes to {', '.join(files)}" if files else "")
 
 
 def machine_header(args: argparse.Namespace, argv: list[str], package: str) -> list[str]:

@@ -105,6 +105,7 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from run_info import code_version, load, log  # noqa: E402 - this folder, first on sys.path
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "data"
@@ -131,15 +132,6 @@ _MEASURE = (
     "open(sys.argv[1], 'w').write(json.dumps({'rc': rc, 'wall': wall, 'cpu': cpu, 'maxrss_kb': usage.ru_maxrss}))\n"
     "sys.exit(rc)\n"
 )
-
-
-def log(message: str) -> None:
-    """Progress, on stderr (stdout carries the tables)."""
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def load() -> str:
-    return f"load {os.getloadavg()[0]:.1f}"
 
 
 # ------------------------------------------------------------------------------------------------
@@ -194,21 +186,6 @@ def md_table(frame: pd.DataFrame, floatfmt: str = "{:.3f}") -> str:
         cells = [floatfmt.format(v) if isinstance(v, (float, np.floating)) else str(v) for v in row]
         lines.append("| " + " | ".join([str(name)] + cells) + " |")
     return "\n".join(lines)
-
-
-def code_version() -> str:
-    """The checkout's commit, and the package files changed since it (figures depend on them)."""
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        changed = subprocess.run(
-            ["git", "status", "--porcelain", "--", "anomaly"], cwd=ROOT, capture_output=True, text=True, check=True
-        ).stdout.split("\n")
-    except (OSError, subprocess.CalledProcessError):
-        return "not a git checkout"
-    files = [line[3:] for line in changed if line.strip()]
-    return f"commit {commit}" + (f" with uncommitted changes to {', '.join(files)}" if files else "")
 
 
 def machine_header(quick: bool, argv: list[str]) -> list[str]:
