@@ -363,8 +363,10 @@ def _spark_input(master: str, path: str, spec: Any) -> tuple[Any, str]:
         with closing(open_reader(path, path, 4096)) as reader:
             head = reader.read(4096)
         series_col = spec.data.series_col
-        if head is None or series_col not in head.columns:
-            raise _UserError(f"{path}: --series-col {series_col!r} is not a column of the table", 2)
+        if head is None or head.empty:
+            raise _UserError(f"{path}: expected rows, but the table has none", 2)
+        if series_col not in head.columns:
+            raise _UserError(f"{path}: --series-col {series_col!r} is not a column; the columns are {list(head.columns)}", 2)
         first = head[head[series_col] == head[series_col].iloc[0]].drop(columns=[series_col])
         with iter_series(first, label_col=spec.data.label_col, chunk_rows=64, sample_rows=64, sort=True, shown=path) as peek:
             time_col = peek.time_col

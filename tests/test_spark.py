@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -146,3 +147,10 @@ def test_cli_engine_spark_needs_a_series_column_and_a_model(in_fleet: dict):
     assert result.exit_code == 2 and "--series-col" in result.stderr
     result = run("score", "fleet_test.csv", "--series-col", "machine", "--engine", "spark")
     assert result.exit_code == 2 and "--model" in result.stderr
+    # The table is checked before any Spark session starts: one line, exit code 2.
+    Path("empty.csv").write_text("machine,timestamp,f0\n")
+    result = run("train", "empty.csv", "--series-col", "machine", "--engine", "spark")
+    assert result.exit_code == 2 and "empty.csv: expected rows, but the table has none" in result.stderr
+    result = run("train", "fleet_train.csv", "--series-col", "pump", "--engine", "spark")
+    assert result.exit_code == 2 and "fleet_train.csv: --series-col 'pump' is not a column" in result.stderr
+    assert "Traceback" not in result.output

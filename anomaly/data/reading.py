@@ -273,7 +273,7 @@ def iter_series(
 
     Parameters
     ----------
-    source : str, PathLike, binary or text stream
+    source : str, PathLike, binary or text stream, or DataFrame
         A CSV/TSV/semicolon or Parquet file (see :func:`~anomaly.data.formats.read_table`), or
         ``"-"`` for standard input, or an open stream; streams are read as delimited UTF-8 text
         (Parquet needs random access: pass its path). Open streams are not closed. A DataFrame
