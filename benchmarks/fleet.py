@@ -133,7 +133,7 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from run_info import code_version, load, log  # noqa: E402 - this folder, first on sys.path
+from run_info import code_version, cpu_and_cores, load, log  # noqa: E402 - this folder, first on sys.path
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATASETS = ROOT.parent / "shared" / "datasets"
@@ -211,13 +211,7 @@ def machine_header(args: argparse.Namespace, argv: list[str], package: str) -> l
     import mlflow
     import pyarrow
 
-    cpu = platform.processor() or "unknown"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cpu, usable = cpu_and_cores()
     shrunk = shrunk_sizes(args)
     return [
         f"# Fleet benchmark{' (--quick)' if args.quick else ''}",

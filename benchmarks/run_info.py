@@ -1,4 +1,4 @@
-"""What every benchmark report says about its run: progress lines, the load, the code measured.
+"""What every benchmark report says about its run: progress lines, the load, the machine, the code measured.
 
 Imported by the benchmark scripts, which run as ``python benchmarks/<name>.py`` (this folder is
 then first on ``sys.path``).
@@ -6,7 +6,9 @@ then first on ``sys.path``).
 
 from __future__ import annotations
 
+import contextlib
 import os
+import platform
 import subprocess
 import sys
 import time
@@ -23,6 +25,18 @@ def log(message: str) -> None:
 def load() -> str:
     """The 1-minute load average, for a note beside a figure (the machines are shared)."""
     return f"load {os.getloadavg()[0]:.1f}"
+
+
+def cpu_and_cores() -> tuple[str, int]:
+    """The processor's model name, and the cores this process may run on (its affinity)."""
+    cpu = platform.processor() or "unknown"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return cpu, usable
 
 
 def code_version() -> str:

@@ -105,7 +105,7 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from run_info import code_version, load, log  # noqa: E402 - this folder, first on sys.path
+from run_info import code_version, cpu_and_cores, load, log  # noqa: E402 - this folder, first on sys.path
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "data"
@@ -193,13 +193,7 @@ def machine_header(quick: bool, argv: list[str]) -> list[str]:
     import pyarrow
     import tensorflow as tf
 
-    cpu = platform.processor() or "unknown"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cpu, usable = cpu_and_cores()
     threads = tf.config.threading.get_intra_op_parallelism_threads()
     return [
         f"# One-pass scoring speed{' (--quick)' if quick else ''}",
