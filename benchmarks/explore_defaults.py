@@ -112,6 +112,10 @@ def normalise(R: np.ndarray, cal: slice, method: str, cap: float) -> np.ndarray:
     """Per-feature z of residuals R (L, D) from the calibration rows ``cal``."""
     C = R[cal]
     C = C[~np.isnan(C).any(axis=1)]
+    if method.endswith("T"):  # the tail statistics from every training-part residual (in-sample rows too)
+        method = method[:-1]
+        C = R[: cal.stop]
+        C = C[~np.isnan(C).any(axis=1)]
     center = np.median(C, axis=0)
     dev = np.abs(C - center)
     mad = 1.4826 * np.median(dev, axis=0)
@@ -132,6 +136,33 @@ def normalise(R: np.ndarray, cal: slice, method: str, cap: float) -> np.ndarray:
         ratio = float(method[3:])
         std = np.std(C - center, axis=0)
         scale = np.maximum(np.where(std > ratio * mad, std, mad), 1e-2)
+    elif method.startswith("qmap"):  # qmap / qmapN: each feature's |dev| through its own calibration quantiles
+        # Knots: |dev| quantiles at fixed levels p (those the calibration rows can resolve) mapped to
+        # the Gaussian z with the same two-sided tail, (0, 0) first; beyond the largest calibration
+        # |dev| the z grows in proportion. Never above the MAD z ("min"), so it only ever tames.
+        from scipy.stats import norm as gauss
+
+        n = len(C)
+        levels = [p for p in (0.5, 0.75, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999) if p < n / (n + 1)]
+        z = np.empty_like(R)
+        absdev = np.abs(R - center)
+        mad_z = absdev / np.maximum(mad, 1e-2)
+        for f in range(R.shape[1]):
+            xs = np.concatenate([[0.0], np.quantile(dev[:, f], levels), [dev[:, f].max()]])
+            ys = np.concatenate([[0.0], gauss.ppf(0.5 + np.asarray(levels) / 2), [gauss.ppf(0.5 + n / (n + 1) / 2)]])
+            xs = np.maximum.accumulate(xs)
+            keep = np.concatenate([[True], np.diff(xs) > 1e-12])  # ties (a feature mostly at 0) keep their highest z
+            xs, ys = xs[keep], np.maximum.accumulate(ys)[keep] if False else ys[keep]
+            x = absdev[:, f]
+            inside = np.interp(x, xs, ys)
+            if method == "qmap":
+                beyond = ys[-1] * x / max(xs[-1], 1e-12)
+            else:  # qmapm / qmapc0.1: beyond the largest calibration |dev|, MAD units (or max(MAD, c std)) from there
+                c_std = float(method[5:]) * np.std(C[:, f] - center[f]) if method.startswith("qmapc") else 0.0
+                beyond = ys[-1] + (x - xs[-1]) / max(mad[f], c_std, 1e-2)
+            g = np.where(x <= xs[-1], inside, beyond)
+            z[:, f] = np.minimum(g, mad_z[:, f]) * np.sign(R[:, f] - center[f])
+        return np.clip(z, -cap, cap) if cap > 0 else z
     elif method == "std":
         scale = np.maximum(np.std(C, axis=0), 1e-2)
     elif method.startswith("madq"):  # madq99: MAD, floored by the q-quantile of |deviation| in Gaussian units
@@ -261,6 +292,7 @@ def evaluate_setting(
     fit: str = "q",
     gap: int = 0,
     minlen: int = 1,
+    inject: str = "",
     verbose: bool = False,
 ) -> dict[str, float]:
     def f1(c: dict[str, int]) -> float:
@@ -275,6 +307,8 @@ def evaluate_setting(
         R = item["residuals"].astype(np.float64)
         labels = item["labels"].astype(bool)
         te = int(item["train_end"])
+        if inject:
+            R = np.concatenate([R, command_residuals(item["name"], len(R), te, inject, np.isnan(R).any(axis=1))], axis=1)
         cal = slice(int(item["calibration_start"]), te)
         z = normalise(R, cal, norm, cap)
         raw = aggregate(z, agg)
@@ -404,6 +438,44 @@ def evaluate_setting(
     }
 
 
+def command_residuals(name: str, length: int, train_end: int, spec: str, gaps: np.ndarray) -> np.ndarray:
+    """Next-step residuals of injected command-like channels, unrelated to the labels (a stress test).
+
+    ``spec`` "p3": three binary channels of pulses (start rates 0.003, 0.01, 0.03 per row,
+    1-5 rows long) in the training and test parts; "p3z": the same plus one channel that is 0
+    throughout the training part and pulses (rate 0.01) in the test part only. A pulse of a
+    binary channel of training rate p is a step of 1/std in scaled units; a next-step predictor
+    that cannot foresee it (persistence) errs by +step at the rising edge and -step at the falling
+    edge, and by 0 in between.
+    """
+    import zlib
+
+    rng = np.random.default_rng(zlib.crc32(name.encode()))
+    rates = [0.003, 0.01, 0.03]
+    cols = []
+
+    def pulses(rate: float, start: int) -> np.ndarray:
+        x = np.zeros(length)
+        t = start
+        while True:
+            t += int(rng.geometric(rate))
+            if t >= length:
+                return x
+            x[t : t + int(rng.integers(1, 6))] = 1.0
+            t += 5
+
+    for rate in rates[: int(spec[1])]:
+        x = pulses(rate, 0)
+        std = x[:train_end].std() or 1.0
+        cols.append(np.diff(x, prepend=x[0]) / std)
+    if spec.endswith("z"):
+        x = pulses(0.01, train_end)
+        cols.append(np.diff(x, prepend=x[0]))
+    out = np.stack(cols, axis=1)
+    out[gaps] = np.nan
+    return out
+
+
 def vus_windows(dataset: str, root: Path) -> dict[str, int]:
     """The harness's VUS window per series (``find_length_rank`` of the test part's first feature)."""
     from anomaly.evaluation.metrics import find_length_rank
@@ -462,6 +534,7 @@ DEFAULT_GRID: dict[str, list[Any]] = {
     "fit": ["q"],
     "gap": [0],
     "minlen": [1],
+    "inject": [""],
 }
 
 

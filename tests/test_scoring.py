@@ -1,14 +1,35 @@
 import numpy as np
 import pytest
 
-from anomaly.detection.scoring import MIN_SCALE, Aggregator, ResidualNormaliser, feature_shares, find_events
+from anomaly.detection.scoring import (
+    MIN_SCALE,
+    STD_SHARE,
+    Aggregator,
+    ResidualNormaliser,
+    feature_shares,
+    find_events,
+)
 
 
 def test_residual_stats_are_median_and_scaled_mad():
-    R = np.array([[1.0, 0.0], [2.0, 0.0], [3.0, 0.0], [4.0, 0.0], [100.0, 0.0], [np.nan, 5.0]])
+    R = np.array([[1.0, 0.0], [2.0, 0.0], [3.0, 0.0], [4.0, 0.0], [5.0, 0.0], [np.nan, 5.0]])
     stats = ResidualNormaliser.fit(R)  # the NaN row is ignored
     np.testing.assert_allclose(stats.center, [3.0, 0.0])
-    np.testing.assert_allclose(stats.scale, [1.4826 * 1.0, MIN_SCALE])  # |R-3| = 2,1,0,1,97 -> MAD 1
+    np.testing.assert_allclose(stats.scale, [1.4826 * 1.0, MIN_SCALE])  # |R-3| = 2,1,0,1,2 -> MAD 1
+
+
+def test_a_mostly_constant_feature_is_scaled_by_its_spread_not_its_zero_mad():
+    # A command flag: 0 most of the time, a unit step now and then. Its MAD is 0, so by MAD alone
+    # (floored at MIN_SCALE) each ordinary step would be a z of 100.
+    rng = np.random.default_rng(0)
+    noise = rng.normal(size=1000)
+    flag = np.zeros(1000)
+    flag[rng.choice(1000, size=20, replace=False)] = 1.0
+    stats = ResidualNormaliser.fit(np.column_stack([noise, flag]))
+    np.testing.assert_allclose(stats.scale[1], STD_SHARE * np.std(flag))
+    assert stats.scale[0] == pytest.approx(1.4826 * np.median(np.abs(noise - np.median(noise))))  # MAD rules
+    z = stats.transform(np.array([[0.0, 1.0]]))
+    assert 5 < z[0, 1] < 100  # large, as a step that the model did not foresee is, not overwhelming
 
 
 def test_score_is_rms_of_normalised_residuals_and_ranks_a_planted_spike_first():
