@@ -24,7 +24,7 @@ import pandas as pd
 from anomaly import __version__, params
 from anomaly.detection.autoregression import LinearAR, fit_linear_ar
 from anomaly.detection.level import counts_from_dict, counts_to_dict
-from anomaly.detection.preprocessing import Scaling, chronological_split, fit_scaling
+from anomaly.detection.preprocessing import Scaling, chronological_split, fit_scaling, value_steps
 from anomaly.detection.scoring import Aggregator, ResidualNormaliser
 from anomaly.detection.smoothing import EwmaSmoother
 from anomaly.detection.thresholds import ThresholdConfig, apply_threshold
@@ -221,7 +221,7 @@ class Detector:
         # the warm-up of a scored series is.
         residuals = self._residuals(scaled)
         calibration = residuals[cut:]
-        self.residual_stats_ = ResidualNormaliser.fit(calibration)
+        self.residual_stats_ = ResidualNormaliser.fit(calibration, min_scale=value_steps(values, self.scaling_))
         # The score is smoothed from the start of the series, as scoring smooths it, so each
         # calibration score carries the EWMA history a scored step has (not a cold start).
         z = self.residual_stats_.transform(residuals)

@@ -307,10 +307,19 @@ def evaluate_setting(
         R = item["residuals"].astype(np.float64)
         labels = item["labels"].astype(bool)
         te = int(item["train_end"])
+        steps = np.zeros(R.shape[1])
         if inject:
-            R = np.concatenate([R, command_residuals(item["name"], len(R), te, inject, np.isnan(R).any(axis=1))], axis=1)
+            extra = command_residuals(item["name"], len(R), te, inject, np.isnan(R).any(axis=1))
+            R = np.concatenate([R, extra], axis=1)
+            steps = np.concatenate([steps, np.nanmax(np.abs(extra[:te]), axis=0, initial=0.0)])
         cal = slice(int(item["calibration_start"]), te)
-        z = normalise(R, cal, norm, cap)
+        binary_aware = norm.endswith("b")  # a two-valued channel's scale is at least its step (as the product does)
+        z = normalise(R, cal, norm[:-1] if binary_aware else norm, cap)
+        if binary_aware and steps.any():
+            C = R[cal][~np.isnan(R[cal]).any(axis=1)]
+            center = np.median(C, axis=0)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                z = np.where(steps > 0, (R - center) / np.maximum(steps, 1e-12), z)
         raw = aggregate(z, agg)
         if "smd" in item["name"] or item.get("separate", False):
             score = np.concatenate([ewma_nan(raw[:te], span), ewma_nan(raw[te:], span)])

@@ -321,3 +321,27 @@ def test_the_demo_spec_and_a_bare_spec_hold_the_detectors_own_defaults():
     for spec in (Spec(), demo):
         params = spec.detector_params()
         assert params == {k: defaults[k] for k in params}, spec.name
+
+
+def test_a_command_channel_that_flips_now_and_then_does_not_hide_a_spike():
+    # A spacecraft-like series: smooth telemetry beside a 0/1 command flag that is set for a few
+    # steps at random, in training and in scoring alike. The model cannot foresee a command, so
+    # each one leaves a residual of one step; measured by the flag's MAD (0: it is at rest most of
+    # the time) that would be a z in the hundreds, and the threshold would sit above any real
+    # anomaly. Measured against its step, a command is one typical error. (Without the step, a
+    # command is this series' top score and the spike goes unflagged.)
+    def with_commands(frame, seed):
+        rng = np.random.default_rng(seed)
+        flag = np.zeros(len(frame))
+        for start in rng.choice(len(frame) - 5, size=len(frame) // 100, replace=False):
+            flag[start : start + 3] = 1.0
+        return frame.assign(command=flag)
+
+    train = with_commands(make_series(600, 0), 1)
+    detector = Detector(random_state=0, **TINY).fit(train)
+    assert detector.residual_stats_.scale[-1] > 1.0  # its step in scaled units (about 1 / its std)
+    test = plant_spike(with_commands(make_series(400, 5), 2), at=250, feature=1, size=2.0)
+    result = detector.score(test)
+    assert int(np.nanargmax(result[SCORE_COLUMN])) == 250
+    assert result[FLAG_COLUMN].iloc[250]
+    assert result[FLAG_COLUMN].mean() < 0.05

@@ -7,6 +7,7 @@ so scoring never needs scikit-learn.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -63,6 +64,39 @@ def fit_scaling(X: np.ndarray) -> Scaling:
 
     scaler = StandardScaler().fit(np.asarray(X, dtype=np.float64))
     return Scaling(mean=scaler.mean_.copy(), scale=scaler.scale_.copy())
+
+
+def value_steps(X: np.ndarray, scaling: Scaling) -> np.ndarray:
+    """The step of each feature that takes at most two values in training, in scaled units.
+
+    A two-valued feature (a flag, a command, an on/off state) changes only by whole steps, and
+    a next-step model cannot foresee when: every ordinary change leaves a residual of one step,
+    however rare it is. The step is what its residuals should be measured against, not the MAD
+    of the calibration residuals (about 0 for a feature that is at rest most of the time). A
+    feature constant in training has no step; a change is measured against its value (or 1 where
+    that is 0), so a command never sent in training, or a counter leaving 0, counts as about one
+    typical error per unit, not as hundreds.
+
+    Parameters
+    ----------
+    X : ndarray of shape (L, D)
+        The training series, unscaled; NaN (missing) is ignored.
+    scaling : Scaling
+        The scaling fitted on it.
+
+    Returns
+    -------
+    ndarray of shape (D,)
+        The step in scaled units for a two-valued or constant feature, 0 for any other.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    present = ~np.isnan(X)
+    with warnings.catch_warnings():  # an all-missing column: NaN bounds, not two-valued
+        warnings.simplefilter("ignore", RuntimeWarning)
+        low, high = np.nanmin(X, axis=0), np.nanmax(X, axis=0)
+    two_valued = present.any(axis=0) & np.all(~present | (X == low) | (X == high), axis=0)
+    step = np.where(high > low, high - low, np.maximum(np.abs(low), 1.0))
+    return np.where(two_valued, step / scaling.scale, 0.0)
 
 
 def chronological_split(length: int, holdout_fraction: float, min_holdout: int) -> int:

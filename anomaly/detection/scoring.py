@@ -44,15 +44,20 @@ class ResidualNormaliser:
         Median calibration residual per feature.
     scale : ndarray of shape (D,)
         Robust standard deviation per feature: 1.4826 × MAD, but at least ``STD_SHARE`` × the
-        residuals' standard deviation and at least ``MIN_SCALE``.
+        residuals' standard deviation, at least the feature's step where it is two-valued, and
+        at least ``MIN_SCALE``.
     """
 
     center: np.ndarray
     scale: np.ndarray
 
     @classmethod
-    def fit(cls, calibration_residuals: np.ndarray) -> ResidualNormaliser:
-        """Fit on calibration residuals of shape (L, D); rows with a NaN (unscored) are ignored."""
+    def fit(cls, calibration_residuals: np.ndarray, min_scale: np.ndarray | None = None) -> ResidualNormaliser:
+        """Fit on calibration residuals of shape (L, D); rows with a NaN (unscored) are ignored.
+
+        ``min_scale`` (D,), optional: a per-feature floor on the scale, such as the step of a
+        two-valued feature (:func:`anomaly.detection.preprocessing.value_steps`).
+        """
         R = np.asarray(calibration_residuals, dtype=np.float64)
         R = R[~np.isnan(R).any(axis=1)]
         if len(R) == 0:
@@ -60,6 +65,8 @@ class ResidualNormaliser:
         center = np.median(R, axis=0)
         scale = _MAD_TO_STD * np.median(np.abs(R - center), axis=0)
         scale = np.maximum(scale, STD_SHARE * np.std(R, axis=0))
+        if min_scale is not None:
+            scale = np.maximum(scale, min_scale)
         return cls(center=center, scale=np.maximum(scale, MIN_SCALE))
 
     def transform(self, residuals: np.ndarray) -> np.ndarray:

@@ -1,0 +1,38 @@
+"""Scaling, the chronological split and the steps of two-valued features."""
+
+import numpy as np
+
+from anomaly.detection.preprocessing import chronological_split, fit_scaling, value_steps
+
+
+def test_scaling_is_fitted_per_feature_and_round_trips():
+    X = np.array([[0.0, 10.0], [2.0, 10.0], [4.0, 10.0]])
+    scaling = fit_scaling(X)
+    np.testing.assert_allclose(scaling.transform(X)[:, 0], [-1.2247449, 0.0, 1.2247449], rtol=1e-6)
+    np.testing.assert_array_equal(scaling.transform(X)[:, 1], 0.0)  # a constant feature: scale 1
+    again = type(scaling).from_dict(scaling.to_dict())
+    np.testing.assert_array_equal(again.transform(X), scaling.transform(X))
+
+
+def test_the_held_back_tail_is_the_end_of_the_series_and_at_least_min_holdout():
+    assert chronological_split(1000, 0.2, 10) == 800
+    assert chronological_split(100, 0.05, 20) == 80
+
+
+def test_value_steps_of_a_flag_a_constant_an_idle_counter_and_a_continuous_feature():
+    rng = np.random.default_rng(0)
+    flag = (rng.random(500) < 0.02).astype(float) * 5.0  # 0 or 5 (a command channel)
+    constant = np.full(500, 20.0)  # never moved in training: measured against its value
+    idle = np.zeros(500)  # a counter at 0: measured against 1
+    continuous = rng.normal(size=500)
+    X = np.column_stack([flag, constant, idle, continuous])
+    X[7, 0] = np.nan  # missing values do not make a feature many-valued
+    scaling = fit_scaling(np.nan_to_num(X))
+    steps = value_steps(X, scaling)
+    np.testing.assert_allclose(steps, [5.0 / scaling.scale[0], 20.0, 1.0, 0.0])
+
+
+def test_an_all_missing_column_has_no_step():
+    X = np.column_stack([np.full(10, np.nan), np.arange(10.0)])
+    scaling = fit_scaling(np.nan_to_num(X))
+    np.testing.assert_array_equal(value_steps(X, scaling), [0.0, 0.0])
