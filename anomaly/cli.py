@@ -16,6 +16,7 @@ import re
 import signal
 import sys
 import typing
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -499,7 +500,6 @@ def score(
     # With results on stdout, everything meant for people goes to stderr.
     say = _say(as_json or output == "-")
     from anomaly import pipelines
-    from anomaly.tracking import runs as tracking
 
     if chunk_rows is None:
         chunk_rows = 1 if from_stdin else pipelines.DEFAULT_CHUNK_ROWS
@@ -542,12 +542,20 @@ def score(
         say(f"    {event.start} .. {event.end}  {event.steps:4d} steps  peak {event.peak_score:6.2f}  {features}")
     if len(result.events) > len(top):
         say(f"    ... {len(result.events) - len(top)} more stretches in the run's results/events.csv")
-    say(f"Results: {'stdout' if result.output == '-' else result.output}")
+    _say_scored(say, result, result.rows, result.flagged, as_json and output != "-")
+
+
+def _say_scored(
+    say: Callable[[str], None], result: Any, rows: int, flagged: int, as_json: bool, extra: dict[str, Any] | None = None
+) -> None:
+    """The closing lines of a scoring command: where the results went, the run, and the JSON line."""
+    from anomaly.tracking import runs as tracking
+
+    say(f"Results: {'stdout' if str(result.output) == '-' else result.output}")
     say(_store_hint(tracking.run_url(result.experiment_id, result.run_id)))
-    if as_json and output != "-":
-        click.echo(
-            json.dumps({"run_id": result.run_id, "rows": result.rows, "flagged": result.flagged, "output": str(result.output)})
-        )
+    if as_json:
+        payload = {"run_id": result.run_id, "rows": rows, "flagged": flagged, "output": str(result.output)}
+        click.echo(json.dumps({**payload, **(extra or {})}))
 
 
 def _score_spark(
@@ -555,7 +563,6 @@ def _score_spark(
 ) -> None:
     from anomaly import spark
     from anomaly.pipelines import default_output
-    from anomaly.tracking import runs as tracking
 
     say = _say(as_json or output == "-")
     if model_uri is None:
@@ -575,12 +582,7 @@ def _score_spark(
         f"Scored {result.series} series ({result.rows} rows) of {file} on Spark ({master}) with {model_uri} "
         f"in {result.seconds:.1f}s; flagged {result.flagged} points"
     )
-    say(f"Results: {'stdout' if str(result.output) == '-' else result.output}")
-    say(_store_hint(tracking.run_url(result.experiment_id, result.run_id)))
-    if as_json and output != "-":
-        click.echo(
-            json.dumps({"run_id": result.run_id, "rows": result.rows, "flagged": result.flagged, "output": str(result.output)})
-        )
+    _say_scored(say, result, result.rows, result.flagged, as_json and output != "-")
 
 
 def _score_fleet(
@@ -596,7 +598,6 @@ def _score_fleet(
 ) -> None:
     from anomaly import pipelines
     from anomaly.fleet import jobs as fleet_jobs
-    from anomaly.tracking import runs as tracking
 
     if file == "-":
         raise _UserError("a fleet is read from a file, folder or glob, not from standard input", 2)
@@ -640,20 +641,8 @@ def _score_fleet(
         )
     if len(scored) > len(top):
         say(f"    ... {len(scored) - len(top)} more series in the run's results/series.csv")
-    say(f"Results: {'stdout' if str(result.output) == '-' else result.output}")
-    say(_store_hint(tracking.run_url(result.experiment_id, result.run_id)))
-    if as_json and output != "-":
-        click.echo(
-            json.dumps(
-                {
-                    "run_id": result.run_id,
-                    "rows": rows,
-                    "flagged": flagged,
-                    "output": str(result.output),
-                    "failed": [s.name for s in result.failed],
-                }
-            )
-        )
+    extra = {"failed": [s.name for s in result.failed]}
+    _say_scored(say, result, rows, flagged, as_json and output != "-", extra)
     if result.failed:
         names = ", ".join(s.name for s in result.failed)
         raise _UserError(f"{len(result.failed)} of {len(result.series)} series failed: {names}", result.exit_code)

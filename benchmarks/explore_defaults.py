@@ -311,7 +311,9 @@ def evaluate_setting(
         if inject:
             extra = command_residuals(item["name"], len(R), te, inject, np.isnan(R).any(axis=1))
             R = np.concatenate([R, extra], axis=1)
-            steps = np.concatenate([steps, np.nanmax(np.abs(extra[:te]), axis=0, initial=0.0)])
+            # A pulse channel's step is 1/std; the never-seen one is constant (0) in training, so
+            # the product floors it at 1 (value_steps: its value, or 1 where that is 0).
+            steps = np.concatenate([steps, np.maximum(np.nanmax(np.abs(extra[:te]), axis=0, initial=0.0), 1.0)])
         cal = slice(int(item["calibration_start"]), te)
         binary_aware = norm.endswith("b")  # a two-valued channel's scale is at least its step (as the product does)
         z = normalise(R, cal, norm[:-1] if binary_aware else norm, cap)

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from anomaly.detection.preprocessing import chronological_split, fit_scaling, value_steps
+from anomaly.detection.preprocessing import MIN_SWITCHES, chronological_split, fit_scaling, value_steps
 
 
 def test_scaling_is_fitted_per_feature_and_round_trips():
@@ -19,17 +19,28 @@ def test_the_held_back_tail_is_the_end_of_the_series_and_at_least_min_holdout():
     assert chronological_split(100, 0.05, 20) == 80
 
 
-def test_value_steps_of_a_flag_a_constant_an_idle_counter_and_a_continuous_feature():
+def test_value_steps_of_a_command_a_rare_flag_a_constant_and_a_continuous_feature():
     rng = np.random.default_rng(0)
-    flag = (rng.random(500) < 0.02).astype(float) * 5.0  # 0 or 5 (a command channel)
-    constant = np.full(500, 20.0)  # never moved in training: measured against its value
-    idle = np.zeros(500)  # a counter at 0: measured against 1
+    command = (rng.random(500) < 0.05).astype(float) * 5.0  # 0 or 5, switching dozens of times
+    rare = np.zeros(500)
+    rare[100:103] = 1.0  # two-valued, but switched twice: its changes are not ordinary
+    constant = np.full(500, 20.0)
     continuous = rng.normal(size=500)
-    X = np.column_stack([flag, constant, idle, continuous])
+    X = np.column_stack([command, rare, constant, continuous])
     X[7, 0] = np.nan  # missing values do not make a feature many-valued
     scaling = fit_scaling(np.nan_to_num(X))
     steps = value_steps(X, scaling)
-    np.testing.assert_allclose(steps, [5.0 / scaling.scale[0], 20.0, 1.0, 0.0])
+    np.testing.assert_allclose(steps, [5.0 / scaling.scale[0], 0.0, 0.0, 0.0])
+
+
+def test_a_flag_is_a_switching_channel_from_min_switches_on():
+    flag = np.zeros(200)
+    for k in range(MIN_SWITCHES // 2):
+        flag[10 * k + 5] = 1.0  # each pulse: two switches
+    scaling = fit_scaling(flag[:, None])
+    assert value_steps(flag[:, None], scaling)[0] == 1.0 / scaling.scale[0]
+    flag[10 * (MIN_SWITCHES // 2 - 1) + 5] = 0.0
+    assert value_steps(flag[:, None], scaling)[0] == 0.0
 
 
 def test_an_all_missing_column_has_no_step():

@@ -35,8 +35,24 @@ from anomaly.tracking import runs as tracking
 logger = logging.getLogger(__name__)
 
 
+class _SeriesOutcomes:
+    """``failed`` and ``exit_code`` of a fleet job's result, from its ``series`` outcomes."""
+
+    series: list[Any]
+
+    @property
+    def failed(self) -> list[Any]:
+        """The series that did not succeed."""
+        return [s for s in self.series if not s.ok]
+
+    @property
+    def exit_code(self) -> int:
+        """0 when every series succeeded; else 2 for bad input, 1 when any failure was a bug."""
+        return max((s.exit_code for s in self.failed), default=0)
+
+
 @dataclass(frozen=True)
-class FleetTrainResult:
+class FleetTrainResult(_SeriesOutcomes):
     """What training a fleet produced; ``failed`` lists the series that did not train."""
 
     run_id: str
@@ -46,18 +62,9 @@ class FleetTrainResult:
     series: list[workers.SeriesTrained]
     seconds: float
 
-    @property
-    def failed(self) -> list[workers.SeriesTrained]:
-        return [s for s in self.series if not s.ok]
-
-    @property
-    def exit_code(self) -> int:
-        """0 when every series trained; else 2 for bad input, 1 when any failure was a bug."""
-        return max((s.exit_code for s in self.failed), default=0)
-
 
 @dataclass(frozen=True)
-class FleetScoreResult:
+class FleetScoreResult(_SeriesOutcomes):
     """What scoring a fleet produced: one :class:`~anomaly.fleet.workers.SeriesScored` per series."""
 
     run_id: str
@@ -69,14 +76,6 @@ class FleetScoreResult:
     output: Path | str | None
     seconds: float
     notes: list[str] = field(default_factory=list)
-
-    @property
-    def failed(self) -> list[workers.SeriesScored]:
-        return [s for s in self.series if not s.ok]
-
-    @property
-    def exit_code(self) -> int:
-        return max((s.exit_code for s in self.failed), default=0)
 
 
 def _check_jobs(jobs: int | None) -> int:
@@ -465,7 +464,7 @@ def _merge_events(fleet: Fleet, outcomes: list[workers.SeriesScored]) -> pd.Data
 
 
 @dataclass(frozen=True)
-class FleetEvaluateResult:
+class FleetEvaluateResult(_SeriesOutcomes):
     """Detection quality per series, pooled over the fleet and on average, beside trivial baselines."""
 
     run_id: str
@@ -475,14 +474,6 @@ class FleetEvaluateResult:
     series: list[workers.SeriesScored] = field(repr=False)
     seconds: float
     notes: list[str] = field(default_factory=list)
-
-    @property
-    def failed(self) -> list[workers.SeriesScored]:
-        return [s for s in self.series if not s.ok]
-
-    @property
-    def exit_code(self) -> int:
-        return max((s.exit_code for s in self.failed), default=0)
 
 
 POOLED = "(pooled)"
