@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -311,9 +312,13 @@ def evaluate_setting(
         if inject:
             extra = command_residuals(item["name"], len(R), te, inject, np.isnan(R).any(axis=1))
             R = np.concatenate([R, extra], axis=1)
-            # A pulse channel's step is 1/std; the never-seen one is constant (0) in training, so
-            # the product floors it at 1 (value_steps: its value, or 1 where that is 0).
-            steps = np.concatenate([steps, np.maximum(np.nanmax(np.abs(extra[:te]), axis=0, initial=0.0), 1.0)])
+            # As the product's value_steps: a pulse channel's step (1/std) where it switched at
+            # least MIN_SWITCHES times in training (each nonzero residual is one switch), else 0.
+            from anomaly.detection.preprocessing import MIN_SWITCHES
+
+            switches = np.count_nonzero(np.nan_to_num(extra[:te]), axis=0)
+            step = np.nanmax(np.abs(extra[:te]), axis=0, initial=0.0)
+            steps = np.concatenate([steps, np.where(switches >= int(os.environ.get("MIN_SWITCHES", MIN_SWITCHES)), step, 0.0)])
         cal = slice(int(item["calibration_start"]), te)
         binary_aware = norm.endswith("b")  # a two-valued channel's scale is at least its step (as the product does)
         z = normalise(R, cal, norm[:-1] if binary_aware else norm, cap)

@@ -23,7 +23,7 @@ def test_value_steps_of_a_command_a_rare_flag_a_constant_and_a_continuous_featur
     rng = np.random.default_rng(0)
     command = (rng.random(500) < 0.05).astype(float) * 5.0  # 0 or 5, switching dozens of times
     rare = np.zeros(500)
-    rare[100:103] = 1.0  # two-valued, but switched twice: its changes are not ordinary
+    rare[100:103] = 1.0  # two-valued, but switched only twice: its changes are not ordinary
     constant = np.full(500, 20.0)
     continuous = rng.normal(size=500)
     X = np.column_stack([command, rare, constant, continuous])
