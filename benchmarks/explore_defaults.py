@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -294,6 +293,7 @@ def evaluate_setting(
     gap: int = 0,
     minlen: int = 1,
     inject: str = "",
+    min_switches: int = 0,
     verbose: bool = False,
 ) -> dict[str, float]:
     def f1(c: dict[str, int]) -> float:
@@ -318,7 +318,7 @@ def evaluate_setting(
 
             switches = np.count_nonzero(np.nan_to_num(extra[:te]), axis=0)
             step = np.nanmax(np.abs(extra[:te]), axis=0, initial=0.0)
-            steps = np.concatenate([steps, np.where(switches >= int(os.environ.get("MIN_SWITCHES", MIN_SWITCHES)), step, 0.0)])
+            steps = np.concatenate([steps, np.where(switches >= (min_switches or MIN_SWITCHES), step, 0.0)])
         cal = slice(int(item["calibration_start"]), te)
         binary_aware = norm.endswith("b")  # a two-valued channel's scale is at least its step (as the product does)
         z = normalise(R, cal, norm[:-1] if binary_aware else norm, cap)
@@ -551,6 +551,7 @@ DEFAULT_GRID: dict[str, list[Any]] = {
     "gap": [0],
     "minlen": [1],
     "inject": [""],
+    "min_switches": [0],  # 0: the product's MIN_SWITCHES (with a norm ending in "b")
 }
 
 

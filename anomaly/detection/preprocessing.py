@@ -71,7 +71,7 @@ def fit_scaling(X: np.ndarray) -> Scaling:
 # machine-1-2 a metric that switched twice in 23,694 training rows switches four times in the
 # test part, each inside a labelled anomaly, so a change that training has hardly seen must stay
 # loud; and injected command channels in SKAB's 400 training rows switch only a few times, so a
-# higher count (6, 10) leaves them loud too (SKAB F1 0.773 at 4, 0.766 at 10).
+# higher count leaves them loud too (SKAB F1 with three of them: 0.773 at 4, 0.766 at 10).
 MIN_SWITCHES = 4
 
 
