@@ -44,7 +44,7 @@ class ResidualNormaliser:
         Median calibration residual per feature.
     scale : ndarray of shape (D,)
         Robust standard deviation per feature: 1.4826 × MAD, but at least ``STD_SHARE`` × the
-        residuals' standard deviation, at least the feature's step where it is two-valued, and
+        residuals' standard deviation, at least its step where it is a switching channel, and
         at least ``MIN_SCALE``.
     """
 
@@ -56,7 +56,7 @@ class ResidualNormaliser:
         """Fit on calibration residuals of shape (L, D); rows with a NaN (unscored) are ignored.
 
         ``min_scale`` (D,), optional: a per-feature floor on the scale, such as the step of a
-        two-valued feature (:func:`anomaly.detection.preprocessing.value_steps`).
+        switching channel (:func:`anomaly.detection.preprocessing.value_steps`).
         """
         R = np.asarray(calibration_residuals, dtype=np.float64)
         R = R[~np.isnan(R).any(axis=1)]
