@@ -81,6 +81,9 @@ class Detector:
     calibration_summary_ : dict of str to float
     calibration_scores_ : ndarray of shape (K,)
         Scores of the held-back calibration part (only after ``fit``; not saved).
+    switching_channels_ : list of str
+        Features measured against their step: two values in training, switched between at
+        least ``MIN_SWITCHES`` times (only after ``fit``; their scale is saved).
     calibration_histogram_ : ndarray of shape (anomaly.detection.level.N_BINS,)
         Histogram of the calibration scores, where the level follower starts.
     level_window_ : int or None
@@ -221,7 +224,9 @@ class Detector:
         # the warm-up of a scored series is.
         residuals = self._residuals(scaled)
         calibration = residuals[cut:]
-        self.residual_stats_ = ResidualNormaliser.fit(calibration, min_scale=value_steps(values, self.scaling_))
+        steps = value_steps(values, self.scaling_)
+        self.switching_channels_ = [name for name, step in zip(self.feature_names_in_, steps) if step > 0]
+        self.residual_stats_ = ResidualNormaliser.fit(calibration, min_scale=steps)
         # The score is smoothed from the start of the series, as scoring smooths it, so each
         # calibration score carries the EWMA history a scored step has (not a cold start).
         z = self.residual_stats_.transform(residuals)

@@ -30,6 +30,7 @@ from anomaly.data.reading import (
     sampling_note,
 )
 from anomaly.data.writing import STDOUT, ResultsSink, write_table, write_text
+from anomaly.detection.preprocessing import MIN_SWITCHES
 from anomaly.detection.scorer import ScoredChunk
 from anomaly.detector import Detector
 from anomaly.errors import DataError, SpecError
@@ -178,6 +179,12 @@ def fit_logged(
         detector.fit(frame, on_epoch_end=report_epoch, on_batch_end=on_batch_end)
     except DataError as err:
         raise DataError(f"{shown}: {err}") from None  # name the file the problem is in
+    if detector.switching_channels_:
+        notes.append(
+            f"{shown}: measured against their step, as switching channels (two values in training, "
+            f"switched {MIN_SWITCHES}+ times): {', '.join(detector.switching_channels_)}"
+        )
+        tracking.set_tags({tracking.TAG_NOTES: "\n".join(notes)})
     best = int(np.argmin(detector.history_["val_loss"]))
     tracking.log_metrics(
         {

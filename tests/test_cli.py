@@ -159,6 +159,24 @@ def test_an_autoregressive_model_trains_logs_and_scores_from_the_cli(files, mlfl
     np.testing.assert_allclose(served["score"].to_numpy(), scores.to_numpy(), rtol=1e-6)
 
 
+def test_training_names_the_switching_channels_it_measures_by_their_step(tmp_path, mlflow_store):
+    from mlflow.tracking import MlflowClient
+
+    frame = make_series(400, 0)
+    command = np.zeros(len(frame))
+    command[[40, 41, 150, 260, 261, 262, 330]] = 1.0  # four pulses: eight switches
+    rare = np.zeros(len(frame))
+    rare[200] = 1.0  # switched twice: not a switching channel
+    path = tmp_path / "commands.csv"
+    frame.assign(command=command, rare=rare).to_csv(path)
+    result = invoke("train", str(path), *TINY_OPTIONS, "--json")
+    note = "measured against their step, as switching channels (two values in training, switched 4+ times): command"
+    [line] = [line for line in result.stderr.splitlines() if "switching channels" in line]
+    assert line.endswith(note)  # the command, not the flag that switched twice
+    tags = MlflowClient().get_run(last_json(result)["run_id"]).data.tags
+    assert note in tags["anomaly.notes"]
+
+
 @pytest.mark.slow
 def test_train_without_file_runs_the_bundled_demo_pipeline(mlflow_store):
     # The demo spec with tiny overrides: the same code path as `anomaly train`, in seconds.
