@@ -151,8 +151,8 @@ def normalise(R: np.ndarray, cal: slice, method: str, cap: float) -> np.ndarray:
             xs = np.concatenate([[0.0], np.quantile(dev[:, f], levels), [dev[:, f].max()]])
             ys = np.concatenate([[0.0], gauss.ppf(0.5 + np.asarray(levels) / 2), [gauss.ppf(0.5 + n / (n + 1) / 2)]])
             xs = np.maximum.accumulate(xs)
-            keep = np.concatenate([[True], np.diff(xs) > 1e-12])  # ties (a feature mostly at 0) keep their highest z
-            xs, ys = xs[keep], np.maximum.accumulate(ys)[keep] if False else ys[keep]
+            keep = np.concatenate([[True], np.diff(xs) > 1e-12])  # ties (a feature mostly at 0) keep the first knot
+            xs, ys = xs[keep], ys[keep]
             x = absdev[:, f]
             inside = np.interp(x, xs, ys)
             if method == "qmap":
