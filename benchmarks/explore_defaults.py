@@ -220,6 +220,16 @@ def ewma_nan(x: np.ndarray, span: float | str) -> np.ndarray:
     return out
 
 
+def hold_max(x: np.ndarray, rows: int) -> np.ndarray:
+    """Trailing maximum of ``x`` (L,) over the last ``rows`` rows, the row itself included; NaN
+    rows are skipped (a row whose window is all NaN stays NaN)."""
+    import pandas as pd
+
+    out = pd.Series(x).rolling(rows, min_periods=1).max().to_numpy().copy()
+    out[np.isnan(x)] = np.nan
+    return out
+
+
 def best_f1_counts(labels: np.ndarray, scores: np.ndarray) -> tuple[float, dict[str, int]]:
     """The series' best point-wise F1 over thresholds and its counts (chosen with labels)."""
     s = np.where(np.isnan(scores), -np.inf, scores)
@@ -294,6 +304,7 @@ def evaluate_setting(
     minlen: int = 1,
     inject: str = "",
     min_switches: int = 0,
+    hold: int = 0,
     verbose: bool = False,
 ) -> dict[str, float]:
     def f1(c: dict[str, int]) -> float:
@@ -332,6 +343,11 @@ def evaluate_setting(
             score = np.concatenate([ewma_nan(raw[:te], span), ewma_nan(raw[te:], span)])
         else:
             score = ewma_nan(raw, span)
+        if hold > 1:  # each row's score: the largest smoothed score of its last `hold` rows (causal)
+            if item.get("separate", False):
+                score = np.concatenate([hold_max(score[:te], hold), hold_max(score[te:], hold)])
+            else:
+                score = hold_max(score, hold)
         c = score[cal]
         c = c[~np.isnan(c)]
         med = np.median(c)
@@ -552,6 +568,7 @@ DEFAULT_GRID: dict[str, list[Any]] = {
     "minlen": [1],
     "inject": [""],
     "min_switches": [0],  # 0: the product's MIN_SWITCHES (with a norm ending in "b")
+    "hold": [0],  # rows: each score the maximum of the smoothed scores of its last `hold` rows
 }
 
 

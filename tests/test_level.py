@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from anomaly.detection import level
 from anomaly.detection.level import (
     N_BINS,
     UPDATE_EVERY,
@@ -138,3 +139,31 @@ def test_the_rule_matches_the_expanding_median_it_approximates():
     running = pd.Series(np.concatenate([calibration, stream])).expanding().median().to_numpy()[len(calibration) - 1 : -1]
     exact = 5.0 + np.maximum(0.0, running - np.median(calibration))
     assert np.max(np.abs(got - exact) / exact) < 0.02
+
+
+class _FreshMedian(LevelFollower):
+    """The follower reading every full-window median from a whole cumulative sum (reference)."""
+
+    def _walk_median_bin(self, added, removed):
+        return level._median_bin(self._recent)
+
+
+@pytest.mark.parametrize("window", [5, 300, WINDOW])
+def test_walking_the_median_bin_gives_what_a_fresh_cumulative_sum_gives(window):
+    rng = np.random.default_rng(8)
+    calibration = rng.gamma(2.0, 1.0, 800)
+    # Drifts (short walks), a jump of three decades (the walk gives up and sums afresh), ties
+    # (a constant stretch fills one bin) and a gap.
+    stream = np.concatenate(
+        [
+            rng.gamma(2.0, 1.0, 6000) * np.linspace(1.0, 3.0, 6000),
+            rng.gamma(2.0, 1.0, 6000) * 1000.0,
+            np.full(3000, 2.5),
+            rng.gamma(2.0, 1.0, 5000),
+        ]
+    )
+    stream[9000:9300] = np.nan
+    walked = LevelFollower(5.0, histogram(calibration), window).feed(stream)
+    fresh = _FreshMedian(5.0, histogram(calibration), window).feed(stream)
+    assert walked[-1] != walked[len(stream) // 2]  # the level moved: the comparison is not vacuous
+    np.testing.assert_array_equal(walked, fresh)

@@ -45,6 +45,8 @@ _EDGES = LOW * 10.0 ** (np.arange(N_BINS + 1) / PER_DECADE)
 UPDATE_EVERY = 64
 # Scores the level is the median of (scored rows, the calibration scores filling the rest).
 WINDOW = 4096
+# Bins the median may walk per update before it is read afresh from a cumulative sum.
+_MAX_WALK = 64
 
 
 def _bins(scores: np.ndarray) -> np.ndarray:
@@ -121,6 +123,9 @@ class LevelFollower:
         self._ring = np.zeros(self.window or 0, dtype=np.int32)
         self._ring_start = 0
         self._pending_bins: list[np.ndarray] = []  # bins of the current block's scored rows so far
+        # Once the window is full: its median bin and the count below it, walked block by block.
+        self._median_k: int | None = None
+        self._median_below = 0
         self._current = float(self.threshold)
 
     def feed(self, scores: np.ndarray) -> np.ndarray:
@@ -156,30 +161,76 @@ class LevelFollower:
             self._recent_rows += len(block)
             calibration_weight, recent_weight = 1, 1
         else:
-            self._push(block[-self.window :])
+            leaving = self._push(block[-self.window :])
+            if self._recent_rows == self.window:  # full: the median of the scored rows alone
+                k, below = self._walk_median_bin(block[-self.window :], leaving)
+                scale = self._calibration_rows  # the integer weight the general formula gives them
+                self._set_level(k, below * scale, self.window * scale, int(self._recent[k]) * scale)
+                return
             # The calibration fills what the scored rows leave of the window, in proportion:
             # weights scaled by the calibration's size so that every count stays an integer.
             calibration_weight = min(self._calibration_rows, self.window - self._recent_rows)
             recent_weight = self._calibration_rows
         counts = self.calibration_counts * calibration_weight + self._recent * recent_weight
-        total = int(counts.sum())
         k, below = _median_bin(counts)
-        median = _interpolated(k, below, total, int(counts[k]))
+        self._set_level(k, below, int(counts.sum()), int(counts[k]))
+
+    def _set_level(self, k: int, below: int, total: int, in_bin: int) -> None:
+        """The threshold from the window's median bin ``k`` (see :func:`_interpolated`)."""
+        median = _interpolated(k, below, total, in_bin)
         self._current = float(self.threshold + max(0.0, median - self.calibration_median))
 
-    def _push(self, block: np.ndarray) -> None:
-        """Append bins (m,) with m <= window to the ring, evicting the oldest beyond it."""
+    def _walk_median_bin(self, added: np.ndarray, removed: np.ndarray) -> tuple[int, int]:
+        """:func:`_median_bin` of the full window's counts, moved from the last one.
+
+        Once the window holds only scored rows, each block changes it by at most a block's
+        rows, so the median bin moves a few bins: the count below the last median bin is
+        corrected for the rows that came and went, and the bin walks from there (a full
+        cumulative sum over the bins costs more than the rest of the scoring step). Gives
+        exactly what :func:`_median_bin` gives.
+        """
+        recent = self._recent
+        if self._median_k is None:
+            self._median_k, self._median_below = _median_bin(recent)
+            return self._median_k, self._median_below
+        k = self._median_k
+        below = self._median_below + int(np.count_nonzero(added < k)) - int(np.count_nonzero(removed < k))
+        half = self.window / 2.0
+        for _ in range(_MAX_WALK):
+            if k > 0 and below >= half:  # the bin below already holds the median
+                k -= 1
+                below -= int(recent[k])
+            elif k < N_BINS - 1 and below + int(recent[k]) < half:  # the median lies above this bin
+                below += int(recent[k])
+                k += 1
+            else:
+                break
+        else:  # the level jumped: one cumulative sum is cheaper than walking on
+            k, below = _median_bin(recent)
+        self._median_k, self._median_below = k, below
+        return k, below
+
+    def _push(self, block: np.ndarray) -> np.ndarray:
+        """Append bins (m,) with m <= window to the ring, evicting the oldest beyond it.
+
+        Returns
+        -------
+        ndarray of shape (evicted,)
+            The bins of the rows that left the window.
+        """
         window, m = int(self.window), len(block)
         overflow = self._recent_rows + m - window
+        leaving = np.zeros(0, dtype=np.int32)
         if overflow > 0:  # the oldest rows leave
-            leaving = (self._ring_start + np.arange(overflow)) % window
-            np.subtract.at(self._recent, self._ring[leaving], 1)
+            leaving = self._ring[(self._ring_start + np.arange(overflow)) % window]
+            np.subtract.at(self._recent, leaving, 1)
             self._ring_start = (self._ring_start + overflow) % window
             self._recent_rows -= overflow
         slots = (self._ring_start + self._recent_rows + np.arange(m)) % window
         self._ring[slots] = block
         np.add.at(self._recent, block, 1)
         self._recent_rows += m
+        return leaving
 
 
 def counts_to_dict(counts: np.ndarray) -> dict[str, int]:
