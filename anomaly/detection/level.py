@@ -15,9 +15,9 @@ where the calibration scores stand for the rows before the first scored one: unt
 rows are scored the window holds them all (a short file, or the start of a long one, is judged
 by the fitted threshold), and as scored rows fill it the calibration makes way for them. With
 ``W`` = :data:`WINDOW` (4,096 rows) the threshold catches up with a level shift about 2,000 rows
-after it, where a median over everything scored needed about 7,000 on that SMD machine (its
-test part flagged 39% rather than 83% with the median of everything, 16% with the window;
-F1 0.32, 0.53, 0.74). The median moves with the bulk
+after it, where a median over everything scored needed about 7,000 on that SMD machine (when
+the window was chosen its test part flagged 39% rather than 83% with the median of everything,
+16% with the window; F1 0.32, 0.53, 0.74). The median moves with the bulk
 of the scores, which are normal, and hardly with anomalies shorter than half the window. The
 threshold never drops below the fitted one. This is the "pswin4096" rule of
 ``benchmarks/explore_defaults.py``; ``benchmarks/DETECTION.md`` has what it was chosen over.
