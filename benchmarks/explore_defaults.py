@@ -230,6 +230,20 @@ def hold_max(x: np.ndarray, rows: int) -> np.ndarray:
     return out
 
 
+def peak_decay(x: np.ndarray, half_life: int) -> np.ndarray:
+    """``s_t = max(x_t, s_{t-1} * 2 ** (-1 / |half_life|))`` over ``x`` (L,); NaN rows stay NaN and
+    keep the running peak."""
+    factor = 2.0 ** (-1.0 / abs(half_life))
+    out = np.full_like(x, np.nan)
+    peak = -np.inf
+    for i, v in enumerate(x):
+        if np.isnan(v):
+            continue
+        peak = max(v, peak * factor) if np.isfinite(peak) else v
+        out[i] = peak
+    return out
+
+
 def best_f1_counts(labels: np.ndarray, scores: np.ndarray) -> tuple[float, dict[str, int]]:
     """The series' best point-wise F1 over thresholds and its counts (chosen with labels)."""
     s = np.where(np.isnan(scores), -np.inf, scores)
@@ -343,11 +357,13 @@ def evaluate_setting(
             score = np.concatenate([ewma_nan(raw[:te], span), ewma_nan(raw[te:], span)])
         else:
             score = ewma_nan(raw, span)
-        if hold > 1:  # each row's score: the largest smoothed score of its last `hold` rows (causal)
+        if hold:  # > 1: each row's score the largest smoothed score of its last `hold` rows (causal);
+            # < 0: a peak that decays with a half-life of -hold rows, s_t = max(x_t, s_{t-1} * 2**(1/hold))
+            held = hold_max if hold > 1 else peak_decay
             if item.get("separate", False):
-                score = np.concatenate([hold_max(score[:te], hold), hold_max(score[te:], hold)])
+                score = np.concatenate([held(score[:te], hold), held(score[te:], hold)])
             else:
-                score = hold_max(score, hold)
+                score = held(score, hold)
         c = score[cal]
         c = c[~np.isnan(c)]
         med = np.median(c)
