@@ -97,7 +97,12 @@ def main(argv: list[str] | None = None) -> int:
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     with tempfile.TemporaryDirectory(prefix="anomaly-versus-") as tmp:
         other = Path(tmp) / "tree"
-        subprocess.run(["git", "worktree", "add", "--detach", "-q", str(other), args.rev], cwd=ROOT, check=True)
+        added = subprocess.run(
+            ["git", "worktree", "add", "--detach", "-q", str(other), args.rev], cwd=ROOT, capture_output=True, text=True
+        )
+        if added.returncode != 0:
+            print(f"versus_commit: cannot check out {args.rev!r}: {added.stderr.strip().splitlines()[-1]}", file=sys.stderr)
+            return 2
         try:
             cases = [("forward", True), ("score", True), ("score", False)]
             for round_ in range(1, args.rounds + 1):
