@@ -357,8 +357,8 @@ def evaluate_setting(
             score = np.concatenate([ewma_nan(raw[:te], span), ewma_nan(raw[te:], span)])
         else:
             score = ewma_nan(raw, span)
-        if hold:  # > 1: each row's score the largest smoothed score of its last `hold` rows (causal);
-            # < 0: a peak that decays with a half-life of -hold rows, s_t = max(x_t, s_{t-1} * 2**(1/hold))
+        if hold > 1 or hold < 0:  # > 1: each row's score the largest smoothed score of its last
+            # `hold` rows (causal); < 0: a peak decaying with a half-life of -hold rows (peak_decay)
             held = hold_max if hold > 1 else peak_decay
             if item.get("separate", False):
                 score = np.concatenate([held(score[:te], hold), held(score[te:], hold)])
@@ -584,7 +584,7 @@ DEFAULT_GRID: dict[str, list[Any]] = {
     "minlen": [1],
     "inject": [""],
     "min_switches": [0],  # 0: the product's MIN_SWITCHES (with a norm ending in "b")
-    "hold": [0],  # rows: each score the maximum of the smoothed scores of its last `hold` rows
+    "hold": [0],  # > 1: each score the largest smoothed score of its last `hold` rows; < 0: a decaying peak
 }
 
 
