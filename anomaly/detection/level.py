@@ -161,9 +161,10 @@ class LevelFollower:
             self._recent_rows += len(block)
             calibration_weight, recent_weight = 1, 1
         else:
-            leaving = self._push(block[-self.window :])
+            arriving = block[-self.window :]
+            leaving = self._push(arriving)
             if self._recent_rows == self.window:  # full: the median of the scored rows alone
-                k, below = self._walk_median_bin(block[-self.window :], leaving)
+                k, below = self._walk_median_bin(arriving, leaving)
                 scale = self._calibration_rows  # the integer weight the general formula gives them
                 self._set_level(k, below * scale, self.window * scale, int(self._recent[k]) * scale)
                 return
