@@ -173,8 +173,7 @@ def fit_logged(
         frame.iloc[:_EXAMPLE_ROWS], name=Path(shown).name, source=shown, sha256=sha256, rows=len(frame), context="training"
     )
     tracking.log_text(dump_spec(spec), "spec.yaml")
-    if notes:
-        tracking.set_tags({tracking.TAG_NOTES: "\n".join(notes)})
+    tracking.set_notes(notes)
     try:
         detector.fit(frame, on_epoch_end=report_epoch, on_batch_end=on_batch_end)
     except DataError as err:
@@ -184,7 +183,7 @@ def fit_logged(
             f"{shown}: measured against their step, as switching channels (two values in training, "
             f"switched {MIN_SWITCHES}+ times): {', '.join(detector.switching_channels_)}"
         )
-        tracking.set_tags({tracking.TAG_NOTES: "\n".join(notes)})
+        tracking.set_notes(notes)
     best = int(np.argmin(detector.history_["val_loss"]))
     tracking.log_metrics(
         {
@@ -268,6 +267,17 @@ def events_paths(output: Path) -> tuple[Path, Path]:
     """The events files beside a results file: ``<stem>_events.csv`` and ``<stem>_events.json``."""
     stem = output.stem[: -len("_scores")] if output.stem.endswith("_scores") else output.stem
     return output.with_name(f"{stem}_events.csv"), output.with_name(f"{stem}_events.json")
+
+
+def log_events(events: pd.DataFrame, records: str, written: Path | None) -> None:
+    """The events table and their records (JSON text) in the active run's ``results``, and beside
+    the ``written`` results file (:func:`events_paths`, replaced atomically like it)."""
+    tracking.log_table(events, "results/events.csv")
+    tracking.log_text(records, "results/events.json")
+    if written is not None:
+        csv_path, json_path = events_paths(written)
+        write_table(events, csv_path, index=False)
+        write_text(records, json_path)
 
 
 @dataclass
@@ -565,27 +575,16 @@ def score_pipeline(
         scores, flags = collector.scores, collector.flags
         index = collector.index
         notes = source.notes(index, spec.data.max_gap)
-        if notes:
-            tracking.set_tags({tracking.TAG_NOTES: "\n".join(notes)})
+        tracking.set_notes(notes)
         sha256 = source.stream.fingerprint
         tracking.log_params({"data.sha256": sha256, "data.rows": collector.rows})
         events = collector.event_table()
         if written is not None:
             tracking.log_artifact(written, "results")
-        with tempfile.TemporaryDirectory(prefix="anomaly-events-") as tmp:
-            events_csv = write_table(events, Path(tmp) / "events.csv", index=False)
-            events_json = Path(tmp) / "events.json"
-            events_json.write_text(json.dumps(collector.event_records(), indent=1))
-            tracking.log_artifact(events_csv, "results")
-            tracking.log_artifact(events_json, "results")
-            gaps = source.gap_table()
-            if len(gaps):
-                tracking.log_artifact(write_table(gaps, Path(tmp) / "gaps.csv", index=False), "results")
-            if written is not None:
-                # Beside the results file, replaced atomically like it.
-                csv_path, json_path = events_paths(written)
-                write_table(events, csv_path, index=False)
-                write_text(events_json.read_text(), json_path)
+        log_events(events, json.dumps(collector.event_records(), indent=1), written)
+        gaps = source.gap_table()
+        if len(gaps):
+            tracking.log_table(gaps, "results/gaps.csv")
         plot_frame, plot_results = collector.plot_data()
         _log_input(plot_frame, shown, sha256, collector.rows, "scoring")
         thin = collector.thin
@@ -766,8 +765,7 @@ def evaluate_pipeline(
         notes = source.notes(collector.index, spec.data.max_gap)
         if not labels.any():
             notes.append(f"{source.shown}: no row is labelled anomalous in {spec.data.label_col!r}: recall and F1 are undefined")
-        if notes:
-            tracking.set_tags({tracking.TAG_NOTES: "\n".join(notes)})
+        tracking.set_notes(notes)
         sha256 = source.stream.fingerprint
         tracking.log_params({"data.sha256": sha256, "data.rows": collector.rows})
         plot_frame, plot_results = collector.plot_data()
@@ -791,8 +789,7 @@ def evaluate_pipeline(
             }
         )
         tracking.log_metrics({"rows": collector.rows, "labelled_rows": int(labels.sum())})
-        with tempfile.TemporaryDirectory(prefix="anomaly-evaluation-") as tmp:
-            tracking.log_artifact(write_table(table.reset_index(), Path(tmp) / "evaluation.csv", index=False), "evaluation")
+        tracking.log_table(table.reset_index(), "evaluation/evaluation.csv")
         thin = collector.thin
         tracking.log_figure(
             plots.scoring_figure(
