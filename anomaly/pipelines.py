@@ -365,15 +365,12 @@ def _single_detector(resolved: Any) -> Detector:
     return Detector.load(resolved.detector_dir)
 
 
-def _model_run(spec: Spec, resolved: Any, kind: str, shown: str, name: str) -> Any:
-    """An MLflow run that uses a logged model: in its training run's experiment, linked to it."""
-    verb = {"score": "Scored", "evaluate": "Evaluated"}[kind]
-    description = f"{verb} `{shown}` with model `{resolved.uri}`"
-    if resolved.training_run_id and resolved.experiment_id:
-        description += (
-            f" from training run [{resolved.training_run_id}]"
-            f"(#/experiments/{resolved.experiment_id}/runs/{resolved.training_run_id})"
-        )
+VERBS = {"score": "Scored", "evaluate": "Evaluated"}
+
+
+def model_run(spec: Spec, resolved: Any, kind: str, run_name: str, description: str) -> Any:
+    """An MLflow run that uses a logged model (a one-series or a fleet model): in its training
+    run's experiment, linked to it. ``kind`` is the run's ``anomaly.kind`` tag."""
     tags = {tracking.TAG_KIND: kind, tracking.TAG_MODEL_URI: resolved.uri}
     if resolved.training_run_id:
         tags[tracking.TAG_TRAINING_RUN] = resolved.training_run_id
@@ -382,10 +379,21 @@ def _model_run(spec: Spec, resolved: Any, kind: str, shown: str, name: str) -> A
     return tracking.run(
         experiment_id=resolved.experiment_id,
         experiment_name=None if resolved.experiment_id else spec.experiment_name,
-        run_name=f"{kind}-{name}",
+        run_name=run_name,
         tags=tags,
-        description=description + ".",
+        description=description,
     )
+
+
+def _model_run(spec: Spec, resolved: Any, kind: str, shown: str, name: str) -> Any:
+    """:func:`model_run` for one series, its description linking the training run."""
+    description = f"{VERBS[kind]} `{shown}` with model `{resolved.uri}`"
+    if resolved.training_run_id and resolved.experiment_id:
+        description += (
+            f" from training run [{resolved.training_run_id}]"
+            f"(#/experiments/{resolved.experiment_id}/runs/{resolved.training_run_id})"
+        )
+    return model_run(spec, resolved, kind, f"{kind}-{name}", description + ".")
 
 
 def scoring_pass(
@@ -514,11 +522,32 @@ def _score_chunks(
         )
 
 
-def _log_input(plot_frame: pd.DataFrame, shown: str, sha256: str, rows: int, context: str) -> None:
-    """The scored data in the run's Datasets panel: its schema from the first rows kept for the
-    figures (the file is not read again), its row count, its fingerprint."""
+def _log_scored(
+    source: _Input, collector: ResultCollector, shown: str, context: str
+) -> tuple[pd.DataFrame, pd.DataFrame, list[tuple[int, int]]]:
+    """In the active run: the scored data's fingerprint and rows, the data in the run's Datasets
+    panel (its schema from the first rows kept for the figures: the file is not read again), and
+    the scores figure (with the labels, if any).
+
+    Returns
+    -------
+    plot_frame, plot_results, spans
+        :meth:`~anomaly.results.ResultCollector.plot_data`, and the events as positions in it.
+    """
+    sha256 = source.stream.fingerprint
+    tracking.log_params({"data.sha256": sha256, "data.rows": collector.rows})
+    plot_frame, plot_results = collector.plot_data()
     name = shown if shown == "<stdin>" else Path(shown).name
-    tracking.log_dataset(plot_frame.iloc[:_EXAMPLE_ROWS], name=name, source=shown, sha256=sha256, rows=rows, context=context)
+    sample = plot_frame.iloc[:_EXAMPLE_ROWS]
+    tracking.log_dataset(sample, name=name, source=shown, sha256=sha256, rows=collector.rows, context=context)
+    thin = collector.thin
+    spans = [(e.start // thin, e.end // thin) for e in collector.events]
+    labels = None if collector.labels is None else pd.Series(collector.labels[::thin], index=plot_frame.index)
+    figure = plots.scoring_figure(
+        plot_frame, plot_results, spans, labels=labels, flagged=int(collector.flags.sum()), total_rows=collector.rows
+    )
+    tracking.log_figure(figure, "plots/scores.png")
+    return plot_frame, plot_results, spans
 
 
 def score_pipeline(
@@ -576,8 +605,6 @@ def score_pipeline(
         index = collector.index
         notes = source.notes(index, spec.data.max_gap)
         tracking.set_notes(notes)
-        sha256 = source.stream.fingerprint
-        tracking.log_params({"data.sha256": sha256, "data.rows": collector.rows})
         events = collector.event_table()
         if written is not None:
             tracking.log_artifact(written, "results")
@@ -585,21 +612,8 @@ def score_pipeline(
         gaps = source.gap_table()
         if len(gaps):
             tracking.log_table(gaps, "results/gaps.csv")
-        plot_frame, plot_results = collector.plot_data()
-        _log_input(plot_frame, shown, sha256, collector.rows, "scoring")
-        thin = collector.thin
-        spans = [(e.start // thin, e.end // thin) for e in collector.events]
-        labels_all = collector.labels
-        label_series = None
-        if labels_all is not None:
-            label_series = pd.Series(labels_all[::thin], index=plot_frame.index)
-        tracking.log_figure(
-            plots.scoring_figure(
-                plot_frame, plot_results, spans, labels=label_series, flagged=int(flags.sum()), total_rows=collector.rows
-            ),
-            "plots/scores.png",
-        )
-        if thin == 1:
+        plot_frame, plot_results, spans = _log_scored(source, collector, shown, "scoring")
+        if collector.thin == 1:
             close_ups = plots.events_figure(plot_frame, plot_results, spans)
             if close_ups is not None:
                 tracking.log_figure(close_ups, "plots/events.png")
@@ -766,10 +780,7 @@ def evaluate_pipeline(
         if not labels.any():
             notes.append(f"{source.shown}: no row is labelled anomalous in {spec.data.label_col!r}: recall and F1 are undefined")
         tracking.set_notes(notes)
-        sha256 = source.stream.fingerprint
-        tracking.log_params({"data.sha256": sha256, "data.rows": collector.rows})
-        plot_frame, plot_results = collector.plot_data()
-        _log_input(plot_frame, str(file), sha256, collector.rows, "evaluation")
+        _log_scored(source, collector, str(file), "evaluation")
         window_from = "given"
         if vus_window is None:
             vus_window, window_from = first_feature_window(spec, file, detector, collector)
@@ -790,18 +801,6 @@ def evaluate_pipeline(
         )
         tracking.log_metrics({"rows": collector.rows, "labelled_rows": int(labels.sum())})
         tracking.log_table(table.reset_index(), "evaluation/evaluation.csv")
-        thin = collector.thin
-        tracking.log_figure(
-            plots.scoring_figure(
-                plot_frame,
-                plot_results,
-                [(e.start // thin, e.end // thin) for e in collector.events],
-                labels=pd.Series(labels[::thin], index=plot_frame.index),
-                flagged=int(flags.sum()),
-                total_rows=collector.rows,
-            ),
-            "plots/scores.png",
-        )
         run_id, experiment_id = active.info.run_id, active.info.experiment_id
     return EvaluateResult(
         run_id=run_id,

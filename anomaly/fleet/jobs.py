@@ -26,7 +26,7 @@ from anomaly.data.writing import STDOUT, ResultsSink
 from anomaly.errors import DataError, SpecError
 from anomaly.fleet import workers
 from anomaly.fleet.model import Fleet
-from anomaly.pipelines import DEFAULT_CHUNK_ROWS, EVALUATION_COLUMNS, default_output, log_events
+from anomaly.pipelines import DEFAULT_CHUNK_ROWS, EVALUATION_COLUMNS, VERBS, default_output, log_events, model_run
 from anomaly.spec import Spec, dump_spec
 from anomaly.tracking import figures as plots
 from anomaly.tracking import runs as tracking
@@ -413,19 +413,8 @@ def score_fleet(
 
 def fleet_model_run(spec: Spec, resolved: Any, kind: str, shown: str) -> Any:
     """The fleet's scoring (or evaluation) run: in its training run's experiment, linked to it."""
-    tags = {tracking.TAG_KIND: f"{kind}-fleet", tracking.TAG_MODEL_URI: resolved.uri}
-    if resolved.training_run_id:
-        tags[tracking.TAG_TRAINING_RUN] = resolved.training_run_id
-    if resolved.version:
-        tags[tracking.TAG_MODEL_VERSION] = resolved.version
-    verb = {"score": "Scored", "evaluate": "Evaluated"}[kind]
-    return tracking.run(
-        experiment_id=resolved.experiment_id,
-        experiment_name=None if resolved.experiment_id else spec.experiment_name,
-        run_name=f"{kind}-fleet-{Path(shown).stem or 'fleet'}",
-        tags=tags,
-        description=f"{verb} the fleet in `{shown}` with model `{resolved.uri}`.",
-    )
+    description = f"{VERBS[kind]} the fleet in `{shown}` with model `{resolved.uri}`."
+    return model_run(spec, resolved, f"{kind}-fleet", f"{kind}-fleet-{Path(shown).stem or 'fleet'}", description)
 
 
 def _merge_results(fleet: Fleet, outcomes: list[workers.SeriesScored], sink: ResultsSink) -> None:
