@@ -699,19 +699,13 @@ def evaluate(
     spec = (load_spec(pipeline) if pipeline else Spec()).override(label_col=label_col, **overrides)
     from anomaly import pipelines
 
+    options = dict(
+        model_uri=model_uri, default_model_name=spec.model_name if pipeline else None, seed=seed, vus_window=vus_window
+    )
     if spec.data.series_col or _names_many(file):
         from anomaly.fleet import jobs as fleet_jobs
 
-        fleet = fleet_jobs.evaluate_fleet(
-            spec,
-            file,
-            model_uri=model_uri,
-            default_model_name=spec.model_name if pipeline else None,
-            seed=seed,
-            vus_window=vus_window,
-            jobs=jobs,
-            skip_unknown=skip_unknown,
-        )
+        fleet = fleet_jobs.evaluate_fleet(spec, file, jobs=jobs, skip_unknown=skip_unknown, **options)
         for note in fleet.notes:
             say(f"note: {note}")
         scored = len(fleet.series) - len(fleet.failed)
@@ -729,10 +723,7 @@ def evaluate(
                 json.dumps(
                     {
                         "run_id": fleet.run_id,
-                        "metrics": {
-                            f"{series}/{method}": {k: (None if v != v else v) for k, v in row.items()}
-                            for (series, method), row in fleet.table.iterrows()
-                        },
+                        "metrics": {f"{series}/{method}": _json_metrics(row) for (series, method), row in fleet.table.iterrows()},
                         "failed": [s.name for s in fleet.failed],
                     }
                 )
@@ -740,14 +731,7 @@ def evaluate(
         _check_failed(fleet)
         return
 
-    result = pipelines.evaluate_pipeline(
-        spec,
-        file,
-        model_uri=model_uri,
-        default_model_name=spec.model_name if pipeline else None,
-        seed=seed,
-        vus_window=vus_window,
-    )
+    result = pipelines.evaluate_pipeline(spec, file, **options)
     for note in result.notes:
         say(f"note: {note}")
     say(
@@ -773,10 +757,15 @@ def evaluate(
                     "run_id": result.run_id,
                     "rows": result.rows,
                     "vus_window": result.vus_window,
-                    "metrics": {m: {k: (None if v != v else v) for k, v in row.items()} for m, row in result.table.iterrows()},
+                    "metrics": {m: _json_metrics(row) for m, row in result.table.iterrows()},
                 }
             )
         )
+
+
+def _json_metrics(row: Any) -> dict[str, float | None]:
+    """A row of the evaluation table for JSON: NaN (undefined) as null."""
+    return {k: (None if v != v else v) for k, v in row.items()}
 
 
 def _format_table(table: Any) -> str:
