@@ -9,6 +9,7 @@ TensorFlow and MLflow load inside the commands that need them, so ``anomaly --he
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -256,11 +257,13 @@ def _reap(say: Any) -> None:
         say(f"note: run {reaped.run_id} ({reaped.run_name}) was left RUNNING by a dead process and {done}: {reaped.reason}")
 
 
-def _store_hint(run_url: str) -> str:
+def _store_hint(result: Any) -> str:
+    """Where to review ``result``'s run (it has ``experiment_id`` and ``run_id``)."""
     # `anomaly ui` serves the store in effect here, default or MLFLOW_TRACKING_URI alike; a
     # tracking server serves its own UI.
     from anomaly.tracking import runs as tracking
 
+    run_url = tracking.run_url(result.experiment_id, result.run_id)
     if tracking.tracking_uri().startswith(("http://", "https://")):
         return f"Review it: open {run_url}"
     return f"Review it: run `anomaly ui` here ({Path.cwd()}), then open {run_url}"
@@ -300,16 +303,10 @@ def train(
         _train_fleet(spec, jobs, as_json, say, spark_master if engine == "spark" else None)
         return
     from anomaly import pipelines
-    from anomaly.tracking import runs as tracking  # heavy: MLflow, pandas
 
     _reap(say)
     say(f"Training '{spec.name}' on {spec.data.path}")
-    network = f"{spec.model.cell} {'x'.join(map(str, spec.model.units))}"
-    if spec.model.autoregressive:
-        network += f" on a linear VAR({spec.model.autoregressive})"
-    elif spec.model.residual:
-        network += " (residual)"
-    say(f"  {network}, windows of {spec.window.window_size}, up to {spec.training.epochs} epochs, seed {spec.training.seed}")
+    _say_network(say, spec, base=True)
 
     from anomaly import progress
 
@@ -334,12 +331,47 @@ def train(
         f"Trained on {result.rows} rows x {len(result.features)} features ({', '.join(result.features)}) in {result.seconds:.0f}s"
     )
     say(f"  best val_loss {result.best_val_loss:.4f} after {result.epochs_run} epochs; threshold {result.threshold:.3f}")
-    say(f"Model: {result.model_uri}  (run {result.run_id}, experiment '{spec.experiment_name}')")
-    if spec.tracking.alias:
-        say(f"  also models:/{spec.model_name}@{spec.tracking.alias}")
-    say(_store_hint(tracking.run_url(result.experiment_id, result.run_id)))
+    _say_model(say, spec, result, "run")
     if as_json:
         click.echo(json.dumps({"run_id": result.run_id, "model_uri": result.model_uri}))
+
+
+def _say_network(say: Callable[[str], None], spec: Any, *, base: bool) -> None:
+    """The network to be trained, in one line; with ``base``, what it is stacked on."""
+    network = f"{spec.model.cell} {'x'.join(map(str, spec.model.units))}"
+    if base and spec.model.autoregressive:
+        network += f" on a linear VAR({spec.model.autoregressive})"
+    elif base and spec.model.residual:
+        network += " (residual)"
+    say(f"  {network}, windows of {spec.window.window_size}, up to {spec.training.epochs} epochs, seed {spec.training.seed}")
+
+
+def _say_model(say: Callable[[str], None], spec: Any, result: Any, run: str) -> None:
+    """The closing lines of a training command: the model, its alias, where to review the ``run``."""
+    say(f"Model: {result.model_uri}  ({run} {result.run_id}, experiment '{spec.experiment_name}')")
+    if spec.tracking.alias:
+        say(f"  also models:/{spec.model_name}@{spec.tracking.alias}")
+    say(_store_hint(result))
+
+
+def _say_series(say: Callable[[str], None], ok_line: Callable[[Any], str], *, notes: bool = False) -> Callable[[Any], None]:
+    """An ``on_series`` hook: each series' outcome as it finishes, numbered, ``ok_line(outcome)``
+    or its error; with ``notes``, its notes after it."""
+    done = itertools.count(1)
+
+    def on_series(outcome: Any) -> None:
+        say(f"  [{next(done)}] {outcome.name}  {ok_line(outcome) if outcome.ok else f'FAILED: {outcome.error}'}")
+        for note in outcome.notes if notes else ():
+            say(f"    note: {note}")
+
+    return on_series
+
+
+def _check_failed(result: Any, what: str = "") -> None:
+    """A fleet's failed series as an error with the job's exit code; ``what`` says what that means."""
+    if result.failed:
+        names = ", ".join(s.name for s in result.failed)
+        raise _UserError(f"{len(result.failed)} of {len(result.series)} series failed{what}: {names}", result.exit_code)
 
 
 def _check_spark(series_col: str | None, path: str | None) -> None:
@@ -379,28 +411,20 @@ def _spark_input(master: str, path: str, spec: Any) -> tuple[Any, str]:
 def _train_fleet(spec: Any, jobs: int | None, as_json: bool, say: Any, spark_master: str | None = None) -> None:
     from anomaly.fleet import jobs as fleet_jobs
     from anomaly.fleet import workers
-    from anomaly.tracking import runs as tracking
 
     _reap(say)
     jobs = jobs or workers.default_jobs()
     by = f" by {spec.data.series_col!r}" if spec.data.series_col else ", one series per file"
     where = f"Spark ({spark_master})" if spark_master else f"{jobs} worker(s)"
     say(f"Training fleet '{spec.name}' on {spec.data.path}{by}, {where}")
-    network = f"{spec.model.cell} {'x'.join(map(str, spec.model.units))}"
-    say(f"  {network}, windows of {spec.window.window_size}, up to {spec.training.epochs} epochs, seed {spec.training.seed}")
-    done = [0]
-
-    def on_series(outcome: Any) -> None:
-        done[0] += 1
-        if outcome.ok:
-            say(
-                f"  [{done[0]}] {outcome.name}  {outcome.rows} rows  {outcome.epochs_run} epochs  "
-                f"val_loss {outcome.best_val_loss:.4f}  threshold {outcome.threshold:.3f}  {outcome.seconds:.0f}s"
-            )
-        else:
-            say(f"  [{done[0]}] {outcome.name}  FAILED: {outcome.error}")
-        for note in outcome.notes:
-            say(f"    note: {note}")
+    _say_network(say, spec, base=False)
+    on_series = _say_series(
+        say,
+        lambda o: (
+            f"{o.rows} rows  {o.epochs_run} epochs  val_loss {o.best_val_loss:.4f}  threshold {o.threshold:.3f}  {o.seconds:.0f}s"
+        ),
+        notes=True,
+    )
 
     if spark_master:
         from anomaly import spark
@@ -413,19 +437,12 @@ def _train_fleet(spec: Any, jobs: int | None, as_json: bool, say: Any, spark_mas
         result = fleet_jobs.train_fleet(spec, spec.data.path, jobs=jobs, on_series=on_series)
     trained = len(result.series) - len(result.failed)
     say(f"Trained {trained} of {len(result.series)} series in {result.seconds:.0f}s")
-    say(f"Model: {result.model_uri}  (fleet run {result.run_id}, experiment '{spec.experiment_name}')")
-    if spec.tracking.alias:
-        say(f"  also models:/{spec.model_name}@{spec.tracking.alias}")
-    say(_store_hint(tracking.run_url(result.experiment_id, result.run_id)))
+    _say_model(say, spec, result, "fleet run")
     if as_json:
         click.echo(
             json.dumps({"run_id": result.run_id, "model_uri": result.model_uri, "failed": [s.name for s in result.failed]})
         )
-    if result.failed:
-        names = ", ".join(s.name for s in result.failed)
-        raise _UserError(
-            f"{len(result.failed)} of {len(result.series)} series failed and are not in the model: {names}", result.exit_code
-        )
+    _check_failed(result, " and are not in the model")
 
 
 _model_option = click.option(
@@ -549,10 +566,9 @@ def _say_scored(
     say: Callable[[str], None], result: Any, rows: int, flagged: int, as_json: bool, extra: dict[str, Any] | None = None
 ) -> None:
     """The closing lines of a scoring command: where the results went, the run, and the JSON line."""
-    from anomaly.tracking import runs as tracking
 
     say(f"Results: {'stdout' if str(result.output) == '-' else result.output}")
-    say(_store_hint(tracking.run_url(result.experiment_id, result.run_id)))
+    say(_store_hint(result))
     if as_json:
         payload = {"run_id": result.run_id, "rows": rows, "flagged": flagged, "output": str(result.output)}
         click.echo(json.dumps({**payload, **(extra or {})}))
@@ -603,18 +619,7 @@ def _score_fleet(
         raise _UserError("a fleet is read from a file, folder or glob, not from standard input", 2)
     say = _say(as_json or output == "-")
     _reap(say)
-    done = [0]
-
-    def on_series(outcome: Any) -> None:
-        done[0] += 1
-        if outcome.ok:
-            say(
-                f"  [{done[0]}] {outcome.name}  {outcome.rows} rows  flagged {outcome.flagged} in "
-                f"{len(outcome.events)} stretches  {outcome.seconds:.1f}s"
-            )
-        else:
-            say(f"  [{done[0]}] {outcome.name}  FAILED: {outcome.error}")
-
+    on_series = _say_series(say, lambda o: f"{o.rows} rows  flagged {o.flagged} in {len(o.events)} stretches  {o.seconds:.1f}s")
     result = fleet_jobs.score_fleet(
         spec,
         file,
@@ -643,9 +648,7 @@ def _score_fleet(
         say(f"    ... {len(scored) - len(top)} more series in the run's results/series.csv")
     extra = {"failed": [s.name for s in result.failed]}
     _say_scored(say, result, rows, flagged, as_json and output != "-", extra)
-    if result.failed:
-        names = ", ".join(s.name for s in result.failed)
-        raise _UserError(f"{len(result.failed)} of {len(result.series)} series failed: {names}", result.exit_code)
+    _check_failed(result)
 
 
 @cli.command()
@@ -695,21 +698,14 @@ def evaluate(
     say = _say(as_json)
     spec = (load_spec(pipeline) if pipeline else Spec()).override(label_col=label_col, **overrides)
     from anomaly import pipelines
-    from anomaly.tracking import runs as tracking
 
+    options = dict(
+        model_uri=model_uri, default_model_name=spec.model_name if pipeline else None, seed=seed, vus_window=vus_window
+    )
     if spec.data.series_col or _names_many(file):
         from anomaly.fleet import jobs as fleet_jobs
 
-        fleet = fleet_jobs.evaluate_fleet(
-            spec,
-            file,
-            model_uri=model_uri,
-            default_model_name=spec.model_name if pipeline else None,
-            seed=seed,
-            vus_window=vus_window,
-            jobs=jobs,
-            skip_unknown=skip_unknown,
-        )
+        fleet = fleet_jobs.evaluate_fleet(spec, file, jobs=jobs, skip_unknown=skip_unknown, **options)
         for note in fleet.notes:
             say(f"note: {note}")
         scored = len(fleet.series) - len(fleet.failed)
@@ -721,33 +717,21 @@ def evaluate(
             "One row per series at the model's threshold; (pooled): every series' rows together, beside the "
             "random and flag-everything baselines; (mean): the mean over series, as TSB-AD reports a benchmark."
         )
-        say(_store_hint(tracking.run_url(fleet.experiment_id, fleet.run_id)))
+        say(_store_hint(fleet))
         if as_json:
             click.echo(
                 json.dumps(
                     {
                         "run_id": fleet.run_id,
-                        "metrics": {
-                            f"{series}/{method}": {k: (None if v != v else v) for k, v in row.items()}
-                            for (series, method), row in fleet.table.iterrows()
-                        },
+                        "metrics": {f"{series}/{method}": _json_metrics(row) for (series, method), row in fleet.table.iterrows()},
                         "failed": [s.name for s in fleet.failed],
                     }
                 )
             )
-        if fleet.failed:
-            names = ", ".join(s.name for s in fleet.failed)
-            raise _UserError(f"{len(fleet.failed)} of {len(fleet.series)} series failed: {names}", fleet.exit_code)
+        _check_failed(fleet)
         return
 
-    result = pipelines.evaluate_pipeline(
-        spec,
-        file,
-        model_uri=model_uri,
-        default_model_name=spec.model_name if pipeline else None,
-        seed=seed,
-        vus_window=vus_window,
-    )
+    result = pipelines.evaluate_pipeline(spec, file, **options)
     for note in result.notes:
         say(f"note: {note}")
     say(
@@ -765,7 +749,7 @@ def evaluate(
         f"({'--vus-window' if vus_window is not None else result.vus_window_from})."
     )
     say("point_adjusted_f1_inflated credits a whole labelled range for one flag: inflated, even random flags score well on it.")
-    say(_store_hint(tracking.run_url(result.experiment_id, result.run_id)))
+    say(_store_hint(result))
     if as_json:
         click.echo(
             json.dumps(
@@ -773,10 +757,15 @@ def evaluate(
                     "run_id": result.run_id,
                     "rows": result.rows,
                     "vus_window": result.vus_window,
-                    "metrics": {m: {k: (None if v != v else v) for k, v in row.items()} for m, row in result.table.iterrows()},
+                    "metrics": {m: _json_metrics(row) for m, row in result.table.iterrows()},
                 }
             )
         )
+
+
+def _json_metrics(row: Any) -> dict[str, float | None]:
+    """A row of the evaluation table for JSON: NaN (undefined) as null."""
+    return {k: (None if v != v else v) for k, v in row.items()}
 
 
 def _format_table(table: Any) -> str:
@@ -877,8 +866,19 @@ def _interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
+def _stop_on_signals() -> None:
+    # `kill PID` (SIGTERM) stops a server as cleanly as Ctrl-C does. SIGINT's handler is set too:
+    # a process started in the background by a non-interactive shell inherits SIGINT ignored,
+    # and Python then never turns Ctrl-C (or `kill -INT`) into KeyboardInterrupt.
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+_port_option = click.option("--port", type=click.IntRange(1, 65535), default=5000, show_default=True, help="Port to serve on.")
+
+
 @cli.command()
-@click.option("--port", type=click.IntRange(1, 65535), default=5000, show_default=True, help="Port to serve on.")
+@_port_option
 @click.option(
     "--host",
     default="127.0.0.1",
@@ -899,11 +899,7 @@ def ui(port: int, host: str) -> None:
         return
     if host != mlflow_ui.LOOPBACK:
         click.echo(f"warning: binding {host}: anyone who can reach this machine can read every run", err=True)
-    # `kill PID` (SIGTERM) stops the UI as cleanly as Ctrl-C does. SIGINT's handler is set too:
-    # a process started in the background by a non-interactive shell inherits SIGINT ignored,
-    # and Python then never turns Ctrl-C (or `kill -INT`) into KeyboardInterrupt.
-    signal.signal(signal.SIGTERM, _interrupt)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    _stop_on_signals()
     process = mlflow_ui.start_ui(uri, host, port)
     url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
     try:
@@ -941,7 +937,7 @@ _PERMISSIONS = ("READ", "EDIT", "MANAGE", "NO_PERMISSIONS")  # mirror of anomaly
     show_default=True,
     help="Interface to bind. Anything but 127.0.0.1 lets the network in: use it with --auth.",
 )
-@click.option("--port", type=click.IntRange(1, 65535), default=5000, show_default=True, help="Port to serve on.")
+@_port_option
 @click.option("--workers", type=click.IntRange(1, 64), default=4, show_default=True, help="Server worker processes.")
 @click.option(
     "--auth",
@@ -1008,8 +1004,7 @@ def server(
     if host != mlflow_ui.LOOPBACK:
         exposed = "log in to it" if auth else "read and change every run and model: add --auth"
         click.echo(f"warning: binding {host}: anyone who can reach this machine can {exposed}", err=True)
-    signal.signal(signal.SIGTERM, _interrupt)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    _stop_on_signals()
     running = team.start_server(config)
     try:
         # The first start on a new database creates the tables (PostgreSQL: about 25 s).

@@ -464,9 +464,7 @@ class Detector:
 
         directory = Path(path)
         try:
-            state = json.loads((directory / _STATE_FILE).read_text())
-            if state.get("format_version") != _FORMAT_VERSION:
-                raise ValueError(f"format_version {state.get('format_version')!r}, expected {_FORMAT_VERSION}")
+            state = read_state(directory / _STATE_FILE, _FORMAT_VERSION)
             detector = cls(**{**state["params"], "units": tuple(state["params"]["units"])})
             detector.feature_names_in_ = list(state["feature_names_in"])
             detector.n_features_in_ = len(detector.feature_names_in_)
@@ -487,6 +485,14 @@ class Detector:
         except Exception as err:  # noqa: BLE001 - any failure here means "not a usable detector"
             raise DataError(f"{directory}: not a readable anomaly detector ({type(err).__name__}: {err})") from err
         return detector
+
+
+def read_state(file: Path, format_version: int) -> dict[str, Any]:
+    """A saved JSON state (a detector's or a fleet's); ValueError unless it has ``format_version``."""
+    state = json.loads(file.read_text())
+    if state.get("format_version") != format_version:
+        raise ValueError(f"format_version {state.get('format_version')!r}, expected {format_version}")
+    return state
 
 
 def saved_state(path: str | Path) -> dict[str, Any]:

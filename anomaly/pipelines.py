@@ -173,8 +173,7 @@ def fit_logged(
         frame.iloc[:_EXAMPLE_ROWS], name=Path(shown).name, source=shown, sha256=sha256, rows=len(frame), context="training"
     )
     tracking.log_text(dump_spec(spec), "spec.yaml")
-    if notes:
-        tracking.set_tags({tracking.TAG_NOTES: "\n".join(notes)})
+    tracking.set_notes(notes)
     try:
         detector.fit(frame, on_epoch_end=report_epoch, on_batch_end=on_batch_end)
     except DataError as err:
@@ -184,7 +183,7 @@ def fit_logged(
             f"{shown}: measured against their step, as switching channels (two values in training, "
             f"switched {MIN_SWITCHES}+ times): {', '.join(detector.switching_channels_)}"
         )
-        tracking.set_tags({tracking.TAG_NOTES: "\n".join(notes)})
+        tracking.set_notes(notes)
     best = int(np.argmin(detector.history_["val_loss"]))
     tracking.log_metrics(
         {
@@ -268,6 +267,17 @@ def events_paths(output: Path) -> tuple[Path, Path]:
     """The events files beside a results file: ``<stem>_events.csv`` and ``<stem>_events.json``."""
     stem = output.stem[: -len("_scores")] if output.stem.endswith("_scores") else output.stem
     return output.with_name(f"{stem}_events.csv"), output.with_name(f"{stem}_events.json")
+
+
+def log_events(events: pd.DataFrame, records: str, written: Path | None) -> None:
+    """The events table and their records (JSON text) in the active run's ``results``, and beside
+    the ``written`` results file (:func:`events_paths`, replaced atomically like it)."""
+    tracking.log_table(events, "results/events.csv")
+    tracking.log_text(records, "results/events.json")
+    if written is not None:
+        csv_path, json_path = events_paths(written)
+        write_table(events, csv_path, index=False)
+        write_text(records, json_path)
 
 
 @dataclass
@@ -355,15 +365,12 @@ def _single_detector(resolved: Any) -> Detector:
     return Detector.load(resolved.detector_dir)
 
 
-def _model_run(spec: Spec, resolved: Any, kind: str, shown: str, name: str) -> Any:
-    """An MLflow run that uses a logged model: in its training run's experiment, linked to it."""
-    verb = {"score": "Scored", "evaluate": "Evaluated"}[kind]
-    description = f"{verb} `{shown}` with model `{resolved.uri}`"
-    if resolved.training_run_id and resolved.experiment_id:
-        description += (
-            f" from training run [{resolved.training_run_id}]"
-            f"(#/experiments/{resolved.experiment_id}/runs/{resolved.training_run_id})"
-        )
+VERBS = {"score": "Scored", "evaluate": "Evaluated"}
+
+
+def model_run(spec: Spec, resolved: Any, kind: str, run_name: str, description: str) -> Any:
+    """An MLflow run that uses a logged model (a one-series or a fleet model): in its training
+    run's experiment, linked to it. ``kind`` is the run's ``anomaly.kind`` tag."""
     tags = {tracking.TAG_KIND: kind, tracking.TAG_MODEL_URI: resolved.uri}
     if resolved.training_run_id:
         tags[tracking.TAG_TRAINING_RUN] = resolved.training_run_id
@@ -372,10 +379,21 @@ def _model_run(spec: Spec, resolved: Any, kind: str, shown: str, name: str) -> A
     return tracking.run(
         experiment_id=resolved.experiment_id,
         experiment_name=None if resolved.experiment_id else spec.experiment_name,
-        run_name=f"{kind}-{name}",
+        run_name=run_name,
         tags=tags,
-        description=description + ".",
+        description=description,
     )
+
+
+def _model_run(spec: Spec, resolved: Any, kind: str, shown: str, name: str) -> Any:
+    """:func:`model_run` for one series, its description linking the training run."""
+    description = f"{VERBS[kind]} `{shown}` with model `{resolved.uri}`"
+    if resolved.training_run_id and resolved.experiment_id:
+        description += (
+            f" from training run [{resolved.training_run_id}]"
+            f"(#/experiments/{resolved.experiment_id}/runs/{resolved.training_run_id})"
+        )
+    return model_run(spec, resolved, kind, f"{kind}-{name}", description + ".")
 
 
 def scoring_pass(
@@ -504,11 +522,32 @@ def _score_chunks(
         )
 
 
-def _log_input(plot_frame: pd.DataFrame, shown: str, sha256: str, rows: int, context: str) -> None:
-    """The scored data in the run's Datasets panel: its schema from the first rows kept for the
-    figures (the file is not read again), its row count, its fingerprint."""
+def _log_scored(
+    source: _Input, collector: ResultCollector, shown: str, context: str
+) -> tuple[pd.DataFrame, pd.DataFrame, list[tuple[int, int]]]:
+    """In the active run: the scored data's fingerprint and rows, the data in the run's Datasets
+    panel (its schema from the first rows kept for the figures: the file is not read again), and
+    the scores figure (with the labels, if any).
+
+    Returns
+    -------
+    plot_frame, plot_results, spans
+        :meth:`~anomaly.results.ResultCollector.plot_data`, and the events as positions in it.
+    """
+    sha256 = source.stream.fingerprint
+    tracking.log_params({"data.sha256": sha256, "data.rows": collector.rows})
+    plot_frame, plot_results = collector.plot_data()
     name = shown if shown == "<stdin>" else Path(shown).name
-    tracking.log_dataset(plot_frame.iloc[:_EXAMPLE_ROWS], name=name, source=shown, sha256=sha256, rows=rows, context=context)
+    sample = plot_frame.iloc[:_EXAMPLE_ROWS]
+    tracking.log_dataset(sample, name=name, source=shown, sha256=sha256, rows=collector.rows, context=context)
+    thin = collector.thin
+    spans = [(e.start // thin, e.end // thin) for e in collector.events]
+    labels = None if collector.labels is None else pd.Series(collector.labels[::thin], index=plot_frame.index)
+    figure = plots.scoring_figure(
+        plot_frame, plot_results, spans, labels=labels, flagged=int(collector.flags.sum()), total_rows=collector.rows
+    )
+    tracking.log_figure(figure, "plots/scores.png")
+    return plot_frame, plot_results, spans
 
 
 def score_pipeline(
@@ -565,42 +604,16 @@ def score_pipeline(
         scores, flags = collector.scores, collector.flags
         index = collector.index
         notes = source.notes(index, spec.data.max_gap)
-        if notes:
-            tracking.set_tags({tracking.TAG_NOTES: "\n".join(notes)})
-        sha256 = source.stream.fingerprint
-        tracking.log_params({"data.sha256": sha256, "data.rows": collector.rows})
+        tracking.set_notes(notes)
         events = collector.event_table()
         if written is not None:
             tracking.log_artifact(written, "results")
-        with tempfile.TemporaryDirectory(prefix="anomaly-events-") as tmp:
-            events_csv = write_table(events, Path(tmp) / "events.csv", index=False)
-            events_json = Path(tmp) / "events.json"
-            events_json.write_text(json.dumps(collector.event_records(), indent=1))
-            tracking.log_artifact(events_csv, "results")
-            tracking.log_artifact(events_json, "results")
-            gaps = source.gap_table()
-            if len(gaps):
-                tracking.log_artifact(write_table(gaps, Path(tmp) / "gaps.csv", index=False), "results")
-            if written is not None:
-                # Beside the results file, replaced atomically like it.
-                csv_path, json_path = events_paths(written)
-                write_table(events, csv_path, index=False)
-                write_text(events_json.read_text(), json_path)
-        plot_frame, plot_results = collector.plot_data()
-        _log_input(plot_frame, shown, sha256, collector.rows, "scoring")
-        thin = collector.thin
-        spans = [(e.start // thin, e.end // thin) for e in collector.events]
-        labels_all = collector.labels
-        label_series = None
-        if labels_all is not None:
-            label_series = pd.Series(labels_all[::thin], index=plot_frame.index)
-        tracking.log_figure(
-            plots.scoring_figure(
-                plot_frame, plot_results, spans, labels=label_series, flagged=int(flags.sum()), total_rows=collector.rows
-            ),
-            "plots/scores.png",
-        )
-        if thin == 1:
+        log_events(events, json.dumps(collector.event_records(), indent=1), written)
+        gaps = source.gap_table()
+        if len(gaps):
+            tracking.log_table(gaps, "results/gaps.csv")
+        plot_frame, plot_results, spans = _log_scored(source, collector, shown, "scoring")
+        if collector.thin == 1:
             close_ups = plots.events_figure(plot_frame, plot_results, spans)
             if close_ups is not None:
                 tracking.log_figure(close_ups, "plots/events.png")
@@ -766,12 +779,8 @@ def evaluate_pipeline(
         notes = source.notes(collector.index, spec.data.max_gap)
         if not labels.any():
             notes.append(f"{source.shown}: no row is labelled anomalous in {spec.data.label_col!r}: recall and F1 are undefined")
-        if notes:
-            tracking.set_tags({tracking.TAG_NOTES: "\n".join(notes)})
-        sha256 = source.stream.fingerprint
-        tracking.log_params({"data.sha256": sha256, "data.rows": collector.rows})
-        plot_frame, plot_results = collector.plot_data()
-        _log_input(plot_frame, str(file), sha256, collector.rows, "evaluation")
+        tracking.set_notes(notes)
+        _log_scored(source, collector, str(file), "evaluation")
         window_from = "given"
         if vus_window is None:
             vus_window, window_from = first_feature_window(spec, file, detector, collector)
@@ -791,20 +800,7 @@ def evaluate_pipeline(
             }
         )
         tracking.log_metrics({"rows": collector.rows, "labelled_rows": int(labels.sum())})
-        with tempfile.TemporaryDirectory(prefix="anomaly-evaluation-") as tmp:
-            tracking.log_artifact(write_table(table.reset_index(), Path(tmp) / "evaluation.csv", index=False), "evaluation")
-        thin = collector.thin
-        tracking.log_figure(
-            plots.scoring_figure(
-                plot_frame,
-                plot_results,
-                [(e.start // thin, e.end // thin) for e in collector.events],
-                labels=pd.Series(labels[::thin], index=plot_frame.index),
-                flagged=int(flags.sum()),
-                total_rows=collector.rows,
-            ),
-            "plots/scores.png",
-        )
+        tracking.log_table(table.reset_index(), "evaluation/evaluation.csv")
         run_id, experiment_id = active.info.run_id, active.info.experiment_id
     return EvaluateResult(
         run_id=run_id,

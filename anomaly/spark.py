@@ -269,7 +269,7 @@ def score_to_file(
     atomically) has the series column first, each series' rows in time order, series by name.
     For data that does not fit on the driver, call :func:`score` and write with Spark instead.
     """
-    from anomaly.data.writing import ResultsSink, write_table
+    from anomaly.data.writing import ResultsSink
     from anomaly.fleet import jobs
     from anomaly.tracking import runs as tracking
 
@@ -292,8 +292,7 @@ def score_to_file(
             .sort_values("flagged", ascending=False, kind="stable")
             .reset_index()
         )
-        with tempfile.TemporaryDirectory(prefix="anomaly-spark-") as tmp:
-            tracking.log_artifact(write_table(per_series, Path(tmp) / "series.csv", index=False), "results")
+        tracking.log_table(per_series, "results/series.csv")
         flagged = int(frame["is_anomaly"].sum())
         tracking.log_metrics(
             {"series": len(per_series), "rows": len(frame), "flagged": flagged, "seconds": time.perf_counter() - start}
@@ -418,9 +417,8 @@ def train(df: Any, spec: Spec, *, series_col: str, time_col: str, shown: str = "
     rows.sort(key=lambda r: r["series"])
     with tempfile.TemporaryDirectory(prefix="anomaly-fleet-") as tmp:
         work = Path(tmp)
-        names = [r["series"] for r in rows]
-        with jobs.fleet_training_run(spec, shown, names, {"fleet.engine": "spark"}) as active:
-            parent_id, experiment_id = active.info.run_id, active.info.experiment_id
+
+        def unpack(parent_id: str, experiment_id: str) -> list[SeriesTrained]:
             outcomes = []
             for i, r in enumerate(rows):
                 outcome = SeriesTrained(r["series"], ok=bool(r["ok"]), error=r["error"] or "", exit_code=int(r["exit_code"] or 0))
@@ -438,15 +436,9 @@ def train(df: Any, spec: Spec, *, series_col: str, time_col: str, shown: str = "
                     outcome.example = pd.read_json(io.StringIO(r["example"]), orient="split").astype("float64")
                 outcome.run_id = _log_series_run(spec, shown, outcome, parent_id, experiment_id, TAG_SERIES)
                 outcomes.append(outcome)
-            logged = jobs.register_fleet(spec, shown, outcomes, work, start)
-    return jobs.FleetTrainResult(
-        run_id=parent_id,
-        experiment_id=experiment_id,
-        model_uri=logged.uri,
-        model_version=logged.version,
-        series=outcomes,
-        seconds=time.perf_counter() - start,
-    )
+            return outcomes
+
+        return jobs.train_logged(spec, shown, [r["series"] for r in rows], {"fleet.engine": "spark"}, work, start, unpack)
 
 
 def _log_series_run(spec: Spec, shown: str, outcome: Any, parent_id: str, experiment_id: str, tag_series: str) -> str:
@@ -480,8 +472,7 @@ def _log_series_run(spec: Spec, shown: str, outcome: Any, parent_id: str, experi
                     **state["calibration_summary"],
                 }
             )
-            if outcome.notes:
-                tracking.set_tags({tracking.TAG_NOTES: "\n".join(outcome.notes)})
+            tracking.set_notes(outcome.notes)
     except DataError:
         pass  # the run is marked FAILED with the series' error; the fleet goes on
     return run_id

@@ -451,8 +451,6 @@ class SeriesStream(Iterator[SeriesChunk]):
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    # ------------------------------------------------------------------ set-up
-
     # ------------------------------------------------------------------ reading
 
     def _convert(self, raw: pd.DataFrame, start: int, *, partial: bool = True) -> _Block:

@@ -60,9 +60,18 @@ def _as_scores(scores: np.ndarray, n: int) -> np.ndarray:
     return prepare_scores(scores)
 
 
-def _check_same_length(labels: np.ndarray, other: np.ndarray, name: str) -> None:
-    if len(labels) != len(other):
-        raise ValueError(f"labels and {name} must have the same length; got {len(labels)} and {len(other)}")
+def _labels_flags(labels: np.ndarray, flags: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Labels and flags as 1-D bool arrays of one length; anything else is refused."""
+    labels, flags = _as_bool(labels, "labels"), _as_bool(flags, "flags")
+    if len(labels) != len(flags):
+        raise ValueError(f"labels and flags must have the same length; got {len(labels)} and {len(flags)}")
+    return labels, flags
+
+
+def _labels_scores(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Labels as a 1-D bool array, scores as :func:`prepare_scores` makes them, of one length."""
+    labels = _as_bool(labels, "labels")
+    return labels, _as_scores(scores, len(labels))
 
 
 # --------------------------------------------------------------------------------------------
@@ -82,9 +91,7 @@ def point_metrics(labels: np.ndarray, flags: np.ndarray) -> PointMetrics:
     PointMetrics
         Precision is 0 when nothing is flagged; recall is 0 when nothing is labelled.
     """
-    labels = _as_bool(labels, "labels")
-    flags = _as_bool(flags, "flags")
-    _check_same_length(labels, flags, "flags")
+    labels, flags = _labels_flags(labels, flags)
     tp = int(np.sum(labels & flags))
     fp = int(np.sum(~labels & flags))
     fn = int(np.sum(labels & ~flags))
@@ -107,9 +114,7 @@ def false_alarm_rate(labels: np.ndarray, flags: np.ndarray) -> float:
     float
         NaN when no step is normal.
     """
-    labels = _as_bool(labels, "labels")
-    flags = _as_bool(flags, "flags")
-    _check_same_length(labels, flags, "flags")
+    labels, flags = _labels_flags(labels, flags)
     normal = ~labels
     return float(flags[normal].mean()) if normal.any() else float("nan")
 
@@ -128,9 +133,7 @@ def missed_alarm_rate(labels: np.ndarray, flags: np.ndarray) -> float:
     float
         NaN when no step is anomalous.
     """
-    labels = _as_bool(labels, "labels")
-    flags = _as_bool(flags, "flags")
-    _check_same_length(labels, flags, "flags")
+    labels, flags = _labels_flags(labels, flags)
     return float((~flags[labels]).mean()) if labels.any() else float("nan")
 
 
@@ -153,9 +156,7 @@ def event_recall(labels: np.ndarray, flags: np.ndarray) -> tuple[float, np.ndarr
     found : ndarray of shape (E,), bool
         Per labelled event, in time order.
     """
-    labels = _as_bool(labels, "labels")
-    flags = _as_bool(flags, "flags")
-    _check_same_length(labels, flags, "flags")
+    labels, flags = _labels_flags(labels, flags)
     events = find_events(labels)
     found = np.array([flags[s : e + 1].any() for s, e in events], dtype=bool)
     return (float(found.mean()) if len(found) else float("nan")), found
@@ -178,9 +179,7 @@ def event_precision(labels: np.ndarray, flags: np.ndarray, *, gap: int = 0) -> f
     float
         NaN when nothing is flagged.
     """
-    labels = _as_bool(labels, "labels")
-    flags = _as_bool(flags, "flags")
-    _check_same_length(labels, flags, "flags")
+    labels, flags = _labels_flags(labels, flags)
     stretches = event_ranges(flags, gap=gap)
     if not stretches:
         return float("nan")
@@ -219,9 +218,8 @@ def point_adjusted_f1(labels: np.ndarray, flags: np.ndarray) -> float:
 
     Every point of a labelled event counts as detected once any point in it is flagged.
     """
-    labels = _as_bool(labels, "labels")
-    adjusted = _as_bool(flags, "flags").copy()
-    _check_same_length(labels, adjusted, "flags")
+    labels, adjusted = _labels_flags(labels, flags)
+    adjusted = adjusted.copy()
     for s, e in find_events(labels):
         if adjusted[s : e + 1].any():
             adjusted[s : e + 1] = True
@@ -252,8 +250,7 @@ def _ranked_curve(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, n
 def _precision_recall(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     """Precision and recall, each of shape (K,), at each distinct score taken as a threshold,
     highest first; None when nothing is labelled."""
-    labels = _as_bool(labels, "labels")
-    scores = _as_scores(scores, len(labels))
+    labels, scores = _labels_scores(labels, scores)
     if not labels.any():
         return None
     tp, fp = _ranked_curve(labels, scores)
@@ -301,8 +298,7 @@ def auc_roc(labels: np.ndarray, scores: np.ndarray) -> float:
     float
         NaN unless some steps are labelled and some are not.
     """
-    labels = _as_bool(labels, "labels")
-    scores = _as_scores(scores, len(labels))
+    labels, scores = _labels_scores(labels, scores)
     if labels.all() or not labels.any():
         return float("nan")
     tp, fp = _ranked_curve(labels, scores)
@@ -319,18 +315,7 @@ def best_f1(labels: np.ndarray, scores: np.ndarray) -> float:
     largest ``2 P R / (P + R + 1e-5)``. The ``1e-5`` is TSB-AD's: the figure is up to about
     ``1e-5`` below the exact best F1. No detector can pick this threshold without the labels, so
     it is reported beside the F1 at the detector's own threshold: the gap between the two is
-    what the threshold costs.
-
-    Parameters
-    ----------
-    labels : ndarray of shape (L,), bool or 0/1
-    scores : ndarray of shape (L,)
-        NaN or -inf (unscored) is replaced by the lowest finite score (see :func:`prepare_scores`).
-
-    Returns
-    -------
-    float
-        NaN when nothing is labelled.
+    what the threshold costs. Parameters and the NaN case as for :func:`average_precision`.
     """
     curve = _precision_recall(labels, scores)
     if curve is None:
@@ -396,9 +381,8 @@ def vus(labels: np.ndarray, scores: np.ndarray, window: int = 100, n_thresholds:
         raise ValueError(f"window must be an int >= 0; got {window!r}")
     if not (isinstance(n_thresholds, (int, np.integer)) and n_thresholds >= 1):
         raise ValueError(f"n_thresholds must be an int >= 1; got {n_thresholds!r}")
-    labels = _as_bool(labels, "labels")
+    labels, scores = _labels_scores(labels, scores)
     n = len(labels)
-    scores = _as_scores(scores, n)
     if not labels.any() or labels.all():
         return Vus(float("nan"), float("nan"))
     window, n_thresholds = int(window), int(n_thresholds)
@@ -651,9 +635,7 @@ def evaluate_scores(
         threshold given the labels), ``average_precision`` (its AUC-PR), ``auc_roc``, ``vus_pr``
         and ``vus_roc``. Undefined values are NaN.
     """
-    labels = _as_bool(labels, "labels")
-    flags = _as_bool(flags, "flags")
-    _check_same_length(labels, flags, "flags")
+    labels, flags = _labels_flags(labels, flags)
     point = point_metrics(labels, flags)
     volumes = vus(labels, scores, window=vus_window)
     return {

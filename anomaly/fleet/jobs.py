@@ -13,8 +13,7 @@ import json
 import logging
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,11 +22,11 @@ import numpy as np
 import pandas as pd
 
 from anomaly.data.fleet import SeriesFile, find_series, series_table
-from anomaly.data.writing import STDOUT, ResultsSink, write_table, write_text
+from anomaly.data.writing import STDOUT, ResultsSink
 from anomaly.errors import DataError, SpecError
 from anomaly.fleet import workers
 from anomaly.fleet.model import Fleet
-from anomaly.pipelines import DEFAULT_CHUNK_ROWS, EVALUATION_COLUMNS, default_output, events_paths
+from anomaly.pipelines import DEFAULT_CHUNK_ROWS, EVALUATION_COLUMNS, VERBS, default_output, log_events, model_run
 from anomaly.spec import Spec, dump_spec
 from anomaly.tracking import figures as plots
 from anomaly.tracking import runs as tracking
@@ -86,10 +85,6 @@ def _check_jobs(jobs: int | None) -> int:
     return jobs
 
 
-def _series_col(spec: Spec) -> str | None:
-    return spec.data.series_col
-
-
 def train_fleet(
     spec: Spec,
     source: str | Path,
@@ -120,33 +115,28 @@ def train_fleet(
     jobs = _check_jobs(jobs)
     with tempfile.TemporaryDirectory(prefix="anomaly-fleet-") as tmp:
         work = Path(tmp)
-        (work / "parts").mkdir()
-        series = find_series(source, _series_col(spec), work / "parts")
-        shown = str(source)
-        with fleet_training_run(spec, shown, [s.name for s in series], {"fleet.jobs": jobs}) as active:
-            parent_id, experiment_id = active.info.run_id, active.info.experiment_id
-            tracking.log_artifact(write_table(series_table(series), work / "series.csv", index=False), "fleet")
+        series = _find_series(source, spec, work)
+
+        def train(parent_id: str, experiment_id: str) -> list[workers.SeriesTrained]:
+            tracking.log_table(series_table(series), "fleet/series.csv")
             (work / "detectors").mkdir()
-            outcomes = workers.run_tasks(
-                workers.train_series,
-                [(spec, s, parent_id, experiment_id, str(work / "detectors")) for s in series],
-                jobs,
-                on_series,
-            )
-            logged = register_fleet(spec, shown, outcomes, work, start)
-    return FleetTrainResult(
-        run_id=parent_id,
-        experiment_id=experiment_id,
-        model_uri=logged.uri,
-        model_version=logged.version,
-        series=outcomes,
-        seconds=time.perf_counter() - start,
-    )
+            tasks = [(spec, s, parent_id, experiment_id, str(work / "detectors")) for s in series]
+            return workers.run_tasks(workers.train_series, tasks, jobs, on_series)
+
+        return train_logged(spec, str(source), [s.name for s in series], {"fleet.jobs": jobs}, work, start, train)
 
 
-@contextmanager
-def fleet_training_run(spec: Spec, shown: str, names: list[str], params: dict[str, Any]) -> Iterator[Any]:
-    """The fleet's training run (its series' runs nest under it), with the spec logged."""
+def train_logged(
+    spec: Spec,
+    shown: str,
+    names: list[str],
+    params: dict[str, Any],
+    work: Path,
+    start: float,
+    train: Callable[[str, str], list[workers.SeriesTrained]],
+) -> FleetTrainResult:
+    """The fleet's training run (the spec logged; its series' runs nest under it) around
+    ``train(parent_run_id, experiment_id)``, which trains every series; then the fleet registered."""
     with tracking.run(
         experiment_name=spec.experiment_name,
         run_name=f"train-fleet-{Path(shown).stem or 'fleet'}",
@@ -156,7 +146,16 @@ def fleet_training_run(spec: Spec, shown: str, names: list[str], params: dict[st
         tracking.log_params(spec.flat())
         tracking.log_params({"data.file": shown, "fleet.series": len(names), **params})
         tracking.log_text(dump_spec(spec), "spec.yaml")
-        yield active
+        parent_id, experiment_id = active.info.run_id, active.info.experiment_id
+        outcomes = train(parent_id, experiment_id)
+        logged = register_fleet(spec, shown, outcomes, work, start)
+    return FleetTrainResult(parent_id, experiment_id, logged.uri, logged.version, outcomes, time.perf_counter() - start)
+
+
+def _find_series(source: str | Path, spec: Spec, work: Path, **options: Any) -> list[SeriesFile]:
+    """The fleet's series (:func:`anomaly.data.fleet.find_series`), a table's parts written under ``work``."""
+    (work / "parts").mkdir()
+    return find_series(source, spec.data.series_col, work / "parts", **options)
 
 
 def register_fleet(spec: Spec, shown: str, outcomes: list[workers.SeriesTrained], work: Path, start: float) -> Any:
@@ -168,7 +167,7 @@ def register_fleet(spec: Spec, shown: str, outcomes: list[workers.SeriesTrained]
         When no series trained (the run is then marked FAILED).
     """
     table = _training_table(outcomes)
-    tracking.log_artifact(write_table(table, work / "training.csv", index=False), "fleet")
+    tracking.log_table(table, "fleet/training.csv")
     trained = [o for o in outcomes if o.ok]
     failed = [o for o in outcomes if not o.ok]
     tracking.log_metrics({"series_trained": len(trained), "series_failed": len(failed), "seconds": time.perf_counter() - start})
@@ -176,13 +175,11 @@ def register_fleet(spec: Spec, shown: str, outcomes: list[workers.SeriesTrained]
         tracking.set_tags({"anomaly.failed_series": ", ".join(o.name for o in failed)[:5000]})
     if not trained:
         raise DataError(f"{shown}: no series trained; the first error: {failed[0].name}: {failed[0].error}")
-    tracking.log_figure(
-        plots.fleet_figure(
-            table[table.status == "trained"],
-            [("threshold", "threshold"), ("final_loss", "final loss"), ("rows", "rows")],
-            f"Fleet training: {len(trained)} series",
-        ),
-        "plots/fleet.png",
+    _log_fleet_figure(
+        table,
+        "trained",
+        [("threshold", "threshold"), ("final_loss", "final loss"), ("rows", "rows")],
+        f"Fleet training: {len(trained)} series",
     )
     fleet = Fleet(spec.data.series_col or "series", {o.name: Path(o.detector_dir) for o in trained if o.detector_dir})
     fleet_dir = fleet.save(work / tracking.FLEET_ARTIFACT)
@@ -197,6 +194,11 @@ def register_fleet(spec: Spec, shown: str, outcomes: list[workers.SeriesTrained]
     )
     tracking.set_tags({tracking.TAG_MODEL_URI: logged.uri, tracking.TAG_MODEL_VERSION: logged.version})
     return logged
+
+
+def _log_fleet_figure(table: pd.DataFrame, status: str, panels: list[tuple[str, str]], title: str) -> None:
+    """The per-series table's rows of ``status`` drawn as ``plots/fleet.png`` (see :func:`~anomaly.tracking.figures.fleet_figure`)."""
+    tracking.log_figure(plots.fleet_figure(table[table.status == status], panels, title), "plots/fleet.png")
 
 
 def _training_table(outcomes: list[workers.SeriesTrained]) -> pd.DataFrame:
@@ -240,8 +242,12 @@ def _resolve_fleet(model_uri: str | None, default_model_name: str | None) -> tup
     return resolved, Fleet.load(resolved.detector_dir)
 
 
-def _known_series(fleet: Fleet, series: list[SeriesFile], shown: str, skip_unknown: bool) -> tuple[list[SeriesFile], list[str]]:
+def _known_series(
+    source: str | Path, spec: Spec, fleet: Fleet, work: Path, chunk_rows: int, skip_unknown: bool
+) -> tuple[list[SeriesFile], list[str]]:
     """The series the fleet has a detector for; the others are an error, or a note with ``skip_unknown``."""
+    shown = str(source)
+    series = _find_series(source, spec, work, chunk_rows=chunk_rows)
     unknown = [s.name for s in series if s.name not in fleet]
     if not unknown:
         return series, []
@@ -271,6 +277,10 @@ def _run_scoring(
         results = None if keep else str(work / "results" / f"{i:05d}.parquet")
         tasks.append((spec, s, str(saved), results, chunk_rows, keep))
     return workers.run_tasks(workers.score_series, tasks, jobs, on_series)
+
+
+def _none_scored(shown: str, outcomes: list[workers.SeriesScored]) -> DataError:
+    return DataError(f"{shown}: no series scored; the first error: {outcomes[0].name}: {outcomes[0].error}")
 
 
 def _scoring_table(outcomes: list[Any]) -> pd.DataFrame:
@@ -342,9 +352,7 @@ def score_fleet(
     resolved, fleet = _resolve_fleet(model_uri, default_model_name)
     with tempfile.TemporaryDirectory(prefix="anomaly-fleet-") as tmp:
         work = Path(tmp)
-        (work / "parts").mkdir()
-        series = find_series(source, spec.data.series_col, work / "parts", chunk_rows=chunk_rows)
-        series, notes = _known_series(fleet, series, shown, skip_unknown)
+        series, notes = _known_series(source, spec, fleet, work, chunk_rows, skip_unknown)
         sink = ResultsSink(output)  # checks, before the run starts, that the output can be written
         with fleet_model_run(spec, resolved, "score", shown) as active:
             tracking.log_params(
@@ -368,27 +376,12 @@ def score_fleet(
             events = _merge_events(fleet, ok)
             table = _scoring_table(outcomes)
             records = [{fleet.series_col: o.name, **r} for o in ok for r in o.event_records]
-            with tempfile.TemporaryDirectory(prefix="anomaly-events-") as logged:
-                here = Path(logged)
-                tracking.log_artifact(write_table(events, here / "events.csv", index=False), "results")
-                (here / "events.json").write_text(json.dumps(records, indent=1, default=str))
-                tracking.log_artifact(here / "events.json", "results")
-                tracking.log_artifact(write_table(table, here / "series.csv", index=False), "results")
-            if written is not None:
-                csv_path, json_path = events_paths(written)
-                write_table(events, csv_path, index=False)
-                write_text(json.dumps(records, indent=1, default=str), json_path)
-            if notes:
-                tracking.set_tags({tracking.TAG_NOTES: "\n".join(notes)[:5000]})
+            log_events(events, json.dumps(records, indent=1, default=str), written)
+            tracking.log_table(table, "results/series.csv")
+            tracking.set_notes(notes, 5000)
             if ok:
-                tracking.log_figure(
-                    plots.fleet_figure(
-                        table[table.status == "scored"],
-                        [("events", "flagged events"), ("flagged", "flagged rows"), ("max_score", "max score")],
-                        f"Fleet scoring: {len(ok)} series, most flagged events first",
-                    ),
-                    "plots/fleet.png",
-                )
+                panels = [("events", "flagged events"), ("flagged", "flagged rows"), ("max_score", "max score")]
+                _log_fleet_figure(table, "scored", panels, f"Fleet scoring: {len(ok)} series, most flagged events first")
             rows = sum(o.rows for o in ok)
             flagged = sum(o.flagged for o in ok)
             tracking.log_metrics(
@@ -403,7 +396,7 @@ def score_fleet(
                 }
             )
             if not ok:
-                raise DataError(f"{shown}: no series scored; the first error: {outcomes[0].name}: {outcomes[0].error}")
+                raise _none_scored(shown, outcomes)
             run_id, experiment_id = active.info.run_id, active.info.experiment_id
     return FleetScoreResult(
         run_id=run_id,
@@ -420,19 +413,8 @@ def score_fleet(
 
 def fleet_model_run(spec: Spec, resolved: Any, kind: str, shown: str) -> Any:
     """The fleet's scoring (or evaluation) run: in its training run's experiment, linked to it."""
-    tags = {tracking.TAG_KIND: f"{kind}-fleet", tracking.TAG_MODEL_URI: resolved.uri}
-    if resolved.training_run_id:
-        tags[tracking.TAG_TRAINING_RUN] = resolved.training_run_id
-    if resolved.version:
-        tags[tracking.TAG_MODEL_VERSION] = resolved.version
-    verb = {"score": "Scored", "evaluate": "Evaluated"}[kind]
-    return tracking.run(
-        experiment_id=resolved.experiment_id,
-        experiment_name=None if resolved.experiment_id else spec.experiment_name,
-        run_name=f"{kind}-fleet-{Path(shown).stem or 'fleet'}",
-        tags=tags,
-        description=f"{verb} the fleet in `{shown}` with model `{resolved.uri}`.",
-    )
+    description = f"{VERBS[kind]} the fleet in `{shown}` with model `{resolved.uri}`."
+    return model_run(spec, resolved, f"{kind}-fleet", f"{kind}-fleet-{Path(shown).stem or 'fleet'}", description)
 
 
 def _merge_results(fleet: Fleet, outcomes: list[workers.SeriesScored], sink: ResultsSink) -> None:
@@ -517,9 +499,7 @@ def evaluate_fleet(
     resolved, fleet = _resolve_fleet(model_uri, default_model_name)
     with tempfile.TemporaryDirectory(prefix="anomaly-fleet-") as tmp:
         work = Path(tmp)
-        (work / "parts").mkdir()
-        series = find_series(source, spec.data.series_col, work / "parts", chunk_rows=chunk_rows)
-        series, notes = _known_series(fleet, series, shown, skip_unknown)
+        series, notes = _known_series(source, spec, fleet, work, chunk_rows, skip_unknown)
         with fleet_model_run(spec, resolved, "evaluate", shown) as active:
             tracking.log_params(
                 {"data.file": shown, "model_uri": resolved.uri, "label_col": spec.data.label_col, "baseline_seed": seed}
@@ -527,7 +507,7 @@ def evaluate_fleet(
             outcomes = _run_scoring(spec, fleet, series, work, chunk_rows, jobs, True, on_series)
             ok = [o for o in outcomes if o.ok]
             if not ok:
-                raise DataError(f"{shown}: no series scored; the first error: {outcomes[0].name}: {outcomes[0].error}")
+                raise _none_scored(shown, outcomes)
             rows: dict[tuple[str, str], dict[str, float]] = {}
             windows = []
             for o in ok:
@@ -561,12 +541,8 @@ def evaluate_fleet(
                 }
             )
             tracking.log_params({"vus_window": pooled_window, "series": len(ok)})
-            if notes:
-                tracking.set_tags({tracking.TAG_NOTES: "\n".join(notes)[:5000]})
-            with tempfile.TemporaryDirectory(prefix="anomaly-evaluation-") as logged:
-                tracking.log_artifact(
-                    write_table(table.reset_index(), Path(logged) / "evaluation.csv", index=False), "evaluation"
-                )
+            tracking.set_notes(notes, 5000)
+            tracking.log_table(table.reset_index(), "evaluation/evaluation.csv")
             run_id, experiment_id = active.info.run_id, active.info.experiment_id
     return FleetEvaluateResult(
         run_id=run_id,

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from anomaly.detector import FLAG_COLUMN, SCORE_COLUMN, THRESHOLD_COLUMN, Z_PREFIX, Detector, saved_state
+from anomaly.detector import FLAG_COLUMN, SCORE_COLUMN, THRESHOLD_COLUMN, Z_PREFIX, Detector, read_state, saved_state
 from anomaly.errors import DataError
 
 FLEET_FILE = "fleet.json"
@@ -160,9 +160,7 @@ class Fleet:
         """
         directory = Path(path)
         try:
-            state = json.loads((directory / FLEET_FILE).read_text())
-            if state.get("format_version") != _FORMAT_VERSION:
-                raise ValueError(f"format_version {state.get('format_version')!r}, expected {_FORMAT_VERSION}")
+            state = read_state(directory / FLEET_FILE, _FORMAT_VERSION)
             return cls(state["series_col"], {name: directory / folder for name, folder in state["series"].items()})
         except Exception as err:  # noqa: BLE001 - any failure here means "not a usable fleet"
             raise DataError(f"{directory}: not a readable anomaly fleet ({type(err).__name__}: {err})") from err

@@ -163,12 +163,8 @@ def events_figure(
 
     Parameters
     ----------
-    frame : DataFrame of shape (L, D)
-        The scored features, in their own units.
-    results : DataFrame of shape (L, 3 + D)
-        Output of :meth:`Detector.score`, same index.
-    events : sequence of (first, last)
-        Flagged stretches as inclusive positions.
+    frame, results, events
+        As for :func:`scoring_figure`.
     top_events, top_features : int
         How many stretches (highest peak score first) and features per stretch to draw.
 

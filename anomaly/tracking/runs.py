@@ -12,6 +12,7 @@ import io
 import logging
 import os
 import re
+import tempfile
 import time
 import warnings
 from collections.abc import Iterator, Mapping
@@ -288,12 +289,26 @@ def set_tags(tags: Mapping[str, str]) -> None:
     mlflow.set_tags(dict(tags))
 
 
+def set_notes(notes: list[str], limit: int | None = None) -> None:
+    """The notes, one a line (the first ``limit`` characters), as the run's notes tag; none: no tag."""
+    if notes:
+        mlflow.set_tags({TAG_NOTES: "\n".join(notes)[:limit]})
+
+
 def log_text(text: str, artifact_file: str) -> None:
     mlflow.log_text(text, artifact_file)
 
 
 def log_artifact(path: str | Path, artifact_path: str | None = None) -> None:
     mlflow.log_artifact(str(path), artifact_path=artifact_path)
+
+
+def log_table(table: pd.DataFrame, artifact_file: str) -> None:
+    """A table as a CSV artifact without its index, e.g. ``results/events.csv``."""
+    with tempfile.TemporaryDirectory(prefix="anomaly-table-") as tmp:
+        path = Path(tmp) / Path(artifact_file).name
+        table.to_csv(path, index=False)
+        mlflow.log_artifact(str(path), artifact_path=str(Path(artifact_file).parent))
 
 
 def log_figure(figure: Any, artifact_file: str) -> None:
