@@ -200,9 +200,21 @@ def aggregate(z: np.ndarray, method: str) -> np.ndarray:
 
 def ewma_nan(x: np.ndarray, span: float | str) -> np.ndarray:
     """EWMA of ``x`` (L,) skipping NaN. ``span`` ``"a+b"``: the mean of the two EWMAs; ``"a|b"``:
-    their maximum (a short span for spikes beside a long one for stretches)."""
+    their maximum (a short span for spikes beside a long one for stretches); ``"a&b"``: their
+    minimum (a stretch must be high in both: a short span's fast fall ends the long one's tail);
+    ``"a>b"``: one EWMA that rises with span a and falls with span b (attack and release)."""
     if isinstance(span, str):
-        for sep, combine in (("+", lambda a, b: (a + b) / 2), ("|", np.fmax)):
+        if ">" in span:
+            rise, fall = (2 / (float(v) + 1) for v in span.split(">"))
+            out = np.full_like(x, np.nan)
+            level = np.nan
+            for i, v in enumerate(x):
+                if np.isnan(v):
+                    continue
+                level = v if np.isnan(level) else level + (rise if v > level else fall) * (v - level)
+                out[i] = level
+            return out
+        for sep, combine in (("+", lambda a, b: (a + b) / 2), ("|", np.fmax), ("&", np.fmin)):
             if sep in span:
                 short, long = (float(v) for v in span.split(sep))
                 return combine(ewma_nan(x, short), ewma_nan(x, long))
@@ -241,6 +253,17 @@ def peak_decay(x: np.ndarray, half_life: int) -> np.ndarray:
             continue
         peak = max(v, peak * factor) if np.isfinite(peak) else v
         out[i] = peak
+    return out
+
+
+def lead_rows(x: np.ndarray, spec: str) -> np.ndarray:
+    """``"cW"``: a centred moving mean of width ``W`` over ``x`` (L,) (W // 2 rows of lookahead;
+    truncated at the ends); NaN rows skipped in the mean and kept NaN."""
+    import pandas as pd
+
+    width = int(spec[1:])
+    out = pd.Series(x).rolling(width, center=True, min_periods=1).mean().to_numpy().copy()
+    out[np.isnan(x)] = np.nan
     return out
 
 
@@ -319,6 +342,7 @@ def evaluate_setting(
     inject: str = "",
     min_switches: int = 0,
     hold: int = 0,
+    lead: int | str = 0,
     verbose: bool = False,
 ) -> dict[str, float]:
     def f1(c: dict[str, int]) -> float:
@@ -364,6 +388,13 @@ def evaluate_setting(
                 score = np.concatenate([held(score[:te], hold), held(score[te:], hold)])
             else:
                 score = held(score, hold)
+        if lead:  # each row takes the smoothed score of `lead` rows later (the EWMA's lag undone;
+            # the last rows keep the last score): the alarm comes when it would, on the rows that caused it
+            shift = lead_rows if isinstance(lead, str) else (lambda v, k: np.concatenate([v[k:], np.repeat(v[-1:], k)]))
+            if item.get("separate", False):
+                score = np.concatenate([shift(score[:te], lead), shift(score[te:], lead)])
+            else:
+                score = shift(score, lead)
         c = score[cal]
         c = c[~np.isnan(c)]
         med = np.median(c)
@@ -584,6 +615,7 @@ DEFAULT_GRID: dict[str, list[Any]] = {
     "minlen": [1],
     "inject": [""],
     "min_switches": [0],  # 0: the product's MIN_SWITCHES (with a norm ending in "b")
+    "lead": [0],  # k > 0: each row takes the smoothed score of k rows later; "cW": a centred mean of width W
     "hold": [0],  # > 1: each score the largest smoothed score of its last `hold` rows; < 0: a decaying peak
 }
 
