@@ -343,6 +343,8 @@ def _say_network(say: Callable[[str], None], spec: Any, *, base: bool) -> None:
         network += f" on a linear VAR({spec.model.autoregressive})"
     elif base and spec.model.residual:
         network += " (residual)"
+    if spec.model.members > 1:
+        network = f"{spec.model.members} x {network}"
     say(f"  {network}, windows of {spec.window.window_size}, up to {spec.training.epochs} epochs, seed {spec.training.seed}")
 
 

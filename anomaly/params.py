@@ -177,6 +177,13 @@ class ModelSpec:
         ge=0,
         le=MAX_LAGS,
     )
+    members: int = setting(
+        1,
+        "Networks trained, with seeds seed, seed+1, ...; the score uses the mean of their predictions (training takes "
+        "as many times as long).",
+        ge=1,
+        le=16,
+    )
 
 
 @_section("training")

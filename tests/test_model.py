@@ -80,3 +80,20 @@ def test_loading_refuses_a_network_that_carries_code(keras, tmp_path):
     keras.Model(inputs, outputs).save(path)
     with pytest.raises(ValueError, match="(?i)unsafe|safe_mode"):
         load_model(path)
+
+
+@pytest.mark.parametrize("cell", ["simplernn", "lstm", "gru"])
+@pytest.mark.parametrize("residual", [False, True])
+def test_merged_members_predict_the_mean_of_the_members(keras, cell, residual):
+    from anomaly.nn.model import merge_members
+
+    rng = np.random.default_rng(3)
+    members = [build_model(3, cell=cell, units=(5, 4), residual=residual) for _ in range(3)]
+    for member in members:  # weights far from one another, so a crossed block would show
+        member.set_weights([w + rng.normal(scale=0.3, size=w.shape).astype(np.float32) for w in member.get_weights()])
+    merged = merge_members(members, cell=cell, units=(5, 4), residual=residual)
+    x = rng.normal(size=(2, 9, 3)).astype(np.float32)
+    expected = np.mean([member.predict(x, verbose=0) for member in members], axis=0)
+    np.testing.assert_allclose(merged.predict(x, verbose=0), expected, atol=1e-5)
+    assert [layer.units for layer in merged.layers if hasattr(layer, "recurrent_kernel") or hasattr(layer, "cell")] == [15, 12]
+    assert merge_members(members[:1], cell=cell, units=(5, 4), residual=residual) is members[0]

@@ -144,6 +144,56 @@ def build_model(
     return model
 
 
+def merge_members(members: Sequence[keras.Model], *, cell: str, units: Sequence[int], residual: bool) -> keras.Model:
+    """One network whose next-step prediction is the mean of the members' predictions.
+
+    Member k's recurrent layers become the k-th block of layers K times as wide: the first
+    layer's input weights side by side (every member reads the same input), every other weight
+    block-diagonal per gate, so no member's state reaches another's; the head averages the
+    members' heads. The result is an ordinary network of :func:`build_model` (the compiled pass,
+    saving and serving see nothing new), whose outputs equal the members' mean to float32
+    rounding.
+
+    Parameters
+    ----------
+    members : sequence of K keras.Model
+        Networks of :func:`build_model` with the same ``cell``, ``units`` and ``residual``.
+    cell : {"simplernn", "lstm", "gru"}
+    units : sequence of int
+        Each member's units per layer, U_1 … U_n; the merged network has K·U_i.
+    residual : bool
+
+    Returns
+    -------
+    keras.Model
+        Maps (N, T, D) to (N, T, D), compiled as :func:`build_model` compiles it.
+    """
+    if len(members) == 1:
+        return members[0]
+    count = len(members)
+    n_features = int(members[0].inputs[0].shape[-1])
+    merged = build_model(n_features, cell=cell, units=[count * u for u in units], residual=residual)
+    previous = None  # the layer below's units per member (None: the shared input)
+    for i, width in enumerate(units):
+        name = f"{cell}_{i}"
+        parts = [m.get_layer(name).get_weights() for m in members]  # kernel, recurrent, bias
+        gates = parts[0][0].shape[-1] // width
+        kernel, recurrent, bias = (
+            np.zeros_like(w).reshape(*w.shape[:-1], gates, count, width) for w in merged.get_layer(name).get_weights()
+        )
+        for k, (w_in, w_rec, b) in enumerate(parts):
+            rows = slice(None) if previous is None else slice(k * previous, (k + 1) * previous)
+            kernel[rows, :, k, :] = w_in.reshape(*w_in.shape[:-1], gates, width)
+            recurrent[k * width : (k + 1) * width, :, k, :] = w_rec.reshape(width, gates, width)
+            bias[..., :, k, :] = b.reshape(*b.shape[:-1], gates, width)
+        merged.get_layer(name).set_weights([w.reshape(*w.shape[:-3], -1) for w in (kernel, recurrent, bias)])
+        previous = width
+    head = "next_change" if residual else "next_step"
+    heads = [m.get_layer(head).get_weights() for m in members]
+    merged.get_layer(head).set_weights([np.concatenate([w for w, _ in heads]) / count, np.mean([b for _, b in heads], axis=0)])
+    return merged
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python, numpy and TensorFlow, and make TensorFlow's ops deterministic.
 
