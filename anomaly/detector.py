@@ -78,8 +78,7 @@ class Detector:
     residual_stats_ : ResidualNormaliser
     threshold_ : float
     history_ : dict of str to list of float
-        ``loss`` and ``val_loss`` per epoch of the first network; ``loss_k`` and ``val_loss_k``
-        of member k (k = 2 … ``members``).
+        ``loss`` and ``val_loss`` per epoch (with ``members`` > 1, the members' mean).
     calibration_summary_ : dict of str to float
     calibration_scores_ : ndarray of shape (K,)
         Scores of the held-back calibration part (only after ``fit``; not saved).
@@ -198,38 +197,32 @@ class Detector:
             self.window_size,
             self.n_features_in_,
         )
-        # Each member is trained as a lone network would be with its seed, so members=1 is
-        # exactly the single network; the members then become one wide network (merge_members).
-        trained, self.history_ = [], {}
-        for k in range(self.members):
-            if k:
-                network.seed_everything(self.random_state + k)
-                logger.info("training member %d of %d (seed %d)", k + 1, self.members, self.random_state + k)
-            member = network.build_model(
-                self.n_features_in_,
-                cell=self.cell,
-                units=self.units,
-                dropout=self.dropout,
-                learning_rate=self.learning_rate,
-                residual=self.residual,
+        shape = dict(cell=self.cell, units=self.units, residual=self.residual)
+        if self.members == 1:
+            self.model_ = network.build_model(
+                self.n_features_in_, dropout=self.dropout, learning_rate=self.learning_rate, **shape
             )
-            history = network.fit_model(
-                member,
-                inputs,
-                targets,
-                validation=validation,
-                epochs=self.epochs,
-                batch_size=self.batch_size,
-                patience=self.patience,
-                seed=self.random_state + k,
-                usable=usable,
-                on_epoch_end=on_epoch_end,
-                on_batch_end=on_batch_end,
+        else:  # the members side by side, trained in one pass, then one network averaging them
+            self.model_ = network.build_members(
+                self.n_features_in_, self.members, dropout=self.dropout, learning_rate=self.learning_rate, **shape
             )
-            trained.append(member)
-            self.history_.update({f"{key}{'' if k == 0 else f'_{k + 1}'}": values for key, values in history.items()})
-        self.model_ = network.merge_members(trained, cell=self.cell, units=self.units, residual=self.residual)
         self._recurrence_ = None  # a new network needs a new compiled pass
+        self.history_ = network.fit_model(
+            self.model_,
+            inputs,
+            targets,
+            validation=validation,
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            patience=self.patience,
+            seed=self.random_state,
+            usable=usable,
+            on_epoch_end=on_epoch_end,
+            on_batch_end=on_batch_end,
+            members=self.members,
+        )
+        if self.members > 1:
+            self.model_ = network.fold_members(self.model_, self.members, **shape)
 
         # Calibrate on the held-back tail, through the stages scoring uses. The pass starts at
         # the beginning of the series, so the tail is seen with warm state, as any step after

@@ -179,8 +179,8 @@ class ModelSpec:
     )
     members: int = setting(
         1,
-        "Networks trained, with seeds seed, seed+1, ...; the score uses the mean of their predictions (training takes "
-        "as many times as long).",
+        "Networks trained side by side, each started as a network of its own; the score uses the mean of their "
+        "predictions (2: about 1.2x the training time).",
         ge=1,
         le=16,
     )

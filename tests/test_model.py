@@ -84,16 +84,27 @@ def test_loading_refuses_a_network_that_carries_code(keras, tmp_path):
 
 @pytest.mark.parametrize("cell", ["simplernn", "lstm", "gru"])
 @pytest.mark.parametrize("residual", [False, True])
-def test_merged_members_predict_the_mean_of_the_members(keras, cell, residual):
-    from anomaly.nn.model import merge_members
+def test_members_side_by_side_learn_apart_and_fold_into_their_mean(keras, cell, residual):
+    from anomaly.nn.model import build_members, fit_model, fold_members
 
     rng = np.random.default_rng(3)
-    members = [build_model(3, cell=cell, units=(5, 4), residual=residual) for _ in range(3)]
-    for member in members:  # weights far from one another, so a crossed block would show
-        member.set_weights([w + rng.normal(scale=0.3, size=w.shape).astype(np.float32) for w in member.get_weights()])
-    merged = merge_members(members, cell=cell, units=(5, 4), residual=residual)
-    x = rng.normal(size=(2, 9, 3)).astype(np.float32)
-    expected = np.mean([member.predict(x, verbose=0) for member in members], axis=0)
-    np.testing.assert_allclose(merged.predict(x, verbose=0), expected, atol=1e-5)
-    assert [layer.units for layer in merged.layers if hasattr(layer, "recurrent_kernel") or hasattr(layer, "cell")] == [15, 12]
-    assert merge_members(members[:1], cell=cell, units=(5, 4), residual=residual) is members[0]
+    count, units, d = 3, (5, 4), 3
+    trained = build_members(d, count, cell=cell, units=units, residual=residual, learning_rate=0.05)
+    x = rng.normal(size=(16, 9, d)).astype(np.float32)
+    y = rng.normal(size=(16, 9, d)).astype(np.float32)
+    fit_model(trained, x, y, validation=(x[:4], y[:4]), epochs=2, batch_size=8, patience=2, seed=0, members=count)
+    # Blocks apart: member k's output depends on member k's weights only, so zeroing every
+    # other member's recurrent weights leaves member k's prediction where it was.
+    full = trained.predict(x, verbose=0)
+    assert full.shape == (16, 9, count * d)
+    name = f"{cell}_1"
+    kernel, recurrent, bias = trained.get_layer(name).get_weights()
+    gates = recurrent.shape[1] // recurrent.shape[0]
+    owner_cols = np.tile(np.repeat(np.arange(count), units[1]), gates)
+    owner_rows = np.repeat(np.arange(count), units[1])
+    assert not recurrent[owner_rows[:, None] != owner_cols].any()  # kept block-diagonal through training
+    assert not kernel[np.repeat(np.arange(count), units[0])[:, None] != owner_cols].any()
+    folded = fold_members(trained, count, cell=cell, units=units, residual=residual)
+    expected = full.reshape(16, 9, count, d).mean(axis=2)
+    np.testing.assert_allclose(folded.predict(x, verbose=0), expected, atol=1e-5)
+    assert [layer.units for layer in folded.layers if hasattr(layer, "cell")] == [count * u for u in units]

@@ -144,54 +144,131 @@ def build_model(
     return model
 
 
-def merge_members(members: Sequence[keras.Model], *, cell: str, units: Sequence[int], residual: bool) -> keras.Model:
-    """One network whose next-step prediction is the mean of the members' predictions.
+def build_members(
+    n_features: int,
+    count: int,
+    *,
+    cell: str = "lstm",
+    units: Sequence[int] = (64, 64),
+    dropout: float = 0.0,
+    learning_rate: float = 1e-3,
+    residual: bool = False,
+) -> keras.Model:
+    """K networks of :func:`build_model` side by side in one network, to be trained together.
 
-    Member k's recurrent layers become the k-th block of layers K times as wide: the first
-    layer's input weights side by side (every member reads the same input), every other weight
-    block-diagonal per gate, so no member's state reaches another's; the head averages the
-    members' heads. The result is an ordinary network of :func:`build_model` (the compiled pass,
-    saving and serving see nothing new), whose outputs equal the members' mean to float32
-    rounding.
+    Each member starts as a network of its own would (built one after the other from the seeded
+    generator) and becomes the k-th block of layers K times as wide: the first layer's input
+    weights side by side (every member reads the same input), every other weight block-diagonal
+    per gate, kept so by a constraint after every update, so no member's state reaches
+    another's. The head has K·D outputs, member k's prediction at [k·D, (k+1)·D); trained on the
+    targets repeated K times (``fit_model(..., members=K)``) the loss is the members' mean loss,
+    so each member learns as it would alone, from the same batches, in one pass of K·U-wide
+    products instead of K passes. :func:`fold_members` then averages the heads.
 
     Parameters
     ----------
-    members : sequence of K keras.Model
-        Networks of :func:`build_model` with the same ``cell``, ``units`` and ``residual``.
-    cell : {"simplernn", "lstm", "gru"}
-    units : sequence of int
-        Each member's units per layer, U_1 … U_n; the merged network has K·U_i.
-    residual : bool
+    n_features : int
+        D.
+    count : int
+        K, the members.
+    cell, units, dropout, learning_rate, residual
+        As :func:`build_model`, per member.
 
     Returns
     -------
     keras.Model
-        Maps (N, T, D) to (N, T, D), compiled as :func:`build_model` compiles it.
+        Maps (N, T, D) to (N, T, K·D); compiled with MSE loss.
     """
-    if len(members) == 1:
-        return members[0]
-    count = len(members)
-    n_features = int(members[0].inputs[0].shape[-1])
-    merged = build_model(n_features, cell=cell, units=[count * u for u in units], residual=residual)
-    previous = None  # the layer below's units per member (None: the shared input)
+    keras = _keras()
+    members = [
+        build_model(n_features, cell=cell, units=units, dropout=dropout, learning_rate=learning_rate, residual=residual)
+        for _ in range(count)
+    ]
+    layer_cls = {"simplernn": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM, "gru": keras.layers.GRU}[cell]
+
+    class BlockMask(keras.constraints.Constraint):
+        def __init__(self, mask: np.ndarray) -> None:
+            self.mask = mask
+
+        def __call__(self, w: Any) -> Any:
+            return w * self.mask
+
+    def block_mask(rows_each: int, columns_each: int, gates: int = 1) -> np.ndarray:
+        # 1 where a row and a column belong to the same member; columns gate-major, as Keras lays them out.
+        rows = np.repeat(np.arange(count), rows_each)
+        columns = np.tile(np.repeat(np.arange(count), columns_each), gates)
+        return (rows[:, None] == columns).astype(np.float32)
+
+    inputs = keras.Input(shape=(None, n_features), name="series")
+    x, previous, placed = inputs, None, []
     for i, width in enumerate(units):
-        name = f"{cell}_{i}"
-        parts = [m.get_layer(name).get_weights() for m in members]  # kernel, recurrent, bias
-        gates = parts[0][0].shape[-1] // width
-        kernel, recurrent, bias = (
-            np.zeros_like(w).reshape(*w.shape[:-1], gates, count, width) for w in merged.get_layer(name).get_weights()
-        )
-        for k, (w_in, w_rec, b) in enumerate(parts):
+        weights = [m.get_layer(f"{cell}_{i}").get_weights() for m in members]  # kernel, recurrent, bias
+        gates = weights[0][0].shape[-1] // width
+        kernel_mask = None if previous is None else block_mask(previous, width, gates)
+        x = layer_cls(
+            count * width,
+            return_sequences=True,
+            dropout=dropout,
+            name=f"{cell}_{i}",
+            kernel_constraint=None if kernel_mask is None else BlockMask(kernel_mask),
+            recurrent_constraint=BlockMask(block_mask(width, width, gates)),
+        )(x)
+        kernel = np.zeros((n_features if previous is None else count * previous, gates, count, width), np.float32)
+        recurrent = np.zeros((count * width, gates, count, width), np.float32)
+        bias = np.zeros((*weights[0][2].shape[:-1], gates, count, width), np.float32)
+        for k, (w_in, w_rec, b) in enumerate(weights):
             rows = slice(None) if previous is None else slice(k * previous, (k + 1) * previous)
             kernel[rows, :, k, :] = w_in.reshape(*w_in.shape[:-1], gates, width)
             recurrent[k * width : (k + 1) * width, :, k, :] = w_rec.reshape(width, gates, width)
             bias[..., :, k, :] = b.reshape(*b.shape[:-1], gates, width)
-        merged.get_layer(name).set_weights([w.reshape(*w.shape[:-3], -1) for w in (kernel, recurrent, bias)])
+        placed.append((f"{cell}_{i}", [w.reshape(*w.shape[:-3], -1) for w in (kernel, recurrent, bias)]))
         previous = width
+    head_name = "next_change" if residual else "next_step"
+    heads = [m.get_layer(head_name).get_weights() for m in members]
+    head_kernel = np.zeros((count * previous, count * n_features), np.float32)
+    for k, (w, _) in enumerate(heads):
+        head_kernel[k * previous : (k + 1) * previous, k * n_features : (k + 1) * n_features] = w
+    head = keras.layers.Dense(count * n_features, name=head_name, kernel_constraint=BlockMask(block_mask(previous, n_features)))
+    if residual:
+        outputs = keras.layers.Add(name="next_step")([keras.layers.Concatenate()([inputs] * count), head(x)])
+    else:
+        outputs = head(x)
+    model = keras.Model(inputs, outputs, name=f"members_{count}_{cell}{'_residual' if residual else ''}")
+    for name, weights in placed:
+        model.get_layer(name).set_weights(weights)
+    model.get_layer(head_name).set_weights([head_kernel, np.concatenate([b for _, b in heads])])
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate), loss="mse")
+    return model
+
+
+def fold_members(trained: keras.Model, count: int, *, cell: str, units: Sequence[int], residual: bool) -> keras.Model:
+    """The network of :func:`build_model` whose prediction is the mean of the members of ``trained``.
+
+    Parameters
+    ----------
+    trained : keras.Model
+        A network of :func:`build_members` with K = ``count`` members, (N, T, D) to (N, T, K·D).
+    count : int
+    cell, units, residual
+        As given to :func:`build_members` (``units`` per member).
+
+    Returns
+    -------
+    keras.Model
+        Maps (N, T, D) to (N, T, D): layers of K·U units (the members' blocks, as trained) and a
+        head that averages the members' heads, so the compiled pass, saving and serving see an
+        ordinary network; its outputs equal the members' mean to float32 rounding.
+    """
+    n_features = int(trained.inputs[0].shape[-1])
+    folded = build_model(n_features, cell=cell, units=[count * u for u in units], residual=residual)
+    for i in range(len(units)):
+        folded.get_layer(f"{cell}_{i}").set_weights(trained.get_layer(f"{cell}_{i}").get_weights())
     head = "next_change" if residual else "next_step"
-    heads = [m.get_layer(head).get_weights() for m in members]
-    merged.get_layer(head).set_weights([np.concatenate([w for w, _ in heads]) / count, np.mean([b for _, b in heads], axis=0)])
-    return merged
+    kernel, bias = trained.get_layer(head).get_weights()
+    folded.get_layer(head).set_weights(
+        [kernel.reshape(len(kernel), count, n_features).sum(axis=1) / count, bias.reshape(count, n_features).mean(axis=0)]
+    )
+    return folded
 
 
 def seed_everything(seed: int) -> None:
@@ -207,11 +284,14 @@ def seed_everything(seed: int) -> None:
     tf.config.experimental.enable_op_determinism()
 
 
-def _window_batches(inputs: np.ndarray, targets: np.ndarray, usable: np.ndarray, batch_size: int, seed: int) -> Any:
+def _window_batches(
+    inputs: np.ndarray, targets: np.ndarray, usable: np.ndarray, batch_size: int, seed: int, members: int = 1
+) -> Any:
     """A Keras PyDataset serving shuffled batches straight from the strided window views.
 
     Only one batch of windows is materialised at a time, so a long series is never copied
-    T times in memory. Only the windows listed in ``usable`` are served.
+    T times in memory. Only the windows listed in ``usable`` are served; targets repeated
+    ``members`` times along the feature axis (one copy per member of :func:`build_members`).
     """
     keras = _keras()
 
@@ -226,7 +306,7 @@ def _window_batches(inputs: np.ndarray, targets: np.ndarray, usable: np.ndarray,
 
         def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
             rows = np.sort(self._order[index * batch_size : (index + 1) * batch_size])
-            return inputs[rows], targets[rows]
+            return inputs[rows], np.tile(targets[rows], (1, 1, members))
 
         def on_epoch_end(self) -> None:
             self._order = self._rng.permutation(usable)
@@ -247,6 +327,7 @@ def fit_model(
     usable: np.ndarray | None = None,
     on_epoch_end: EpochCallback | None = None,
     on_batch_end: BatchCallback | None = None,
+    members: int = 1,
 ) -> dict[str, list[float]]:
     """Train with early stopping on the held-back windows, keeping the best weights.
 
@@ -265,6 +346,9 @@ def fit_model(
         Called after each epoch with ``{"loss", "val_loss", "seconds"}``; epochs count from 1.
     on_batch_end : callable(epoch, batch, batches, loss), optional
         Called after each training batch (counted from 1) with the epoch's running loss.
+    members : int
+        K for a network of :func:`build_members` (targets repeated K times; losses are the
+        members' mean); 1 for a network of :func:`build_model`.
 
     Returns
     -------
@@ -298,8 +382,8 @@ def fit_model(
     ]
     val_inputs, val_targets = validation
     history = model.fit(
-        _window_batches(inputs, targets, np.arange(len(inputs)) if usable is None else usable, batch_size, seed),
-        validation_data=(np.ascontiguousarray(val_inputs), np.ascontiguousarray(val_targets)),
+        _window_batches(inputs, targets, np.arange(len(inputs)) if usable is None else usable, batch_size, seed, members),
+        validation_data=(np.ascontiguousarray(val_inputs), np.tile(val_targets, (1, 1, members))),
         validation_batch_size=batch_size,
         epochs=epochs,
         callbacks=callbacks,
