@@ -178,7 +178,7 @@ class ModelSpec:
         le=MAX_LAGS,
     )
     members: int = setting(
-        1,
+        2,
         "Networks trained side by side, each started as a network of its own; the score uses the mean of their "
         "predictions (2: about 1.2x the training time).",
         ge=1,
