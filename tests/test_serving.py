@@ -87,7 +87,9 @@ def test_served_model_gives_the_scores_and_flags_that_anomaly_score_writes(mlflo
         server.wait(timeout=30)
 
     assert list(served.columns) == list(expected.columns)
-    np.testing.assert_allclose(served["score"].to_numpy(float), expected["score"].to_numpy(), rtol=1e-6, equal_nan=True)
+    np.testing.assert_allclose(
+        served["score"].to_numpy(float), expected["score"].to_numpy(), rtol=1e-6, atol=1e-6, equal_nan=True
+    )
     assert served["is_anomaly"].tolist() == expected["is_anomaly"].tolist()
     assert bool(served["is_anomaly"].iloc[90])  # the planted spike
 
@@ -142,6 +144,8 @@ def test_served_fleet_model_routes_each_row_to_its_series_detector(mlflow_store:
     for name in test:
         mine = served[served.machine == name].reset_index(drop=True)
         theirs = expected[expected.machine == name].reset_index(drop=True)
-        np.testing.assert_allclose(mine["score"].to_numpy(float), theirs["score"].to_numpy(), rtol=1e-6, equal_nan=True)
+        np.testing.assert_allclose(
+            mine["score"].to_numpy(float), theirs["score"].to_numpy(), rtol=1e-6, atol=1e-6, equal_nan=True
+        )
         assert mine["is_anomaly"].tolist() == theirs["is_anomaly"].tolist()
     assert bool(served[served.machine == "pump-a"]["is_anomaly"].iloc[90])  # the planted spike
