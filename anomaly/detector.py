@@ -470,7 +470,8 @@ class Detector:
         directory = Path(path)
         try:
             state = read_state(directory / _STATE_FILE, _FORMAT_VERSION)
-            detector = cls(**{**state["params"], "units": tuple(state["params"]["units"])})
+            # Saved before members existed: one network.
+            detector = cls(**{"members": 1, **state["params"], "units": tuple(state["params"]["units"])})
             detector.feature_names_in_ = list(state["feature_names_in"])
             detector.n_features_in_ = len(detector.feature_names_in_)
             detector.scaling_ = Scaling.from_dict(state["scaling"])

@@ -364,3 +364,18 @@ def test_members_average_into_one_network_that_scores_saves_and_clones(tmp_path)
     loaded = Detector.load(pair.save(tmp_path / "pair"))
     assert loaded.members == 2
     np.testing.assert_allclose(loaded.score(series)[SCORE_COLUMN], pair.score(series)[SCORE_COLUMN], rtol=1e-6, equal_nan=True)
+
+
+def test_a_detector_saved_before_members_existed_loads_as_one_network(fitted, tmp_path):
+    import json
+
+    _, detector = fitted
+    directory = detector.save(tmp_path / "old")
+    state = json.loads((directory / "detector.json").read_text())
+    del state["params"]["members"]
+    (directory / "detector.json").write_text(json.dumps(state))
+    loaded = Detector.load(directory)
+    assert loaded.members == 1
+    np.testing.assert_allclose(
+        loaded.score(make_series(300, 3))[SCORE_COLUMN], detector.score(make_series(300, 3))[SCORE_COLUMN], equal_nan=True
+    )
