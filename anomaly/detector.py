@@ -198,14 +198,10 @@ class Detector:
             self.n_features_in_,
         )
         shape = dict(cell=self.cell, units=self.units, residual=self.residual)
-        if self.members == 1:
-            self.model_ = network.build_model(
-                self.n_features_in_, dropout=self.dropout, learning_rate=self.learning_rate, **shape
-            )
-        else:  # the members side by side, trained in one pass, then one network averaging them
-            self.model_ = network.build_members(
-                self.n_features_in_, self.members, dropout=self.dropout, learning_rate=self.learning_rate, **shape
-            )
+        # members > 1: the members side by side, trained in one pass, then one network averaging them.
+        self.model_ = network.build_model(
+            self.n_features_in_, dropout=self.dropout, learning_rate=self.learning_rate, members=self.members, **shape
+        )
         self._recurrence_ = None  # a new network needs a new compiled pass
         self.history_ = network.fit_model(
             self.model_,

@@ -85,11 +85,11 @@ def test_loading_refuses_a_network_that_carries_code(keras, tmp_path):
 @pytest.mark.parametrize("cell", ["simplernn", "lstm", "gru"])
 @pytest.mark.parametrize("residual", [False, True])
 def test_members_side_by_side_learn_apart_and_fold_into_their_mean(keras, cell, residual):
-    from anomaly.nn.model import build_members, fit_model, fold_members
+    from anomaly.nn.model import fit_model, fold_members
 
     rng = np.random.default_rng(3)
     count, units, d = 3, (5, 4), 3
-    trained = build_members(d, count, cell=cell, units=units, residual=residual, learning_rate=0.05)
+    trained = build_model(d, cell=cell, units=units, residual=residual, learning_rate=0.05, members=count)
     x = rng.normal(size=(16, 9, d)).astype(np.float32)
     y = rng.normal(size=(16, 9, d)).astype(np.float32)
     fit_model(trained, x, y, validation=(x[:4], y[:4]), epochs=2, batch_size=8, patience=2, seed=0, members=count)

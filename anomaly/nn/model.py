@@ -102,8 +102,9 @@ def build_model(
     dropout: float = 0.0,
     learning_rate: float = 1e-3,
     residual: bool = False,
+    members: int = 1,
 ) -> keras.Model:
-    """Build and compile the stacked many-to-many RNN.
+    """Build and compile the stacked many-to-many RNN (or K of them side by side).
 
     Parameters
     ----------
@@ -121,6 +122,10 @@ def build_model(
         the series drifts to is then followed (persistence costs nothing), while a pattern the
         network has not learned still leaves large residuals. Without it the Dense head, fed by
         tanh-bounded states, cannot predict levels outside those seen in training.
+    members : int
+        K > 1: K such networks side by side in one, to be trained together (see
+        :func:`_side_by_side`); it maps (N, T, D) to (N, T, K·D), and :func:`fold_members`
+        makes the trained one an ordinary network averaging them.
 
     Returns
     -------
@@ -128,6 +133,9 @@ def build_model(
         Maps (N, T, D) to (N, T, D) for any T; compiled with MSE loss.
     """
     keras = _keras()
+    if members > 1:
+        lone = [build_model(n_features, cell=cell, units=units, dropout=dropout, residual=residual) for _ in range(members)]
+        return _side_by_side(lone, cell, units, dropout, learning_rate, residual)
     layer_cls = {"simplernn": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM, "gru": keras.layers.GRU}[cell]
     inputs = keras.Input(shape=(None, n_features), name="series")
     x = inputs
@@ -144,33 +152,24 @@ def build_model(
     return model
 
 
-def build_members(
-    n_features: int,
-    count: int,
-    *,
-    cell: str = "lstm",
-    units: Sequence[int] = (64, 64),
-    dropout: float = 0.0,
-    learning_rate: float = 1e-3,
-    residual: bool = False,
+def _side_by_side(
+    members: list[keras.Model], cell: str, units: Sequence[int], dropout: float, learning_rate: float, residual: bool
 ) -> keras.Model:
     """K networks of :func:`build_model` side by side in one network, to be trained together.
 
-    Each member starts as a network of its own would (built one after the other from the seeded
-    generator) and becomes the k-th block of layers K times as wide: the first layer's input
-    weights side by side (every member reads the same input), every other weight block-diagonal
-    per gate, kept so by a constraint after every update, so no member's state reaches
-    another's. The head has K·D outputs, member k's prediction at [k·D, (k+1)·D); trained on the
-    targets repeated K times (``fit_model(..., members=K)``) the loss is the members' mean loss,
-    so each member learns as it would alone, from the same batches, in one pass of K·U-wide
-    products instead of K passes. :func:`fold_members` then averages the heads.
+    Each member keeps the weights it was built with (one after the other from the seeded
+    generator, as a lone network starts) and becomes the k-th block of layers K times as wide:
+    the first layer's input weights side by side (every member reads the same input), every
+    other weight block-diagonal per gate, kept so by a constraint after every update, so no
+    member's state reaches another's. The head has K·D outputs, member k's prediction at
+    [k·D, (k+1)·D); trained on the targets repeated K times (``fit_model(..., members=K)``) the
+    loss is the members' mean loss, so each member learns as it would alone, from the same
+    batches, in one pass of K·U-wide products instead of K passes.
 
     Parameters
     ----------
-    n_features : int
-        D.
-    count : int
-        K, the members.
+    members : list of K keras.Model
+        Networks of :func:`build_model` with these ``cell``, ``units`` and ``residual``.
     cell, units, dropout, learning_rate, residual
         As :func:`build_model`, per member.
 
@@ -180,10 +179,8 @@ def build_members(
         Maps (N, T, D) to (N, T, K·D); compiled with MSE loss.
     """
     keras = _keras()
-    members = [
-        build_model(n_features, cell=cell, units=units, dropout=dropout, learning_rate=learning_rate, residual=residual)
-        for _ in range(count)
-    ]
+    count = len(members)
+    n_features = int(members[0].inputs[0].shape[-1])
     layer_cls = {"simplernn": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM, "gru": keras.layers.GRU}[cell]
 
     class BlockMask(keras.constraints.Constraint):
@@ -247,10 +244,11 @@ def fold_members(trained: keras.Model, count: int, *, cell: str, units: Sequence
     Parameters
     ----------
     trained : keras.Model
-        A network of :func:`build_members` with K = ``count`` members, (N, T, D) to (N, T, K·D).
+        A network of ``build_model(..., members=count)``, (N, T, D) to (N, T, K·D).
     count : int
+        K.
     cell, units, residual
-        As given to :func:`build_members` (``units`` per member).
+        As given to :func:`build_model` (``units`` per member).
 
     Returns
     -------
@@ -291,7 +289,7 @@ def _window_batches(
 
     Only one batch of windows is materialised at a time, so a long series is never copied
     T times in memory. Only the windows listed in ``usable`` are served; targets repeated
-    ``members`` times along the feature axis (one copy per member of :func:`build_members`).
+    ``members`` times along the feature axis (one copy per member, see :func:`build_model`).
     """
     keras = _keras()
 
@@ -347,8 +345,8 @@ def fit_model(
     on_batch_end : callable(epoch, batch, batches, loss), optional
         Called after each training batch (counted from 1) with the epoch's running loss.
     members : int
-        K for a network of :func:`build_members` (targets repeated K times; losses are the
-        members' mean); 1 for a network of :func:`build_model`.
+        K for a network of ``build_model(..., members=K)`` (targets repeated K times; losses
+        are the members' mean).
 
     Returns
     -------
