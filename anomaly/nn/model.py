@@ -163,8 +163,8 @@ def _side_by_side(
     other weight block-diagonal per gate, kept so by a constraint after every update, so no
     member's state reaches another's. The head has K·D outputs, member k's prediction at
     [k·D, (k+1)·D); trained on the targets repeated K times (``fit_model(..., members=K)``) the
-    loss is the members' mean loss, so each member learns as it would alone, from the same
-    batches, in one pass of K·U-wide products instead of K passes.
+    loss is the members' mean loss, so each member learns as it would alone, but from the same
+    batches and with one early stop, in one pass of K·U-wide products instead of K passes.
 
     Parameters
     ----------
