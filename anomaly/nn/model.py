@@ -282,6 +282,12 @@ def seed_everything(seed: int) -> None:
     tf.config.experimental.enable_op_determinism()
 
 
+def _repeat_targets(targets: np.ndarray, members: int) -> np.ndarray:
+    """Targets (N, T, D) repeated along the feature axis, (N, T, K·D), one copy per member; as
+    given when K is 1 (no copy)."""
+    return targets if members == 1 else np.tile(targets, (1, 1, members))
+
+
 def _window_batches(
     inputs: np.ndarray, targets: np.ndarray, usable: np.ndarray, batch_size: int, seed: int, members: int = 1
 ) -> Any:
@@ -304,7 +310,7 @@ def _window_batches(
 
         def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
             rows = np.sort(self._order[index * batch_size : (index + 1) * batch_size])
-            return inputs[rows], np.tile(targets[rows], (1, 1, members))
+            return inputs[rows], _repeat_targets(targets[rows], members)
 
         def on_epoch_end(self) -> None:
             self._order = self._rng.permutation(usable)
@@ -381,7 +387,7 @@ def fit_model(
     val_inputs, val_targets = validation
     history = model.fit(
         _window_batches(inputs, targets, np.arange(len(inputs)) if usable is None else usable, batch_size, seed, members),
-        validation_data=(np.ascontiguousarray(val_inputs), np.tile(val_targets, (1, 1, members))),
+        validation_data=(np.ascontiguousarray(val_inputs), np.ascontiguousarray(_repeat_targets(val_targets, members))),
         validation_batch_size=batch_size,
         epochs=epochs,
         callbacks=callbacks,
