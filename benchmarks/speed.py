@@ -39,7 +39,8 @@ Stages and what their figures mean
    (1M rows x 38 features and a time column; ``--rows``): :func:`anomaly.data.reading.iter_series`
    (65,536-row chunks), ``Detector.stream().feed``, :meth:`anomaly.detector.Detector.result_frame`,
    :class:`anomaly.data.writing.ResultsSink` (Parquet out for Parquet in, CSV for CSV): the loop of
-   ``pipelines._score_chunks`` without MLflow. The Detector is a 2x64 LSTM fitted for 1 epoch on
+   ``pipelines._score_chunks`` without MLflow. The Detector is the default network (two 2x32
+   LSTM members, folded into one 2x64 LSTM: stage 1's arithmetic) fitted for 1 epoch on
    a small synthetic series, saved and loaded back. Timesteps/s counts all rows (target >=
    250k/s from Parquet; best of 2, the CSV file once in the full run). The Parquet file is
    scored a second time with reading and writing in the scoring thread instead of background
@@ -110,7 +111,11 @@ from run_info import code_version, cpu_and_cores, load, log  # noqa: E402 - this
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "data"
 N_FEATURES = 38
-UNITS = (64, 64)
+UNITS = (64, 64)  # the reference network of stages 1 and 2: the arithmetic of the default detector
+# The fitted detectors of stages 3 and 4 and the CLI's: the product's default network, two 2x32
+# LSTMs side by side (units and members left at their defaults), folded into one 2x64 LSTM.
+DETECTOR_UNITS = (32, 32)
+DETECTOR_MEMBERS = 2
 WINDOW = 64
 CHUNK_ROWS = 65536
 BLOCK = 512  # Detector's default
@@ -610,21 +615,33 @@ def stage_overlapping(ctx: Context, model: Any) -> None:
 
 
 def fit_small_detector(ctx: Context) -> Any:
-    """A 2x64 LSTM Detector on 38 synthetic features, 1 epoch, saved and loaded back."""
+    """The default Detector (two 2x32 LSTMs, folded into one 2x64) on 38 synthetic features, 1 epoch,
+    saved and loaded back."""
     from anomaly.detector import Detector
 
     frame = pd.DataFrame(synthetic(3000, seed=3), columns=feature_names())
     detector = Detector(
-        window_size=WINDOW, stride=4, cell="lstm", units=UNITS, epochs=1, batch_size=64, warmup_steps=WARMUP_STEPS, random_state=0
+        window_size=WINDOW, stride=4, cell="lstm", epochs=1, batch_size=64, warmup_steps=WARMUP_STEPS, random_state=0
     )
+    if (detector.units, detector.members) != (DETECTOR_UNITS, DETECTOR_MEMBERS):
+        raise RuntimeError(f"the defaults changed: units {detector.units}, members {detector.members}; update speed.py")
     detector.fit(frame)
     ctx.detector_dir = detector.save(ctx.tmp / "detector")
-    return Detector.load(ctx.detector_dir)
+    loaded = Detector.load(ctx.detector_dir)
+    check_reference_shape(loaded.model_)
+    return loaded
+
+
+def check_reference_shape(model: Any) -> None:
+    """Fail unless ``model`` is an LSTM with the reference's layer widths (UNITS)."""
+    widths = tuple(layer.units for layer in model.layers if hasattr(layer, "units") and "lstm" in type(layer).__name__.lower())
+    if widths != UNITS:
+        raise RuntimeError(f"the fitted detector's LSTM layers are {widths} wide, not the reference's {UNITS}")
 
 
 def stage_end_to_end(ctx: Context) -> None:
     rows = ctx.e2e_rows
-    log(f"stage 3: end to end, {rows:,} rows x {N_FEATURES}; fitting a 2x64 detector (1 epoch)")
+    log(f"stage 3: end to end, {rows:,} rows x {N_FEATURES}; fitting the default detector (1 epoch)")
     detector = fit_small_detector(ctx)
     log("stage 3: writing the Parquet and CSV inputs")
     parquet = write_parquet(ctx.tmp / "big.parquet", rows, seed=4)
@@ -700,13 +717,14 @@ def _scored_phases(detector: Any, source: Path, out: Path, rows: int, overlap: b
 
 
 def stage_cli_score(ctx: Context, parquet: Path, rows: int) -> None:
-    """``anomaly train`` a 2x64 model into a temporary store, then time ``anomaly score``."""
+    """``anomaly train`` the default network (two 2x32 members, one 2x64 LSTM) into a temporary store,
+    then time ``anomaly score``."""
     store = ctx.tmp / "cli-store"
     store.mkdir()
     env = cli_env(store)
     train_csv = store / "train.csv"
     write_csv(train_csv, 3000, seed=3)
-    log("stage 3: `anomaly train` (2x64, 1 epoch) into a temporary MLflow store")
+    log("stage 3: `anomaly train` (the default network, 1 epoch) into a temporary MLflow store")
     stats, output = run_measured(
         [
             str(ANOMALY_CLI),
@@ -716,8 +734,6 @@ def stage_cli_score(ctx: Context, parquet: Path, rows: int) -> None:
             str(WINDOW),
             "--stride",
             "4",
-            "--units",
-            "64,64",
             "--epochs",
             "1",
             "--json",
