@@ -5,9 +5,11 @@
 Checks ``REV`` out into a temporary git worktree and times, in fresh subprocesses that import
 one package or the other (``PYTHONPATH``) from the same environment, taking turns so that a
 change of load hits both: the compiled forward pass alone (``StreamPredictor``, LSTM 2×64 on 38
-features, chunks of 65,536 rows) and ``Detector.score`` of the same number of rows (a 2×64
-detector fitted for one epoch; the checkout's own defaults otherwise, and here also with
-``threshold_follow=False``). Each figure is the best of 3 repetitions inside its subprocess. The
+features, chunks of 65,536 rows), ``Detector.score`` of the same number of rows (a 2×64
+detector fitted for one epoch in the same process; the checkout's own defaults otherwise, and
+here also with ``threshold_follow=False``), each the best of 3 repetitions inside its
+subprocess, and ``Detector().fit`` on the demo's training part (``data/demo_train.csv``, the
+checkout's defaults; one fit, its seconds). The
 package moved in the redesign of issue 13; both layouts are handled. Prints one line per
 measurement; the worktree is removed at the end.
 """
@@ -54,9 +56,16 @@ if kind == "forward":
         for i in range(0, rows, chunk):
             predictor.feed(series[i : i + chunk])
         best, cpu = min(best, time.perf_counter() - t), min(cpu, time.process_time() - c)
+elif kind == "fit":
+    train = pd.read_csv("data/demo_train.csv", index_col="timestamp", parse_dates=True)
+    t, c = time.perf_counter(), time.process_time()
+    Detector().fit(train)
+    best, cpu = time.perf_counter() - t, time.process_time() - c
 else:
     columns = [f"f{i}" for i in range(38)]
     settings = dict(window_size=64, stride=4, cell="lstm", units=(64, 64), epochs=1, random_state=0)
+    if "members" in Detector().get_params():  # one 2x64 network, not two side by side (a 2x128 one)
+        settings["members"] = 1
     if not follow:
         if "threshold_follow" not in Detector().get_params():  # before issue 12: nothing to switch off
             print(json.dumps(None))
@@ -104,20 +113,21 @@ def main(argv: list[str] | None = None) -> int:
             print(f"versus_commit: cannot check out {args.rev!r}: {added.stderr.strip().splitlines()[-1]}", file=sys.stderr)
             return 2
         try:
-            cases = [("forward", True), ("score", True), ("score", False)]
+            cases = [("forward", True), ("score", True), ("score", False), ("fit", True)]
             for round_ in range(1, args.rounds + 1):
                 for kind, follow in cases:
                     for name, root in ((args.rev, other), (f"{head} (this checkout)", ROOT)):
                         m = measure(root, kind, args.rows, follow)
                         if m is None:
                             continue
-                        what = (
-                            "forward pass"
-                            if kind == "forward"
-                            else ("Detector.score, defaults" if follow else "Detector.score, no follower")
-                        )
+                        what = {
+                            "forward": "forward pass",
+                            "fit": "Detector().fit, demo",
+                            "score": "Detector.score, defaults" if follow else "Detector.score, no follower",
+                        }[kind]
+                        rate = "" if kind == "fit" else f"{args.rows / m['seconds'] / 1e3:6.0f}k rows/s"
                         print(
-                            f"round {round_}  {what:30s} {name:24s} {args.rows / m['seconds'] / 1e3:6.0f}k rows/s  "
+                            f"round {round_}  {what:30s} {name:24s} {rate:14s}  "
                             f"{m['seconds']:.2f} s, {m['cpu']:.2f} CPU-s  load {os.getloadavg()[0]:.1f}",
                             flush=True,
                         )

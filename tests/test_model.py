@@ -108,3 +108,41 @@ def test_members_side_by_side_learn_apart_and_fold_into_their_mean(keras, cell, 
     expected = full.reshape(16, 9, count, d).mean(axis=2)
     np.testing.assert_allclose(folded.predict(x, verbose=0), expected, atol=1e-5)
     assert [layer.units for layer in folded.layers if hasattr(layer, "cell")] == [count * u for u in units]
+
+
+def test_training_batches_visit_every_window_once_an_epoch_in_a_seeded_order(keras):
+    """The batches :func:`fit_model` trains on: each epoch every usable window once, rows in series
+    order inside a batch, a new order each epoch, and the same batches again for the same seeds."""
+    import random
+
+    from anomaly.nn.model import _window_batches
+
+    rng = np.random.default_rng(0)
+    inputs = rng.normal(size=(23, 5, 2))
+    targets = inputs + 1.0
+    usable = np.array([i for i in range(23) if i != 7])  # a window touching a gap is left out
+
+    def served(seed):
+        random.seed(seed)
+        dataset, steps = _window_batches(inputs, targets, usable, 4, seed, epochs=3, members=2)
+        batches = [(x.numpy(), y.numpy()) for x, y in dataset]
+        return batches, steps
+
+    batches, steps = served(1)
+    assert steps == 6 and len(batches) == 3 * steps
+    epochs = []
+    for epoch in range(3):
+        rows = []
+        for x, y in batches[epoch * steps : (epoch + 1) * steps]:
+            # Each batch's windows are rows of `inputs`, in series order, with their targets twice (two members).
+            found = [int(np.flatnonzero((inputs == window).all(axis=(1, 2)))[0]) for window in x]
+            assert found == sorted(found)
+            np.testing.assert_array_equal(y, np.tile(targets[found], (1, 1, 2)))
+            rows += found
+        assert sorted(rows) == list(usable)
+        epochs.append(rows)
+    assert epochs[0] != epochs[1] != epochs[2]
+    again, _ = served(1)
+    assert all(np.array_equal(a[0], b[0]) for a, b in zip(batches, again))
+    other, _ = served(2)
+    assert not all(np.array_equal(a[0], b[0]) for a, b in zip(batches, other))
