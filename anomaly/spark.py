@@ -339,7 +339,7 @@ def train_group(group: pd.DataFrame, *, spec: Spec, series_col: str, time_col: s
     """
     from anomaly import pipelines
     from anomaly.detector import Detector
-    from anomaly.fleet.workers import EXAMPLE_ROWS
+    from anomaly.fleet.workers import EXAMPLE_ROWS, failure, training_figures
 
     name = str(group[series_col].iloc[0])
     start = time.perf_counter()
@@ -358,25 +358,17 @@ def train_group(group: pd.DataFrame, *, spec: Spec, series_col: str, time_col: s
             packed = io.BytesIO()
             with tarfile.open(fileobj=packed, mode="w:gz") as archive:
                 archive.add(saved, arcname="detector")
-        history = detector.history_
-        best = int(np.argmin(history["val_loss"]))
         row.update(
+            training_figures(detector),
             ok=True,
             rows=len(series.frame),
             features=json.dumps(series.feature_names),
-            threshold=detector.threshold_,
-            epochs_run=len(history["loss"]),
-            best_val_loss=history["val_loss"][best],
-            final_loss=history["loss"][-1],
             notes=json.dumps(notes),
             example=series.frame.iloc[:EXAMPLE_ROWS].reset_index(drop=True).to_json(orient="split"),
             detector=packed.getvalue(),
         )
-    except AnomalyError as err:
-        row.update(error=" ".join(str(err).split()), exit_code=err.exit_code)
     except Exception as err:  # noqa: BLE001 - one series' failure is its own
-        logger.exception("series %r", name)
-        row.update(error=f"{type(err).__name__}: {' '.join(str(err).split())}", exit_code=1)
+        row["error"], row["exit_code"] = failure(err, name)
     row["seconds"] = time.perf_counter() - start
     return pd.DataFrame([row])
 

@@ -107,12 +107,24 @@ def _as_completed(futures: Iterable[Future[T]]) -> Iterator[Future[T]]:
         yield from done
 
 
-def _failure(err: BaseException) -> tuple[str, int]:
-    """A series' error as one line and the exit code it calls for (2: bad input, 1: a bug)."""
+def failure(err: BaseException, name: str) -> tuple[str, int]:
+    """Series ``name``'s error as one line and the exit code it calls for (2: bad input, 1: a bug,
+    whose traceback is logged)."""
     if isinstance(err, AnomalyError):
         return " ".join(str(err).split()), err.exit_code
-    logger.exception("unexpected error")
+    logger.exception("series %r: unexpected error", name)
     return f"{type(err).__name__}: {' '.join(str(err).split())}", 1
+
+
+def training_figures(detector: Any) -> dict[str, Any]:
+    """A fitted detector's threshold, epochs run, best validation loss and final training loss."""
+    history = detector.history_
+    return {
+        "threshold": detector.threshold_,
+        "epochs_run": len(history["loss"]),
+        "best_val_loss": history["val_loss"][int(np.argmin(history["val_loss"]))],
+        "final_loss": history["loss"][-1],
+    }
 
 
 # ---------------------------------------------------------------------------- training
@@ -164,18 +176,14 @@ def train_series(spec: Spec, series: SeriesFile, parent_run_id: str, experiment_
             detector = pipelines.fit_logged(spec, read, series.path, series.shown, notes)
             saved = detector.save(Path(out_dir) / series.path.stem)
     except Exception as err:  # noqa: BLE001 - one series' failure is its own (see the module docstring)
-        outcome.error, outcome.exit_code = _failure(err)
+        outcome.error, outcome.exit_code = failure(err, series.name)
         outcome.seconds = time.perf_counter() - start
         return outcome
-    history = detector.history_
-    best = int(np.argmin(history["val_loss"]))
+    for key, value in training_figures(detector).items():
+        setattr(outcome, key, value)
     outcome.ok = True
     outcome.rows = len(read.frame)
     outcome.features = read.feature_names
-    outcome.threshold = detector.threshold_
-    outcome.epochs_run = len(history["loss"])
-    outcome.best_val_loss = history["val_loss"][best]
-    outcome.final_loss = history["loss"][-1]
     outcome.notes = notes
     outcome.detector_dir = str(saved)
     outcome.example = read.frame.iloc[:EXAMPLE_ROWS].reset_index(drop=True).astype("float64")
@@ -253,7 +261,7 @@ def score_series(
             outcome.labels, outcome.scores, outcome.flags = collector.labels, collector.scores, collector.flags
             outcome.vus_window, _ = pipelines.first_feature_window(spec, series.path, detector, collector)
     except Exception as err:  # noqa: BLE001 - one series' failure is its own
-        outcome.error, outcome.exit_code = _failure(err)
+        outcome.error, outcome.exit_code = failure(err, series.name)
         outcome.seconds = time.perf_counter() - start
         return outcome
     scores, flags = collector.scores, collector.flags
