@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from anomaly.nn.model import CELLS, _keras
+from anomaly.nn.model import CELLS, _keras, cell_layers
 
 if TYPE_CHECKING:
     import keras
@@ -59,7 +59,7 @@ def _layers_of(model: keras.Model, cell: str) -> tuple[list[_Layer], np.ndarray,
     """The recurrent layers' weights, the Dense head's (kernel (U, D), bias (D,)), and whether the
     head's output is added to the input (a residual network, see :func:`anomaly.nn.model.build_model`)."""
     keras = _keras()
-    kinds = {"simplernn": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
+    kinds = cell_layers()
     layers: list[_Layer] = []
     head = None
     residual = False

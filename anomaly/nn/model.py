@@ -94,6 +94,17 @@ def use_threads(threads: int) -> None:
     tf.config.threading.set_inter_op_parallelism_threads(threads)
 
 
+def cell_layers() -> dict[str, Any]:
+    """The Keras layer class of each cell name in :data:`CELLS`."""
+    keras = _keras()
+    return {"simplernn": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
+
+
+def _head_name(residual: bool) -> str:
+    """The Dense head's layer name: it predicts the next change in a residual network, else the next step."""
+    return "next_change" if residual else "next_step"
+
+
 def build_model(
     n_features: int,
     *,
@@ -136,17 +147,17 @@ def build_model(
     if members > 1:
         lone = [build_model(n_features, cell=cell, units=units, dropout=dropout, residual=residual) for _ in range(members)]
         return _side_by_side(lone, cell, units, dropout, learning_rate, residual)
-    layer_cls = {"simplernn": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM, "gru": keras.layers.GRU}[cell]
+    layer_cls = cell_layers()[cell]
     inputs = keras.Input(shape=(None, n_features), name="series")
     x = inputs
     for i, n_units in enumerate(units):
         x = layer_cls(n_units, return_sequences=True, dropout=dropout, name=f"{cell}_{i}")(x)
     # Dense on a 3-D tensor acts on the last axis: the same weights at every timestep.
     if residual:
-        change = keras.layers.Dense(n_features, name="next_change")(x)
+        change = keras.layers.Dense(n_features, name=_head_name(residual))(x)
         outputs = keras.layers.Add(name="next_step")([inputs, change])
     else:
-        outputs = keras.layers.Dense(n_features, name="next_step")(x)
+        outputs = keras.layers.Dense(n_features, name=_head_name(residual))(x)
     model = keras.Model(inputs, outputs, name=f"stacked_{cell}{'_residual' if residual else ''}")
     model.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate), loss="mse")
     return model
@@ -181,7 +192,7 @@ def _side_by_side(
     keras = _keras()
     count = len(members)
     n_features = int(members[0].inputs[0].shape[-1])
-    layer_cls = {"simplernn": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM, "gru": keras.layers.GRU}[cell]
+    layer_cls = cell_layers()[cell]
 
     class BlockMask(keras.constraints.Constraint):
         def __init__(self, mask: np.ndarray) -> None:
@@ -220,7 +231,7 @@ def _side_by_side(
             bias[..., :, k, :] = b.reshape(*b.shape[:-1], gates, width)
         placed.append((f"{cell}_{i}", [w.reshape(*w.shape[:-3], -1) for w in (kernel, recurrent, bias)]))
         previous = width
-    head_name = "next_change" if residual else "next_step"
+    head_name = _head_name(residual)
     heads = [m.get_layer(head_name).get_weights() for m in members]
     head_kernel = np.zeros((count * previous, count * n_features), np.float32)
     for k, (w, _) in enumerate(heads):
@@ -261,7 +272,7 @@ def fold_members(trained: keras.Model, count: int, *, cell: str, units: Sequence
     folded = build_model(n_features, cell=cell, units=[count * u for u in units], residual=residual)
     for i in range(len(units)):
         folded.get_layer(f"{cell}_{i}").set_weights(trained.get_layer(f"{cell}_{i}").get_weights())
-    head = "next_change" if residual else "next_step"
+    head = _head_name(residual)
     kernel, bias = trained.get_layer(head).get_weights()
     folded.get_layer(head).set_weights(
         [kernel.reshape(len(kernel), count, n_features).sum(axis=1) / count, bias.reshape(count, n_features).mean(axis=0)]
