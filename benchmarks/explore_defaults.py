@@ -267,6 +267,78 @@ def lead_rows(x: np.ndarray, spec: str) -> np.ndarray:
     return out
 
 
+def score_period(x: np.ndarray, min_acf: float, min_period: int, jitter: int, max_lag: int = 2000) -> int:
+    """The period (rows) of a score series ``x`` (L,), or 0: the autocorrelation of its rolling
+    maximum over ±``jitter`` rows (NaN read as the median), the shortest local peak between 4
+    and ``min(L // 2, max_lag)`` rows at least 0.9 of the highest, if it reaches ``min_acf``
+    and ``min_period``."""
+    if not np.isfinite(x).any():
+        return 0
+    v = np.where(np.isnan(x), np.nanmedian(x), x)
+    if jitter > 0:
+        v = np.lib.stride_tricks.sliding_window_view(np.pad(v, jitter, mode="edge"), 2 * jitter + 1).max(axis=1)
+    v = v - v.mean()
+    n, top = len(v), min(len(v) // 2, max_lag)
+    if top < max(min_period, 4) + 2 or not v.any():
+        return 0
+    spectrum = np.fft.rfft(v, 2 * n)
+    acf = np.fft.irfft(spectrum * np.conj(spectrum))[: top + 1]
+    acf = acf / acf[0]
+    lags = np.arange(4, top)
+    peaks = lags[(acf[lags] > acf[lags - 1]) & (acf[lags] >= acf[lags + 1])]
+    if not len(peaks):
+        return 0
+    best = int(peaks[np.argmax(acf[peaks] >= 0.9 * acf[peaks].max())])
+    return best if acf[best] >= min_acf and best >= min_period else 0
+
+
+def seasonal_excuse(raw: np.ndarray, train_end: int, spec: str, separate: bool, level_rows: int = 16) -> tuple[int, np.ndarray]:
+    """A seasonal baseline tried for issue 12 and not taken (benchmarks/DETECTION.md, seventh pass).
+
+    ``spec`` ``"K:w:r:P[:q]"``: the period of the training part's raw scores ``raw[:train_end]``
+    (:func:`score_period` with ``min_acf`` r, ``min_period`` P, ``jitter`` w); each raw score
+    (L,) then less ``b_t``, the smallest over the last K cycles of the largest score within w
+    rows of the same moment, capped at the training part's largest score (``q`` 0: no cap);
+    an unknown moment (before the stream's start, unscored) excuses up to the cap. Prefix
+    ``p``: ``b_t`` is how far that moment's peak stood above the mean of the ±``level_rows``
+    rows around it (a recurring peak excused, a recurring level not), capped at the training
+    part's largest such peak. With ``separate`` the training and test parts are two streams.
+    Causal and chunk-invariant as written, but a sweep-only emulation: the product has no such stage.
+    """
+    prominent = spec.startswith("p")
+    parts = [float(v) for v in spec.lstrip("p").split(":")]
+    cycles, jitter, min_acf, min_period = int(parts[0]), int(parts[1]), parts[2], int(parts[3])
+    capped = len(parts) < 5 or parts[4] != 0
+    period = score_period(raw[:train_end], min_acf, min_period, jitter)
+    if period <= (level_rows if prominent else jitter):
+        return 0, raw
+
+    def peaks(h: np.ndarray) -> np.ndarray:  # element k is about h[k + reach_pad]
+        if not prominent:
+            return np.lib.stride_tricks.sliding_window_view(h, 2 * jitter + 1).max(axis=1)
+        windows = np.lib.stride_tricks.sliding_window_view(h, 2 * level_rows + 1)
+        return np.maximum(0.0, windows[:, level_rows - jitter : level_rows + jitter + 1].max(axis=1) - windows.mean(axis=1))
+
+    pad = level_rows if prominent else jitter
+    ceiling = float(np.nanmax(peaks(raw[:train_end]))) if capped else np.inf
+
+    def stream(x: np.ndarray) -> np.ndarray:
+        reach = cycles * period + pad
+        p = peaks(np.concatenate([np.full(reach, np.nan), x]))
+        base = np.full(len(x), np.inf)
+        for j in range(1, cycles + 1):
+            start = reach - j * period - pad
+            base = np.minimum(base, p[start : start + len(x)])
+        base = np.where(np.isnan(base), ceiling if np.isfinite(ceiling) else 0.0, np.minimum(base, ceiling))
+        out = np.maximum(0.0, x - base)
+        out[np.isnan(x)] = np.nan
+        return out
+
+    if separate:
+        return period, np.concatenate([stream(raw[:train_end]), stream(raw[train_end:])])
+    return period, stream(raw)
+
+
 def best_f1_counts(labels: np.ndarray, scores: np.ndarray) -> tuple[float, dict[str, int]]:
     """The series' best point-wise F1 over thresholds and its counts (chosen with labels)."""
     s = np.where(np.isnan(scores), -np.inf, scores)
@@ -343,6 +415,7 @@ def evaluate_setting(
     min_switches: int = 0,
     hold: int = 0,
     lead: int | str = 0,
+    season: str = "",
     verbose: bool = False,
 ) -> dict[str, float]:
     def f1(c: dict[str, int]) -> float:
@@ -377,6 +450,9 @@ def evaluate_setting(
             with np.errstate(invalid="ignore", divide="ignore"):
                 z = np.where(steps > 0, (R - center) / np.maximum(steps, 1e-12), z)
         raw = aggregate(z, agg)
+        if season:  # "[p]K:w:r:P[:q]": each raw score less what the same moment a cycle ago scored (seasonal_excuse)
+            period, raw = seasonal_excuse(raw, te, str(season), item.get("separate", False))
+            item.setdefault("periods", {})[season] = period
         if "smd" in item["name"] or item.get("separate", False):
             score = np.concatenate([ewma_nan(raw[:te], span), ewma_nan(raw[te:], span)])
         else:
@@ -491,7 +567,7 @@ def evaluate_setting(
                 best[k] += bc[k]
             if verbose:
                 print(
-                    f"    {item['name']}: labelled {y.mean():.3f} flagged {flags.mean():.4f} F1 {f1(dict(tp=int((y & flags).sum()), fp=int((~y & flags).sum()), fn=int((y & ~flags).sum()))):.3f} "
+                    f"    {item['name']} period {item.get('periods', {}).get(season, 0)}: labelled {y.mean():.3f} flagged {flags.mean():.4f} F1 {f1(dict(tp=int((y & flags).sum()), fp=int((~y & flags).sum()), fn=int((y & ~flags).sum()))):.3f} "
                     f"best F1 {bf1:.3f} at cal-quantile {np.mean(c <= bc['threshold']):.4f} (t {bc['threshold']:.3g} vs {np.median(t):.3g}, test median {np.nanmedian(sc):.3g} cal median {med:.3g}) AP {_ap(y, sc):.3f}"
                 )
             aps.append(_ap(y, sc))
@@ -616,6 +692,9 @@ DEFAULT_GRID: dict[str, list[Any]] = {
     "inject": [""],
     "min_switches": [0],  # 0: the product's MIN_SWITCHES (with a norm ending in "b")
     "lead": [0],  # k > 0: each row takes the smoothed score of k rows later; "cW": a centred mean of width W
+    "season": [
+        ""
+    ],  # "K:w:r[:p[:q]]" (p: the shortest period, default 4; q 0: no ceiling on the excuse, 1 (default) the product's): each raw score's excess over the last K cycles (±w rows) of the period whose autocorrelation ≥ r
     "hold": [0],  # > 1: each score the largest smoothed score of its last `hold` rows; < 0: a decaying peak
 }
 
