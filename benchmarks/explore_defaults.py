@@ -62,6 +62,7 @@ def _parse_value(text: str) -> Any:
 def cache(dataset: str, config: str, overrides: dict[str, Any], root: Path, quick: bool) -> None:
     """Fit a Detector on every series' training part; save its residuals over the whole series."""
     from anomaly.detector import Detector
+    from anomaly.errors import DataError
 
     folder = CACHE / dataset / config
     folder.mkdir(parents=True, exist_ok=True)
@@ -73,7 +74,11 @@ def cache(dataset: str, config: str, overrides: dict[str, Any], root: Path, quic
         if target.exists():
             continue
         started = time.perf_counter()
-        detector = Detector(**params).fit(case.frame.iloc[: case.train_end])
+        try:
+            detector = Detector(**params).fit(case.frame.iloc[: case.train_end])
+        except DataError as err:  # e.g. a window longer than a short training part allows
+            print(f"[{dataset} {config} {i}] {case.name}: skipped ({err})", flush=True)
+            continue
         fitted = time.perf_counter() - started
         scaled = detector.scaling_.transform(case.frame.to_numpy(dtype=np.float64))
         if case.separate_test:
