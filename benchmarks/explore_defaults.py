@@ -318,7 +318,7 @@ def seasonal_excuse(raw: np.ndarray, train_end: int, spec: str, separate: bool, 
     if period <= (level_rows if prominent else jitter):
         return 0, raw
 
-    def peaks(h: np.ndarray) -> np.ndarray:  # element k is about h[k + reach_pad]
+    def peaks(h: np.ndarray) -> np.ndarray:  # element k is about h[k + pad]
         if not prominent:
             return np.lib.stride_tricks.sliding_window_view(h, 2 * jitter + 1).max(axis=1)
         windows = np.lib.stride_tricks.sliding_window_view(h, 2 * level_rows + 1)
@@ -697,9 +697,7 @@ DEFAULT_GRID: dict[str, list[Any]] = {
     "inject": [""],
     "min_switches": [0],  # 0: the product's MIN_SWITCHES (with a norm ending in "b")
     "lead": [0],  # k > 0: each row takes the smoothed score of k rows later; "cW": a centred mean of width W
-    "season": [
-        ""
-    ],  # "K:w:r[:p[:q]]" (p: the shortest period, default 4; q 0: no ceiling on the excuse, 1 (default) the product's): each raw score's excess over the last K cycles (±w rows) of the period whose autocorrelation ≥ r
+    "season": [""],  # "[p]K:w:r:P[:q]": a seasonal baseline (seasonal_excuse; tried for issue 12, not taken)
     "hold": [0],  # > 1: each score the largest smoothed score of its last `hold` rows; < 0: a decaying peak
 }
 
