@@ -344,6 +344,43 @@ def seasonal_excuse(raw: np.ndarray, train_end: int, spec: str, separate: bool, 
     return period, stream(raw)
 
 
+def linear_window_error(values: np.ndarray, train_end: int, spec: str, separate: bool) -> np.ndarray:
+    """A linear window model's error per row (L,): a lead for issue 12, not in the product.
+
+    ``spec`` ``"V:Wmax"``: each row's trailing window of W rows (W the period of the training
+    part's first feature, ``find_length_rank``, at most Wmax), z-scored by the training part,
+    reconstructed by a PCA keeping the share V of the variance of the training part's windows
+    (fitted on them: in-sample); the root mean square of the reconstruction error. NaN for the
+    first W - 1 rows of each stream, and everywhere when the training part holds fewer than
+    three windows. Causal: a row's window ends at it.
+    """
+    from sklearn.decomposition import PCA
+
+    from anomaly.evaluation.metrics import find_length_rank
+
+    share, most = (float(v) for v in spec.split(":"))
+    X = np.asarray(values, dtype=np.float64)
+    mean, std = np.nanmean(X[:train_end], axis=0), np.nanstd(X[:train_end], axis=0)
+    X = (X - mean) / np.where(std > 0, std, 1.0)
+    W = min(find_length_rank(X[:train_end, :1], rank=1), int(most))
+    D = X.shape[1]
+    if train_end < 3 * W:
+        return np.full(len(X), np.nan)
+
+    def windows(Y: np.ndarray) -> np.ndarray:  # row k: the window ending at row k + W - 1
+        return np.lib.stride_tricks.sliding_window_view(np.nan_to_num(Y), (W, D))[:, 0].reshape(-1, W * D)
+
+    pca = PCA(n_components=share, svd_solver="full").fit(windows(X[:train_end]))
+
+    def error(Y: np.ndarray) -> np.ndarray:
+        v = windows(Y)
+        out = np.full(len(Y), np.nan)
+        out[W - 1 :] = np.sqrt(((v - pca.inverse_transform(pca.transform(v))) ** 2).mean(axis=1))
+        return out
+
+    return np.concatenate([error(X[:train_end]), error(X[train_end:])]) if separate else error(X)
+
+
 def best_f1_counts(labels: np.ndarray, scores: np.ndarray) -> tuple[float, dict[str, int]]:
     """The series' best point-wise F1 over thresholds and its counts (chosen with labels)."""
     s = np.where(np.isnan(scores), -np.inf, scores)
@@ -421,6 +458,7 @@ def evaluate_setting(
     hold: int = 0,
     lead: int | str = 0,
     season: str = "",
+    linwin: str = "",
     verbose: bool = False,
 ) -> dict[str, float]:
     def f1(c: dict[str, int]) -> float:
@@ -433,6 +471,14 @@ def evaluate_setting(
     aps, vuses, silent = [], [], 0
     for item in series:
         R = item["residuals"].astype(np.float64)
+        if linwin:  # one more "residual": the linear window model's error (linear_window_error)
+            cached = item.setdefault("linwin", {})
+            if linwin not in cached:
+                cached[linwin] = linear_window_error(
+                    item["values"], int(item["train_end"]), str(linwin), item.get("separate", False)
+                )
+            if np.isfinite(cached[linwin][int(item["calibration_start"]) : int(item["train_end"])]).all():
+                R = np.concatenate([R, cached[linwin][:, None]], axis=1)  # else (too short a training part) left out
         labels = item["labels"].astype(bool)
         te = int(item["train_end"])
         steps = np.zeros(R.shape[1])
@@ -655,10 +701,16 @@ def sweep(datasets: list[str], config: str, grid: dict[str, list[Any]], verbose:
     data = {d: _load(d, config) for d in datasets}
     for d, items in data.items():
         windows = vus_windows(d, datasets_root(None)) if vus else {}
+        frames = {}
+        if any(grid.get("linwin", [""])):  # the linear window column needs the series' values
+            loader = load_demo if d == "demo" else LOADERS[d]
+            frames = {c.name.replace("/", "__"): c.frame.to_numpy(np.float64) for c in loader(datasets_root(None))}
         for item in items:
             item["separate"] = d in ("smd", "demo")
             if item["name"] in windows:
                 item["vus_window"] = windows[item["name"]]
+            if item["name"] in frames:
+                item["values"] = frames[item["name"]]
     keys = list(grid)
     rows = []
     for values in itertools.product(*(grid[k] for k in keys)):
@@ -698,6 +750,7 @@ DEFAULT_GRID: dict[str, list[Any]] = {
     "min_switches": [0],  # 0: the product's MIN_SWITCHES (with a norm ending in "b")
     "lead": [0],  # k > 0: each row takes the smoothed score of k rows later; "cW": a centred mean of width W
     "season": [""],  # "[p]K:w:r:P[:q]": a seasonal baseline (seasonal_excuse; tried for issue 12, not taken)
+    "linwin": [""],  # "V:Wmax": the linear window model's error as one more residual column (linear_window_error)
     "hold": [0],  # > 1: each score the largest smoothed score of its last `hold` rows; < 0: a decaying peak
 }
 
