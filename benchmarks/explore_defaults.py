@@ -344,7 +344,7 @@ def seasonal_excuse(raw: np.ndarray, train_end: int, spec: str, separate: bool, 
     return period, stream(raw)
 
 
-def linear_window_error(values: np.ndarray, train_end: int, spec: str, separate: bool) -> np.ndarray:
+def linear_window_error(values: np.ndarray, train_end: int, spec: str, separate: bool, fit_end: int | None = None) -> np.ndarray:
     """A linear window model's error per row (L,): a lead for issue 12, not in the product.
 
     ``spec`` ``"V:Wmax"``: each row's trailing window of W rows (W the period of the training
@@ -352,30 +352,41 @@ def linear_window_error(values: np.ndarray, train_end: int, spec: str, separate:
     reconstructed by a PCA keeping the share V of the variance of the training part's windows
     (fitted on them: in-sample); the root mean square of the reconstruction error. NaN for the
     first W - 1 rows of each stream, and everywhere when the training part holds fewer than
-    three windows. Causal: a row's window ends at it.
+    three windows. Causal: a row's window ends at it. With ``"l"`` in ``spec``: instead, each
+    window's newest row's signed reconstruction error per feature (L, D). With ``"h"``: the PCA is
+    fitted on the rows before ``fit_end`` only (the network's training rows), so that the
+    held-back calibration rows see it out of sample, as the scored rows do.
     """
     from sklearn.decomposition import PCA
 
     from anomaly.evaluation.metrics import find_length_rank
 
-    share, most = (float(v) for v in spec.split(":"))
+    held_back = "h" in spec
+    last_row = "l" in spec  # the reconstruction error of each window's newest row, per feature (L, D)
+    share, most = (float(v) for v in spec.rstrip("hl").split(":"))
+    fit_rows = fit_end if held_back and fit_end is not None else train_end
     X = np.asarray(values, dtype=np.float64)
     mean, std = np.nanmean(X[:train_end], axis=0), np.nanstd(X[:train_end], axis=0)
     X = (X - mean) / np.where(std > 0, std, 1.0)
     W = min(find_length_rank(X[:train_end, :1], rank=1), int(most))
     D = X.shape[1]
-    if train_end < 3 * W:
-        return np.full(len(X), np.nan)
+    if fit_rows < 3 * W:
+        return np.full((len(X), D) if last_row else len(X), np.nan)
 
     def windows(Y: np.ndarray) -> np.ndarray:  # row k: the window ending at row k + W - 1
         return np.lib.stride_tricks.sliding_window_view(np.nan_to_num(Y), (W, D))[:, 0].reshape(-1, W * D)
 
-    pca = PCA(n_components=share, svd_solver="full").fit(windows(X[:train_end]))
+    pca = PCA(n_components=share, svd_solver="full").fit(windows(X[:fit_rows]))
 
     def error(Y: np.ndarray) -> np.ndarray:
         v = windows(Y)
+        gap = v - pca.inverse_transform(pca.transform(v))
+        if last_row:
+            out = np.full((len(Y), D), np.nan)
+            out[W - 1 :] = gap[:, -D:]
+            return out
         out = np.full(len(Y), np.nan)
-        out[W - 1 :] = np.sqrt(((v - pca.inverse_transform(pca.transform(v))) ** 2).mean(axis=1))
+        out[W - 1 :] = np.sqrt((gap**2).mean(axis=1))
         return out
 
     return np.concatenate([error(X[:train_end]), error(X[train_end:])]) if separate else error(X)
@@ -475,10 +486,15 @@ def evaluate_setting(
             cached = item.setdefault("linwin", {})
             if linwin not in cached:
                 cached[linwin] = linear_window_error(
-                    item["values"], int(item["train_end"]), str(linwin), item.get("separate", False)
+                    item["values"],
+                    int(item["train_end"]),
+                    str(linwin),
+                    item.get("separate", False),
+                    int(item["calibration_start"]),
                 )
-            if np.isfinite(cached[linwin][int(item["calibration_start"]) : int(item["train_end"])]).all():
-                R = np.concatenate([R, cached[linwin][:, None]], axis=1)  # else (too short a training part) left out
+            column = cached[linwin] if cached[linwin].ndim == 2 else cached[linwin][:, None]
+            if np.isfinite(column[int(item["calibration_start"]) : int(item["train_end"])]).all():
+                R = np.concatenate([R, column], axis=1)  # else (too short a training part) left out
         labels = item["labels"].astype(bool)
         te = int(item["train_end"])
         steps = np.zeros(R.shape[1])
