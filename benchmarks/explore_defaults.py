@@ -363,7 +363,7 @@ def linear_window_error(values: np.ndarray, train_end: int, spec: str, separate:
 
     held_back = "h" in spec
     last_row = "l" in spec  # the reconstruction error of each window's newest row, per feature (L, D)
-    share, most = (float(v) for v in spec.rstrip("hl").split(":"))
+    share, most = (float(v) for v in spec.rstrip("hls").split(":"))
     fit_rows = fit_end if held_back and fit_end is not None else train_end
     X = np.asarray(values, dtype=np.float64)
     mean, std = np.nanmean(X[:train_end], axis=0), np.nanstd(X[:train_end], axis=0)
@@ -511,6 +511,12 @@ def evaluate_setting(
         cal = slice(int(item["calibration_start"]), te)
         binary_aware = norm.endswith("b")  # a two-valued channel's scale is at least its step (as the product does)
         z = normalise(R, cal, norm[:-1] if binary_aware else norm, cap)
+        if linwin and "s" in str(linwin) and R.shape[1] > item["residuals"].shape[1]:
+            # "s": the linear window columns measured by their calibration standard deviation, not
+            # their MAD (a smooth, averaged error has a MAD far below its spread)
+            extra = slice(item["residuals"].shape[1], R.shape[1])
+            C = R[cal, extra][~np.isnan(R[cal, extra]).any(axis=1)]
+            z[:, extra] = (R[:, extra] - np.median(C, axis=0)) / np.maximum(np.std(C, axis=0), 1e-2)
         if binary_aware and steps.any():
             C = R[cal][~np.isnan(R[cal]).any(axis=1)]
             center = np.median(C, axis=0)
