@@ -355,7 +355,9 @@ def linear_window_error(values: np.ndarray, train_end: int, spec: str, separate:
     three windows. Causal: a row's window ends at it. With ``"l"`` in ``spec``: instead, each
     window's newest row's signed reconstruction error per feature (L, D). With ``"h"``: the PCA is
     fitted on the rows before ``fit_end`` only (the network's training rows), so that the
-    held-back calibration rows see it out of sample, as the scored rows do.
+    held-back calibration rows see it out of sample, as the scored rows do. (``"s"`` is read by
+    :func:`evaluate_setting`: these columns then measured by their calibration standard
+    deviation instead of the normaliser's scale.) Rows whose column is NaN are unscored.
     """
     from sklearn.decomposition import PCA
 
@@ -772,7 +774,7 @@ DEFAULT_GRID: dict[str, list[Any]] = {
     "min_switches": [0],  # 0: the product's MIN_SWITCHES (with a norm ending in "b")
     "lead": [0],  # k > 0: each row takes the smoothed score of k rows later; "cW": a centred mean of width W
     "season": [""],  # "[p]K:w:r:P[:q]": a seasonal baseline (seasonal_excuse; tried for issue 12, not taken)
-    "linwin": [""],  # "V:Wmax": the linear window model's error as one more residual column (linear_window_error)
+    "linwin": [""],  # "V:Wmax[h][l][s]": a linear window model's error as more residual columns (linear_window_error)
     "hold": [0],  # > 1: each score the largest smoothed score of its last `hold` rows; < 0: a decaying peak
 }
 
