@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 from pathlib import Path
@@ -33,7 +32,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-PROBATION_FRACTION, PROBATION_CAP = 0.15, 750
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from precompute import nab_cases  # noqa: E402 - the harness's split, as the peers' cache uses it
+from run_peers import standardise  # noqa: E402 - the peers' z-scoring by the training rows
 
 
 def _pca_class():
@@ -64,20 +65,20 @@ def main(argv: list[str] | None = None) -> int:
     from TSB_AD.utils.slidingWindows import find_length_rank
 
     PCA = _pca_class()
+    # The labels as benchmarks/detection.py's load_nab reads them (that module needs the
+    # product's environment, which this one is not).
     windows = json.loads((root / "labels" / "combined_windows.json").read_text())
     rows = []
-    for name in sorted(windows):
-        frame = pd.read_csv(root / "data" / name, index_col="timestamp", parse_dates=True)
-        labels = np.zeros(len(frame), dtype=int)
-        for start, end in windows[name]:
-            labels |= ((frame.index >= pd.Timestamp(start)) & (frame.index <= pd.Timestamp(end))).astype(int)
-        cut = int(min(math.floor(PROBATION_FRACTION * len(frame)), PROBATION_CAP))
+    for case in nab_cases(Path(args.datasets)):
+        name = case.name
+        stamps = pd.read_csv(root / "data" / name, usecols=["timestamp"], parse_dates=["timestamp"])["timestamp"]
+        labels = np.zeros(len(stamps), dtype=int)
+        for start, end in windows.get(name, []):
+            labels |= ((stamps >= pd.Timestamp(start)) & (stamps <= pd.Timestamp(end))).to_numpy(int)
+        cut = len(case.train)
         if not labels[cut:].any():
             continue
-        values = frame.to_numpy(np.float64)[:, :1]
-        mean, std = values[:cut].mean(axis=0), values[:cut].std(axis=0)
-        std[std == 0] = 1.0
-        x = (values - mean) / std  # z-scored by the training rows, as benchmarks/peers/run_peers.py does
+        x = np.concatenate(standardise(case.train[:, :1], case.test[:, :1]))
         vus_window = find_length_rank(x[cut:], rank=1)
 
         def vus(scores: np.ndarray) -> float:
