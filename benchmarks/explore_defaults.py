@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -352,33 +353,53 @@ def linear_window_error(values: np.ndarray, train_end: int, spec: str, separate:
     reconstructed by a PCA keeping the share V of the variance of the training part's windows
     (fitted on them: in-sample); the root mean square of the reconstruction error. NaN for the
     first W - 1 rows of each stream, and everywhere when the training part holds fewer than
-    three windows. Causal: a row's window ends at it. With ``"l"`` in ``spec``: instead, each
-    window's newest row's signed reconstruction error per feature (L, D). With ``"h"``: the PCA is
-    fitted on the rows before ``fit_end`` only (the network's training rows), so that the
-    held-back calibration rows see it out of sample, as the scored rows do. (``"s"`` is read by
-    :func:`evaluate_setting`: these columns then measured by their calibration standard
-    deviation instead of the normaliser's scale.) Rows whose column is NaN are unscored.
+    three windows' rows. Causal: a row's window ends at it. Letters after it:
+
+    - ``l``: instead, each window's newest row's signed reconstruction error per feature (L, D);
+    - ``h``: the PCA fitted on the rows before ``fit_end`` only (the network's training rows), so
+      that the held-back calibration rows see it out of sample, as the scored rows do;
+    - ``x``: the held-back rows' errors from that fit, every other row's from the whole one;
+    - ``c``: each window less its own mean per feature (its shape, not its level);
+    - ``m<k>``: the training part must hold k windows' rows, not 3 (``m1.25``: W / 4 + 1 windows);
+    - ``d<n>``: W also at most n // D (at most n values per window).
+
+    Read by :func:`evaluate_setting`, they rescale the column: ``s`` by its calibration standard
+    deviation instead of the normaliser's scale; ``r<C>`` by its rise over its calibration
+    median, a rise by the share C counting as one z (``r<C>+``: never below 0); ``f<C>`` the
+    normaliser's MAD floored at C times that median. Where the column is NaN (no complete
+    window yet), it adds 0 and the network's z alone score the row.
     """
     from sklearn.decomposition import PCA
 
     from anomaly.evaluation.metrics import find_length_rank
 
     held_back = "h" in spec
+    cross = "x" in spec and fit_end is not None  # calibration rows from the held-back fit, the rest from the whole one
     last_row = "l" in spec  # the reconstruction error of each window's newest row, per feature (L, D)
-    share, most = (float(v) for v in spec.rstrip("hls").split(":"))
-    fit_rows = fit_end if held_back and fit_end is not None else train_end
+    model = re.split("[rf]", spec)[0]
+    min_windows = float(m.group(1)) if (m := re.search(r"m([\d.]+)", model)) else 3.0
+    max_values = int(m.group(1)) if (m := re.search(r"d(\d+)", model)) else None
+    share, most = (float(v) for v in re.match(r"([\d.]+):(\d+)", model).groups())
+    fit_rows = fit_end if (held_back or cross) and fit_end is not None else train_end
     X = np.asarray(values, dtype=np.float64)
     mean, std = np.nanmean(X[:train_end], axis=0), np.nanstd(X[:train_end], axis=0)
     X = (X - mean) / np.where(std > 0, std, 1.0)
-    W = min(find_length_rank(X[:train_end, :1], rank=1), int(most))
     D = X.shape[1]
-    if fit_rows < 3 * W:
+    W = min(find_length_rank(X[:train_end, :1], rank=1), int(most), max(1, max_values // D) if max_values else int(most))
+    if fit_rows < min_windows * W:
         return np.full((len(X), D) if last_row else len(X), np.nan)
 
+    centre = "c" in spec  # each window's own mean per feature taken out: its shape, not its level
+
     def windows(Y: np.ndarray) -> np.ndarray:  # row k: the window ending at row k + W - 1
-        return np.lib.stride_tricks.sliding_window_view(np.nan_to_num(Y), (W, D))[:, 0].reshape(-1, W * D)
+        v = np.lib.stride_tricks.sliding_window_view(np.nan_to_num(Y), (W, D))[:, 0]
+        if centre:
+            v = v - v.mean(axis=1, keepdims=True)
+        return v.reshape(-1, W * D)
 
     pca = PCA(n_components=share, svd_solver="full").fit(windows(X[:fit_rows]))
+    if cross:
+        held_pca, pca = pca, PCA(n_components=share, svd_solver="full").fit(windows(X[:train_end]))
 
     def error(Y: np.ndarray) -> np.ndarray:
         v = windows(Y)
@@ -391,7 +412,11 @@ def linear_window_error(values: np.ndarray, train_end: int, spec: str, separate:
         out[W - 1 :] = np.sqrt((gap**2).mean(axis=1))
         return out
 
-    return np.concatenate([error(X[:train_end]), error(X[train_end:])]) if separate else error(X)
+    out = np.concatenate([error(X[:train_end]), error(X[train_end:])]) if separate else error(X)
+    if cross:
+        pca = held_pca
+        out[fit_end:train_end] = error(X[:train_end])[fit_end:]
+    return out
 
 
 def best_f1_counts(labels: np.ndarray, scores: np.ndarray) -> tuple[float, dict[str, int]]:
@@ -486,15 +511,16 @@ def evaluate_setting(
         R = item["residuals"].astype(np.float64)
         if linwin:  # one more "residual": the linear window model's error (linear_window_error)
             cached = item.setdefault("linwin", {})
-            if linwin not in cached:
-                cached[linwin] = linear_window_error(
+            model = re.split("[rf]", str(linwin))[0].rstrip("s")  # the suffixes after it only rescale the column
+            if model not in cached:
+                cached[model] = linear_window_error(
                     item["values"],
                     int(item["train_end"]),
-                    str(linwin),
+                    model,
                     item.get("separate", False),
                     int(item["calibration_start"]),
                 )
-            column = cached[linwin] if cached[linwin].ndim == 2 else cached[linwin][:, None]
+            column = cached[model] if cached[model].ndim == 2 else cached[model][:, None]
             if np.isfinite(column[int(item["calibration_start"]) : int(item["train_end"])]).all():
                 R = np.concatenate([R, column], axis=1)  # else (too short a training part) left out
         labels = item["labels"].astype(bool)
@@ -519,6 +545,28 @@ def evaluate_setting(
             extra = slice(item["residuals"].shape[1], R.shape[1])
             C = R[cal, extra][~np.isnan(R[cal, extra]).any(axis=1)]
             z[:, extra] = (R[:, extra] - np.median(C, axis=0)) / np.maximum(np.std(C, axis=0), 1e-2)
+        if linwin and "r" in str(linwin) and R.shape[1] > item["residuals"].shape[1]:
+            # "rC": the window's error RMS measured relative to its calibration median, a rise by
+            # the share C counting as one z (an averaged error's MAD is far below its out-of-sample shift)
+            extra = slice(item["residuals"].shape[1], R.shape[1])
+            C = R[cal, extra][~np.isnan(R[cal, extra]).any(axis=1)]
+            med_window = np.maximum(np.median(C, axis=0), 1e-12)
+            z[:, extra] = (R[:, extra] / med_window - 1.0) / float(str(linwin).split("r")[1].rstrip("+"))
+            if "+" in str(linwin):  # "rC+": only a rise counts (a window reconstructed better than usual is no news)
+                z[:, extra] = np.maximum(z[:, extra], 0.0)
+        if linwin and "f" in str(linwin) and R.shape[1] > item["residuals"].shape[1]:
+            # "fC": the normaliser's scale, floored at the share C of the calibration median
+            extra = slice(item["residuals"].shape[1], R.shape[1])
+            C = R[cal, extra][~np.isnan(R[cal, extra]).any(axis=1)]
+            center = np.median(C, axis=0)
+            scale = np.maximum(1.4826 * np.median(np.abs(C - center), axis=0), float(str(linwin).split("f")[1]) * center)
+            z[:, extra] = (R[:, extra] - center) / np.maximum(scale, 1e-12)
+        if linwin and R.shape[1] > item["residuals"].shape[1]:
+            # a row with no complete window yet (a stream's first W - 1) is scored by the network
+            # alone, as a product would score it (before 2026-12-06 such rows went unscored)
+            extra = slice(item["residuals"].shape[1], R.shape[1])
+            network_scored = ~np.isnan(R[:, : extra.start]).any(axis=1, keepdims=True)
+            z[:, extra] = np.where(np.isnan(R[:, extra]) & network_scored, 0.0, z[:, extra])
         if binary_aware and steps.any():
             C = R[cal][~np.isnan(R[cal]).any(axis=1)]
             center = np.median(C, axis=0)
@@ -774,7 +822,9 @@ DEFAULT_GRID: dict[str, list[Any]] = {
     "min_switches": [0],  # 0: the product's MIN_SWITCHES (with a norm ending in "b")
     "lead": [0],  # k > 0: each row takes the smoothed score of k rows later; "cW": a centred mean of width W
     "season": [""],  # "[p]K:w:r:P[:q]": a seasonal baseline (seasonal_excuse; tried for issue 12, not taken)
-    "linwin": [""],  # "V:Wmax[h][l][s]": a linear window model's error as more residual columns (linear_window_error)
+    "linwin": [
+        ""
+    ],  # "V:Wmax[chlx][m<k>][d<n>][s|r<C>[+]|f<C>]": a linear window model's error as more residual columns (linear_window_error)
     "hold": [0],  # > 1: each score the largest smoothed score of its last `hold` rows; < 0: a decaying peak
 }
 
