@@ -822,9 +822,8 @@ DEFAULT_GRID: dict[str, list[Any]] = {
     "min_switches": [0],  # 0: the product's MIN_SWITCHES (with a norm ending in "b")
     "lead": [0],  # k > 0: each row takes the smoothed score of k rows later; "cW": a centred mean of width W
     "season": [""],  # "[p]K:w:r:P[:q]": a seasonal baseline (seasonal_excuse; tried for issue 12, not taken)
-    "linwin": [
-        ""
-    ],  # "V:Wmax[chlx][m<k>][d<n>][s|r<C>[+]|f<C>]": a linear window model's error as more residual columns (linear_window_error)
+    # "V:Wmax[chlx][m<k>][d<n>][s|r<C>[+]|f<C>]": a linear window model's error as more residual columns (linear_window_error)
+    "linwin": [""],
     "hold": [0],  # > 1: each score the largest smoothed score of its last `hold` rows; < 0: a decaying peak
 }
 
