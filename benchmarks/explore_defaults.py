@@ -479,6 +479,31 @@ def fit_cut(c: np.ndarray, fit: str, quantile: float, margin: float) -> float:
     raise ValueError(fit)
 
 
+def _rescale_window_columns(R: np.ndarray, z: np.ndarray, cal: slice, first: int, spec: str) -> np.ndarray:
+    """z (L, D') with the linear window columns ``first:`` of R (L, D') measured as ``spec``'s
+    suffix says (:func:`linear_window_error`): ``s``, ``r<C>[+]``, ``f<C>``, or else the
+    normaliser's z left as they are. A row with no complete window yet (a stream's first W - 1)
+    gets 0 there, so the network's z alone score it, as a product would (before 2026-12-06 such
+    rows went unscored)."""
+    extra = slice(first, R.shape[1])
+    C = R[cal, extra][~np.isnan(R[cal, extra]).any(axis=1)]
+    center = np.median(C, axis=0)
+    z = z.copy()
+    if "s" in spec:  # the calibration standard deviation, not the MAD (a smooth, averaged error has a MAD far below its spread)
+        z[:, extra] = (R[:, extra] - center) / np.maximum(np.std(C, axis=0), 1e-2)
+    elif "r" in spec:  # the rise over the calibration median, the share C of it one z (an averaged error's
+        # MAD is far below its out-of-sample shift); "+": only a rise counts
+        z[:, extra] = (R[:, extra] / np.maximum(center, 1e-12) - 1.0) / float(spec.split("r")[1].rstrip("+"))
+        if spec.endswith("+"):
+            z[:, extra] = np.maximum(z[:, extra], 0.0)
+    elif "f" in spec:  # the normaliser's MAD, floored at the share C of the calibration median
+        scale = np.maximum(1.4826 * np.median(np.abs(C - center), axis=0), float(spec.split("f")[1]) * center)
+        z[:, extra] = (R[:, extra] - center) / np.maximum(scale, 1e-12)
+    network_scored = ~np.isnan(R[:, :first]).any(axis=1, keepdims=True)
+    z[:, extra] = np.where(np.isnan(R[:, extra]) & network_scored, 0.0, z[:, extra])
+    return z
+
+
 def evaluate_setting(
     series: list[dict[str, Any]],
     norm: str,
@@ -539,34 +564,8 @@ def evaluate_setting(
         cal = slice(int(item["calibration_start"]), te)
         binary_aware = norm.endswith("b")  # a two-valued channel's scale is at least its step (as the product does)
         z = normalise(R, cal, norm[:-1] if binary_aware else norm, cap)
-        if linwin and "s" in str(linwin) and R.shape[1] > item["residuals"].shape[1]:
-            # "s": the linear window columns measured by their calibration standard deviation, not
-            # their MAD (a smooth, averaged error has a MAD far below its spread)
-            extra = slice(item["residuals"].shape[1], R.shape[1])
-            C = R[cal, extra][~np.isnan(R[cal, extra]).any(axis=1)]
-            z[:, extra] = (R[:, extra] - np.median(C, axis=0)) / np.maximum(np.std(C, axis=0), 1e-2)
-        if linwin and "r" in str(linwin) and R.shape[1] > item["residuals"].shape[1]:
-            # "rC": the window's error RMS measured relative to its calibration median, a rise by
-            # the share C counting as one z (an averaged error's MAD is far below its out-of-sample shift)
-            extra = slice(item["residuals"].shape[1], R.shape[1])
-            C = R[cal, extra][~np.isnan(R[cal, extra]).any(axis=1)]
-            med_window = np.maximum(np.median(C, axis=0), 1e-12)
-            z[:, extra] = (R[:, extra] / med_window - 1.0) / float(str(linwin).split("r")[1].rstrip("+"))
-            if "+" in str(linwin):  # "rC+": only a rise counts (a window reconstructed better than usual is no news)
-                z[:, extra] = np.maximum(z[:, extra], 0.0)
-        if linwin and "f" in str(linwin) and R.shape[1] > item["residuals"].shape[1]:
-            # "fC": the normaliser's scale, floored at the share C of the calibration median
-            extra = slice(item["residuals"].shape[1], R.shape[1])
-            C = R[cal, extra][~np.isnan(R[cal, extra]).any(axis=1)]
-            center = np.median(C, axis=0)
-            scale = np.maximum(1.4826 * np.median(np.abs(C - center), axis=0), float(str(linwin).split("f")[1]) * center)
-            z[:, extra] = (R[:, extra] - center) / np.maximum(scale, 1e-12)
         if linwin and R.shape[1] > item["residuals"].shape[1]:
-            # a row with no complete window yet (a stream's first W - 1) is scored by the network
-            # alone, as a product would score it (before 2026-12-06 such rows went unscored)
-            extra = slice(item["residuals"].shape[1], R.shape[1])
-            network_scored = ~np.isnan(R[:, : extra.start]).any(axis=1, keepdims=True)
-            z[:, extra] = np.where(np.isnan(R[:, extra]) & network_scored, 0.0, z[:, extra])
+            z = _rescale_window_columns(R, z, cal, item["residuals"].shape[1], str(linwin))
         if binary_aware and steps.any():
             C = R[cal][~np.isnan(R[cal]).any(axis=1)]
             center = np.median(C, axis=0)
