@@ -345,6 +345,115 @@ def seasonal_excuse(raw: np.ndarray, train_end: int, spec: str, separate: bool, 
     return period, stream(raw)
 
 
+def seasonal_autoregression(
+    R: np.ndarray, train_end: int, fit_end: int, spec: str, separate: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each feature's residual (L, D) less what a ridge regression on its own residuals one
+    period earlier predicts: a seasonal autoregression of the signed residuals (issue 12, ninth pass).
+
+    ``spec`` ``"w:h:r:P[:v][:a]"``. Per feature, the period: the lag between P rows and half the
+    fitting rows where the autocorrelation of the training residuals (NaN as 0) peaks, kept if
+    it reaches r. The regressors: the residuals at ``t - period + j``, ``|j| <= w``, each less
+    the centred mean of the ``2h + 1`` residuals around it (h 0: not; h < 0: half the
+    period, so the mean is that of the period centred on it), so that a lasting bias
+    (a drift, a level the network does not reach) recurs in no regressor and is never excused;
+    only a recurring shape is. Fitted by ridge (penalty ``a``, default 1; ``a`` < 0: ``|a|`` times the
+    regressors' mean sum of squares, free of the residuals' scale) on the rows
+    before ``fit_end`` (the network's training rows), kept if it lowers the mean square of
+    the residuals on the held-back rows ``fit_end:train_end`` by the share ``v`` (default 0:
+    any lowering; ``v`` < 0: kept without that check). Prefix letters: ``a``, period and fit from the
+    whole training part, kept without that check; ``c``, each regressor clipped to the fitting
+    rows' largest absolute regressor, so that an anomaly a period ago excuses no more than a
+    normal moment would; ``n``, a correction that would make a residual larger is not made
+    (no echo of a past spike). Rows whose regressors are unknown (the
+    first period of a stream, gaps) are left as they are. Causal (``h`` < period - w) and
+    chunk-invariant with a buffer of period + w + h residuals; a sweep-only emulation.
+
+    Returns
+    -------
+    (ndarray of shape (L, D), ndarray of shape (D,))
+        The corrected residuals and each feature's period (0: no correction).
+    """
+    flags = re.match(r"[a-z]*", spec).group(0)
+    whole = "a" in flags  # fitted on the whole training part, no held-back check
+    clip = "c" in flags  # regressors clipped to the fitting rows' largest |regressor|
+    shrink_only = "n" in flags  # a correction never makes a residual larger
+    parts = [float(v) for v in spec[len(flags) :].split(":")]
+    w, h, min_acf, min_period = int(parts[0]), int(parts[1]), parts[2], int(parts[3])
+    if whole:
+        fit_end = train_end
+    min_gain = parts[4] if len(parts) > 4 else 0.0
+    ridge = parts[5] if len(parts) > 5 else 1.0
+    L, D = R.shape
+    out = R.copy()
+    periods = np.zeros(D, dtype=int)
+    streams = [(0, train_end), (train_end, L)] if separate else [(0, L)]
+    for f in range(D):
+        r = R[:, f]
+        train = np.nan_to_num(r[:fit_end])
+        train = train - train.mean()
+        top = 2 * len(train) // 3
+        if top < min_period + w + 2 or not train.any():
+            continue
+        # The autocorrelation with each lag's sum divided by its own number of products (not by
+        # the series' length), so that a lag of half the rows is not shrunk by half.
+        spectrum = np.fft.rfft(train, 2 * len(train))
+        acf = np.fft.irfft(spectrum * np.conj(spectrum))[: top + 1] / (len(train) - np.arange(top + 1))
+        acf = acf / acf[0]
+        lags = np.arange(max(min_period, 2 * w + 2, 2 * max(h, 0) + 2), top)
+        peaks = lags[(acf[lags] > acf[lags - 1]) & (acf[lags] >= acf[lags + 1])]  # a local peak, not a decay's start
+        if not len(peaks):
+            continue
+        period = int(peaks[np.argmax(acf[peaks])])
+        if acf[period] < min_acf:
+            continue
+
+        def design(x: np.ndarray, h: int = h if h >= 0 else period // 2) -> np.ndarray:
+            # (len(x), 2w + 1): the high-passed residuals a period before (h < 0: half a period)
+            high = x.copy()
+            if h > 0:
+                padded = np.pad(x, h, mode="edge")
+                valid = np.lib.stride_tricks.sliding_window_view(~np.isnan(padded), 2 * h + 1)
+                total = np.lib.stride_tricks.sliding_window_view(np.nan_to_num(padded), 2 * h + 1).sum(axis=1)
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    high = x - total / valid.sum(axis=1)
+            X = np.full((len(x), 2 * w + 1), np.nan)
+            for k, j in enumerate(range(-w, w + 1)):
+                lag = period - j
+                X[lag:, k] = high[: len(x) - lag]
+            return X
+
+        def rows(a: int, b: int) -> tuple[np.ndarray, np.ndarray]:
+            X = design(r[a:b])
+            ok = ~np.isnan(X).any(axis=1) & ~np.isnan(r[a:b])
+            return X, ok
+
+        X, ok = rows(0, fit_end)
+        if ok.sum() < 4 * (2 * w + 1):
+            continue
+        A, y = X[ok], r[:fit_end][ok]
+        # ridge < 0: a penalty of |ridge| times the regressors' own sum of squares (scale-free)
+        penalty = -ridge * float((A**2).sum()) / A.shape[1] if ridge < 0 else ridge
+        coef = np.linalg.solve(A.T @ A + penalty * np.eye(A.shape[1]), A.T @ y)
+        bound = float(np.abs(A).max()) if clip else np.inf
+        corrected = []
+        for a, b in streams:
+            Xs, oks = rows(a, b)
+            c = r[a:b].copy()
+            fixed = c[oks] - np.clip(Xs[oks], -bound, bound) @ coef
+            c[oks] = np.where(np.abs(fixed) <= np.abs(c[oks]), fixed, c[oks]) if shrink_only else fixed
+            corrected.append(c)
+        c = np.concatenate(corrected)
+        if min_gain >= 0 and not whole:
+            before = np.nanmean(r[fit_end:train_end] ** 2)
+            after = np.nanmean(c[fit_end:train_end] ** 2)
+            if not after < (1 - min_gain) * before:
+                continue
+        out[:, f] = c
+        periods[f] = period
+    return out, periods
+
+
 def linear_window_error(values: np.ndarray, train_end: int, spec: str, separate: bool, fit_end: int | None = None) -> np.ndarray:
     """A linear window model's error per row (L,): a lead for issue 12, not in the product.
 
@@ -522,6 +631,7 @@ def evaluate_setting(
     lead: int | str = 0,
     season: str = "",
     linwin: str = "",
+    seasres: str = "",
     verbose: bool = False,
 ) -> dict[str, float]:
     def f1(c: dict[str, int]) -> float:
@@ -548,6 +658,31 @@ def evaluate_setting(
             column = cached[model] if cached[model].ndim == 2 else cached[model][:, None]
             if np.isfinite(column[int(item["calibration_start"]) : int(item["train_end"])]).all():
                 R = np.concatenate([R, column], axis=1)  # else (too short a training part) left out
+        if seasres:  # each feature's residual less its seasonal autoregression (seasonal_autoregression)
+            cached = item.setdefault("seasres", {})
+            key = (seasres, linwin)
+            if key not in cached and str(seasres).startswith("stage"):
+                # The stage as it was built (seasonal_residual.py): "stage[:tolerance[:min_acf]]"; the
+                # uncorrectable rows measured as uncorrected, by the product's normaliser (no steps)
+                from seasonal_residual import SeasonalResidual
+
+                from anomaly.detection.scoring import ResidualNormaliser
+
+                te, extra = int(item["train_end"]), [float(v) for v in str(seasres).split(":")[1:]]
+                options = dict(zip(("tolerance", "min_acf"), extra))
+                stage = SeasonalResidual.fit(R[:te], **options)
+                cal = slice(int(item["calibration_start"]), te)
+                raw, fixed = ResidualNormaliser.fit(R[cal]), ResidualNormaliser.fit(stage.stream().feed(R[:te])[cal])
+                stage = stage.calibrated(raw.center, raw.scale, fixed.center, fixed.scale)
+                streams = [R[:te], R[te:]] if item.get("separate", False) else [R]
+                corrected = np.concatenate([stage.stream().feed(part) for part in streams])
+                cached[key] = (corrected, stage.periods)
+            if key not in cached:
+                cached[key] = seasonal_autoregression(
+                    R, int(item["train_end"]), int(item["calibration_start"]), str(seasres), item.get("separate", False)
+                )
+            R, periods = cached[key]
+            item.setdefault("seasres_periods", {})[seasres] = periods
         labels = item["labels"].astype(bool)
         te = int(item["train_end"])
         steps = np.zeros(R.shape[1])
@@ -688,8 +823,10 @@ def evaluate_setting(
             for k in best:
                 best[k] += bc[k]
             if verbose:
+                seasonal = item.get("seasres_periods", {}).get(seasres, np.zeros(0, dtype=int))
                 print(
-                    f"    {item['name']} period {item.get('periods', {}).get(season, 0)}: labelled {y.mean():.3f} flagged {flags.mean():.4f} F1 {f1(dict(tp=int((y & flags).sum()), fp=int((~y & flags).sum()), fn=int((y & ~flags).sum()))):.3f} "
+                    f"    {item['name']} period {item.get('periods', {}).get(season, 0)}"
+                    f"{' seasres ' + ','.join(str(v) for v in seasonal[seasonal > 0]) if seasonal.any() else ''}: labelled {y.mean():.3f} flagged {flags.mean():.4f} F1 {f1(dict(tp=int((y & flags).sum()), fp=int((~y & flags).sum()), fn=int((y & ~flags).sum()))):.3f} "
                     f"best F1 {bf1:.3f} at cal-quantile {np.mean(c <= bc['threshold']):.4f} (t {bc['threshold']:.3g} vs {np.median(t):.3g}, test median {np.nanmedian(sc):.3g} cal median {med:.3g}) AP {_ap(y, sc):.3f}"
                 )
             aps.append(_ap(y, sc))
@@ -823,6 +960,9 @@ DEFAULT_GRID: dict[str, list[Any]] = {
     "season": [""],  # "[p]K:w:r:P[:q]": a seasonal baseline (seasonal_excuse; tried for issue 12, not taken)
     # "V:Wmax[chlx][m<k>][d<n>][s|r<C>[+]|f<C>]": a linear window model's error as more residual columns (linear_window_error)
     "linwin": [""],
+    # "[acn]w:h:r:P[:v][:a]": each residual less its seasonal autoregression (seasonal_autoregression);
+    # "stage[:tolerance[:min_acf]]": the stage as built into the product and taken out (seasonal_residual.py)
+    "seasres": [""],
     "hold": [0],  # > 1: each score the largest smoothed score of its last `hold` rows; < 0: a decaying peak
 }
 
