@@ -8,7 +8,7 @@ residuals in seconds:
     python benchmarks/explore_defaults.py sweep smd,skab,nab --config lstm2x32
 
 Caches: ``results/benchmark/defaults-cache/<dataset>/<config>/<series>.npz`` (git-ignored).
-Every sweep is appended to ``results/benchmark/explore_defaults_log.csv`` and summarised in
+Every sweep is appended to ``results/benchmark/explore_defaults_log.jsonl`` and summarised in
 ``benchmarks/DETECTION.md``. Only the dev data sets (SMD machines 1-2 … 1-8, SKAB, NAB) are
 used. ``best_f1`` (each series at its own best threshold, chosen with its labels) is a
 diagnostic of how good the scores are, never a result.
@@ -44,7 +44,10 @@ def load_demo(root: Path, quick: bool = False) -> list[Case]:
 
 
 LOADERS = {**LOADERS, "demo": load_demo}
-LOG = DEFAULT_OUTPUT / "explore_defaults_log.csv"
+# One JSON object per setting and line: rows of sweeps over other data sets or with keys added
+# later keep their own fields (the CSV log before it, explore_defaults_log.csv, kept the header of
+# its first write, so later rows with other columns no longer lined up with it).
+LOG = DEFAULT_OUTPUT / "explore_defaults_log.jsonl"
 
 
 def _parse_value(text: str) -> Any:
@@ -904,8 +907,6 @@ def vus_windows(dataset: str, root: Path) -> dict[str, int]:
 def sweep(datasets: list[str], config: str, grid: dict[str, list[Any]], verbose: bool = False, vus: bool = False) -> None:
     import itertools
 
-    import pandas as pd
-
     data = {d: _load(d, config) for d in datasets}
     for d, items in data.items():
         windows = vus_windows(d, datasets_root(None)) if vus else {}
@@ -938,9 +939,11 @@ def sweep(datasets: list[str], config: str, grid: dict[str, list[Any]], verbose:
             ),
             flush=True,
         )
-    frame = pd.DataFrame(rows)
     LOG.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(LOG, mode="a", header=not LOG.exists(), index=False)
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
+    with LOG.open("a") as log:
+        for row in rows:
+            log.write(json.dumps({"time": stamp, **row}, default=float) + "\n")
 
 
 DEFAULT_GRID: dict[str, list[Any]] = {
