@@ -354,13 +354,13 @@ def seasonal_autoregression(
     """Each feature's residual (L, D) less what a ridge regression on its own residuals one
     period earlier predicts: a seasonal autoregression of the signed residuals (issue 12, ninth pass).
 
-    ``spec`` ``"w:h:r:P[:v][:a]"``. Per feature, the period: the lag between P rows and half the
-    fitting rows where the autocorrelation of the training residuals (NaN as 0) peaks, kept if
-    it reaches r. The regressors: the residuals at ``t - period + j``, ``|j| <= w``, each less
-    the centred mean of the ``2h + 1`` residuals around it (h 0: not; h < 0: half the
-    period, so the mean is that of the period centred on it), so that a lasting bias
-    (a drift, a level the network does not reach) recurs in no regressor and is never excused;
-    only a recurring shape is. Fitted by ridge (penalty ``a``, default 1; ``a`` < 0: ``|a|`` times the
+    ``spec`` ``"[acn]w:h:r:P[:v][:a]"``. Per feature, the period: the highest local peak of the
+    autocorrelation of the fitting rows' residuals (NaN as 0; each lag's sum divided by its own
+    number of products) between P rows and two thirds of those rows, kept if it reaches r. The
+    regressors: the residuals at ``t - period + j``, ``|j| <= w``, each less the centred mean of
+    the ``2h + 1`` residuals around it (h 0: not; h < 0: half the period, so the mean is that of
+    the period centred on it); with h > 0 a lasting bias (a drift, a level the network does not
+    reach) recurs in no regressor and is not excused, only a recurring shape is. Fitted by ridge (penalty ``a``, default 1; ``a`` < 0: ``|a|`` times the
     regressors' mean sum of squares, free of the residuals' scale) on the rows
     before ``fit_end`` (the network's training rows), kept if it lowers the mean square of
     the residuals on the held-back rows ``fit_end:train_end`` by the share ``v`` (default 0:

@@ -4,8 +4,7 @@ Built into the product as ``anomaly/detection/seasonal.py`` (between the predict
 normaliser, on by default) and taken out again before it was committed: two of
 ``tests/test_detector.py``'s tests failed (benchmarks/DETECTION.md, ninth pass). Kept here so
 that the sweep (``explore_defaults.py sweep ... --grid seasres=stage[:tolerance[:min_acf]]``)
-reruns it as it was built. What it does:
-
+reruns it as it was last built (its second version). What it does:
 
 A next-step network sees ``window_size`` rows. A pattern that recurs once a period longer than
 that (a CPU job every day at 3 am, the edges of a daily square wave, a weekly peak) cannot be
@@ -18,14 +17,14 @@ each residual is lowered by a seasonal autoregression of the residuals themselve
 ``b`` is fitted by least squares (lightly ridged) on the training residuals. ``x`` is how the
 moment one period earlier stood out from the period around it, so what recurs at every lag — a
 bias the network keeps while a level drifts past its training range, a lasting level change —
-is never explained away; only a recurring *shape* is. The residuals are signed: noise that grows
+cancels out of ``x`` and is not explained away; only a recurring *shape* is. The residuals are signed: noise that grows
 or a pattern that changes keeps its residual, and a daily spike that fails to come leaves
 ``-b * x[t]``.
 
 ``m`` is the *pattern memory*: the residual as observed, except that one row moves it by at
 most ``tolerance`` typical deviations (more where a pattern is expected: by as much again as
-the pattern's own size), so a spike today does not come back as a negative "echo" at the same
-moment tomorrow. Features with no period, or too little training data to see two, are left as
+the pattern's own size), so a spike today comes back at the same moment tomorrow as a negative
+"echo" of at most that size, not of its own. Features with no period, or too little training data to see two, are left as
 they are.
 
 Pure numpy. Causal and chunk-invariant: a stream carries the last ``P + H`` memory rows.
