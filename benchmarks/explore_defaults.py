@@ -28,6 +28,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from detection import DEFAULT_OUTPUT, LOADERS, Case, datasets_root  # noqa: E402
+from seasonal_residual import autocorrelation, local_peaks  # noqa: E402
 
 CACHE = DEFAULT_OUTPUT / "defaults-cache"
 
@@ -287,14 +288,11 @@ def score_period(x: np.ndarray, min_acf: float, min_period: int, jitter: int, ma
     if jitter > 0:
         v = np.lib.stride_tricks.sliding_window_view(np.pad(v, jitter, mode="edge"), 2 * jitter + 1).max(axis=1)
     v = v - v.mean()
-    n, top = len(v), min(len(v) // 2, max_lag)
+    top = min(len(v) // 2, max_lag)
     if top < max(min_period, 4) + 2 or not v.any():
         return 0
-    spectrum = np.fft.rfft(v, 2 * n)
-    acf = np.fft.irfft(spectrum * np.conj(spectrum))[: top + 1]
-    acf = acf / acf[0]
-    lags = np.arange(4, top)
-    peaks = lags[(acf[lags] > acf[lags - 1]) & (acf[lags] >= acf[lags + 1])]
+    acf = autocorrelation(v, top, per_lag=False)
+    peaks = local_peaks(acf, np.arange(4, top))
     if not len(peaks):
         return 0
     best = int(peaks[np.argmax(acf[peaks] >= 0.9 * acf[peaks].max())])
@@ -398,13 +396,10 @@ def seasonal_autoregression(
         top = 2 * len(train) // 3
         if top < min_period + w + 2 or not train.any():
             continue
-        # The autocorrelation with each lag's sum divided by its own number of products (not by
-        # the series' length), so that a lag of half the rows is not shrunk by half.
-        spectrum = np.fft.rfft(train, 2 * len(train))
-        acf = np.fft.irfft(spectrum * np.conj(spectrum))[: top + 1] / (len(train) - np.arange(top + 1))
-        acf = acf / acf[0]
-        lags = np.arange(max(min_period, 2 * w + 2, 2 * max(h, 0) + 2), top)
-        peaks = lags[(acf[lags] > acf[lags - 1]) & (acf[lags] >= acf[lags + 1])]  # a local peak, not a decay's start
+        # Each lag's sum divided by its own number of products, so that a lag of half the rows is
+        # not shrunk by half.
+        acf = autocorrelation(train, top)
+        peaks = local_peaks(acf, np.arange(max(min_period, 2 * w + 2, 2 * max(h, 0) + 2), top))
         if not len(peaks):
             continue
         period = int(peaks[np.argmax(acf[peaks])])

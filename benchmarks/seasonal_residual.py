@@ -179,15 +179,32 @@ def _period(r: np.ndarray, min_acf: float, min_period: int) -> int:
     top = n // 2
     if top < min_period + 2 or not v.any():
         return 0
-    spectrum = np.fft.rfft(v, 2 * n)
-    acf = np.fft.irfft(spectrum * np.conj(spectrum))[: top + 1] / (n - np.arange(top + 1))
-    acf = acf / acf[0]
-    lags = np.arange(max(min_period, 2), top)
-    peaks = lags[(acf[lags] > acf[lags - 1]) & (acf[lags] >= acf[lags + 1])]  # a peak, not a decay's start
+    acf = autocorrelation(v, top)
+    peaks = local_peaks(acf, np.arange(max(min_period, 2), top))
     if not len(peaks):
         return 0
     best = int(peaks[np.argmax(acf[peaks])])
     return best if acf[best] >= min_acf else 0
+
+
+def autocorrelation(v: np.ndarray, top: int, per_lag: bool = True) -> np.ndarray:
+    """The autocorrelation (top + 1,) of a centred series ``v`` (n,) at lags 0 .. top, 1 at lag 0.
+
+    By FFT. ``per_lag``: each lag's sum of products divided by its own number of products
+    (n - lag), so that long lags are not shrunk towards 0; else all by n (the usual estimate).
+    """
+    n = len(v)
+    spectrum = np.fft.rfft(v, 2 * n)
+    acf = np.fft.irfft(spectrum * np.conj(spectrum))[: top + 1]
+    if per_lag:
+        acf = acf / (n - np.arange(top + 1))
+    return acf / acf[0]
+
+
+def local_peaks(acf: np.ndarray, lags: np.ndarray) -> np.ndarray:
+    """The lags (of ``lags``, each at least 1 and below ``len(acf) - 1``) where ``acf`` peaks:
+    above the lag before, at least the lag after — a peak, not the start of a decay."""
+    return lags[(acf[lags] > acf[lags - 1]) & (acf[lags] >= acf[lags + 1])]
 
 
 def _regressor(m: np.ndarray, period: int) -> np.ndarray:
