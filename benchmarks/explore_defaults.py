@@ -452,7 +452,14 @@ def seasonal_autoregression(
     return out, periods
 
 
-def linear_window_error(values: np.ndarray, train_end: int, spec: str, separate: bool, fit_end: int | None = None) -> np.ndarray:
+def linear_window_error(
+    values: np.ndarray,
+    train_end: int,
+    spec: str,
+    separate: bool,
+    fit_end: int | None = None,
+    network_z: np.ndarray | None = None,
+) -> np.ndarray:
     """A linear window model's error per row (L,): a lead for issue 12, not in the product.
 
     ``spec`` ``"V:Wmax"``: each row's trailing window of W rows (W the period of the training
@@ -468,7 +475,10 @@ def linear_window_error(values: np.ndarray, train_end: int, spec: str, separate:
     - ``x``: the held-back rows' errors from that fit, every other row's from the whole one;
     - ``c``: each window less its own mean per feature (its shape, not its level);
     - ``m<k>``: the training part must hold k windows' rows, not 3 (``m1.25``: W / 4 + 1 windows);
-    - ``d<n>``: W also at most n // D (at most n values per window).
+    - ``d<n>``: W also at most n // D (at most n values per window);
+    - ``k<C>``: a value whose network z (``network_z``, (L, D)) exceeds C in size is replaced by
+      the last value before it that did not (causal), in training and scoring alike, so that a
+      row the network already flags on its own does not stay in the next W windows' errors.
 
     Read by :func:`evaluate_setting`, they rescale the column: ``s`` by its calibration standard
     deviation instead of the normaliser's scale; ``r<C>`` by its rise over its calibration
@@ -489,6 +499,8 @@ def linear_window_error(values: np.ndarray, train_end: int, spec: str, separate:
     share, most = (float(v) for v in re.match(r"([\d.]+):(\d+)", model).groups())
     fit_rows = fit_end if (held_back or cross) and fit_end is not None else train_end
     X = np.asarray(values, dtype=np.float64)
+    if (m := re.search(r"k([\d.]+)", model)) and network_z is not None:
+        X = _replace_flagged(X, np.abs(network_z) > float(m.group(1)))
     mean, std = np.nanmean(X[:train_end], axis=0), np.nanstd(X[:train_end], axis=0)
     X = (X - mean) / np.where(std > 0, std, 1.0)
     D = X.shape[1]
@@ -523,6 +535,21 @@ def linear_window_error(values: np.ndarray, train_end: int, spec: str, separate:
     if cross:
         pca = held_pca
         out[fit_end:train_end] = error(X[:train_end])[fit_end:]
+    return out
+
+
+def _replace_flagged(X: np.ndarray, flagged: np.ndarray) -> np.ndarray:
+    """X (L, D) with each flagged value replaced by the last unflagged value of its column before
+    it (the column's first unflagged value where none is before it)."""
+    out = X.copy()
+    for j in range(X.shape[1]):
+        keep = ~flagged[:, j]
+        if not keep.any():
+            continue
+        index = np.where(keep, np.arange(len(X)), -1)
+        index = np.maximum.accumulate(index)
+        index[index < 0] = np.argmax(keep)
+        out[:, j] = X[index, j]
     return out
 
 
@@ -646,12 +673,17 @@ def evaluate_setting(
             cached = item.setdefault("linwin", {})
             model = re.split("[rf]", str(linwin))[0].rstrip("s")  # the suffixes after it only rescale the column
             if model not in cached:
+                network_z = None
+                if "k" in model:  # the cleaning needs the network's own z, as the defaults normalise them
+                    cal = slice(int(item["calibration_start"]), int(item["train_end"]))
+                    network_z = normalise(R, cal, "mads0.1", 0.0)
                 cached[model] = linear_window_error(
                     item["values"],
                     int(item["train_end"]),
                     model,
                     item.get("separate", False),
                     int(item["calibration_start"]),
+                    network_z,
                 )
             column = cached[model] if cached[model].ndim == 2 else cached[model][:, None]
             if np.isfinite(column[int(item["calibration_start"]) : int(item["train_end"])]).all():
