@@ -553,6 +553,30 @@ def _replace_flagged(X: np.ndarray, flagged: np.ndarray) -> np.ndarray:
     return out
 
 
+def median_shift(values: np.ndarray, train_end: int, spec: str, separate: bool) -> np.ndarray:
+    """How far each feature's level moved (L, D): a lead for issue 12, not in the product.
+
+    ``spec`` ``"k"``: the median of each feature's last k values less the median of the k before
+    them, the values z-scored by the training part; NaN for a stream's first 2k - 1 rows. A
+    single spike moves neither median, so it is not held; a lasting change of level raises the
+    column for the 2k rows after it. Causal: a row's medians end at it.
+    """
+    import pandas as pd
+
+    k = int(spec)
+    X = np.asarray(values, dtype=np.float64)
+    mean, std = np.nanmean(X[:train_end], axis=0), np.nanstd(X[:train_end], axis=0)
+    X = (X - mean) / np.where(std > 0, std, 1.0)
+
+    def shift(Y: np.ndarray) -> np.ndarray:
+        med = pd.DataFrame(Y).rolling(k, min_periods=k).median().to_numpy()
+        out = np.full_like(med, np.nan)
+        out[k:] = med[k:] - med[:-k]
+        return out
+
+    return np.concatenate([shift(X[:train_end]), shift(X[train_end:])]) if separate else shift(X)
+
+
 def best_f1_counts(labels: np.ndarray, scores: np.ndarray) -> tuple[float, dict[str, int]]:
     """The series' best point-wise F1 over thresholds and its counts (chosen with labels)."""
     s = np.where(np.isnan(scores), -np.inf, scores)
@@ -657,6 +681,7 @@ def evaluate_setting(
     season: str = "",
     linwin: str = "",
     seasres: str = "",
+    shift: int | str = 0,
     verbose: bool = False,
 ) -> dict[str, float]:
     def f1(c: dict[str, int]) -> float:
@@ -688,6 +713,11 @@ def evaluate_setting(
             column = cached[model] if cached[model].ndim == 2 else cached[model][:, None]
             if np.isfinite(column[int(item["calibration_start"]) : int(item["train_end"])]).all():
                 R = np.concatenate([R, column], axis=1)  # else (too short a training part) left out
+        if shift:  # more residual columns: how far each feature's level moved (median_shift)
+            cached = item.setdefault("shift", {})
+            if shift not in cached:
+                cached[shift] = median_shift(item["values"], int(item["train_end"]), str(shift), item.get("separate", False))
+            R = np.concatenate([R, cached[shift]], axis=1)
         if seasres:  # each feature's residual less its seasonal autoregression (seasonal_autoregression)
             cached = item.setdefault("seasres", {})
             key = (seasres, linwin)
@@ -729,8 +759,11 @@ def evaluate_setting(
         cal = slice(int(item["calibration_start"]), te)
         binary_aware = norm.endswith("b")  # a two-valued channel's scale is at least its step (as the product does)
         z = normalise(R, cal, norm[:-1] if binary_aware else norm, cap)
-        if linwin and R.shape[1] > item["residuals"].shape[1]:
+        if linwin and R.shape[1] > item["residuals"].shape[1] and not shift:
             z = _rescale_window_columns(R, z, cal, item["residuals"].shape[1], str(linwin))
+        if shift:  # a row with no complete pair of windows yet: the shift columns add 0
+            network_scored = ~np.isnan(R[:, : item["residuals"].shape[1]]).any(axis=1, keepdims=True)
+            z = np.where(np.isnan(z) & network_scored, 0.0, z)
         if binary_aware and steps.any():
             C = R[cal][~np.isnan(R[cal]).any(axis=1)]
             center = np.median(C, axis=0)
@@ -938,7 +971,7 @@ def sweep(datasets: list[str], config: str, grid: dict[str, list[Any]], verbose:
     for d, items in data.items():
         windows = vus_windows(d, datasets_root(None)) if vus else {}
         frames = {}
-        if any(grid.get("linwin", [""])):  # the linear window column needs the series' values
+        if any(grid.get("linwin", [""])) or any(grid.get("shift", [0])):  # these columns need the series' values
             loader = load_demo if d == "demo" else LOADERS[d]
             frames = {c.name.replace("/", "__"): c.frame.to_numpy(np.float64) for c in loader(datasets_root(None))}
         for item in items:
@@ -993,6 +1026,7 @@ DEFAULT_GRID: dict[str, list[Any]] = {
     # "[acn]w:h:r:P[:v][:a]": each residual less its seasonal autoregression (seasonal_autoregression);
     # "stage[:tolerance[:min_acf]]": the stage as built into the product and taken out (seasonal_residual.py)
     "seasres": [""],
+    "shift": [0],  # k > 0: how far each feature's median moved over k rows, more residual columns (median_shift)
     "hold": [0],  # > 1: each score the largest smoothed score of its last `hold` rows; < 0: a decaying peak
 }
 
