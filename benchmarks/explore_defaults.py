@@ -885,18 +885,19 @@ def evaluate_setting(
             bf1, bc = best_f1_counts(y, sc)
             for k in best:
                 best[k] += bc[k]
+            if "vus_window" in item:  # TSB-AD's VUS-PR (slow: only with --vus)
+                from anomaly.evaluation.metrics import vus_pr
+
+                vuses.append(vus_pr(y, np.nan_to_num(sc, nan=float(np.nanmin(sc))), window=int(item["vus_window"])))
             if verbose:
                 seasonal = item.get("seasres_periods", {}).get(seasres, np.zeros(0, dtype=int))
                 print(
                     f"    {item['name']} period {item.get('periods', {}).get(season, 0)}"
                     f"{' seasres ' + ','.join(str(v) for v in seasonal[seasonal > 0]) if seasonal.any() else ''}: labelled {y.mean():.3f} flagged {flags.mean():.4f} F1 {f1(dict(tp=int((y & flags).sum()), fp=int((~y & flags).sum()), fn=int((y & ~flags).sum()))):.3f} "
                     f"best F1 {bf1:.3f} at cal-quantile {np.mean(c <= bc['threshold']):.4f} (t {bc['threshold']:.3g} vs {np.median(t):.3g}, test median {np.nanmedian(sc):.3g} cal median {med:.3g}) AP {_ap(y, sc):.3f}"
+                    + (f" VUS-PR {vuses[-1]:.3f}" if "vus_window" in item else "")
                 )
             aps.append(_ap(y, sc))
-            if "vus_window" in item:  # TSB-AD's VUS-PR (slow: only with --vus)
-                from anomaly.evaluation.metrics import vus_pr
-
-                vuses.append(vus_pr(y, np.nan_to_num(sc, nan=float(np.nanmin(sc))), window=int(item["vus_window"])))
             if not flags.any() and bf1 >= 0.1:
                 silent += 1
     p = tot["tp"] / max(1, tot["tp"] + tot["fp"])
