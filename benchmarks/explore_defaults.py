@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from detection import DEFAULT_OUTPUT, LOADERS, Case, datasets_root  # noqa: E402
@@ -64,8 +65,48 @@ def _parse_value(text: str) -> Any:
     return text
 
 
-def cache(dataset: str, config: str, overrides: dict[str, Any], root: Path, quick: bool) -> None:
-    """Fit a Detector on every series' training part; save its residuals over the whole series."""
+def calendar_columns(index: pd.Index, train_end: int) -> pd.DataFrame:
+    """Time-of-day and day-of-week covariates (L, 0, 2 or 4): a lead for issue 12, not in the product.
+
+    ``sin``/``cos`` of the time of day where the training part spans at least two days at a
+    step of at most 6 hours, and of the time of week where it spans at least two weeks at a step
+    of at most a day; none for an index without times. The network then sees each row's place in
+    a day and a week beside its values (cached with ``--calendar``; the sweep scores the data's
+    own features only).
+    """
+    columns = {}
+    if isinstance(index, pd.DatetimeIndex) and train_end > 1:
+        span = index[train_end - 1] - index[0]
+        step = pd.Series(index[:train_end]).diff().median()
+        seconds = (index - index[0].normalize()).total_seconds().to_numpy()
+        for name, period, least, finest in (("day", 86_400, "2D", "6h"), ("week", 7 * 86_400, "14D", "1D")):
+            if span >= pd.Timedelta(least) and step <= pd.Timedelta(finest):
+                phase = 2 * np.pi * (seconds % period) / period
+                columns |= {f"_sin_{name}": np.sin(phase), f"_cos_{name}": np.cos(phase)}
+    return pd.DataFrame(columns, index=index)
+
+
+def daily_autocorrelation(frame: pd.DataFrame, train_end: int) -> float:
+    """The largest autocorrelation of a feature of the training part at the lag of one day (its
+    median step), or NaN where the index holds no times or the lag exceeds half the part."""
+    index = frame.index[:train_end]
+    if not isinstance(index, pd.DatetimeIndex) or train_end < 4:
+        return float("nan")
+    lag = int(round(pd.Timedelta("1D") / pd.Series(index).diff().median()))
+    if lag < 1 or lag >= train_end // 2:
+        return float("nan")
+    best = float("nan")
+    for column in frame.iloc[:train_end].to_numpy(np.float64).T:
+        x = np.nan_to_num(column - np.nanmean(column))
+        if x.var() > 0:
+            best = np.nanmax([best, float(np.sum(x[lag:] * x[:-lag]) / (len(x) - lag) / x.var())])
+    return best
+
+
+def cache(dataset: str, config: str, overrides: dict[str, Any], root: Path, quick: bool, calendar: bool = False) -> None:
+    """Fit a Detector on every series' training part; save its residuals over the whole series
+    (``calendar``: with :func:`calendar_columns` beside the features; only the features'
+    residuals are saved)."""
     from anomaly.detector import Detector
     from anomaly.errors import DataError
 
@@ -79,13 +120,17 @@ def cache(dataset: str, config: str, overrides: dict[str, Any], root: Path, quic
         if target.exists():
             continue
         started = time.perf_counter()
+        features = case.frame.shape[1]
+        frame = case.frame
+        if calendar:
+            frame = pd.concat([frame, calendar_columns(frame.index, case.train_end)], axis=1)
         try:
-            detector = Detector(**params).fit(case.frame.iloc[: case.train_end])
+            detector = Detector(**params).fit(frame.iloc[: case.train_end])
         except DataError as err:  # e.g. a window longer than a short training part allows
             print(f"[{dataset} {config} {i}] {case.name}: skipped ({err})", flush=True)
             continue
         fitted = time.perf_counter() - started
-        scaled = detector.scaling_.transform(case.frame.to_numpy(dtype=np.float64))
+        scaled = detector.scaling_.transform(frame.to_numpy(dtype=np.float64))
         if case.separate_test:
             residuals = np.concatenate(
                 [detector._residuals(scaled[: case.train_end]), detector._residuals(scaled[case.train_end :])]
@@ -94,7 +139,8 @@ def cache(dataset: str, config: str, overrides: dict[str, Any], root: Path, quic
             residuals = detector._residuals(scaled)
         np.savez_compressed(
             target,
-            residuals=residuals.astype(np.float32),
+            residuals=residuals[:, :features].astype(np.float32),
+            covariates=frame.shape[1] - features,
             labels=case.labels,
             train_end=case.train_end,
             calibration_start=case.train_end - len(detector.calibration_scores_),
@@ -965,10 +1011,33 @@ def vus_windows(dataset: str, root: Path) -> dict[str, int]:
     }
 
 
-def sweep(datasets: list[str], config: str, grid: dict[str, list[Any]], verbose: bool = False, vus: bool = False) -> None:
+def sweep(
+    datasets: list[str],
+    config: str,
+    grid: dict[str, list[Any]],
+    verbose: bool = False,
+    vus: bool = False,
+    calendar: str = "",
+) -> None:
+    """Every setting of ``grid`` on the cached residuals of ``config``; ``calendar``
+    ``"CONFIG:R"``: a series whose training part has a daily autocorrelation of at least R
+    (:func:`daily_autocorrelation`) takes its residuals from ``CONFIG`` instead (a cache made with
+    ``--calendar``)."""
     import itertools
 
     data = {d: _load(d, config) for d in datasets}
+    if calendar:
+        other, least = calendar.rsplit(":", 1)
+        for d, items in data.items():
+            loader = load_demo if d == "demo" else LOADERS[d]
+            daily = {c.name.replace("/", "__"): daily_autocorrelation(c.frame, c.train_end) for c in loader(datasets_root(None))}
+            swapped = {item["name"]: item for item in _load(d, other)}
+            for i, item in enumerate(items):
+                if daily.get(item["name"], float("nan")) >= float(least) and item["name"] in swapped:
+                    items[i] = swapped[item["name"]]
+            print(
+                f"{d}: {sum(daily.get(i['name'], float('nan')) >= float(least) for i in items)} of {len(items)} series from {other}"
+            )
     for d, items in data.items():
         windows = vus_windows(d, datasets_root(None)) if vus else {}
         frames = {}
@@ -1041,6 +1110,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", action="append", default=[], help="PARAM=VALUE: a Detector parameter")
     parser.add_argument("--datasets")
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--calendar", action="store_true", help="cache: time-of-day and -week covariates beside the features")
+    parser.add_argument(
+        "--calendar-from", default="", help="sweep CONFIG:R: series with a daily autocorrelation >= R from CONFIG"
+    )
     parser.add_argument("--verbose", action="store_true", help="sweep: one line per series")
     parser.add_argument("--vus", action="store_true", help="sweep: also TSB-AD's VUS-PR per series (slow)")
     args = parser.parse_args(argv)
@@ -1049,10 +1122,10 @@ def main(argv: list[str] | None = None) -> int:
         for item in args.grid:
             key, values = item.split("=", 1)
             grid[key] = [_parse_value(v) for v in values.split(",")]
-        sweep(args.dataset.split(","), args.config, grid, args.verbose, args.vus)
+        sweep(args.dataset.split(","), args.config, grid, args.verbose, args.vus, args.calendar_from)
         return 0
     overrides = {k: _parse_value(v) for k, v in (item.split("=", 1) for item in args.set)}
-    cache(args.dataset, args.config, overrides, datasets_root(args.datasets), args.quick)
+    cache(args.dataset, args.config, overrides, datasets_root(args.datasets), args.quick, args.calendar)
     return 0
 
 
