@@ -23,6 +23,7 @@ import pandas as pd
 
 from anomaly import __version__, params
 from anomaly.detection.autoregression import LinearAR, fit_linear_ar
+from anomaly.detection.calendar import Calendar
 from anomaly.detection.level import counts_from_dict, counts_to_dict
 from anomaly.detection.preprocessing import Scaling, chronological_split, fit_scaling, value_steps
 from anomaly.detection.scoring import Aggregator, ResidualNormaliser
@@ -74,6 +75,9 @@ class Detector:
     scaling_ : Scaling
     autoregression_ : LinearAR or None
         The linear part of the prediction (``autoregressive > 0``).
+    calendar_ : anomaly.detection.calendar.Calendar
+        The time-of-day (and week) inputs the network gets beside the features: none unless
+        ``calendar`` is on and the training series has times and a daily cycle.
     model_ : keras.Model
     residual_stats_ : ResidualNormaliser
     threshold_ : float
@@ -143,6 +147,7 @@ class Detector:
 
         params.check_detector(self.get_params())
         values = np.asarray(X, dtype=np.float64)
+        times = row_times(X)
         length = len(values)
         # The held-back tail must hold at least one window for early stopping, and the
         # training part at least one window to learn from.
@@ -161,7 +166,10 @@ class Detector:
         self.feature_names_in_ = [str(c) for c in getattr(X, "columns", range(values.shape[1]))]
         self.n_features_in_ = values.shape[1]
         self.scaling_ = fit_scaling(values[:cut])
-        scaled = self.scaling_.transform(values)
+        self.calendar_ = Calendar.fit(times, values) if self.calendar else Calendar()
+        if self.calendar_.cycles:
+            logger.info("the network also gets the time of %s as inputs", " and ".join(self.calendar_.cycles))
+        scaled = self._network_inputs(values, times)
         # The network's targets: the scaled series itself, or what the linear part leaves of it.
         if self.autoregressive:
             try:
@@ -195,12 +203,12 @@ class Detector:
             len(usable),
             len(validation[0]),
             self.window_size,
-            self.n_features_in_,
+            scaled.shape[1],
         )
         shape = dict(cell=self.cell, units=self.units, residual=self.residual)
         # members > 1: the members side by side, trained in one pass, then one network averaging them.
         self.model_ = network.build_model(
-            self.n_features_in_, dropout=self.dropout, learning_rate=self.learning_rate, members=self.members, **shape
+            scaled.shape[1], dropout=self.dropout, learning_rate=self.learning_rate, members=self.members, **shape
         )
         self._recurrence_ = None  # a new network needs a new compiled pass
         self.history_ = network.fit_model(
@@ -285,7 +293,7 @@ class Detector:
         if not isinstance(X, pd.DataFrame):  # an array: the training columns, in order
             X = pd.DataFrame(np.asarray(X), columns=self.feature_names_in_)
         scorer = self.stream()
-        chunk = scorer.feed(self._select_features(X))
+        chunk = scorer.feed(self._select_features(X), times=self._scoring_times(X))
         return self.result_frame(ScoredChunk.concat([chunk, scorer.finish()]), X.index)
 
     def result_frame(self, chunk: ScoredChunk, index: pd.Index) -> pd.DataFrame:
@@ -344,6 +352,31 @@ class Detector:
         X = X.set_axis(columns, axis=1)
         return X[self.feature_names_in_].to_numpy(dtype=np.float64)
 
+    def _scoring_times(self, X: pd.DataFrame) -> np.ndarray | None:
+        """The rows' times where the network needs them (:attr:`calendar_`): from a time index,
+        else from the one datetime column of ``X``."""
+        if not getattr(self, "calendar_", Calendar()).cycles:
+            return None
+        times = row_times(X)
+        if times is None:
+            stamps = [c for c in X.columns if pd.api.types.is_datetime64_any_dtype(X[c])]
+            if len(stamps) == 1:
+                times = row_times(X.set_index(stamps[0]))
+        if times is None:
+            raise DataError(
+                f"this model gives its network the time of {' and '.join(self.calendar_.cycles)}, so the rows need "
+                f"their times: expected a time index or one datetime column, found columns {[str(c) for c in X.columns]}"
+            )
+        return times
+
+    def _network_inputs(self, values: np.ndarray, times: np.ndarray | None) -> np.ndarray:
+        """Raw values (L, D) as the network sees them: scaled, with :attr:`calendar_`'s inputs
+        after them, (L, D + calendar_.width)."""
+        scaled = self.scaling_.transform(values)
+        if not self.calendar_.cycles:
+            return scaled
+        return np.hstack([scaled, self.calendar_.columns(times)])
+
     def stream(self) -> StreamScorer:
         """A scorer to feed a long series chunk by chunk (see :mod:`anomaly.detection.scorer`).
 
@@ -368,6 +401,7 @@ class Detector:
         )
         return ScoringStages(
             scaling=self.scaling_,
+            calendar=getattr(self, "calendar_", Calendar()),
             predictor=self._network_predictor(),
             normaliser=self.residual_stats_,
             aggregator=Aggregator(self.aggregation),
@@ -404,7 +438,8 @@ class Detector:
         )
 
     def _residuals(self, scaled: np.ndarray) -> np.ndarray:
-        """Next-step residuals of a scaled (L, D) series, as scoring computes them.
+        """Next-step residuals of the features of a series as the network sees it (L, D + C,
+        :meth:`_network_inputs`), as scoring computes them.
 
         Returns
         -------
@@ -416,7 +451,7 @@ class Detector:
             more steps are left out for margin.
         """
         predictions, scored = self._network_predictor().stream().feed(scaled)
-        out = scaled - predictions
+        out = (scaled - predictions)[:, : self.n_features_in_]
         out[~scored] = np.nan
         return out
 
@@ -442,6 +477,7 @@ class Detector:
             "feature_names_in": self.feature_names_in_,
             "scaling": self.scaling_.to_dict(),
             "autoregression": None if self.autoregression_ is None else self.autoregression_.to_dict(),
+            "calendar": list(self.calendar_.cycles),
             "residual_stats": self.residual_stats_.to_dict(),
             "threshold": self.threshold_,
             "calibration_histogram": counts_to_dict(self.calibration_histogram_),
@@ -473,6 +509,7 @@ class Detector:
             detector.scaling_ = Scaling.from_dict(state["scaling"])
             linear = state.get("autoregression")  # absent in detectors saved before it existed
             detector.autoregression_ = None if linear is None else LinearAR.from_dict(linear)
+            detector.calendar_ = Calendar(tuple(state.get("calendar", ())))  # none before it existed
             detector.residual_stats_ = ResidualNormaliser.from_dict(state["residual_stats"])
             detector.threshold_ = float(state["threshold"])
             if "calibration_histogram" in state:
@@ -487,6 +524,60 @@ class Detector:
         except Exception as err:  # noqa: BLE001 - any failure here means "not a usable detector"
             raise DataError(f"{directory}: not a readable anomaly detector ({type(err).__name__}: {err})") from err
         return detector
+
+
+def row_times(X: Any) -> np.ndarray | None:
+    """The times of ``X``'s rows as nanoseconds since the epoch, (L,) int64: UTC for times with
+    a zone, wall-clock time for naive ones; None unless ``X`` has a time index."""
+    index = getattr(X, "index", None)
+    if not isinstance(index, pd.DatetimeIndex):
+        return None
+    if index.tz is not None:
+        index = index.tz_convert("UTC").tz_localize(None)
+    return np.asarray(index.as_unit("ns").asi8, dtype=np.int64)  # pandas 3 parses text to microseconds
+
+
+def example_rows(frame: pd.DataFrame, rows: int, with_times: bool) -> pd.DataFrame:
+    """The first rows of a series as a model's input example, with a default index.
+
+    Parameters
+    ----------
+    frame : DataFrame of shape (L, D)
+        A series as read: features, indexed by time or step.
+    rows : int
+    with_times : bool
+        Put the times (naive, in UTC where they had a zone) first, as a column named after the
+        index: the input of a model whose network gets the time of day (:attr:`Detector.calendar_`).
+
+    Returns
+    -------
+    DataFrame of shape (rows, D) or (rows, 1 + D)
+        The features as float64.
+    """
+    head = frame.iloc[:rows].astype("float64")
+    times = row_times(head)
+    out = head.reset_index(drop=True)
+    if with_times and times is not None:
+        out.insert(0, str(head.index.name or "time"), pd.to_datetime(times, unit="ns"))
+    return out
+
+
+def example_to_json(example: pd.DataFrame) -> str:
+    """:func:`example_rows`' frame as JSON text that :func:`example_from_json` reads back."""
+    times = [str(c) for c in example.columns if pd.api.types.is_datetime64_any_dtype(example[c])]
+    frame = example.assign(**{c: row_times(example.set_index(c)) for c in times})
+    return json.dumps({"times": times, "frame": json.loads(frame.to_json(orient="split"))})
+
+
+def example_from_json(text: str) -> pd.DataFrame:
+    """The frame that :func:`example_to_json` wrote."""
+    data = json.loads(text)
+    frame = pd.DataFrame(data["frame"]["data"], columns=data["frame"]["columns"])
+    features = [c for c in frame.columns if c not in data["times"]]
+    frame[features] = frame[features].astype("float64")
+    for column in data["times"]:
+        frame[column] = pd.to_datetime(frame[column].astype("int64"), unit="ns")
+    return frame
 
 
 def read_state(file: Path, format_version: int) -> dict[str, Any]:

@@ -177,6 +177,11 @@ class ModelSpec:
         ge=0,
         le=MAX_LAGS,
     )
+    calendar: bool = setting(
+        True,
+        "true: where the training series has a daily cycle, the network also gets each row's time of day "
+        "(and of week, from two weeks of rows) as inputs.",
+    )
     members: int = setting(
         2,
         "Networks trained side by side, each started as a network of its own; the score uses the mean of their "

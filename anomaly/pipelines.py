@@ -32,7 +32,7 @@ from anomaly.data.reading import (
 from anomaly.data.writing import STDOUT, ResultsSink, write_table, write_text
 from anomaly.detection.preprocessing import MIN_SWITCHES
 from anomaly.detection.scorer import ScoredChunk
-from anomaly.detector import Detector
+from anomaly.detector import Detector, example_rows, row_times
 from anomaly.errors import DataError, SpecError
 from anomaly.nn.model import BatchCallback, EpochCallback
 from anomaly.overlap import BackgroundWriter, Prefetch
@@ -178,6 +178,13 @@ def fit_logged(
         detector.fit(frame, on_epoch_end=report_epoch, on_batch_end=on_batch_end)
     except DataError as err:
         raise DataError(f"{shown}: {err}") from None  # name the file the problem is in
+    if detector.calendar_.cycles:
+        notes.append(
+            f"{shown}: the series has a daily cycle, so the network also gets each row's time of "
+            f"{' and '.join(detector.calendar_.cycles)} as inputs (scored rows need their times; --calendar false: not)"
+        )
+        tracking.set_tags({"anomaly.calendar": ",".join(detector.calendar_.cycles)})
+        tracking.set_notes(notes)
     if detector.switching_channels_:
         notes.append(
             f"{shown}: measured against their step, as switching channels (two values in training, "
@@ -237,7 +244,7 @@ def train_pipeline(
         detector = fit_logged(spec, series, path, str(path), notes, on_epoch_end=on_epoch_end, on_batch_end=on_batch_end)
         with tempfile.TemporaryDirectory(prefix="anomaly-model-") as tmp:
             detector_dir = detector.save(Path(tmp) / tracking.DETECTOR_ARTIFACT)
-            example = frame.iloc[:_EXAMPLE_ROWS]
+            example = example_rows(frame, _EXAMPLE_ROWS, with_times=bool(detector.calendar_.cycles))
             logged = tracking.log_detector(detector_dir, example, detector.score(example), spec.model_name, spec.tracking.alias)
         tracking.set_tags({tracking.TAG_MODEL_URI: logged.uri, tracking.TAG_MODEL_VERSION: logged.version})
         run_id, experiment_id = active.info.run_id, active.info.experiment_id
@@ -506,8 +513,14 @@ def _score_chunks(
                 collector.add(frame, results, labels, raw_flags=scored.crossings)
 
         for frame, labels in chunks:
+            times = row_times(frame)
+            if times is None and detector.calendar_.cycles:
+                raise DataError(
+                    f"{source.shown}: the model gives its network the time of {' and '.join(detector.calendar_.cycles)}, "
+                    "so the rows need their times: expected a time column, found none (name it with --time-col)"
+                )
             waiting.push(frame, labels)
-            release(scorer.feed(frame.to_numpy(dtype=np.float64)))
+            release(scorer.feed(frame.to_numpy(dtype=np.float64), times=times))
             rows += len(frame)
             if on_rows is not None:
                 on_rows(rows)

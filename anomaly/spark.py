@@ -338,7 +338,7 @@ def train_group(group: pd.DataFrame, *, spec: Spec, series_col: str, time_col: s
         The outcome, with the saved detector folder as the bytes of a gzipped tar.
     """
     from anomaly import pipelines
-    from anomaly.detector import Detector
+    from anomaly.detector import Detector, example_rows, example_to_json
     from anomaly.fleet.workers import EXAMPLE_ROWS, failure, training_figures
 
     name = str(group[series_col].iloc[0])
@@ -364,7 +364,7 @@ def train_group(group: pd.DataFrame, *, spec: Spec, series_col: str, time_col: s
             rows=len(series.frame),
             features=json.dumps(series.feature_names),
             notes=json.dumps(notes),
-            example=series.frame.iloc[:EXAMPLE_ROWS].reset_index(drop=True).to_json(orient="split"),
+            example=example_to_json(example_rows(series.frame, EXAMPLE_ROWS, with_times=bool(detector.calendar_.cycles))),
             detector=packed.getvalue(),
         )
     except Exception as err:  # noqa: BLE001 - one series' failure is its own
@@ -392,6 +392,7 @@ def train(df: Any, spec: Spec, *, series_col: str, time_col: str, shown: str = "
         The fleet run (one child run per series, logged by the driver) and the registered model.
     """
     _pyspark()
+    from anomaly.detector import example_from_json
     from anomaly.fleet import jobs
     from anomaly.fleet.workers import TAG_SERIES, SeriesTrained
 
@@ -425,7 +426,7 @@ def train(df: Any, spec: Spec, *, series_col: str, time_col: str, shown: str = "
                     outcome.epochs_run = int(r["epochs_run"])
                     outcome.best_val_loss, outcome.final_loss = float(r["best_val_loss"]), float(r["final_loss"])
                     outcome.features, outcome.notes = json.loads(r["features"]), json.loads(r["notes"])
-                    outcome.example = pd.read_json(io.StringIO(r["example"]), orient="split").astype("float64")
+                    outcome.example = example_from_json(r["example"])
                 outcome.run_id = _log_series_run(spec, shown, outcome, parent_id, experiment_id, TAG_SERIES)
                 outcomes.append(outcome)
             return outcomes

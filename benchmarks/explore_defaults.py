@@ -107,12 +107,13 @@ def cache(dataset: str, config: str, overrides: dict[str, Any], root: Path, quic
     """Fit a Detector on every series' training part; save its residuals over the whole series
     (``calendar``: with :func:`calendar_columns` beside the features; only the features'
     residuals are saved)."""
-    from anomaly.detector import Detector
+    from anomaly.detector import Detector, row_times
     from anomaly.errors import DataError
 
     folder = CACHE / dataset / config
     folder.mkdir(parents=True, exist_ok=True)
-    params = {**Detector().get_params(), **overrides}
+    # --calendar: the emulation's own time columns, as features (before the product had them)
+    params = {**Detector().get_params(), **({"calendar": False} if calendar else {}), **overrides}
     params["units"] = tuple(params["units"]) if isinstance(params["units"], tuple) else (params["units"],)
     (folder / "params.json").write_text(json.dumps({k: list(v) if isinstance(v, tuple) else v for k, v in params.items()}))
     for i, case in enumerate(LOADERS[dataset](root, quick), 1):
@@ -130,7 +131,7 @@ def cache(dataset: str, config: str, overrides: dict[str, Any], root: Path, quic
             print(f"[{dataset} {config} {i}] {case.name}: skipped ({err})", flush=True)
             continue
         fitted = time.perf_counter() - started
-        scaled = detector.scaling_.transform(frame.to_numpy(dtype=np.float64))
+        scaled = detector._network_inputs(frame.to_numpy(dtype=np.float64), row_times(frame))
         if case.separate_test:
             residuals = np.concatenate(
                 [detector._residuals(scaled[: case.train_end]), detector._residuals(scaled[case.train_end :])]

@@ -963,7 +963,7 @@ def stage_quality(ctx: Context) -> None:
     from anomaly.detection.scoring import Aggregator, ResidualNormaliser
     from anomaly.detection.smoothing import EwmaSmoother
     from anomaly.detection.thresholds import apply_threshold
-    from anomaly.detector import Detector
+    from anomaly.detector import Detector, row_times
     from anomaly.evaluation.metrics import evaluate_scores
 
     spec = demo_spec()
@@ -985,15 +985,19 @@ def stage_quality(ctx: Context) -> None:
 
     # (b) overlapping windows: the same steps from residuals on, with its own calibration.
     window = detector.window_size
-    train_scaled = detector.scaling_.transform(train[detector.feature_names_in_].to_numpy(dtype=np.float64))
+    # The network's inputs: the scaled features and, where it has them, the time of day.
+    features = detector.n_features_in_
+    train_scaled = detector._network_inputs(train[detector.feature_names_in_].to_numpy(dtype=np.float64), row_times(train))
     cut = max(chronological_split(len(train_scaled), detector.validation_fraction, window + 1), window + 1)
-    calibration = (train_scaled - overlapping_predictions(detector.model_, train_scaled, window))[cut:]
+    calibration = (train_scaled - overlapping_predictions(detector.model_, train_scaled, window))[cut:, :features]
     stats = ResidualNormaliser.fit(calibration)
     aggregator = Aggregator(detector.aggregation)
     calibration_scores = EwmaSmoother(detector.smoothing_span).feed(aggregator.transform(stats.transform(calibration)))
     threshold = detector._threshold_config().thresholder().fit(calibration_scores).threshold_
-    test_scaled = detector.scaling_.transform(test.frame[detector.feature_names_in_].to_numpy(dtype=np.float64))
-    z = stats.transform(test_scaled - overlapping_predictions(detector.model_, test_scaled, window))
+    test_scaled = detector._network_inputs(
+        test.frame[detector.feature_names_in_].to_numpy(dtype=np.float64), row_times(test.frame)
+    )
+    z = stats.transform((test_scaled - overlapping_predictions(detector.model_, test_scaled, window))[:, :features])
     z[: detector.warmup_steps + 1] = np.nan  # the rows one pass leaves unscored
     over_scores = EwmaSmoother(detector.smoothing_span).feed(aggregator.transform(z))
     over_flags = apply_threshold(over_scores, threshold)

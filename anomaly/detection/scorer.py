@@ -18,11 +18,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from anomaly.detection.calendar import Calendar
 from anomaly.detection.events import EventMask
 from anomaly.detection.preprocessing import Scaling
 from anomaly.detection.scoring import Aggregator, ResidualNormaliser
 from anomaly.detection.smoothing import EwmaSmoother
 from anomaly.detection.thresholds import Thresholder, apply_threshold
+from anomaly.errors import DataError
 
 if TYPE_CHECKING:
     from anomaly.nn.predictor import NetworkPredictor
@@ -88,6 +90,9 @@ class ScoringStages:
     ----------
     scaling : Scaling
         Raw values to the network's units.
+    calendar : Calendar
+        The time-of-day (and week) inputs the network gets after the features (none: only
+        the features).
     predictor : NetworkPredictor
         Each row's prediction from the rows before it.
     normaliser : ResidualNormaliser
@@ -110,6 +115,7 @@ class ScoringStages:
     thresholder: Thresholder
     event_gap: int = 0
     event_min_length: int = 1
+    calendar: Calendar = Calendar()
 
 
 class StreamScorer:
@@ -139,13 +145,16 @@ class StreamScorer:
         """Absolute position of the next row."""
         return self._predictor.position
 
-    def feed(self, values: np.ndarray) -> ScoredChunk:
+    def feed(self, values: np.ndarray, times: np.ndarray | None = None) -> ScoredChunk:
         """Score the next rows of the series.
 
         Parameters
         ----------
         values : ndarray of shape (n, D)
             Raw (unscaled) feature values in the detector's feature order; NaN marks a gap.
+        times : ndarray of shape (n,), int64, optional
+            The rows' times in nanoseconds since the epoch (:func:`anomaly.detector.row_times`):
+            needed where the stages have a calendar.
 
         Returns
         -------
@@ -158,8 +167,16 @@ class StreamScorer:
         stages = self.stages
         start = self._predictor.position
         scaled = stages.scaling.transform(np.asarray(values, dtype=np.float64))
-        predictions, scored = self._predictor.feed(scaled)
-        z = stages.normaliser.transform(scaled - predictions)
+        inputs = scaled
+        if stages.calendar.cycles:
+            if times is None or len(times) != len(scaled):
+                raise DataError(
+                    f"this model gives its network the time of {' and '.join(stages.calendar.cycles)}: "
+                    f"expected the times of the {len(scaled)} rows, got {'none' if times is None else len(times)}"
+                )
+            inputs = np.hstack([scaled, stages.calendar.columns(times)])
+        predictions, scored = self._predictor.feed(inputs)
+        z = stages.normaliser.transform(scaled - predictions[:, : scaled.shape[1]])
         z[~scored] = np.nan
         scores = self._smoother.feed(stages.aggregator.transform(z))
         thresholds = self._thresholds.feed(scores)

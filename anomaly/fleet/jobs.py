@@ -225,11 +225,13 @@ def _input_example(fleet: Fleet, trained: list[workers.SeriesTrained]) -> pd.Dat
     the signature admits the rows of every series.
     """
     features = list(dict.fromkeys(f for o in trained for f in o.features))
+    # A series whose network gets the time of day has its times in its example (example_rows).
+    times = list(dict.fromkeys(c for o in trained[:2] if o.example is not None for c in o.example.columns if c not in o.features))
     parts = []
     for outcome in trained[:2]:
         assert outcome.example is not None
-        parts.append(outcome.example.reindex(columns=features).assign(**{fleet.series_col: outcome.name}))
-    return pd.concat(parts, ignore_index=True)[[fleet.series_col, *features]]
+        parts.append(outcome.example.reindex(columns=[*times, *features]).assign(**{fleet.series_col: outcome.name}))
+    return pd.concat(parts, ignore_index=True)[[fleet.series_col, *times, *features]]
 
 
 def _resolve_fleet(model_uri: str | None, default_model_name: str | None) -> tuple[Any, Fleet]:

@@ -159,6 +159,7 @@ def train_series(spec: Spec, series: SeriesFile, parent_run_id: str, experiment_
     one model for all its series.
     """
     from anomaly import pipelines
+    from anomaly.detector import example_rows
     from anomaly.tracking import runs as tracking
 
     start = time.perf_counter()
@@ -186,7 +187,7 @@ def train_series(spec: Spec, series: SeriesFile, parent_run_id: str, experiment_
     outcome.features = read.feature_names
     outcome.notes = notes
     outcome.detector_dir = str(saved)
-    outcome.example = read.frame.iloc[:EXAMPLE_ROWS].reset_index(drop=True).astype("float64")
+    outcome.example = example_rows(read.frame, EXAMPLE_ROWS, with_times=bool(detector.calendar_.cycles))
     outcome.seconds = time.perf_counter() - start
     return outcome
 
