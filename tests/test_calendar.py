@@ -146,3 +146,17 @@ def test_the_detector_streams_with_times_as_it_scores_whole_and_keeps_its_calend
         detector.score(test.to_numpy())
     with pytest.raises(DataError, match="expected the times of the 5 rows"):
         detector.stream().feed(test.iloc[:5].to_numpy())
+
+
+def test_an_input_example_with_times_survives_its_json_round_trip() -> None:
+    import pandas as pd
+
+    from anomaly.detector import example_from_json, example_rows, example_to_json
+
+    index = pd.date_range("2026-01-01", periods=20, freq="5min", tz="UTC", name="timestamp")
+    frame = pd.DataFrame({"a": np.arange(20.0), "b": np.ones(20)}, index=index)
+    example = example_rows(frame, 10, with_times=True)
+    assert list(example.columns) == ["timestamp", "a", "b"]
+    assert example["timestamp"].iloc[1] == pd.Timestamp("2026-01-01 00:05")  # naive, in UTC
+    pd.testing.assert_frame_equal(example_from_json(example_to_json(example)), example, check_dtype=False)
+    assert list(example_rows(frame, 10, with_times=False).columns) == ["a", "b"]
