@@ -149,3 +149,49 @@ def test_served_fleet_model_routes_each_row_to_its_series_detector(mlflow_store:
         )
         assert mine["is_anomaly"].tolist() == theirs["is_anomaly"].tolist()
     assert bool(served[served.machine == "pump-a"]["is_anomaly"].iloc[90])  # the planted spike
+
+
+@pytest.mark.slow
+def test_a_served_model_with_the_time_of_day_takes_the_times_as_a_column(mlflow_store: Path):
+    from tests.test_calendar import _daily_file
+
+    _daily_file("daily.csv")
+    runner = CliRunner()
+    assert runner.invoke(cli, ["train", "daily.csv", *TINY_OPTIONS, "--alias", "champion"]).exit_code == 0
+    rows = pd.read_csv("daily.csv").iloc[-200:]  # the times as ISO text, as a client sends them
+    rows.to_csv("tail.csv", index=False)
+    assert runner.invoke(cli, ["score", "tail.csv", "-o", "scores.csv"]).exit_code == 0
+    expected = pd.read_csv("scores.csv", index_col=0)
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    bin_dir = Path(sys.executable).parent
+    env = {
+        **os.environ,
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+        "PYTHONPATH": str(Path(__file__).parent.parent),
+    }
+    command = [str(bin_dir / "mlflow"), "models", "serve", "-m", "models:/anomaly-daily@champion", "--env-manager", "local"]
+    server = subprocess.Popen(
+        [*command, "-h", "127.0.0.1", "-p", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        wait_for_ping(url, server)
+        body = {"dataframe_split": json.loads(rows.to_json(orient="split", index=False))}
+        request = urllib.request.Request(
+            f"{url}/invocations", data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=60) as response:
+            served = pd.DataFrame(json.loads(response.read())["predictions"])
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+    np.testing.assert_allclose(
+        served["score"].to_numpy(float), expected["score"].to_numpy(), rtol=1e-6, atol=1e-6, equal_nan=True
+    )
+    assert served["is_anomaly"].tolist() == expected["is_anomaly"].tolist()
+    assert np.isfinite(served["score"].to_numpy(float)).sum() > 150
