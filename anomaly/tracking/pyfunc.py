@@ -5,7 +5,9 @@ models serve``), so it is the one module besides ``runs.py`` that imports mlflow
 detector travels as the model's ``detector`` artifact: ``network.keras`` + ``detector.json``.
 
 The input is one contiguous series, rows in time order, with the feature columns the model was
-trained on; the output has one row per input row: ``score``, ``threshold``, ``is_anomaly`` and
+trained on, and its times as a column where the model's network gets the time of day (its
+signature then names that column; see :mod:`anomaly.detection.calendar`); the output has one
+row per input row: ``score``, ``threshold``, ``is_anomaly`` and
 ``z_<feature>``, exactly as ``anomaly score`` writes them.
 """
 
