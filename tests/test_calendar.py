@@ -160,3 +160,40 @@ def test_an_input_example_with_times_survives_its_json_round_trip() -> None:
     assert example["timestamp"].iloc[1] == pd.Timestamp("2026-01-01 00:05")  # naive, in UTC
     pd.testing.assert_frame_equal(example_from_json(example_to_json(example)), example, check_dtype=False)
     assert list(example_rows(frame, 10, with_times=False).columns) == ["a", "b"]
+
+
+@pytest.mark.slow
+def test_a_fleet_of_daily_series_trains_scores_and_serves_with_the_time_of_day(mlflow_store) -> None:
+    import mlflow
+    import pandas as pd
+    from click.testing import CliRunner
+
+    from anomaly.cli import cli
+    from tests.test_cli import TINY_OPTIONS, last_json
+
+    index = pd.date_range("2026-01-01", periods=288 * 4, freq="5min", name="timestamp")
+    parts = [
+        pd.DataFrame(_daily(len(index), 5, 2.0, seed), columns=["load", "noise"], index=index).reset_index().assign(machine=name)
+        for seed, name in enumerate(("m1", "m2"))
+    ]
+    table = pd.concat(parts, ignore_index=True).sort_values("timestamp", kind="stable")
+    table.to_csv("fleet.csv", index=False)
+    trained = CliRunner().invoke(cli, ["train", "fleet.csv", "--series-col", "machine", *TINY_OPTIONS, "--jobs", "1", "--json"])
+    assert trained.exit_code == 0, trained.output
+    assert trained.stderr.count("time of day") == 2, trained.stderr
+    model = last_json(trained)["model_uri"]
+    scored = CliRunner().invoke(
+        cli, ["score", "fleet.csv", "--series-col", "machine", "--model", model, "-o", "s.csv", "--jobs", "1"]
+    )
+    assert scored.exit_code == 0, scored.output
+    expected = pd.read_csv("s.csv")
+    served = mlflow.pyfunc.load_model(model).predict(pd.read_csv("fleet.csv", parse_dates=["timestamp"]))
+    for name in ("m1", "m2"):
+        mine = table["machine"].to_numpy() == name
+        np.testing.assert_allclose(
+            served.loc[mine, "score"].to_numpy(float),
+            expected.loc[expected["machine"] == name, "score"].to_numpy(),
+            rtol=1e-6,
+            atol=1e-6,
+            equal_nan=True,
+        )

@@ -8,8 +8,8 @@ day (and in the week), so the network can learn what each hour usually brings.
 Which cycles a series gets is decided once, on its training series (:meth:`Calendar.fit`): the
 day where the rows carry times, span at least two days at a step of at most 6 hours and some
 feature has an autocorrelation of at least :data:`MIN_AUTOCORRELATION` at the lag of one day;
-the week likewise (two weeks, a step of at most a day, the lag of one week). A series without
-such a cycle gets none: on series whose training part had no daily cycle the inputs only cost
+the week beside it where they span at least two weeks at a step of at most a day. A series
+without a daily cycle gets neither: on series whose training part had none the inputs only cost
 (``benchmarks/DETECTION.md``, tenth pass). Times are nanoseconds since the Unix epoch: UTC for
 times that carried a zone (the readers convert them), wall-clock time for naive ones.
 """
