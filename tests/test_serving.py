@@ -35,6 +35,38 @@ def wait_for_ping(url: str, process: subprocess.Popen, timeout: float = 120.0) -
     raise AssertionError(f"no answer from {url}/ping within {timeout} s")
 
 
+def served_predictions(model_uri: str, rows: pd.DataFrame) -> pd.DataFrame:
+    """What ``mlflow models serve -m model_uri`` answers for ``rows`` (sent as dataframe_split, ISO
+    times), the server started on a free loopback port and stopped again."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    bin_dir = Path(sys.executable).parent
+    env = {
+        **os.environ,
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+        "PYTHONPATH": str(Path(__file__).parent.parent),
+    }
+    command = [str(bin_dir / "mlflow"), "models", "serve", "-m", model_uri, "--env-manager", "local"]
+    server = subprocess.Popen(
+        [*command, "-h", "127.0.0.1", "-p", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        wait_for_ping(url, server)
+        body = {"dataframe_split": json.loads(rows.to_json(orient="split", index=False, date_format="iso"))}
+        request = urllib.request.Request(
+            f"{url}/invocations", data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return pd.DataFrame(json.loads(response.read())["predictions"])
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+
+
 @pytest.mark.slow
 def test_served_model_gives_the_scores_and_flags_that_anomaly_score_writes(mlflow_store: Path):
     make_series(600, 0).to_csv("plant.csv")
@@ -46,45 +78,7 @@ def test_served_model_gives_the_scores_and_flags_that_anomaly_score_writes(mlflo
         runner.invoke(cli, ["score", "new.csv", "--model", "models:/anomaly-plant@champion", "-o", "scores.csv"]).exit_code == 0
     )
     expected = pd.read_csv("scores.csv", index_col=0)
-
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    bin_dir = Path(sys.executable).parent
-    env = {
-        **os.environ,
-        "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
-        "PYTHONPATH": str(Path(__file__).parent.parent),
-    }
-    server = subprocess.Popen(
-        [
-            str(bin_dir / "mlflow"),
-            "models",
-            "serve",
-            "-m",
-            "models:/anomaly-plant@champion",
-            "--env-manager",
-            "local",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(port),
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        wait_for_ping(url, server)
-        body = {"dataframe_split": json.loads(test.to_json(orient="split", index=False, date_format="iso"))}
-        request = urllib.request.Request(
-            f"{url}/invocations", data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
-        )
-        with urllib.request.urlopen(request, timeout=60) as response:
-            served = pd.DataFrame(json.loads(response.read())["predictions"])
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
+    served = served_predictions("models:/anomaly-plant@champion", test)
 
     assert list(served.columns) == list(expected.columns)
     np.testing.assert_allclose(
@@ -110,35 +104,8 @@ def test_served_fleet_model_routes_each_row_to_its_series_detector(mlflow_store:
     )
     assert scored.exit_code == 0, scored.output
     expected = pd.read_csv("s.csv")
-
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    bin_dir = Path(sys.executable).parent
-    env = {
-        **os.environ,
-        "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
-        "PYTHONPATH": str(Path(__file__).parent.parent),
-    }
-    command = [str(bin_dir / "mlflow"), "models", "serve", "-m", "models:/anomaly-fleet/1", "--env-manager", "local"]
-    server = subprocess.Popen(
-        [*command, "-h", "127.0.0.1", "-p", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
     rows = pd.read_csv("new.csv")  # the two series interleaved, as a client would send them
-    try:
-        wait_for_ping(url, server)
-        body = {"dataframe_split": json.loads(rows.drop(columns=["timestamp"]).to_json(orient="split", index=False))}
-        request = urllib.request.Request(
-            f"{url}/invocations", data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
-        )
-        with urllib.request.urlopen(request, timeout=60) as response:
-            served = pd.DataFrame(json.loads(response.read())["predictions"])
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
+    served = served_predictions("models:/anomaly-fleet/1", rows.drop(columns=["timestamp"]))
 
     assert served["machine"].tolist() == rows["machine"].tolist()  # one answer per row, in input order
     for name in test:
@@ -162,34 +129,8 @@ def test_a_served_model_with_the_time_of_day_takes_the_times_as_a_column(mlflow_
     rows.to_csv("tail.csv", index=False)
     assert runner.invoke(cli, ["score", "tail.csv", "-o", "scores.csv"]).exit_code == 0
     expected = pd.read_csv("scores.csv", index_col=0)
+    served = served_predictions("models:/anomaly-daily@champion", rows)
 
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    bin_dir = Path(sys.executable).parent
-    env = {
-        **os.environ,
-        "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
-        "PYTHONPATH": str(Path(__file__).parent.parent),
-    }
-    command = [str(bin_dir / "mlflow"), "models", "serve", "-m", "models:/anomaly-daily@champion", "--env-manager", "local"]
-    server = subprocess.Popen(
-        [*command, "-h", "127.0.0.1", "-p", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        wait_for_ping(url, server)
-        body = {"dataframe_split": json.loads(rows.to_json(orient="split", index=False))}
-        request = urllib.request.Request(
-            f"{url}/invocations", data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
-        )
-        with urllib.request.urlopen(request, timeout=60) as response:
-            served = pd.DataFrame(json.loads(response.read())["predictions"])
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
     np.testing.assert_allclose(
         served["score"].to_numpy(float), expected["score"].to_numpy(), rtol=1e-6, atol=1e-6, equal_nan=True
     )
