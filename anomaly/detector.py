@@ -355,7 +355,7 @@ class Detector:
     def _scoring_times(self, X: pd.DataFrame) -> np.ndarray | None:
         """The rows' times where the network needs them (:attr:`calendar_`): from a time index,
         else from the one datetime column of ``X``."""
-        if not getattr(self, "calendar_", Calendar()).cycles:
+        if not self.calendar_.cycles:
             return None
         times = row_times(X)
         if times is None:
@@ -401,7 +401,7 @@ class Detector:
         )
         return ScoringStages(
             scaling=self.scaling_,
-            calendar=getattr(self, "calendar_", Calendar()),
+            calendar=self.calendar_,
             predictor=self._network_predictor(),
             normaliser=self.residual_stats_,
             aggregator=Aggregator(self.aggregation),

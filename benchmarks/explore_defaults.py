@@ -88,19 +88,15 @@ def calendar_columns(index: pd.Index, train_end: int) -> pd.DataFrame:
 
 def daily_autocorrelation(frame: pd.DataFrame, train_end: int) -> float:
     """The largest autocorrelation of a feature of the training part at the lag of one day (its
-    median step), or NaN where the index holds no times or the lag exceeds half the part."""
+    median step), or NaN where the index holds no times or the lag exceeds half the part: the
+    product's gate (:func:`anomaly.detection.calendar.lag_autocorrelation`)."""
+    from anomaly.detection.calendar import lag_autocorrelation
+
     index = frame.index[:train_end]
     if not isinstance(index, pd.DatetimeIndex) or train_end < 4:
         return float("nan")
     lag = int(round(pd.Timedelta("1D") / pd.Series(index).diff().median()))
-    if lag < 1 or lag >= train_end // 2:
-        return float("nan")
-    best = float("nan")
-    for column in frame.iloc[:train_end].to_numpy(np.float64).T:
-        x = np.nan_to_num(column - np.nanmean(column))
-        if x.var() > 0:
-            best = np.nanmax([best, float(np.sum(x[lag:] * x[:-lag]) / (len(x) - lag) / x.var())])
-    return best
+    return lag_autocorrelation(frame.iloc[:train_end].to_numpy(np.float64), lag)
 
 
 def cache(dataset: str, config: str, overrides: dict[str, Any], root: Path, quick: bool, calendar: bool = False) -> None:
