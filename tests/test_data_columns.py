@@ -124,6 +124,20 @@ def test_boolean_and_text_columns_are_not_auto_features(tmp_path, caplog):
     assert any("'name'" in record.getMessage() and "text" in record.getMessage() for record in caplog.records)
 
 
+def test_a_0_1_column_named_like_labels_is_not_a_feature_unless_named(tmp_path, caplog):
+    # TSB-AD's files end in a "Label" column, SMD's and SKAB's in "anomaly": taken as a feature,
+    # labels all 0 in training would flag exactly the labelled rows later.
+    path = _write(tmp_path, "d.csv", "a,Label,b,target\n1,0,2,0.5\n3,1,4,7\n5,0,6,1\n")
+    with caplog.at_level(logging.WARNING, logger="anomaly.data"):
+        series = read_series(path)
+    assert series.feature_names == ["a", "b", "target"]  # a "target" of other values stays a feature
+    assert series.unused_columns == ("Label",)
+    assert any("'Label'" in r.getMessage() and "not used as a feature" in r.getMessage() for r in caplog.records)
+    assert read_series(path, columns=["a", "Label"]).feature_names == ["a", "Label"]
+    labelled = read_series(path, label_col="Label")
+    assert labelled.feature_names == ["a", "b", "target"] and labelled.labels.tolist() == [False, True, False]
+
+
 def test_mostly_text_column_with_some_numbers_is_ignored(tmp_path):
     path = _write(tmp_path, "d.csv", "a,status\n1,ok\n2,ok\n3,5\n")
     assert read_series(path).feature_names == ["a"]

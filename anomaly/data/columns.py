@@ -33,8 +33,10 @@ from anomaly.errors import DataError
 logger = logging.getLogger(__name__)
 
 _TIME_NAMES = frozenset({"time", "timestamp", "datetime", "date", "ts", "time_stamp", "step"})
-# Names that suggest a column holds labels; only used to warn when such a column becomes a feature.
-_LABEL_LIKE_NAMES = frozenset({"label", "labels", "anomaly", "is_anomaly", "anomalous", "target"})
+# Names that suggest a column holds labels: such a column of 0/1 is not an automatic feature, and
+# one of other values is a feature with a warning. (SKAB's files carry anomaly and changepoint,
+# SMD's here anomaly, TSB-AD's Label.)
+_LABEL_LIKE_NAMES = frozenset({"label", "labels", "anomaly", "is_anomaly", "anomalous", "changepoint", "target"})
 _MAX_LISTED_COLUMNS = 10
 _TZ_SUFFIX = re.compile(r"(?:Z|[+-]\d{2}(?::?\d{2})?)\s*$")
 _LABEL_TRUE = frozenset({"1", "1.0", "true"})
@@ -229,6 +231,17 @@ def _auto_features(raw: pd.DataFrame, shown: str, exclude: set[str | None]) -> l
             # Mostly numbers: the text cells are probably typos, not a text column, so the column
             # stays a feature and feature_values reports its first text cell.
         if name.strip().lower() in _LABEL_LIKE_NAMES:
+            if _holds_only_zeros_and_ones(column):
+                # Labels taken as a feature would be learned as a constant 0 and then flag
+                # exactly the labelled rows: a leak, not a detection.
+                logger.warning(
+                    "%s: column %r holds only 0/1 and is named like anomaly labels, so it is not used as a "
+                    "feature (pass label_col=%r to use it as labels, or name it in columns to use it as a feature)",
+                    shown,
+                    name,
+                    name,
+                )
+                continue
             logger.warning(
                 "%s: column %r looks like anomaly labels but is used as a feature; pass label_col=%r if it is",
                 shown,
@@ -237,6 +250,13 @@ def _auto_features(raw: pd.DataFrame, shown: str, exclude: set[str | None]) -> l
             )
         features.append(name)
     return features
+
+
+def _holds_only_zeros_and_ones(column: pd.Series) -> bool:
+    """Whether every non-missing cell of a sample column is 0 or 1 (as a number or as text)."""
+    text = _cells_as_text(column)
+    text = text[text != ""]
+    return not text.empty and bool(text.isin(_LABEL_TRUE | _LABEL_FALSE).all())
 
 
 def _describe_columns(raw: pd.DataFrame, time_col: str | None, label_col: str | None) -> str:

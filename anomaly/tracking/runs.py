@@ -246,6 +246,9 @@ def log_dataset(sample: pd.DataFrame, *, name: str, source: str, sha256: str, ro
     from mlflow.data.dataset_source_registry import resolve_dataset_source
 
     frame = sample.reset_index() if sample.index.name is not None else sample
+    # Integers as float64, as the model reads them (STACK.md): MLflow warns about an integer
+    # column in a schema, on the terminal, each time.
+    frame = frame.astype({c: "float64" for c, kind in frame.dtypes.items() if pd.api.types.is_integer_dtype(kind)})
     if source == "<stdin>":
         resolved = CodeDatasetSource(tags={"source": source})
     else:
