@@ -25,7 +25,7 @@ from anomaly import __version__, params
 from anomaly.detection.autoregression import LinearAR, fit_linear_ar
 from anomaly.detection.calendar import Calendar
 from anomaly.detection.level import counts_from_dict, counts_to_dict
-from anomaly.detection.preprocessing import Scaling, chronological_split, fit_scaling, value_steps
+from anomaly.detection.preprocessing import Scaling, chronological_split, constant_features, fit_scaling, value_steps
 from anomaly.detection.scoring import Aggregator, ResidualNormaliser
 from anomaly.detection.smoothing import EwmaSmoother
 from anomaly.detection.thresholds import ThresholdConfig, apply_threshold
@@ -89,6 +89,9 @@ class Detector:
     switching_channels_ : list of str
         Features measured against their step: two values in training, switched between at
         least ``MIN_SWITCHES`` times (only after ``fit``; their scale is saved).
+    constant_features_ : list of str
+        Features that held one value throughout training, measured against the others'
+        median scale (only after ``fit``; their scale is saved).
     calibration_histogram_ : ndarray of shape (anomaly.detection.level.N_BINS,)
         Histogram of the calibration scores, where the level follower starts.
     level_window_ : int or None
@@ -235,7 +238,9 @@ class Detector:
         calibration = residuals[cut:]
         steps = value_steps(values, self.scaling_)
         self.switching_channels_ = [name for name, step in zip(self.feature_names_in_, steps) if step > 0]
-        self.residual_stats_ = ResidualNormaliser.fit(calibration, min_scale=steps)
+        constant = constant_features(values)
+        self.constant_features_ = [name for name, fixed in zip(self.feature_names_in_, constant) if fixed]
+        self.residual_stats_ = ResidualNormaliser.fit(calibration, min_scale=steps, constant=constant)
         # The score is smoothed from the start of the series, as scoring smooths it, so each
         # calibration score carries the EWMA history a scored step has (not a cold start).
         z = self.residual_stats_.transform(residuals)

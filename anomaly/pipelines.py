@@ -191,6 +191,13 @@ def fit_logged(
             f"switched {MIN_SWITCHES}+ times): {', '.join(detector.switching_channels_)}"
         )
         tracking.set_notes(notes)
+    if 0 < len(detector.constant_features_) < detector.n_features_in_:  # the rule needs other features
+        shown_names = detector.constant_features_[:10] + (["…"] if len(detector.constant_features_) > 10 else [])
+        notes.append(
+            f"{shown}: {len(detector.constant_features_)} feature(s) held one value throughout training, so the "
+            f"network's wobble on them is measured against the other features' median scale: {', '.join(shown_names)}"
+        )
+        tracking.set_notes(notes)
     best = int(np.argmin(detector.history_["val_loss"]))
     tracking.log_metrics(
         {

@@ -159,7 +159,7 @@ def test_an_autoregressive_model_trains_logs_and_scores_from_the_cli(files, mlfl
     np.testing.assert_allclose(served["score"].to_numpy(), scores.to_numpy(), rtol=1e-6)
 
 
-def test_training_names_the_switching_channels_it_measures_by_their_step(tmp_path, mlflow_store):
+def test_training_names_the_switching_channels_and_constant_features_it_measures_apart(tmp_path, mlflow_store):
     from mlflow.tracking import MlflowClient
 
     frame = make_series(400, 0)
@@ -168,11 +168,16 @@ def test_training_names_the_switching_channels_it_measures_by_their_step(tmp_pat
     rare = np.zeros(len(frame))
     rare[200] = 1.0  # switched twice: not a switching channel
     path = tmp_path / "commands.csv"
-    frame.assign(command=command, rare=rare).to_csv(path)
+    frame.assign(command=command, rare=rare, stuck=7.0).to_csv(path)
     result = invoke("train", str(path), *TINY_OPTIONS, "--json")
     note = "measured against their step, as switching channels (two values in training, switched 4+ times): command"
     [line] = [line for line in result.stderr.splitlines() if "switching channels" in line]
     assert line.endswith(note)  # the command, not the flag that switched twice
+    [constant] = [line for line in result.stderr.splitlines() if "held one value" in line]
+    assert constant.endswith(
+        "1 feature(s) held one value throughout training, so the network's wobble on them is "
+        "measured against the other features' median scale: stuck"
+    )
     tags = MlflowClient().get_run(last_json(result)["run_id"]).data.tags
     assert note in tags["anomaly.notes"]
 

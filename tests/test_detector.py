@@ -349,6 +349,31 @@ def test_a_command_channel_that_flips_now_and_then_does_not_hide_a_spike():
     assert result[FLAG_COLUMN].mean() < 0.05
 
 
+def test_stuck_sensors_add_no_noise_to_the_score_and_a_change_of_one_still_counts(tmp_path):
+    # Eight features that never moved in training (stuck sensors, counters at zero, commands
+    # never sent). Measured by its own tiny calibration scale, the network's wobble on each would
+    # be a z of about 1 on every row, a unit of noise each in the score; measured against the
+    # other features' median scale it is next to nothing, and a change of the feature is not.
+    stuck = {f"stuck{k}": float(k) for k in range(8)}
+    train = make_series(600, 0).assign(**stuck)
+    detector = Detector(random_state=0, **TINY).fit(train)
+    assert detector.constant_features_ == list(stuck)
+    scales = detector.residual_stats_.scale
+    np.testing.assert_allclose(scales[3:], np.median(scales[:3]))
+    test = plant_spike(make_series(400, 5).assign(**stuck), at=250, feature=1, size=2.0)
+    test.iloc[350:355, test.columns.get_loc("stuck0")] = 3.0  # a stuck sensor moves
+    result = detector.score(test)
+    z_stuck = result[[f"z_{name}" for name in stuck]].abs()
+    unchanged = z_stuck.drop(z_stuck.index[350:355]).to_numpy()
+    assert np.nanmedian(unchanged) < 0.2 and np.nanmax(unchanged) < 2
+    assert (z_stuck["z_stuck0"].iloc[350:355] > 10).all()
+    assert int(np.nanargmax(result[SCORE_COLUMN].iloc[:300])) == 250
+    assert result[FLAG_COLUMN].iloc[250] and result[FLAG_COLUMN].iloc[350:355].all()
+    assert result[FLAG_COLUMN].mean() < 0.05
+    loaded = Detector.load(detector.save(tmp_path / "stuck"))
+    np.testing.assert_allclose(loaded.score(test)[SCORE_COLUMN], result[SCORE_COLUMN], rtol=1e-6, equal_nan=True)
+
+
 def test_members_average_into_one_network_that_scores_saves_and_clones(tmp_path):
     from sklearn.base import clone
 

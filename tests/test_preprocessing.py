@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from anomaly.detection.preprocessing import MIN_SWITCHES, chronological_split, fit_scaling, value_steps
+from anomaly.detection.preprocessing import MIN_SWITCHES, chronological_split, constant_features, fit_scaling, value_steps
 
 
 def test_scaling_is_fitted_per_feature_and_round_trips():
@@ -12,6 +12,12 @@ def test_scaling_is_fitted_per_feature_and_round_trips():
     np.testing.assert_array_equal(scaling.transform(X)[:, 1], 0.0)  # a constant feature: scale 1
     again = type(scaling).from_dict(scaling.to_dict())
     np.testing.assert_array_equal(again.transform(X), scaling.transform(X))
+
+
+def test_constant_features_hold_one_value_missing_rows_aside():
+    X = np.array([[0.0, 10.0, 1.0, np.nan], [2.0, np.nan, 1.0 + 1e-12, np.nan], [4.0, 10.0, 1.0, np.nan]])
+    # A value that differs in its last digits is not constant; an all-missing column has no value.
+    np.testing.assert_array_equal(constant_features(X), [False, True, False, False])
 
 
 def test_the_held_back_tail_is_the_end_of_the_series_and_at_least_min_holdout():

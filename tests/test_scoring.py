@@ -32,6 +32,19 @@ def test_a_mostly_constant_feature_is_scaled_by_its_spread_not_its_zero_mad():
     assert 5 < z[0, 1] < 100  # large, as a step that the model did not foresee is, not overwhelming
 
 
+def test_a_feature_constant_in_training_is_scaled_at_least_as_the_others_median():
+    rng = np.random.default_rng(0)
+    R = np.column_stack([rng.normal(0, s, 2000) for s in (1.0, 2.0, 4.0)] + [rng.normal(0, 1e-3, 2000)] * 2)
+    constant = np.array([False, False, False, True, True])
+    plain = ResidualNormaliser.fit(R)
+    floored = ResidualNormaliser.fit(R, constant=constant)
+    np.testing.assert_array_equal(floored.scale[:3], plain.scale[:3])
+    np.testing.assert_allclose(floored.scale[3:], np.median(plain.scale[:3]))  # about 2, not 1e-3
+    assert plain.scale[3] == MIN_SCALE
+    # Every feature constant: no other feature to measure against, so the general rule.
+    np.testing.assert_array_equal(ResidualNormaliser.fit(R[:, 3:], constant=constant[3:]).scale, plain.scale[3:])
+
+
 def test_score_is_rms_of_normalised_residuals_and_ranks_a_planted_spike_first():
     rng = np.random.default_rng(3)
     X = rng.normal(size=(500, 4))

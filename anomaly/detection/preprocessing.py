@@ -1,4 +1,4 @@
-"""Scaling and the chronological split of a training series.
+"""Scaling, the chronological split of a training series, and what its features are like.
 
 The scaler is scikit-learn's StandardScaler, fitted on the training part only. What it learned
 (mean and scale per feature) is stored as plain numbers, not a pickle, and applied with numpy,
@@ -64,6 +64,24 @@ def fit_scaling(X: np.ndarray) -> Scaling:
 
     scaler = StandardScaler().fit(np.asarray(X, dtype=np.float64))
     return Scaling(mean=scaler.mean_.copy(), scale=scaler.scale_.copy())
+
+
+def constant_features(X: np.ndarray) -> np.ndarray:
+    """Features that hold one value in every row of a training series, missing rows aside.
+
+    Parameters
+    ----------
+    X : ndarray of shape (L, D)
+        Unscaled; NaN (missing) is ignored, and an all-missing column is not constant.
+
+    Returns
+    -------
+    ndarray of shape (D,), bool
+    """
+    X = np.asarray(X, dtype=np.float64)
+    with warnings.catch_warnings():  # an all-missing column: NaN bounds, not constant
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmax(X, axis=0) == np.nanmin(X, axis=0)
 
 
 # A two-valued feature is a switching channel when it switched at least this often in training

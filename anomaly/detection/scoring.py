@@ -44,19 +44,31 @@ class ResidualNormaliser:
         Median calibration residual per feature.
     scale : ndarray of shape (D,)
         Robust standard deviation per feature: 1.4826 × MAD, but at least ``STD_SHARE`` × the
-        residuals' standard deviation, at least its step where it is a switching channel, and
-        at least ``MIN_SCALE``.
+        residuals' standard deviation, at least its step where it is a switching channel, at
+        least the other features' median where it was constant in training, and at least
+        ``MIN_SCALE``.
     """
 
     center: np.ndarray
     scale: np.ndarray
 
     @classmethod
-    def fit(cls, calibration_residuals: np.ndarray, min_scale: np.ndarray | None = None) -> ResidualNormaliser:
+    def fit(
+        cls, calibration_residuals: np.ndarray, min_scale: np.ndarray | None = None, constant: np.ndarray | None = None
+    ) -> ResidualNormaliser:
         """Fit on calibration residuals of shape (L, D); rows with a NaN (unscored) are ignored.
 
         ``min_scale`` (D,), optional: a per-feature floor on the scale, such as the step of a
         switching channel (:func:`anomaly.detection.preprocessing.value_steps`).
+
+        ``constant`` (D,) bool, optional: features that held one value throughout training
+        (:func:`anomaly.detection.preprocessing.constant_features`). Their residuals are only
+        the network's wobble, and by its own tiny scale the wobble would be a z of about 1 on
+        every row: a unit of noise per such feature in the score, which drowns the features
+        that hold the anomalies where many are constant (a command never sent, a counter at
+        zero, a stuck sensor). So their scale is at least the median scale of the other
+        features: ordinary wobble counts for almost nothing, while the network's reaction to
+        inputs it never saw, and any change of the feature itself, still count.
         """
         R = np.asarray(calibration_residuals, dtype=np.float64)
         R = R[~np.isnan(R).any(axis=1)]
@@ -67,7 +79,10 @@ class ResidualNormaliser:
         scale = np.maximum(scale, STD_SHARE * np.std(R, axis=0))
         if min_scale is not None:
             scale = np.maximum(scale, min_scale)
-        return cls(center=center, scale=np.maximum(scale, MIN_SCALE))
+        scale = np.maximum(scale, MIN_SCALE)
+        if constant is not None and 0 < np.count_nonzero(constant) < len(scale):
+            scale[constant] = np.maximum(scale[constant], np.median(scale[~constant]))
+        return cls(center=center, scale=scale)
 
     def transform(self, residuals: np.ndarray) -> np.ndarray:
         """Signed z ``(residuals - center) / scale``, shape (L, D) -> (L, D); NaN stays NaN."""
