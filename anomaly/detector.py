@@ -90,8 +90,8 @@ class Detector:
         Features measured against their step: two values in training, switched between at
         least ``MIN_SWITCHES`` times (only after ``fit``; their scale is saved).
     constant_features_ : list of str
-        Features that held one value throughout training, measured against the others'
-        median scale (only after ``fit``; their scale is saved).
+        Features that held one value throughout training, measured against at least the
+        median scale of the features that did not (only after ``fit``; their scale is saved).
     calibration_histogram_ : ndarray of shape (anomaly.detection.level.N_BINS,)
         Histogram of the calibration scores, where the level follower starts.
     level_window_ : int or None
