@@ -78,10 +78,16 @@ def constant_features(X: np.ndarray) -> np.ndarray:
     -------
     ndarray of shape (D,), bool
     """
-    X = np.asarray(X, dtype=np.float64)
-    with warnings.catch_warnings():  # an all-missing column: NaN bounds, not constant
+    low, high = _value_bounds(np.asarray(X, dtype=np.float64))
+    return high == low  # NaN bounds (all missing) compare unequal
+
+
+def _value_bounds(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each feature's smallest and largest value of X (L, D), missing ones ignored: (D,), (D,);
+    NaN for a column with no value."""
+    with warnings.catch_warnings():  # an all-missing column: NaN bounds, and numpy warns of them
         warnings.simplefilter("ignore", RuntimeWarning)
-        return np.nanmax(X, axis=0) == np.nanmin(X, axis=0)
+        return np.nanmin(X, axis=0), np.nanmax(X, axis=0)
 
 
 # A two-valued feature is a switching channel when it switched at least this often in training
@@ -118,9 +124,7 @@ def value_steps(X: np.ndarray, scaling: Scaling) -> np.ndarray:
     """
     X = np.asarray(X, dtype=np.float64)
     present = ~np.isnan(X)
-    with warnings.catch_warnings():  # an all-missing column: NaN bounds, not two-valued
-        warnings.simplefilter("ignore", RuntimeWarning)
-        low, high = np.nanmin(X, axis=0), np.nanmax(X, axis=0)
+    low, high = _value_bounds(X)  # NaN for an all-missing column: not two-valued
     two_valued = (high > low) & np.all(~present | (X == low) | (X == high), axis=0)
     steps = np.zeros(X.shape[1])
     for f in np.flatnonzero(two_valued):
