@@ -327,8 +327,10 @@ def train(
             batches.clear()
     for note in result.notes:
         say(f"note: {note}")
+    from anomaly.data.formats import list_names
+
     say(
-        f"Trained on {result.rows} rows x {len(result.features)} features ({', '.join(result.features)}) in {result.seconds:.0f}s"
+        f"Trained on {result.rows} rows x {len(result.features)} features ({list_names(result.features, quoted=False)}) in {result.seconds:.0f}s"
     )
     say(f"  best val_loss {result.best_val_loss:.4f} after {result.epochs_run} epochs; threshold {result.threshold:.3f}")
     _say_model(say, spec, result, "run")
@@ -372,7 +374,9 @@ def _say_series(say: Callable[[str], None], ok_line: Callable[[Any], str], *, no
 def _check_failed(result: Any, what: str = "") -> None:
     """A fleet's failed series as an error with the job's exit code; ``what`` says what that means."""
     if result.failed:
-        names = ", ".join(s.name for s in result.failed)
+        from anomaly.data.formats import list_names
+
+        names = list_names([s.name for s in result.failed], quoted=False)
         raise _UserError(f"{len(result.failed)} of {len(result.series)} series failed{what}: {names}", result.exit_code)
 
 

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from anomaly import __version__, params
+from anomaly.data.formats import list_names
 from anomaly.detection.autoregression import LinearAR, fit_linear_ar
 from anomaly.detection.calendar import Calendar
 from anomaly.detection.level import counts_from_dict, counts_to_dict
@@ -348,12 +349,12 @@ class Detector:
         missing = [c for c in self.feature_names_in_ if c not in columns]
         if missing:
             raise DataError(
-                f"column(s) {', '.join(map(repr, missing))} that the model was trained on are missing; "
-                f"expected {self.feature_names_in_}, found {columns}"
+                f"column(s) {list_names(missing)} that the model was trained on are missing; "
+                f"expected {list_names(self.feature_names_in_)}, found {list_names(columns)}"
             )
         extra = [c for c in columns if c not in self.feature_names_in_]
         if extra:
-            logger.info("ignoring column(s) the model was not trained on: %s", ", ".join(extra))
+            logger.info("ignoring column(s) the model was not trained on: %s", list_names(extra, quoted=False))
         X = X.set_axis(columns, axis=1)
         return X[self.feature_names_in_].to_numpy(dtype=np.float64)
 

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from anomaly.data.formats import fingerprint
+from anomaly.data.formats import fingerprint, list_names
 from anomaly.data.reading import (
     ROLE_SAMPLE_ROWS,
     Series,
@@ -107,7 +107,7 @@ def data_notes(series: Series | SeriesStream, path: Path | str, max_gap: int, in
         notes.append(f"{path}: {irregular}")
     if series.unused_columns:
         why = "the model was not trained on" if scoring else "not used as features"
-        notes.append(f"{path}: ignored column(s) {why}: {', '.join(series.unused_columns)}")
+        notes.append(f"{path}: ignored column(s) {why}: {list_names(series.unused_columns, quoted=False)}")
     return notes
 
 
@@ -188,14 +188,13 @@ def fit_logged(
     if detector.switching_channels_:
         notes.append(
             f"{shown}: measured against their step, as switching channels (two values in training, "
-            f"switched {MIN_SWITCHES}+ times): {', '.join(detector.switching_channels_)}"
+            f"switched {MIN_SWITCHES}+ times): {list_names(detector.switching_channels_, quoted=False)}"
         )
         tracking.set_notes(notes)
     if 0 < len(detector.constant_features_) < detector.n_features_in_:  # the rule needs other features
-        shown_names = detector.constant_features_[:10] + (["…"] if len(detector.constant_features_) > 10 else [])
         notes.append(
             f"{shown}: {len(detector.constant_features_)} feature(s) held one value throughout training, so the "
-            f"network's wobble on them is measured against the other features' median scale: {', '.join(shown_names)}"
+            f"network's wobble on them is measured against the other features' median scale: {list_names(detector.constant_features_, quoted=False)}"
         )
         tracking.set_notes(notes)
     best = int(np.argmin(detector.history_["val_loss"]))

@@ -182,6 +182,22 @@ def test_training_names_the_switching_channels_and_constant_features_it_measures
     assert note in tags["anomaly.notes"]
 
 
+def test_a_wide_series_is_summarised_in_lines_a_terminal_can_show(tmp_path, mlflow_store):
+    # TSB-AD's OPPORTUNITY files have 248 features: naming each one in a note made lines of
+    # thousands of characters. Ten names and a count stay readable.
+    frame = make_series(400, 0)
+    stuck = pd.DataFrame(7.0, index=frame.index, columns=[f"stuck{i:02d}" for i in range(12)])
+    path = tmp_path / "wide.csv"
+    pd.concat([frame, stuck], axis=1).to_csv(path)
+    result = invoke("train", str(path), *TINY_OPTIONS)
+    assert result.exit_code == 0, result.output
+    [trained] = [line for line in result.output.splitlines() if line.startswith("Trained on")]
+    assert f"x {frame.shape[1] + 12} features (" in trained and f", ... ({frame.shape[1] + 2} more)) in " in trained
+    [constant] = [line for line in result.output.splitlines() if "held one value" in line]
+    assert constant.endswith("stuck00, stuck01, stuck02, stuck03, stuck04, stuck05, stuck06, stuck07, stuck08, stuck09, ... (2 more)")
+    assert max(len(line) for line in result.output.splitlines()) < 400
+
+
 @pytest.mark.slow
 def test_train_without_file_runs_the_bundled_demo_pipeline(mlflow_store):
     # The demo spec with tiny overrides: the same code path as `anomaly train`, in seconds.

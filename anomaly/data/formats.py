@@ -625,9 +625,10 @@ def show_value(value: object) -> str:
     return text if len(text) <= _MAX_VALUE_CHARS else text[: _MAX_VALUE_CHARS - 4] + "...'"
 
 
-def list_names(names: Sequence[object]) -> str:
+def list_names(names: Sequence[object], *, quoted: bool = True) -> str:
+    """``"'a', 'b'"`` (``quoted``) or ``"a, b"``; past ten names, how many more: messages stay one line."""
     names = [str(name) for name in names]
-    shown = ", ".join(repr(name) for name in names[:_MAX_LISTED_COLUMNS])
+    shown = ", ".join(repr(name) if quoted else name for name in names[:_MAX_LISTED_COLUMNS])
     if len(names) > _MAX_LISTED_COLUMNS:
         shown += f", ... ({len(names) - _MAX_LISTED_COLUMNS} more)"
     return shown

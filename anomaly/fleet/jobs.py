@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from anomaly.data.fleet import SeriesFile, find_series, series_table
+from anomaly.data.formats import list_names
 from anomaly.data.writing import STDOUT, ResultsSink
 from anomaly.errors import DataError, SpecError
 from anomaly.fleet import workers
@@ -258,7 +259,7 @@ def _known_series(
     known = [s for s in series if s.name in fleet]
     if not known:
         raise DataError(f"{shown}: no series the fleet model knows (it has {len(fleet)} series; --skip-unknown left none)")
-    return known, [f"{shown}: skipped {len(unknown)} series the model does not know: {', '.join(unknown[:10])}"]
+    return known, [f"{shown}: skipped {len(unknown)} series the model does not know: {list_names(unknown, quoted=False)}"]
 
 
 def _run_scoring(
