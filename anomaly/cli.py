@@ -396,6 +396,8 @@ def _spark_input(master: str, path: str, spec: Any) -> tuple[Any, str]:
     from anomaly.data.reading import iter_series
 
     time_col = spec.data.time_col
+    if time_col is not None and time_col.lower() == "none":
+        raise _UserError(f"{path}: --engine spark needs a time column to order each series by; got --time-col {time_col}", 2)
     if time_col is None:
         # The time column as the one reader finds it in the first series' first rows (the whole
         # table repeats its times, one run of them per series, in any order).

@@ -131,7 +131,12 @@ class DataSpec:
     path: str | None = setting(
         None, "The series to train on (the FILE argument).", text="a file path", flat="data_path", cli=None
     )
-    time_col: str | None = setting(None, "Time column (default: detected by name or content).", text="a column name", cli=READ)
+    time_col: str | None = setting(
+        None,
+        "Time column (default: detected by name or content; none: no time column, rows in file order).",
+        text="a column name",
+        cli=READ,
+    )
     label_col: str | None = setting(
         None, "Column of 0/1 anomaly labels: never used as a feature.", text="a column name", cli=READ
     )

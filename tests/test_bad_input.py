@@ -205,6 +205,19 @@ def test_unsorted_timestamps_are_sorted(here):
     pd.testing.assert_frame_equal(reversed_out, ordered_out)
 
 
+def test_a_time_column_of_repeating_seconds_is_read_as_a_feature_with_time_col_none(here):
+    # The model's features are f0..f2: scoring a file whose "Time" repeats is refused with the way
+    # out, which then scores its rows in file order, "Time" ignored as a column the model lacks.
+    frame = series_text(80).reset_index(drop=True)
+    frame.insert(0, "Time", np.arange(80) // 3)
+    frame.to_csv("cards.csv", index=False)
+    refused(run("score", "cards.csv", "-o", "cards.out.csv"), "cards.csv", "'Time'", "unique", "time_col 'none'")
+    assert not Path("cards.out.csv").exists()
+    scored, output = score_frame("cards.csv", "--time-col", "none")
+    assert scored.index.name == "step" and len(scored) == 80
+    assert "ignored column(s) the model was not trained on: Time" in output
+
+
 def test_columns_in_another_order_and_extra_columns(here):
     frame = series_text(80)
     frame.to_csv("plain.csv")

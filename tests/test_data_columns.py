@@ -92,6 +92,23 @@ def test_duplicate_timestamps(tmp_path):
     assert "unique" in message
 
 
+def test_a_column_taken_as_the_time_column_says_how_to_read_without_one(tmp_path):
+    # Transaction files carry a "Time" of seconds that repeat: taken by its name, it cannot be
+    # a time index, and the error says how to read the rows in file order instead.
+    text = "Time,V1,Amount\n0,1.5,10\n0,1.7,12\n1,1.6,9\n"
+    path = _write(tmp_path, "cards.csv", text)
+    message = _error(path, "'Time'", "unique", "row 2")
+    assert message.endswith("('Time' was taken as the time column; time_col 'none' reads the rows in file order, without times)")
+    series = read_series(path, time_col="None")
+    assert series.time_col is None and series.feature_names == ["Time", "V1", "Amount"]
+    pd.testing.assert_index_equal(series.frame.index, pd.RangeIndex(3, name="step"))
+    assert read_series(path, time_col="none", columns=["V1", "Amount"]).unused_columns == ("Time",)
+    # Named explicitly, the column's own error stands alone; a column named "none" is a column.
+    assert "time_col 'none'" not in _error(path, "unique", time_col="Time")
+    named = _write(tmp_path, "named.csv", "none,a\n1,2\n2,3\n")
+    assert read_series(named, time_col="none").time_col == "none"
+
+
 def test_unparseable_time(tmp_path):
     path = _write(tmp_path, "d.csv", "time,a\n2024-01-01,1\n2024-01-02,2\nyesterday,3\n")
     _error(path, "'time'", "row 3", "'yesterday'")

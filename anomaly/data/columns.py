@@ -33,6 +33,10 @@ from anomaly.errors import DataError
 logger = logging.getLogger(__name__)
 
 _TIME_NAMES = frozenset({"time", "timestamp", "datetime", "date", "ts", "time_stamp", "step"})
+# time_col "none" (any case, unless a column has that very name): no time column, not even a
+# detected one; the rows are read in file order. The way out where a column named like times
+# holds something else (a "Time" of seconds that repeat, as in some transaction files).
+NO_TIME_COLUMN = "none"
 # Names that suggest a column holds labels: such a column of 0/1 is not an automatic feature, and
 # one of other values is a feature with a warning. (SKAB's files carry anomaly and changepoint,
 # SMD's here anomaly, TSB-AD's Label.)
@@ -104,6 +108,8 @@ class Roles:
         Columns that are neither features nor the time or label column.
     explicit : bool
         Whether the features were named (``columns``) rather than detected.
+    time_detected : bool
+        Whether the time column was found by its name or content rather than named.
     numeric : frozenset of str
         Features that are not true/false in the sample: a later chunk of only true/false cells
         in one of them is reported as text, as it would be in the whole column.
@@ -115,6 +121,7 @@ class Roles:
     unused: tuple[str, ...]
     explicit: bool
     numeric: frozenset[str]
+    time_detected: bool = False
 
 
 def choose_roles(
@@ -135,10 +142,15 @@ def choose_roles(
     (its text cells are then reported as errors).
     """
     available = [str(name) for name in sample.columns]
+    no_time = time_col is not None and time_col.lower() == NO_TIME_COLUMN and time_col not in available
+    if no_time:
+        time_col = None
     _check_named_columns(shown, available, time_col=time_col, label_col=label_col, columns=columns, columns_role=columns_role)
-    if time_col is None:
+    detected = False
+    if time_col is None and not no_time:
         time_col = _detect_time_column(sample, exclude={label_col, *(columns or [])})
-        if time_col is not None:
+        detected = time_col is not None
+        if detected:
             logger.info("%s: using column %r as the time column", shown, time_col)
     features = list(columns) if columns is not None else _auto_features(sample, shown, {time_col, label_col})
     if not features:
@@ -153,6 +165,7 @@ def choose_roles(
         features=features,
         unused=tuple(name for name in available if name not in used),
         explicit=columns is not None,
+        time_detected=detected,
         numeric=frozenset(name for name in features if not pd.api.types.is_bool_dtype(sample[name].dtype)),
     )
 
@@ -312,18 +325,31 @@ class TimeColumn:
         The time column.
     ordered : bool
         Whether rows must arrive in increasing time (a stream) or may be sorted afterwards.
+    detected : bool
+        Whether the column was found by its name or content (not named): its errors then say
+        how to read the file without a time column.
     """
 
-    def __init__(self, shown: str, name: str, *, ordered: bool = True) -> None:
+    def __init__(self, shown: str, name: str, *, ordered: bool = True, detected: bool = False) -> None:
         self._shown = shown
         self._name = name
         self._ordered = ordered
+        self._detected = detected
         self._first: pd.Index | None = None  # an empty index of the first chunk's kind
         self._last: Any = None
         self._last_row = -1
 
     def parse(self, column: pd.Series, start: int) -> pd.Index:
         """A chunk's raw time column (n,) as a checked Index of shape (n,); its first row is at ``start``."""
+        try:
+            return self._parse(column, start)
+        except DataError as err:
+            if not self._detected:
+                raise
+            hint = f" ({self._name!r} was taken as the time column; time_col {NO_TIME_COLUMN!r} reads the rows in file order, without times)"
+            raise type(err)(f"{err}{hint}") from None
+
+    def _parse(self, column: pd.Series, start: int) -> pd.Index:
         first = self._first
         if (
             isinstance(first, pd.DatetimeIndex)

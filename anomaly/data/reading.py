@@ -198,7 +198,8 @@ def read_series(
         The time column. Datetime-like text becomes a DatetimeIndex (UTC when the times have a
         zone), numbers a numeric index. Default: the first column named time, timestamp,
         datetime, date, ts, time_stamp or step (any case), else the first column when it is
-        text that parses as datetimes, else none.
+        text that parses as datetimes, else none. ``"none"`` (unless a column has that name): no
+        time column, the rows in file order (steps 0, 1, …).
     label_col : str, optional
         A column of 0/1 or true/false anomaly labels, returned as ``Series.labels``.
     columns : sequence of str, optional
@@ -389,7 +390,9 @@ class SeriesStream(Iterator[SeriesChunk]):
             self._roles = roles
             self.time_col, self.label_col = roles.time_col, roles.label_col
             self.feature_names, self.unused_columns = list(roles.features), roles.unused
-            self._time = TimeColumn(shown, roles.time_col, ordered=not whole) if roles.time_col is not None else None
+            self._time = None
+            if roles.time_col is not None:
+                self._time = TimeColumn(shown, roles.time_col, ordered=not whole, detected=roles.time_detected)
             self._filler = _GapFiller(len(self.feature_names), self._max_gap)
             block = self._convert(sample, 0, partial=not whole)
             self._pending: list[_Block] = [self._arrange(block, resample) if whole else block]
