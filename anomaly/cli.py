@@ -117,6 +117,34 @@ class _DataPath(click.Path):
         return super().convert(value, param, ctx)
 
 
+def _found_label_col(file: str, series_col: str | None, say: Callable[[str], None]) -> str:
+    """The label column of FILE's first rows (a fleet's first file), when --label-col is not given."""
+    from contextlib import closing
+
+    from anomaly.data.columns import find_label_column
+    from anomaly.data.formats import open_reader
+
+    if file == "-":
+        raise _UserError("standard input: evaluate reads its labels from --label-col COLUMN; give it", 2)
+    path = file
+    if _names_many(file):
+        from anomaly.data.fleet import find_series
+
+        path = str(find_series(file, series_col, Path("."))[0].path)
+    with closing(open_reader(path, path, 4096)) as reader:
+        sample = reader.read(4096)
+    found, others = find_label_column(sample) if sample is not None else (None, [])
+    if found is None:
+        raise _UserError(
+            f"{path}: evaluate needs labels: expected a 0/1 column named like labels (label, anomaly, "
+            "is_anomaly, ...), found none; give --label-col COLUMN",
+            2,
+        )
+    also = f"; also like labels: {', '.join(others)}" if others else ""
+    say(f"note: {path}: using column {found!r} as the labels (--label-col to choose another{also})")
+    return found
+
+
 def _names_many(text: str) -> bool:
     """Whether a FILE argument names a fleet of files: a folder, or a glob that is not a file's name."""
     return text != "-" and (os.path.isdir(text) or (bool(set("*?[") & set(text)) and not os.path.exists(text)))
@@ -662,7 +690,13 @@ def _score_fleet(
 @cli.command()
 @click.argument("file", type=_DataPath(exists=True, dir_okay=False, path_type=str))
 @_model_option
-@click.option("--label-col", "label_col", required=True, help="Column of 0/1 or true/false anomaly labels.")
+@click.option(
+    "--label-col",
+    "label_col",
+    default=None,
+    help="Column of 0/1 or true/false anomaly labels (default: the column named like labels, e.g. "
+    "label, anomaly, is_anomaly, holding only 0/1; the first file's for a fleet).",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random-scores baseline.")
 @click.option(
     "--vus-window",
@@ -681,7 +715,7 @@ def _score_fleet(
 def evaluate(
     file: str,
     model_uri: str | None,
-    label_col: str,
+    label_col: str | None,
     seed: int,
     vus_window: int | None,
     pipeline: Path | None,
@@ -704,7 +738,11 @@ def evaluate(
     from anomaly.spec import Spec, load_spec
 
     say = _say(as_json)
-    spec = (load_spec(pipeline) if pipeline else Spec()).override(label_col=label_col, **overrides)
+    spec = (load_spec(pipeline) if pipeline else Spec()).override(**overrides)
+    if label_col is not None:
+        spec = spec.override(label_col=label_col)
+    if spec.data.label_col is None:
+        spec = spec.override(label_col=_found_label_col(file, spec.data.series_col, say))
     from anomaly import pipelines
 
     options = dict(

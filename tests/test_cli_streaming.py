@@ -176,10 +176,26 @@ def test_evaluate_measures_tsb_ad_metrics_on_the_models_scores(store, monkeypatc
         assert f"VUS window {window} (find_length_rank of the first feature, 'f0'" in default.stderr
 
 
-def test_evaluate_without_labels_is_a_usage_error(store):
+def test_evaluate_finds_the_label_column_by_its_name_or_asks_for_it(store, tmp_path):
     directory, _ = store
-    result = invoke("evaluate", str(directory / "new.csv"))
-    assert result.exit_code == 2 and "--label-col" in result.stderr
+    found = invoke("evaluate", str(directory / "new.csv"), "--json")
+    assert found.exit_code == 0, found.output
+    assert "using column 'anomaly' as the labels (--label-col to choose another)" in found.stderr
+    named = invoke("evaluate", str(directory / "new.csv"), "--label-col", "anomaly", "--json")
+    assert last_json(found)["metrics"] == last_json(named)["metrics"]
+    # SKAB's files carry anomaly and changepoint: the anomaly labels are taken, the other named.
+    frame = pd.read_csv(directory / "new.csv")
+    frame.assign(changepoint=0).to_csv(tmp_path / "two.csv", index=False)
+    both = invoke("evaluate", str(tmp_path / "two.csv"), "--json")
+    assert "using column 'anomaly' as the labels (--label-col to choose another; also like labels: changepoint)" in both.stderr
+    assert last_json(both)["metrics"] == last_json(named)["metrics"]
+    frame.drop(columns="anomaly").to_csv(tmp_path / "unlabelled.csv", index=False)
+    missing = invoke("evaluate", str(tmp_path / "unlabelled.csv"))
+    assert missing.exit_code == 2 and "Traceback" not in missing.output
+    assert missing.stderr.strip() == (
+        f"error: {tmp_path / 'unlabelled.csv'}: evaluate needs labels: expected a 0/1 column named like labels "
+        "(label, anomaly, is_anomaly, ...), found none; give --label-col COLUMN"
+    )
 
 
 def test_flags_follow_the_events_whatever_the_chunk_size(store):

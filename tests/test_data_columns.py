@@ -109,6 +109,17 @@ def test_a_column_taken_as_the_time_column_says_how_to_read_without_one(tmp_path
     assert read_series(named, time_col="none").time_col == "none"
 
 
+def test_the_label_column_is_found_by_its_name_and_its_zeros_and_ones():
+    from anomaly.data.columns import find_label_column
+
+    sample = pd.DataFrame(
+        {"changepoint": [0, 1, 0], "Anomaly": [0.0, 0.0, 1.0], "target": [0, 3, 1], "x": [0, 1, 0], "is_anomaly": [False, True, False]}
+    )
+    assert find_label_column(sample) == ("is_anomaly", ["Anomaly", "changepoint"])  # target holds a 3
+    assert find_label_column(sample[["x", "target"]]) == (None, [])
+    assert find_label_column(pd.DataFrame({"Label": ["0", "1", ""]})) == ("Label", [])
+
+
 def test_unparseable_time(tmp_path):
     path = _write(tmp_path, "d.csv", "time,a\n2024-01-01,1\n2024-01-02,2\nyesterday,3\n")
     _error(path, "'time'", "row 3", "'yesterday'")

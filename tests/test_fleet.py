@@ -174,10 +174,10 @@ def test_evaluate_measures_each_series_pooled_and_on_average(in_fleet: dict):
         frames[name] = frame
     fleet_table(frames).to_csv("labelled.csv", index=False)
     result = run(
-        "evaluate", "labelled.csv", "--series-col", "machine", "--label-col", "label", "--model", in_fleet["model"],
-        "--jobs", "1", "--json",
+        "evaluate", "labelled.csv", "--series-col", "machine", "--model", in_fleet["model"], "--jobs", "1", "--json",
     )  # fmt: skip
     assert result.exit_code == 0, result.output
+    assert "note: labelled.csv: using column 'label' as the labels" in result.stderr  # no --label-col needed
     metrics = json.loads(result.stdout.strip().splitlines()[-1])["metrics"]
     assert set(metrics) == {
         *(f"{n}/anomaly" for n in NAMES),

@@ -265,6 +265,34 @@ def _auto_features(raw: pd.DataFrame, shown: str, exclude: set[str | None]) -> l
     return features
 
 
+# Which label-like column holds the labels when a file has several (SKAB's files carry anomaly
+# and changepoint): the anomaly labels before the change points.
+_LABEL_PRIORITY = ("label", "labels", "is_anomaly", "anomaly", "anomalous", "target", "changepoint")
+
+
+def find_label_column(sample: pd.DataFrame) -> tuple[str | None, list[str]]:
+    """The column of ``sample`` that holds anomaly labels, when none is named.
+
+    A label column is named like labels (label, labels, anomaly, is_anomaly, anomalous,
+    changepoint or target, any case) and holds only 0/1 or true/false in the sample.
+
+    Returns
+    -------
+    found : str or None
+        The first such column by name (label before anomaly before changepoint), or None.
+    others : list of str
+        The other such columns, which were not chosen.
+    """
+    candidates = [
+        str(name)
+        for name in sample.columns
+        if str(name).strip().lower() in _LABEL_LIKE_NAMES
+        and (pd.api.types.is_bool_dtype(sample[name].dtype) or _holds_only_zeros_and_ones(sample[name]))
+    ]
+    candidates.sort(key=lambda name: _LABEL_PRIORITY.index(name.strip().lower()))
+    return (candidates[0], candidates[1:]) if candidates else (None, [])
+
+
 def _holds_only_zeros_and_ones(column: pd.Series) -> bool:
     """Whether every non-missing cell of a sample column is 0 or 1 (as a number or as text)."""
     text = _cells_as_text(column)
