@@ -194,7 +194,9 @@ def test_a_wide_series_is_summarised_in_lines_a_terminal_can_show(tmp_path, mlfl
     [trained] = [line for line in result.output.splitlines() if line.startswith("Trained on")]
     assert f"x {frame.shape[1] + 12} features (" in trained and f", ... ({frame.shape[1] + 2} more)) in " in trained
     [constant] = [line for line in result.output.splitlines() if "held one value" in line]
-    assert constant.endswith("stuck00, stuck01, stuck02, stuck03, stuck04, stuck05, stuck06, stuck07, stuck08, stuck09, ... (2 more)")
+    assert constant.endswith(
+        "stuck00, stuck01, stuck02, stuck03, stuck04, stuck05, stuck06, stuck07, stuck08, stuck09, ... (2 more)"
+    )
     assert max(len(line) for line in result.output.splitlines()) < 400
 
 

@@ -113,7 +113,13 @@ def test_the_label_column_is_found_by_its_name_and_its_zeros_and_ones():
     from anomaly.data.columns import find_label_column
 
     sample = pd.DataFrame(
-        {"changepoint": [0, 1, 0], "Anomaly": [0.0, 0.0, 1.0], "target": [0, 3, 1], "x": [0, 1, 0], "is_anomaly": [False, True, False]}
+        {
+            "changepoint": [0, 1, 0],
+            "Anomaly": [0.0, 0.0, 1.0],
+            "target": [0, 3, 1],
+            "x": [0, 1, 0],
+            "is_anomaly": [False, True, False],
+        }
     )
     assert find_label_column(sample) == ("is_anomaly", ["Anomaly", "changepoint"])  # target holds a 3
     assert find_label_column(sample[["x", "target"]]) == (None, [])
