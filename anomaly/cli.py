@@ -553,6 +553,7 @@ def score(
     # With results on stdout, everything meant for people goes to stderr.
     say = _say(as_json or output == "-")
     from anomaly import pipelines
+    from anomaly.results import parse_top_features
 
     if chunk_rows is None:
         chunk_rows = 1 if from_stdin else pipelines.DEFAULT_CHUNK_ROWS
@@ -589,9 +590,7 @@ def score(
     say(f"  flagged {result.flagged} points ({share:.1%} of {result.scored} scored) in {len(result.events)} stretches")
     top = result.events.sort_values("peak_score", ascending=False).head(10).sort_values("start")
     for event in top.itertuples():
-        features = ", ".join(
-            f"{name} {float(s):.0%}" for name, s in (part.split(":") for part in event.top_features.split(";") if part)
-        )
+        features = ", ".join(f"{name} {share:.0%}" for name, share in parse_top_features(event.top_features))
         say(f"    {event.start} .. {event.end}  {event.steps:4d} steps  peak {event.peak_score:6.2f}  {features}")
     if len(result.events) > len(top):
         say(f"    ... {len(result.events) - len(top)} more stretches in the run's results/events.csv")

@@ -26,7 +26,14 @@ from anomaly.data.formats import list_names
 from anomaly.detection.autoregression import LinearAR, fit_linear_ar
 from anomaly.detection.calendar import Calendar
 from anomaly.detection.level import counts_from_dict, counts_to_dict
-from anomaly.detection.preprocessing import Scaling, chronological_split, constant_features, fit_scaling, value_steps
+from anomaly.detection.preprocessing import (
+    Scaling,
+    chronological_split,
+    constant_features,
+    fit_scaling,
+    monotone_features,
+    value_steps,
+)
 from anomaly.detection.scoring import Aggregator, ResidualNormaliser
 from anomaly.detection.smoothing import EwmaSmoother
 from anomaly.detection.thresholds import ThresholdConfig, apply_threshold
@@ -93,6 +100,9 @@ class Detector:
     constant_features_ : list of str
         Features that held one value throughout training, measured against at least the
         median scale of the features that did not (only after ``fit``; their scale is saved).
+    monotone_features_ : list of str
+        Features that only rose or only fell through training, like a clock or a counter, whose
+        later values the model has not seen (only after ``fit``; for the training note).
     calibration_histogram_ : ndarray of shape (anomaly.detection.level.N_BINS,)
         Histogram of the calibration scores, where the level follower starts.
     level_window_ : int or None
@@ -241,6 +251,7 @@ class Detector:
         self.switching_channels_ = [name for name, step in zip(self.feature_names_in_, steps) if step > 0]
         constant = constant_features(values)
         self.constant_features_ = [name for name, fixed in zip(self.feature_names_in_, constant) if fixed]
+        self.monotone_features_ = [name for name, one_way in zip(self.feature_names_in_, monotone_features(values)) if one_way]
         self.residual_stats_ = ResidualNormaliser.fit(calibration, min_scale=steps, constant=constant)
         # The score is smoothed from the start of the series, as scoring smooths it, so each
         # calibration score carries the EWMA history a scored step has (not a cold start).

@@ -197,6 +197,13 @@ def fit_logged(
             f"network's wobble on them is measured against the other features' median scale: {list_names(detector.constant_features_, quoted=False)}"
         )
         tracking.set_notes(notes)
+    if detector.monotone_features_:
+        notes.append(
+            f"{shown}: {len(detector.monotone_features_)} feature(s) only rose or only fell through training, as a "
+            "clock or a counter does, so scored values past their training range will be flagged (--columns to "
+            f"leave them out): {list_names(detector.monotone_features_, quoted=False)}"
+        )
+        tracking.set_notes(notes)
     best = int(np.argmin(detector.history_["val_loss"]))
     tracking.log_metrics(
         {

@@ -15,6 +15,7 @@ bounded however long the series is:
 from __future__ import annotations
 
 import logging
+import re
 
 import numpy as np
 import pandas as pd
@@ -25,6 +26,16 @@ logger = logging.getLogger(__name__)
 
 # Rows of features and residuals kept at full resolution for the figures.
 FULL_ROWS = 200_000
+
+# One "name:share" entry of an event's top_features text. The share is always written with two
+# decimals, so a name may itself hold ':' or ';' (pandas names a column with an empty header
+# "Unnamed: 0"): the entry ends at the first ":d.dd" followed by ';' or the end.
+_TOP_FEATURE = re.compile(r"(.*?):(\d+\.\d\d)(?:;|$)", re.DOTALL)
+
+
+def parse_top_features(text: str) -> list[tuple[str, float]]:
+    """The (feature name, share) pairs of an events table's ``top_features`` text, in order."""
+    return [(name, float(share)) for name, share in _TOP_FEATURE.findall(text)]
 
 
 class ResultCollector:

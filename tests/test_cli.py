@@ -159,7 +159,7 @@ def test_an_autoregressive_model_trains_logs_and_scores_from_the_cli(files, mlfl
     np.testing.assert_allclose(served["score"].to_numpy(), scores.to_numpy(), rtol=1e-6)
 
 
-def test_training_names_the_switching_channels_and_constant_features_it_measures_apart(tmp_path, mlflow_store):
+def test_training_names_the_switching_channels_constant_features_and_counters_it_found(tmp_path, mlflow_store):
     from mlflow.tracking import MlflowClient
 
     frame = make_series(400, 0)
@@ -168,7 +168,8 @@ def test_training_names_the_switching_channels_and_constant_features_it_measures
     rare = np.zeros(len(frame))
     rare[200] = 1.0  # switched twice: not a switching channel
     path = tmp_path / "commands.csv"
-    frame.assign(command=command, rare=rare, stuck=7.0).to_csv(path)
+    total = np.arange(len(frame)) // 3  # a counter: it only rises, so scored values past 133 are new
+    frame.assign(command=command, rare=rare, stuck=7.0, total=total).to_csv(path)
     result = invoke("train", str(path), *TINY_OPTIONS, "--json")
     note = "measured against their step, as switching channels (two values in training, switched 4+ times): command"
     [line] = [line for line in result.stderr.splitlines() if "switching channels" in line]
@@ -178,8 +179,35 @@ def test_training_names_the_switching_channels_and_constant_features_it_measures
         "1 feature(s) held one value throughout training, so the network's wobble on them is "
         "measured against the other features' median scale: stuck"
     )
+    [counter] = [line for line in result.stderr.splitlines() if "only rose" in line]
+    assert counter.endswith(
+        "1 feature(s) only rose or only fell through training, as a clock or a counter does, so scored values past "
+        "their training range will be flagged (--columns to leave them out): total"
+    )
     tags = MlflowClient().get_run(last_json(result)["run_id"]).data.tags
     assert note in tags["anomaly.notes"]
+
+
+def test_a_saved_row_index_is_left_out_and_a_name_with_a_colon_is_shown_whole(tmp_path, mlflow_store, caplog):
+    # DataFrame.to_csv() saves the row index as a nameless first column, which pandas reads back
+    # as "Unnamed: 0": a ramp the model would learn, and a name holding the ':' that the events
+    # table puts between a name and its share (the score summary raised a ValueError on it).
+    names = {"f0": "inlet: pressure", "f1": "outlet: pressure", "f2": "flow"}
+    train = tmp_path / "saved.csv"
+    make_series(400, 0).rename(columns=names).reset_index().to_csv(train)
+    result = invoke("train", str(train), *TINY_OPTIONS)
+    assert result.exit_code == 0, result.output
+    assert "column 'Unnamed: 0' has no name in the header and counts the rows (0, 1, ...)" in caplog.text
+    assert "x 3 features (inlet: pressure, outlet: pressure, flow) in" in result.output
+    test = tmp_path / "saved_new.csv"
+    plant_spike(make_series(200, 50), at=120).rename(columns=names).reset_index().to_csv(test)
+    result = invoke("score", str(test), "--output", str(tmp_path / "scores.csv"))
+    assert result.exit_code == 0, result.output
+    events = pd.read_csv(tmp_path / "scores_events.csv")
+    spike = events.loc[events["peak_score"].idxmax()]
+    assert spike["peak_at"] == "2026-01-01 10:00:00" and spike["top_features"].startswith("outlet: pressure:1.00;")
+    [line] = [line for line in result.output.splitlines() if line.strip().startswith(spike["start"])]
+    assert line.endswith("outlet: pressure 100%, inlet: pressure 0%, flow 0%")  # f1, renamed, holds the spike
 
 
 def test_a_wide_series_is_summarised_in_lines_a_terminal_can_show(tmp_path, mlflow_store):

@@ -172,6 +172,21 @@ def test_a_0_1_column_named_like_labels_is_not_a_feature_unless_named(tmp_path, 
     assert labelled.feature_names == ["a", "b", "target"] and labelled.labels.tolist() == [False, True, False]
 
 
+def test_a_nameless_column_that_counts_the_rows_is_a_saved_index_not_a_feature(tmp_path, caplog):
+    # DataFrame.to_csv() writes the row index under an empty header (pandas reads it back as
+    # "Unnamed: 0"), R's write.csv the row names 1, 2, ...: a ramp, not a measurement.
+    path = _write(tmp_path, "d.csv", ",a,b\n0,1,2\n1,3,4\n2,5,6\n")
+    with caplog.at_level(logging.WARNING, logger="anomaly.data"):
+        series = read_series(path)
+    assert series.feature_names == ["a", "b"] and series.unused_columns == ("Unnamed: 0",)
+    assert any("counts the rows (0, 1, ...), like a saved row index" in r.getMessage() for r in caplog.records)
+    assert read_series(path, columns=["Unnamed: 0", "a"]).feature_names == ["Unnamed: 0", "a"]
+    assert read_series(_write(tmp_path, "r.csv", ",a\n1,1\n2,3\n3,5\n")).feature_names == ["a"]
+    # A nameless column of other values, and a named counter, are features as before.
+    assert read_series(_write(tmp_path, "v.csv", ",a\n0,1\n2,3\n3,5\n")).feature_names == ["Unnamed: 0", "a"]
+    assert read_series(_write(tmp_path, "n.csv", "id,a\n0,1\n1,3\n2,5\n")).feature_names == ["id", "a"]
+
+
 def test_mostly_text_column_with_some_numbers_is_ignored(tmp_path):
     path = _write(tmp_path, "d.csv", "a,status\n1,ok\n2,ok\n3,5\n")
     assert read_series(path).feature_names == ["a"]

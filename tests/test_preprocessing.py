@@ -2,7 +2,14 @@
 
 import numpy as np
 
-from anomaly.detection.preprocessing import MIN_SWITCHES, chronological_split, constant_features, fit_scaling, value_steps
+from anomaly.detection.preprocessing import (
+    MIN_SWITCHES,
+    chronological_split,
+    constant_features,
+    fit_scaling,
+    monotone_features,
+    value_steps,
+)
 
 
 def test_scaling_is_fitted_per_feature_and_round_trips():
@@ -18,6 +25,18 @@ def test_constant_features_hold_one_value_missing_rows_aside():
     X = np.array([[0.0, 10.0, 1.0, np.nan], [2.0, np.nan, 1.0 + 1e-12, np.nan], [4.0, 10.0, 1.0, np.nan]])
     # A value that differs in its last digits is not constant; an all-missing column has no value.
     np.testing.assert_array_equal(constant_features(X), [False, True, False, False])
+
+
+def test_monotone_features_are_clocks_and_counters_not_levels_or_a_single_switch():
+    t = np.arange(200, dtype=np.float64)
+    counter = t // 3  # repeats, never falls
+    counter[50:60] = np.nan  # a gap is stepped over
+    countdown = 1000.0 - 2 * t
+    level = np.sin(t / 10)
+    switched_once = (t >= 100).astype(float)  # only rose, but holds two values
+    few = np.minimum(t, 8.0)  # rose through 9 values, then stayed
+    X = np.stack([counter, countdown, level, switched_once, few, np.full(200, np.nan)], axis=1)
+    np.testing.assert_array_equal(monotone_features(X), [True, True, False, False, False, False])
 
 
 def test_the_held_back_tail_is_the_end_of_the_series_and_at_least_min_holdout():

@@ -42,6 +42,9 @@ NO_TIME_COLUMN = "none"
 # SMD's here anomaly, TSB-AD's Label.)
 _LABEL_LIKE_NAMES = frozenset({"label", "labels", "anomaly", "is_anomaly", "anomalous", "changepoint", "target"})
 _MAX_LISTED_COLUMNS = 10
+# pandas's name for a column whose header cell is empty: where `DataFrame.to_csv()` (or R's
+# write.csv) saved the row index, or row names, as a nameless first column.
+_NAMELESS_HEADER = re.compile(r"Unnamed: \d+")
 _TZ_SUFFIX = re.compile(r"(?:Z|[+-]\d{2}(?::?\d{2})?)\s*$")
 _LABEL_TRUE = frozenset({"1", "1.0", "true"})
 _LABEL_FALSE = frozenset({"0", "0.0", "false"})
@@ -243,6 +246,18 @@ def _auto_features(raw: pd.DataFrame, shown: str, exclude: set[str | None]) -> l
                 continue
             # Mostly numbers: the text cells are probably typos, not a text column, so the column
             # stays a feature and feature_values reports its first text cell.
+        if _NAMELESS_HEADER.fullmatch(name) and _counts_rows(column):
+            # A saved row index taken as a feature would be learned as a ramp: a scored file
+            # saved with its own index (restarting at 0) or without one would not fit the model.
+            logger.warning(
+                "%s: column %r has no name in the header and counts the rows (%d, %d, ...), like a saved row "
+                "index, so it is not used as a feature (name it in columns to use it)",
+                shown,
+                name,
+                column.iloc[0],
+                column.iloc[1],
+            )
+            continue
         if name.strip().lower() in _LABEL_LIKE_NAMES:
             if _holds_only_zeros_and_ones(column):
                 # Labels taken as a feature would be learned as a constant 0 and then flag
@@ -291,6 +306,14 @@ def find_label_column(sample: pd.DataFrame) -> tuple[str | None, list[str]]:
     ]
     candidates.sort(key=lambda name: _LABEL_PRIORITY.index(name.strip().lower()))
     return (candidates[0], candidates[1:]) if candidates else (None, [])
+
+
+def _counts_rows(column: pd.Series) -> bool:
+    """Whether a sample column holds whole numbers that rise by exactly 1 from row to row (at least two)."""
+    if not _is_number_column(column) or len(column) < 2:
+        return False
+    values = column.to_numpy(dtype=np.float64)
+    return bool(np.isfinite(values).all() and (values == np.round(values)).all() and (np.diff(values) == 1).all())
 
 
 def _holds_only_zeros_and_ones(column: pd.Series) -> bool:

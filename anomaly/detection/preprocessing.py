@@ -82,6 +82,37 @@ def constant_features(X: np.ndarray) -> np.ndarray:
     return high == low  # NaN bounds (all missing) compare unequal
 
 
+# A feature that only rose (or only fell) through training with at least this many distinct
+# values is a clock or a counter, not a level that varies: no dev series has one (SMD, SKAB and
+# NAB have none with even 3), and one step away from it (an on/off switched once) is not meant.
+MIN_MONOTONE_VALUES = 10
+
+
+def monotone_features(X: np.ndarray) -> np.ndarray:
+    """Features that only rose, or only fell, in every step of a training series, like a clock or a
+    counter: their later values lie past the training range, so scoring would flag them all.
+
+    Parameters
+    ----------
+    X : ndarray of shape (L, D)
+        Unscaled; NaN (missing) is skipped, so a step across a gap compares the values around it.
+
+    Returns
+    -------
+    ndarray of shape (D,), bool
+        True where the feature's non-missing values never fell (or never rose) and hold at least
+        ``MIN_MONOTONE_VALUES`` distinct values.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    out = np.zeros(X.shape[1], dtype=bool)
+    for j in range(X.shape[1]):
+        values = X[:, j][~np.isnan(X[:, j])]
+        steps = np.diff(values)
+        if ((steps >= 0).all() or (steps <= 0).all()) and len(np.unique(values)) >= MIN_MONOTONE_VALUES:
+            out[j] = True
+    return out
+
+
 def _value_bounds(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Each feature's smallest and largest value of X (L, D), missing ones ignored: (D,), (D,);
     NaN for a column with no value."""
