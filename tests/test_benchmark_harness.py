@@ -27,6 +27,17 @@ def test_best_threshold_counts_pick_the_series_best_f1():
     assert detection.best_threshold_counts(labels, scores) == {"best_tp": 3, "best_fp": 1, "best_fn": 0}
 
 
+def test_a_short_training_part_is_the_rows_just_before_the_test_part():
+    frame = pd.DataFrame({"a": np.arange(10.0)})
+    labels = np.arange(10) >= 8
+    case = detection.Case("c", frame, labels, train_end=6)
+    short = detection.shorten_training(case, 4)
+    assert short.train_end == 4 and short.frame["a"].tolist() == [2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0]
+    assert short.labels.tolist() == labels[2:].tolist() and short.name == "c"
+    whole = detection.shorten_training(case, 50)  # shorter already: kept whole
+    assert whole.train_end == 6 and len(whole.frame) == 10
+
+
 def test_summaries_pool_counts_over_series_and_average_the_threshold_free_metrics():
     rows = pd.DataFrame(
         [
