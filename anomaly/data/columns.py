@@ -312,7 +312,7 @@ def _counts_rows(column: pd.Series) -> bool:
     """Whether a sample column holds whole numbers that rise by exactly 1 from row to row (at least two)."""
     if not _is_number_column(column) or len(column) < 2:
         return False
-    values = column.to_numpy(dtype=np.float64)
+    values = column.to_numpy(dtype=np.float64, na_value=np.nan)  # nullable Int64 from Parquet included
     return bool(np.isfinite(values).all() and (values == np.round(values)).all() and (np.diff(values) == 1).all())
 
 

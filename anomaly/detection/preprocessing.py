@@ -83,8 +83,8 @@ def constant_features(X: np.ndarray) -> np.ndarray:
 
 
 # A feature that only rose (or only fell) through training with at least this many distinct
-# values is a clock or a counter, not a level that varies: no dev series has one (SMD, SKAB and
-# NAB have none with even 3), and one step away from it (an on/off switched once) is not meant.
+# values is a clock or a counter, not a level that varies (a flag switched on once also only
+# rose, with two values). No dev series has one: SMD, SKAB and NAB have none with even 3.
 MIN_MONOTONE_VALUES = 10
 
 
