@@ -152,6 +152,14 @@ class DataSpec:
         check=all,
         text="a non-empty list of column names",
     )
+    exclude_columns: tuple[str, ...] | None = setting(
+        None,
+        "Columns left out of the default features, comma-separated (an ID, a counter, a clock); "
+        "never taken as the time column either.",
+        check=all,
+        text="a non-empty list of column names",
+        cli=READ,
+    )
     max_gap: int = setting(
         3, "Longest run of missing values filled by interpolation; longer gaps are not scored.", ge=0, le=10_000, cli=READ
     )

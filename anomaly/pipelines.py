@@ -119,6 +119,7 @@ def read_training_series(spec: Spec, path: Path, shown: str | None = None) -> tu
         time_col=spec.data.time_col,
         label_col=spec.data.label_col,
         columns=spec.data.columns,
+        exclude_columns=spec.data.exclude_columns,
         max_gap=spec.data.max_gap,
         resample=spec.data.resample,
         shown=shown,
@@ -200,8 +201,8 @@ def fit_logged(
     if detector.monotone_features_:
         notes.append(
             f"{shown}: {len(detector.monotone_features_)} feature(s) only rose or only fell through training, as a "
-            "clock or a counter does, so scored values past their training range will be flagged (--columns to "
-            f"leave them out): {list_names(detector.monotone_features_, quoted=False)}"
+            "clock or a counter does, so scored values past their training range will be flagged (--exclude-columns "
+            f"to leave them out): {list_names(detector.monotone_features_, quoted=False)}"
         )
         tracking.set_notes(notes)
     best = int(np.argmin(detector.history_["val_loss"]))
@@ -349,6 +350,7 @@ def open_input(
         time_col=spec.data.time_col,
         label_col=spec.data.label_col,
         columns=features,
+        exclude_columns=spec.data.exclude_columns,
         max_gap=spec.data.max_gap,
         chunk_rows=chunk_rows,
         columns_role="the model's feature",
@@ -701,6 +703,7 @@ def first_feature_window(spec: Spec, file: str | Path, detector: Detector, colle
             time_col=spec.data.time_col,
             label_col=spec.data.label_col,
             columns=[first],
+            exclude_columns=spec.data.exclude_columns,
             max_gap=spec.data.max_gap,
             resample=spec.data.resample,
             columns_role="the model's feature",

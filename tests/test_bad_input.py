@@ -216,6 +216,10 @@ def test_a_time_column_of_repeating_seconds_is_read_as_a_feature_with_time_col_n
     scored, output = score_frame("cards.csv", "--time-col", "none")
     assert scored.index.name == "step" and len(scored) == 80
     assert "ignored column(s) the model was not trained on: Time" in output
+    # Left out, the column is neither the time column nor read: the same rows, the same scores.
+    left_out, output = score_frame("cards.csv", "--exclude-columns", "Time")
+    pd.testing.assert_frame_equal(left_out, scored)
+    assert "ignored column(s) the model was not trained on: Time" in output
 
 
 def test_columns_in_another_order_and_extra_columns(here):

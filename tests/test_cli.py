@@ -182,7 +182,7 @@ def test_training_names_the_switching_channels_constant_features_and_counters_it
     [counter] = [line for line in result.stderr.splitlines() if "only rose" in line]
     assert counter.endswith(
         "1 feature(s) only rose or only fell through training, as a clock or a counter does, so scored values past "
-        "their training range will be flagged (--columns to leave them out): total"
+        "their training range will be flagged (--exclude-columns to leave them out): total"
     )
     tags = MlflowClient().get_run(last_json(result)["run_id"]).data.tags
     assert note in tags["anomaly.notes"]
@@ -208,6 +208,10 @@ def test_a_saved_row_index_is_left_out_and_a_name_with_a_colon_is_shown_whole(tm
     assert spike["peak_at"] == "2026-01-01 10:00:00" and spike["top_features"].startswith("outlet: pressure:1.00;")
     [line] = [line for line in result.output.splitlines() if line.strip().startswith(spike["start"])]
     assert line.endswith("outlet: pressure 100%, inlet: pressure 0%, flow 0%")  # f1, renamed, holds the spike
+    result = invoke("train", str(train), *TINY_OPTIONS, "--exclude-columns", "flow,timestamp")
+    assert result.exit_code == 0, result.output
+    assert "x 2 features (inlet: pressure, outlet: pressure) in" in result.output  # and no time column
+    assert "ignored column(s) not used as features: Unnamed: 0, timestamp, flow" in result.output
 
 
 def test_a_wide_series_is_summarised_in_lines_a_terminal_can_show(tmp_path, mlflow_store):

@@ -98,15 +98,37 @@ def test_a_column_taken_as_the_time_column_says_how_to_read_without_one(tmp_path
     text = "Time,V1,Amount\n0,1.5,10\n0,1.7,12\n1,1.6,9\n"
     path = _write(tmp_path, "cards.csv", text)
     message = _error(path, "'Time'", "unique", "row 2")
-    assert message.endswith("('Time' was taken as the time column; time_col 'none' reads the rows in file order, without times)")
+    assert message.endswith(
+        "('Time' was taken as the time column; to read the rows in file order, without times: "
+        "exclude_columns 'Time' leaves it out, time_col 'none' keeps it as a feature)"
+    )
     series = read_series(path, time_col="None")
     assert series.time_col is None and series.feature_names == ["Time", "V1", "Amount"]
     pd.testing.assert_index_equal(series.frame.index, pd.RangeIndex(3, name="step"))
     assert read_series(path, time_col="none", columns=["V1", "Amount"]).unused_columns == ("Time",)
+    left_out = read_series(path, exclude_columns=["Time"])  # neither the time column nor a feature
+    assert left_out.time_col is None and left_out.feature_names == ["V1", "Amount"] and left_out.unused_columns == ("Time",)
+    pd.testing.assert_index_equal(left_out.frame.index, pd.RangeIndex(3, name="step"))
     # Named explicitly, the column's own error stands alone; a column named "none" is a column.
     assert "time_col 'none'" not in _error(path, "unique", time_col="Time")
     named = _write(tmp_path, "named.csv", "none,a\n1,2\n2,3\n")
     assert read_series(named, time_col="none").time_col == "none"
+
+
+def test_excluded_columns_are_left_out_of_the_default_features_and_checked(tmp_path):
+    path = _write(tmp_path, "d.csv", "timestamp,id,a,b\n2026-01-01 00:00,7,1,2\n2026-01-01 00:05,9,3,4\n")
+    series = read_series(path, exclude_columns=["id", "b"])
+    assert series.time_col == "timestamp" and series.feature_names == ["a"] and series.unused_columns == ("id", "b")
+    _error(path, "exclude_columns entry 'idd' is not a column of the file", "did you mean 'id'", exclude_columns=["idd"])
+    _error(path, "give either option columns or option exclude_columns, not both", columns=["a"], exclude_columns=["id"])
+    _error(
+        path,
+        "exclude_columns should list other columns, but 'timestamp' is the time_col",
+        time_col="timestamp",
+        exclude_columns=["timestamp"],
+    )
+    _error(path, "exclude_columns should name each column once, but 'id' appears twice", exclude_columns=["id", "id"])
+    _error(path, "expected at least one numeric feature column", exclude_columns=["id", "a", "b"])
 
 
 def test_the_label_column_is_found_by_its_name_and_its_zeros_and_ones():

@@ -70,19 +70,19 @@ def check_max_gap(max_gap: object, shown: str) -> int:
     return int(max_gap)
 
 
-def check_columns_option(columns: Sequence[str] | None, shown: str) -> list[str] | None:
+def check_columns_option(columns: Sequence[str] | None, shown: str, option: str = "columns") -> list[str] | None:
     if columns is None:
         return None
     if isinstance(columns, str):
         # A bare string would be read as a list of one-letter column names.
-        raise DataError(f"{shown}: option columns should be a list of column names, but got the string {columns!r}")
+        raise DataError(f"{shown}: option {option} should be a list of column names, but got the string {columns!r}")
     names = list(columns)
     if not names:
-        raise DataError(f"{shown}: option columns should name at least one feature column, but it is empty")
+        raise DataError(f"{shown}: option {option} should name at least one column, but it is empty")
     seen: set[str] = set()
     for name in names:
         if name in seen:
-            raise DataError(f"{shown}: option columns should name each column once, but {name!r} appears twice")
+            raise DataError(f"{shown}: option {option} should name each column once, but {name!r} appears twice")
         seen.add(name)
     return names
 
@@ -135,6 +135,7 @@ def choose_roles(
     label_col: str | None,
     columns: list[str] | None,
     columns_role: str = "columns entry",
+    exclude_columns: list[str] | None = None,
 ) -> Roles:
     """Check the named columns and detect the others' roles from ``sample`` (C columns).
 
@@ -142,20 +143,24 @@ def choose_roles(
     ts, time_stamp or step (any case), else the first column when it is text that parses as
     datetimes, else none. The features, when not named, are every numeric column other than the
     time and label columns, in file order; a text column that is mostly numbers stays a feature
-    (its text cells are then reported as errors).
+    (its text cells are then reported as errors). ``exclude_columns`` are left out of the
+    detected features and are never detected as the time column.
     """
     available = [str(name) for name in sample.columns]
     no_time = time_col is not None and time_col.lower() == NO_TIME_COLUMN and time_col not in available
     if no_time:
         time_col = None
     _check_named_columns(shown, available, time_col=time_col, label_col=label_col, columns=columns, columns_role=columns_role)
+    excluded = _check_excluded_columns(
+        shown, available, exclude_columns, time_col=time_col, label_col=label_col, columns=columns, columns_role=columns_role
+    )
     detected = False
     if time_col is None and not no_time:
-        time_col = _detect_time_column(sample, exclude={label_col, *(columns or [])})
+        time_col = _detect_time_column(sample, exclude={label_col, *(columns or []), *excluded})
         detected = time_col is not None
         if detected:
             logger.info("%s: using column %r as the time column", shown, time_col)
-    features = list(columns) if columns is not None else _auto_features(sample, shown, {time_col, label_col})
+    features = list(columns) if columns is not None else _auto_features(sample, shown, {time_col, label_col, *excluded})
     if not features:
         raise DataError(
             f"{shown}: expected at least one numeric feature column, but found only "
@@ -196,6 +201,38 @@ def _check_named_columns(
     for option, name in (("time_col", time_col), ("label_col", label_col)):
         if name is not None and columns is not None and name in columns:
             raise DataError(f"{shown}: option columns should list feature columns only, but {name!r} is the {option}")
+
+
+def _check_excluded_columns(
+    shown: str,
+    available: list[str],
+    exclude_columns: list[str] | None,
+    *,
+    time_col: str | None,
+    label_col: str | None,
+    columns: list[str] | None,
+    columns_role: str,
+) -> set[str]:
+    """The ``exclude_columns`` as a set, once each is a column that plays no named role.
+
+    With the features named by the caller (a model's, when scoring) rather than the user, the
+    exclusions only keep their columns from being taken as the time column."""
+    if exclude_columns is None:
+        return set()
+    if columns is not None and columns_role == "columns entry":
+        raise DataError(f"{shown}: give either option columns or option exclude_columns, not both")
+    for name in exclude_columns:
+        if name not in available:
+            raise DataError(
+                f"{shown}: exclude_columns entry {name!r} is not a column of the file"
+                f"{_did_you_mean(name, available)}; available columns: {list_names(available)}"
+            )
+        for option, named in (("time_col", time_col), ("label_col", label_col)):
+            if name == named:
+                raise DataError(f"{shown}: option exclude_columns should list other columns, but {name!r} is the {option}")
+        if columns is not None and name in columns:
+            raise DataError(f"{shown}: option exclude_columns should list other columns, but {name!r} is {columns_role}")
+    return set(exclude_columns)
 
 
 def _detect_time_column(raw: pd.DataFrame, exclude: set[str | None]) -> str | None:
@@ -397,7 +434,10 @@ class TimeColumn:
         except DataError as err:
             if not self._detected:
                 raise
-            hint = f" ({self._name!r} was taken as the time column; time_col {NO_TIME_COLUMN!r} reads the rows in file order, without times)"
+            hint = (
+                f" ({self._name!r} was taken as the time column; to read the rows in file order, without times: "
+                f"exclude_columns {self._name!r} leaves it out, time_col {NO_TIME_COLUMN!r} keeps it as a feature)"
+            )
             raise type(err)(f"{err}{hint}") from None
 
     def _parse(self, column: pd.Series, start: int) -> pd.Index:

@@ -182,6 +182,7 @@ def read_series(
     time_col: str | None = None,
     label_col: str | None = None,
     columns: Sequence[str] | None = None,
+    exclude_columns: Sequence[str] | None = None,
     max_gap: int = 3,
     resample: str | None = None,
     columns_role: str = "columns entry",
@@ -205,6 +206,9 @@ def read_series(
     columns : sequence of str, optional
         The feature columns, in this order. Default: every numeric column other than the time
         and label columns, in file order (boolean columns only when named here).
+    exclude_columns : sequence of str, optional
+        Columns left out of the default features (not with ``columns``), and never detected as
+        the time column: an ID, a counter, a clock whose values repeat.
     max_gap : int, default 3
         Longest run of consecutive missing values in a feature that is interpolated linearly
         (by position); longer runs stay missing and are reported in ``Series.gaps``.
@@ -234,6 +238,7 @@ def read_series(
         time_col=time_col,
         label_col=label_col,
         columns=columns,
+        exclude_columns=exclude_columns,
         max_gap=max_gap,
         chunk_rows=sys.maxsize,
         columns_role=columns_role,
@@ -259,6 +264,7 @@ def iter_series(
     time_col: str | None = None,
     label_col: str | None = None,
     columns: Sequence[str] | None = None,
+    exclude_columns: Sequence[str] | None = None,
     max_gap: int = 3,
     chunk_rows: int = 65536,
     columns_role: str = "columns entry",
@@ -279,7 +285,7 @@ def iter_series(
         ``"-"`` for standard input, or an open stream; streams are read as delimited UTF-8 text
         (Parquet needs random access: pass its path). Open streams are not closed. A DataFrame
         of raw rows is read as a file of those rows would be.
-    time_col, label_col, columns, max_gap, resample, columns_role, shown
+    time_col, label_col, columns, exclude_columns, max_gap, resample, columns_role, shown
         As for :func:`read_series`.
     chunk_rows : int, default 65536
         Rows read at a time. A chunk holds at most ``chunk_rows + max_gap`` rows: up to
@@ -310,6 +316,7 @@ def iter_series(
         time_col=time_col,
         label_col=label_col,
         columns=columns,
+        exclude_columns=exclude_columns,
         max_gap=max_gap,
         chunk_rows=chunk_rows,
         columns_role=columns_role,
@@ -358,6 +365,7 @@ class SeriesStream(Iterator[SeriesChunk]):
         columns: Sequence[str] | None,
         max_gap: int,
         chunk_rows: int,
+        exclude_columns: Sequence[str] | None = None,
         columns_role: str,
         sample_rows: int | None = None,
         sort: bool = False,
@@ -368,6 +376,7 @@ class SeriesStream(Iterator[SeriesChunk]):
         shown = self.source
         self._max_gap = check_max_gap(max_gap, shown)
         wanted = check_columns_option(columns, shown)
+        excluded = check_columns_option(exclude_columns, shown, option="exclude_columns")
         self._chunk_rows = check_chunk_rows(chunk_rows, shown)
         whole = sort or resample is not None
         self.rows = 0
@@ -386,7 +395,15 @@ class SeriesStream(Iterator[SeriesChunk]):
             sample = self._reader.read(None if whole else (sample_rows or ROLE_SAMPLE_ROWS))
             if sample is None or len(sample) == 0:
                 raise no_rows_error(shown, self._reader.columns)
-            roles = choose_roles(sample, shown, time_col=time_col, label_col=label_col, columns=wanted, columns_role=columns_role)
+            roles = choose_roles(
+                sample,
+                shown,
+                time_col=time_col,
+                label_col=label_col,
+                columns=wanted,
+                columns_role=columns_role,
+                exclude_columns=excluded,
+            )
             self._roles = roles
             self.time_col, self.label_col = roles.time_col, roles.label_col
             self.feature_names, self.unused_columns = list(roles.features), roles.unused
