@@ -12,6 +12,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 
 import detection  # noqa: E402
+import stream_rules  # noqa: E402
 
 
 def test_skips_cleanly_when_the_datasets_are_absent(tmp_path, capsys):
@@ -36,6 +37,19 @@ def test_a_short_training_part_is_the_rows_just_before_the_test_part():
     assert short.labels.tolist() == labels[2:].tolist() and short.name == "c"
     whole = detection.shorten_training(case, 50)  # shorter already: kept whole
     assert whole.train_end == 6 and len(whole.frame) == 10
+
+
+def test_the_scale_following_rule_waits_for_a_full_window_and_is_capped():
+    z = np.ones((5000, 3))
+    z[:, 1] = 2.0  # twice its calibration size throughout
+    z[:, 2] = 9.0
+    calibration = np.ones((100, 3))
+    scales = stream_rules.follow_scales(z, calibration, cap=1.5, full_only=True)
+    np.testing.assert_array_equal(scales[: stream_rules.WINDOW], 1.0)  # a SKAB file never gets further
+    np.testing.assert_array_equal(scales[-1], [1.0, 1.5, 1.5])
+    # Without `full` the calibration fills the window: half of it scored moves the median.
+    early = stream_rules.follow_scales(z, calibration, cap=10.0, full_only=False)
+    assert early[64, 1] == 1.0 and early[-1, 1] == 2.0 and early[-1, 2] == 9.0
 
 
 def test_summaries_pool_counts_over_series_and_average_the_threshold_free_metrics():
