@@ -578,6 +578,7 @@ def log_to_mlflow(
     results: dict[str, pd.DataFrame],
     output: Path,
     seconds: float,
+    train_rows: int | None = None,
 ) -> str:
     """One MLflow run holding the whole benchmark; returns its id."""
     import mlflow
@@ -588,13 +589,17 @@ def log_to_mlflow(
     ensure_store()
     experiment = mlflow.get_experiment_by_name(EXPERIMENT)
     experiment_id = experiment.experiment_id if experiment else mlflow.create_experiment(EXPERIMENT)
-    with mlflow.start_run(experiment_id=experiment_id, run_name=f"detection-{dataset}" + ("-quick" if quick else "")) as run:
+    with mlflow.start_run(
+        experiment_id=experiment_id,
+        run_name=f"detection-{dataset}" + ("-quick" if quick else "") + (f"-train{train_rows}" if train_rows else ""),
+    ) as run:
         detector = {**Detector().get_params(), **params}
         mlflow.log_params(
             {
                 "dataset": dataset,
                 "quick": quick,
                 "seed": seed,
+                "train_rows": train_rows or "all",
                 "datasets_path": str(root),
                 **{f"detector.{k}": ",".join(map(str, v)) if isinstance(v, tuple) else v for k, v in detector.items()},
             }
@@ -697,7 +702,7 @@ def main(argv: list[str] | None = None) -> int:
     per_series.to_csv(output / "per_series.csv", index=False, float_format="%.6g")
     print(f"\ntotal {seconds / 60:.1f} min; tables in {output}")
     if not args.no_mlflow:
-        run_id = log_to_mlflow(args.dataset, args.quick, args.seed, root, params, results, output, seconds)
+        run_id = log_to_mlflow(args.dataset, args.quick, args.seed, root, params, results, output, seconds, args.train_rows)
         print(f"MLflow run {run_id} in experiment {EXPERIMENT!r}")
     return 0
 
