@@ -207,7 +207,7 @@ def test_a_saved_row_index_is_left_out_and_a_name_with_a_colon_is_shown_whole(tm
     spike = events.loc[events["peak_score"].idxmax()]
     assert spike["peak_at"] == "2026-01-01 10:00:00" and spike["top_features"].startswith("outlet: pressure:1.00;")
     [line] = [line for line in result.output.splitlines() if line.strip().startswith(spike["start"])]
-    assert line.endswith("outlet: pressure 100%, inlet: pressure 0%, flow 0%")  # f1, renamed, holds the spike
+    assert line.endswith("peak " + f"{spike['peak_score']:6.2f}" + "  outlet: pressure 100%")  # f1, renamed; 0% shares left out
     result = invoke("train", str(train), *TINY_OPTIONS, "--exclude-columns", "flow,timestamp")
     assert result.exit_code == 0, result.output
     assert "x 2 features (inlet: pressure, outlet: pressure) in" in result.output  # and no time column
