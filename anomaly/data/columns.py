@@ -42,6 +42,9 @@ NO_TIME_COLUMN = "none"
 # SMD's here anomaly, TSB-AD's Label.)
 _LABEL_LIKE_NAMES = frozenset({"label", "labels", "anomaly", "is_anomaly", "anomalous", "changepoint", "target"})
 _MAX_LISTED_COLUMNS = 10
+# What the ``columns`` option is when the user named the features (a model's features, when
+# scoring, are named for the caller with another role).
+USER_COLUMNS_ROLE = "columns entry"
 # pandas's name for a column whose header cell is empty: where `DataFrame.to_csv()` (or R's
 # write.csv) saved the row index, or row names, as a nameless first column.
 _NAMELESS_HEADER = re.compile(r"Unnamed: \d+")
@@ -134,7 +137,7 @@ def choose_roles(
     time_col: str | None,
     label_col: str | None,
     columns: list[str] | None,
-    columns_role: str = "columns entry",
+    columns_role: str = USER_COLUMNS_ROLE,
     exclude_columns: list[str] | None = None,
 ) -> Roles:
     """Check the named columns and detect the others' roles from ``sample`` (C columns).
@@ -150,9 +153,17 @@ def choose_roles(
     no_time = time_col is not None and time_col.lower() == NO_TIME_COLUMN and time_col not in available
     if no_time:
         time_col = None
-    _check_named_columns(shown, available, time_col=time_col, label_col=label_col, columns=columns, columns_role=columns_role)
+    _check_named_columns(
+        shown,
+        available,
+        time_col=time_col,
+        label_col=label_col,
+        columns=columns,
+        columns_role=columns_role,
+        exclude_columns=exclude_columns,
+    )
     excluded = _check_excluded_columns(
-        shown, available, exclude_columns, time_col=time_col, label_col=label_col, columns=columns, columns_role=columns_role
+        shown, exclude_columns, time_col=time_col, label_col=label_col, columns=columns, columns_role=columns_role
     )
     detected = False
     if time_col is None and not no_time:
@@ -185,10 +196,12 @@ def _check_named_columns(
     time_col: str | None,
     label_col: str | None,
     columns: list[str] | None,
-    columns_role: str = "columns entry",
+    columns_role: str = USER_COLUMNS_ROLE,
+    exclude_columns: list[str] | None = None,
 ) -> None:
     """Every explicitly named column must exist, and no column may play two roles."""
     named = [("time_col", time_col), ("label_col", label_col)] + [(columns_role, name) for name in columns or []]
+    named += [("exclude_columns entry", name) for name in exclude_columns or []]
     for role, name in named:
         if name is not None and name not in available:
             raise DataError(
@@ -205,7 +218,6 @@ def _check_named_columns(
 
 def _check_excluded_columns(
     shown: str,
-    available: list[str],
     exclude_columns: list[str] | None,
     *,
     time_col: str | None,
@@ -213,20 +225,16 @@ def _check_excluded_columns(
     columns: list[str] | None,
     columns_role: str,
 ) -> set[str]:
-    """The ``exclude_columns`` as a set, once each is a column that plays no named role.
+    """The ``exclude_columns`` (each a column of the file, see :func:`_check_named_columns`) as a
+    set, once none of them plays a named role.
 
     With the features named by the caller (a model's, when scoring) rather than the user, the
     exclusions only keep their columns from being taken as the time column."""
     if exclude_columns is None:
         return set()
-    if columns is not None and columns_role == "columns entry":
+    if columns is not None and columns_role == USER_COLUMNS_ROLE:
         raise DataError(f"{shown}: give either option columns or option exclude_columns, not both")
     for name in exclude_columns:
-        if name not in available:
-            raise DataError(
-                f"{shown}: exclude_columns entry {name!r} is not a column of the file"
-                f"{_did_you_mean(name, available)}; available columns: {list_names(available)}"
-            )
         for option, named in (("time_col", time_col), ("label_col", label_col)):
             if name == named:
                 raise DataError(f"{shown}: option exclude_columns should list other columns, but {name!r} is the {option}")

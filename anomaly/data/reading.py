@@ -50,6 +50,7 @@ import numpy as np
 import pandas as pd
 
 from anomaly.data.columns import (
+    USER_COLUMNS_ROLE,
     TimeColumn,
     UnsortedError,
     all_empty_error,
@@ -185,7 +186,7 @@ def read_series(
     exclude_columns: Sequence[str] | None = None,
     max_gap: int = 3,
     resample: str | None = None,
-    columns_role: str = "columns entry",
+    columns_role: str = USER_COLUMNS_ROLE,
     shown: str | None = None,
 ) -> Series:
     """Read and validate a whole multivariate time series: :func:`iter_series` collected.
@@ -267,7 +268,7 @@ def iter_series(
     exclude_columns: Sequence[str] | None = None,
     max_gap: int = 3,
     chunk_rows: int = 65536,
-    columns_role: str = "columns entry",
+    columns_role: str = USER_COLUMNS_ROLE,
     sample_rows: int | None = None,
     sort: bool = False,
     resample: str | None = None,
