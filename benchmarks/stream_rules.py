@@ -128,14 +128,12 @@ def spread_thresholds(
     median_c = float(np.median(calibration))
     spread_c = float(np.quantile(calibration, q)) - median_c
     out = np.full(len(scores), fitted)
-    current = fitted
     for t in range(UPDATE_EVERY, len(scores), UPDATE_EVERY):
         values, weights = _window(scores[max(0, t - WINDOW) : t], calibration, WINDOW)
         median = _weighted_quantile(values, weights, 0.5)
         ratio = (_weighted_quantile(values, weights, q) - median) / spread_c if spread_c > 0 else 1.0
         ratio = 1.0 if gated and median <= fitted else min(max(1.0, ratio), cap)
-        current = fitted + max(0.0, median - median_c) + (fitted - median_c) * (ratio - 1.0)
-        out[t : t + UPDATE_EVERY] = current
+        out[t : t + UPDATE_EVERY] = fitted + max(0.0, median - median_c) + (fitted - median_c) * (ratio - 1.0)
     return out
 
 
@@ -144,7 +142,6 @@ def follow_scales(z: np.ndarray, calibration: np.ndarray, cap: float, full_only:
     size = np.abs(z)
     base = np.nanmedian(np.abs(calibration), axis=0)
     scales = np.ones(z.shape)
-    current = np.ones(z.shape[1])
     for t in range(UPDATE_EVERY, len(z), UPDATE_EVERY):
         if full_only and t < WINDOW:
             continue
@@ -155,8 +152,7 @@ def follow_scales(z: np.ndarray, calibration: np.ndarray, cap: float, full_only:
             values, weights = _window(recent, np.abs(calibration), WINDOW)
             medians = np.array([_weighted_quantile(values[:, j], weights, 0.5) for j in range(z.shape[1])])
         ratio = np.where((base > 0) & np.isfinite(medians), medians / np.where(base > 0, base, 1.0), 1.0)
-        current = np.clip(ratio, 1.0, cap)
-        scales[t : t + UPDATE_EVERY] = current
+        scales[t : t + UPDATE_EVERY] = np.clip(ratio, 1.0, cap)
     return scales
 
 
