@@ -25,6 +25,7 @@ from anomaly import __version__, params
 from anomaly.data.formats import list_names
 from anomaly.detection.autoregression import LinearAR, fit_linear_ar
 from anomaly.detection.calendar import Calendar
+from anomaly.detection.error_level import calibration_levels
 from anomaly.detection.level import counts_from_dict, counts_to_dict
 from anomaly.detection.preprocessing import (
     Scaling,
@@ -108,6 +109,10 @@ class Detector:
     level_window_ : int or None
         The level follower's window (None in detectors saved before it had one: the median
         of everything scored).
+    error_levels_ : ndarray of shape (D,) or None
+        Each feature's median |z| over the calibration part, from which ``scale_follow``
+        measures the rise of its error level (None in detectors saved before it existed: z
+        is not followed).
     """
 
     def __init__(self, **params: Any) -> None:
@@ -258,6 +263,8 @@ class Detector:
         z = self.residual_stats_.transform(residuals)
         calibration_scores = EwmaSmoother(self.smoothing_span).feed(Aggregator(self.aggregation).transform(z))[cut:]
         self.calibration_scores_ = calibration_scores  # (K,) kept for plots; not saved
+        # The calibration part itself is scored without the rule: its own levels are the baseline.
+        self.error_levels_: np.ndarray | None = calibration_levels(z[cut:])
         try:
             thresholder = self._threshold_config().thresholder().fit(calibration_scores)
         except ValueError as err:  # e.g. too few calibration scores for a tail fit
@@ -426,6 +433,7 @@ class Detector:
             thresholder=thresholder,
             event_gap=self.event_gap,
             event_min_length=self.event_min_length,
+            error_levels=getattr(self, "error_levels_", None) if getattr(self, "scale_follow", False) else None,
         )
 
     def _threshold_config(self) -> ThresholdConfig:
@@ -499,6 +507,7 @@ class Detector:
             "threshold": self.threshold_,
             "calibration_histogram": counts_to_dict(self.calibration_histogram_),
             "level_window": self.level_window_,
+            "error_levels": None if self.error_levels_ is None else self.error_levels_.tolist(),
             "calibration_summary": self.calibration_summary_,
             "history": self.history_,
         }
@@ -535,6 +544,8 @@ class Detector:
                 detector.level_window_ = state.get("level_window")
             elif detector.threshold_follow:  # saved before the level follower existed: fixed threshold
                 detector.threshold_follow = False
+            levels = state.get("error_levels")  # absent in detectors saved before scale_follow
+            detector.error_levels_ = None if levels is None else np.asarray(levels, dtype=np.float64)
             detector.calibration_summary_ = dict(state["calibration_summary"])
             detector.history_ = dict(state["history"])
             detector.model_ = network.load_model(directory / _NETWORK_FILE)

@@ -252,6 +252,11 @@ class ScoringSpec:
     aggregation: Literal["rms", "mean_abs", "max_abs"] = setting(
         "rms", "How features' normalised residuals combine into a score."
     )
+    scale_follow: bool = setting(
+        True,
+        "true: once 4,096 rows are scored, each feature's z is divided by the rise of its median |z| over the latest "
+        "4,096 rows above calibration's, at most 1.5x (errors that grew on normal data are not flagged throughout).",
+    )
     smoothing_span: float = setting(15.0, "EWMA span of the score (1: no smoothing).", ge=1, le=1_000_000)
     event_gap: int = setting(
         0, "Runs above the threshold at most this many steps apart form one event; is_anomaly covers the gap.", ge=0, le=1_000_000

@@ -5,9 +5,11 @@
 
 ``cache`` fits ``Detector()`` with the product's defaults (seed 0) on each dev series' training
 part (``benchmarks/detection.py``'s loaders and split; ``--train-rows N``: its last N rows, as
-TSB-AD's ``tr_N``) and keeps, per series, the scored rows' normalised residuals z (L, D), those
-of the calibration tail (K, D), the product's scores, the fitted threshold and the calibration
-scores, under ``results/benchmark/stream-rules/<set>[-trainN].npz`` (git-ignored).
+TSB-AD's ``tr_N``) and keeps, per series, the scored rows' normalised residuals z (L, D) as the
+normaliser gives them (scored with ``scale_follow`` off), those of the calibration tail (K, D),
+the product's scores, the fitted threshold and the calibration scores, under
+``results/benchmark/stream-rules/<set>[-trainN].npz`` (git-ignored). (Caches written before
+``scale_follow`` existed hold the same z.)
 
 ``sweep`` rebuilds each series' score from z with the product's own stages (``Aggregator``,
 ``EwmaSmoother``, ``LevelFollower``) under a rule, flags ``score > threshold`` (the event grouping
@@ -15,8 +17,13 @@ aside) and prints pooled point-wise F1, precision and recall over the set's test
 mean average precision over its series with anomalies. Rules (as many as given):
 
 ``product``
-    The defaults: the score as the product computes it, the level follower on it. Reproduces the
-    product's own flags (``benchmarks/DETECTION.md``, thirteenth pass, checks it).
+    The defaults: each feature's error level followed by the product's own
+    :class:`~anomaly.detection.error_level.ErrorLevelFollower` (``scale_follow``), the score as
+    the product computes it, the level follower on it. Reproduces the product's own flags
+    (``benchmarks/DETECTION.md``, thirteenth and fourteenth passes, check it).
+``fixed``
+    The same without ``scale_follow`` (the defaults before the fourteenth pass). The rules below
+    change these.
 ``window:W``
     The level follower over the last W rows instead of 4,096.
 ``spread:Q:CAP[:gated]``
@@ -28,6 +35,8 @@ mean average precision over its series with anomalies. Rules (as many as given):
     Each feature's z divided by max(1, median |z| of the last 4,096 rows / its calibration median
     |z|), at most CAP, read every 64 rows (the calibration fills the window as in the level
     follower); ``full``: only once 4,096 rows have been scored, with the scored rows alone.
+    Exact medians (slow); ``follow:1.5:full`` is what ``scale_follow`` does, read every 64 rows
+    rather than every 256.
 """
 
 from __future__ import annotations
@@ -43,6 +52,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/detection
 
 import detection  # noqa: E402
 
+from anomaly.detection.error_level import ErrorLevelFollower, calibration_levels  # noqa: E402
 from anomaly.detection.level import UPDATE_EVERY, WINDOW, LevelFollower, histogram  # noqa: E402
 from anomaly.detection.scoring import Aggregator  # noqa: E402
 from anomaly.detection.smoothing import EwmaSmoother  # noqa: E402
@@ -62,7 +72,7 @@ def cache(dataset: str, train_rows: int | None) -> Path:
     started = time.perf_counter()
     for i, case in enumerate(cases):
         train = case.frame.iloc[: case.train_end]
-        detector = Detector(random_state=0).fit(train)
+        detector = Detector(random_state=0).fit(train).set_params(scale_follow=False)  # z as normalised
         calibration_rows = len(detector.calibration_scores_)
 
         def residuals(frame):
@@ -169,6 +179,8 @@ def evaluate(path: Path, rule: str) -> dict[str, float]:
         window = int(args[0]) if kind == "window" else WINDOW
         if kind == "follow":
             z = z / follow_scales(z, data[f"{key}_zcal"].astype(np.float64), float(args[0]), args[1:] == ["full"])
+        elif kind == "product":
+            z = ErrorLevelFollower(calibration_levels(data[f"{key}_zcal"])).feed(z)
         scores = EwmaSmoother(15).feed(Aggregator("rms").transform(z))
         if kind == "spread":
             thresholds = spread_thresholds(scores, calibration, fitted, float(args[0]), float(args[1]), args[2:] == ["gated"])
@@ -198,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     fill.add_argument("--train-rows", type=int, help="train on the last N rows of each training part")
     sweep = commands.add_parser("sweep", help="rules on cached residuals")
     sweep.add_argument("sets", help="comma list of caches, e.g. smd,smd-train1000,skab,nab")
-    sweep.add_argument("rules", nargs="+", help="product, window:W, spread:Q:CAP[:gated], follow:CAP[:full]")
+    sweep.add_argument("rules", nargs="+", help="product, fixed, window:W, spread:Q:CAP[:gated], follow:CAP[:full]")
     args = parser.parse_args(argv)
     if args.command == "cache":
         print(f"cache in {cache(args.dataset, args.train_rows)}")

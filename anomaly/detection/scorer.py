@@ -2,8 +2,8 @@
 
 :class:`StreamScorer` runs a row through a fitted detector's :class:`ScoringStages`, each stage
 with its own carried state: the :class:`anomaly.nn.predictor.NetworkPredictor` (its :class:`~anomaly.nn.predictor.StreamPredictor`), the
-residual normaliser and aggregator (:mod:`anomaly.detection.scoring`, stateless), the EWMA
-(:mod:`anomaly.detection.smoothing`), the thresholder (:mod:`anomaly.detection.thresholds`, its level follower) and
+residual normaliser and aggregator (:mod:`anomaly.detection.scoring`, stateless), the features'
+error levels (:mod:`anomaly.detection.error_level`), the EWMA (:mod:`anomaly.detection.smoothing`), the thresholder (:mod:`anomaly.detection.thresholds`, its level follower) and
 the event mask that makes the final flags (:mod:`anomaly.detection.events`). Batch scoring is the same
 scorer fed the whole series.
 
@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from anomaly.detection.calendar import Calendar
+from anomaly.detection.error_level import ErrorLevelFollower
 from anomaly.detection.events import EventMask
 from anomaly.detection.preprocessing import Scaling
 from anomaly.detection.scoring import Aggregator, ResidualNormaliser
@@ -50,7 +51,8 @@ class ScoredChunk:
         crossings that form no event (see :class:`anomaly.detection.events.EventMask`); with
         ``event_gap`` 0 and ``event_min_length`` 1, the crossings.
     z : ndarray of shape (n, D)
-        Each feature's signed normalised residual (NaN where not scored).
+        Each feature's signed normalised residual (NaN where not scored), divided by the
+        rise of its error level where the stages follow it (what the score is made of).
     """
 
     start: int
@@ -105,6 +107,9 @@ class ScoringStages:
         Each row's threshold.
     event_gap, event_min_length : int
         How crossings become the final flags (:class:`anomaly.detection.events.EventMask`).
+    error_levels : ndarray of shape (D,), optional
+        Each feature's median calibration |z|, where z follows the rise of each feature's
+        error level (:mod:`anomaly.detection.error_level`); None: z as normalised.
     """
 
     scaling: Scaling
@@ -116,6 +121,7 @@ class ScoringStages:
     event_gap: int = 0
     event_min_length: int = 1
     calendar: Calendar = Calendar()
+    error_levels: np.ndarray | None = None
 
 
 class StreamScorer:
@@ -135,6 +141,7 @@ class StreamScorer:
         self._predictor = stages.predictor.stream()
         self._smoother = EwmaSmoother(stages.smoothing_span)
         self._thresholds = stages.thresholder.stream()
+        self._levels = None if stages.error_levels is None else ErrorLevelFollower(stages.error_levels)
         self._mask = EventMask(stages.event_gap, stages.event_min_length)
         # Scored rows whose final flags wait for their event to be decided, oldest first.
         d = len(stages.normaliser.scale)
@@ -178,6 +185,8 @@ class StreamScorer:
         predictions, scored = self._predictor.feed(inputs)
         z = stages.normaliser.transform(scaled - predictions[:, : scaled.shape[1]])
         z[~scored] = np.nan
+        if self._levels is not None:
+            z = self._levels.feed(z)
         scores = self._smoother.feed(stages.aggregator.transform(z))
         thresholds = self._thresholds.feed(scores)
         crossings = apply_threshold(scores, thresholds)
