@@ -3,6 +3,7 @@
 import re
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from anomaly.detector import FLAG_COLUMN, SCORE_COLUMN, Detector
@@ -276,6 +277,47 @@ def test_the_threshold_follows_a_lasting_level_change_and_still_flags_a_spike():
     assert fixed_out[FLAG_COLUMN].iloc[late].mean() > 0.5
     assert following_out[FLAG_COLUMN].iloc[late].mean() < 0.5 * fixed_out[FLAG_COLUMN].iloc[late].mean()
     assert following_out[FLAG_COLUMN].iloc[500]
+
+
+def test_errors_that_grow_for_good_are_followed_once_a_window_is_scored_and_a_spike_still_flags():
+    from anomaly.detection.error_level import MAX_RISE
+    from anomaly.detection.level import WINDOW
+
+    train = make_series(600, 0)
+    # Every feature gets noisier for good (a worn bearing, a busier server), and a
+    # spike comes late, once the features' error levels are followed.
+    test = make_series(7000, 9)
+    test += 0.3 * np.random.default_rng(1).normal(size=test.shape)
+    test = plant_spike(test, at=6500, feature=0, size=12.0)
+    plain = Detector(random_state=0, **{**TINY, "scale_follow": False}).fit(train)
+    following = Detector(random_state=0, **TINY).fit(train)
+    np.testing.assert_array_equal(plain.error_levels_, following.error_levels_)  # the same fit
+    plain_out, following_out = plain.score(test), following.score(test)
+    z = [c for c in plain_out.columns if c.startswith("z_")]
+    early, late = slice(0, WINDOW), slice(WINDOW, None)
+    np.testing.assert_array_equal(plain_out[z].iloc[early], following_out[z].iloc[early])
+    divisors = (plain_out[z].iloc[late] / following_out[z].iloc[late]).to_numpy()
+    assert np.nanmin(divisors) >= 1.0 and np.nanmax(divisors) <= MAX_RISE + 1e-9 and np.nanmedian(divisors) > 1.1
+    assert following_out[FLAG_COLUMN].iloc[late].mean() < 0.5 * plain_out[FLAG_COLUMN].iloc[late].mean()
+    assert following_out[FLAG_COLUMN].iloc[6500]
+
+
+def test_the_error_levels_are_saved_and_a_detector_saved_without_them_does_not_follow(fitted, tmp_path):
+    import json
+
+    _, detector = fitted
+    assert detector.scale_follow and detector.error_levels_.shape == (3,)
+    directory = detector.save(tmp_path / "levels")
+    np.testing.assert_array_equal(Detector.load(directory).error_levels_, detector.error_levels_)
+    state = json.loads((directory / "detector.json").read_text())
+    del state["error_levels"]  # as saved before scale_follow existed
+    del state["params"]["scale_follow"]
+    (directory / "detector.json").write_text(json.dumps(state))
+    old = Detector.load(directory)
+    assert old.error_levels_ is None
+    series = make_series(5000, 3)
+    plain = Detector.load(detector.save(tmp_path / "plain")).set_params(scale_follow=False)
+    pd.testing.assert_frame_equal(old.score(series), plain.score(series))
 
 
 def test_a_detector_saved_before_the_level_follower_scores_with_its_fixed_threshold(fitted, tmp_path):
