@@ -1,15 +1,15 @@
 """Threshold and scale rules that adapt to the scored stream, emulated on the defaults' own residuals.
 
-    python benchmarks/stream_rules.py cache smd|skab|nab [--train-rows N]      # fit and score once
+    python benchmarks/stream_rules.py cache smd|skab|nab [--train-rows N] [--seed S]   # fit and score once
     python benchmarks/stream_rules.py sweep smd,smd-train1000,skab,nab RULE ...   # seconds to minutes
 
-``cache`` fits ``Detector()`` with the product's defaults (seed 0) on each dev series' training
-part (``benchmarks/detection.py``'s loaders and split; ``--train-rows N``: its last N rows, as
-TSB-AD's ``tr_N``) and keeps, per series, the scored rows' normalised residuals z (L, D) as the
-normaliser gives them (scored with ``scale_follow`` off), those of the calibration tail (K, D),
-the product's scores, the fitted threshold and the calibration scores, under
-``results/benchmark/stream-rules/<set>[-trainN].npz`` (git-ignored). (Caches written before
-``scale_follow`` existed hold the same z.)
+``cache`` fits ``Detector()`` with the product's defaults (seed 0, or ``--seed``) on each dev
+series' training part (``benchmarks/detection.py``'s loaders and split; ``--train-rows N``: its
+last N rows, as TSB-AD's ``tr_N``) and keeps, per series, the scored rows' normalised residuals
+z (L, D) as the normaliser gives them (scored with ``scale_follow`` off), those of the
+calibration tail (K, D), the product's scores, the fitted threshold and the calibration scores,
+under ``results/benchmark/stream-rules/<set>[-trainN][-seedS].npz`` (git-ignored; no seed
+suffix for seed 0). Caches written before ``scale_follow`` existed hold the same z.
 
 ``sweep`` rebuilds each series' score from z with the product's own stages (``Aggregator``,
 ``EwmaSmoother``, ``LevelFollower``) under a rule, flags ``score > threshold`` (the event grouping
@@ -61,7 +61,7 @@ from anomaly.evaluation.metrics import average_precision  # noqa: E402
 CACHE = detection.DEFAULT_OUTPUT / "stream-rules"
 
 
-def cache(dataset: str, train_rows: int | None) -> Path:
+def cache(dataset: str, train_rows: int | None, seed: int = 0) -> Path:
     """Fit and score every series of ``dataset`` once; the path of the cache written."""
     from anomaly.detector import FLAG_COLUMN, SCORE_COLUMN, THRESHOLD_COLUMN, Detector
 
@@ -72,7 +72,7 @@ def cache(dataset: str, train_rows: int | None) -> Path:
     started = time.perf_counter()
     for i, case in enumerate(cases):
         train = case.frame.iloc[: case.train_end]
-        detector = Detector(random_state=0).fit(train).set_params(scale_follow=False)  # z as normalised
+        detector = Detector(random_state=seed).fit(train).set_params(scale_follow=False)  # z as normalised
         calibration_rows = len(detector.calibration_scores_)
 
         def residuals(frame):
@@ -105,7 +105,7 @@ def cache(dataset: str, train_rows: int | None) -> Path:
         )
         print(f"{dataset} {i + 1}/{len(cases)} {case.name} {time.perf_counter() - started:.0f} s", flush=True)
     CACHE.mkdir(parents=True, exist_ok=True)
-    path = CACHE / f"{dataset}{f'-train{train_rows}' if train_rows else ''}.npz"
+    path = CACHE / f"{dataset}{f'-train{train_rows}' if train_rows else ''}{f'-seed{seed}' if seed else ''}.npz"
     np.savez_compressed(path, **out)
     return path
 
@@ -208,12 +208,13 @@ def main(argv: list[str] | None = None) -> int:
     fill = commands.add_parser("cache", help="fit and score every series of a dev set once")
     fill.add_argument("dataset", choices=sorted(detection.LOADERS))
     fill.add_argument("--train-rows", type=int, help="train on the last N rows of each training part")
+    fill.add_argument("--seed", type=int, default=0, help="the detector's seed")
     sweep = commands.add_parser("sweep", help="rules on cached residuals")
     sweep.add_argument("sets", help="comma list of caches, e.g. smd,smd-train1000,skab,nab")
     sweep.add_argument("rules", nargs="+", help="product, fixed, window:W, spread:Q:CAP[:gated], follow:CAP[:full]")
     args = parser.parse_args(argv)
     if args.command == "cache":
-        print(f"cache in {cache(args.dataset, args.train_rows)}")
+        print(f"cache in {cache(args.dataset, args.train_rows, args.seed)}")
         return 0
     for name in args.sets.split(","):
         path = CACHE / f"{name}.npz"
