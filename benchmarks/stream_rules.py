@@ -37,6 +37,10 @@ mean average precision over its series with anomalies. Rules (as many as given):
     follower); ``full``: only once 4,096 rows have been scored, with the scored rows alone.
     Exact medians (slow); ``follow:1.5:full`` is what ``scale_follow`` does, read every 64 rows
     rather than every 256.
+``rate:Q``
+    The defaults (``product``), with the threshold at least the Q-quantile of the last 4,096
+    scores once that many rows are scored (read every 64 rows): at most about 1 - Q of a long
+    stream's rows flagged.
 """
 
 from __future__ import annotations
@@ -166,6 +170,18 @@ def follow_scales(z: np.ndarray, calibration: np.ndarray, cap: float, full_only:
     return scales
 
 
+def rate_floors(scores: np.ndarray, q: float) -> np.ndarray:
+    """Per-row floors (L,) of the ``rate`` rule: the q-quantile of the last WINDOW scores, once
+    that many rows are scored (read every 64 rows); 0 before."""
+    out = np.zeros(len(scores))
+    for t in range(WINDOW, len(scores), UPDATE_EVERY):
+        recent = scores[t - WINDOW : t]
+        recent = recent[~np.isnan(recent)]
+        if len(recent):
+            out[t : t + UPDATE_EVERY] = np.quantile(recent, q)
+    return out
+
+
 def evaluate(path: Path, rule: str) -> dict[str, float]:
     """Pooled F1, precision, recall and mean average precision of one rule over a cache's series."""
     data = np.load(path)
@@ -179,13 +195,15 @@ def evaluate(path: Path, rule: str) -> dict[str, float]:
         window = int(args[0]) if kind == "window" else WINDOW
         if kind == "follow":
             z = z / follow_scales(z, data[f"{key}_zcal"].astype(np.float64), float(args[0]), args[1:] == ["full"])
-        elif kind == "product":
+        elif kind in ("product", "rate"):
             z = ErrorLevelFollower(calibration_levels(data[f"{key}_zcal"])).feed(z)
         scores = EwmaSmoother(15).feed(Aggregator("rms").transform(z))
         if kind == "spread":
             thresholds = spread_thresholds(scores, calibration, fitted, float(args[0]), float(args[1]), args[2:] == ["gated"])
         else:
             thresholds = LevelFollower(fitted, histogram(calibration), window=window).feed(scores)
+        if kind == "rate":
+            thresholds = np.maximum(thresholds, rate_floors(scores, float(args[0])))
         start, labels = int(data[f"{key}_start"]), data[f"{key}_labels"]
         flags = (np.nan_to_num(scores, nan=-np.inf) > thresholds)[start:]
         labels, scores = labels[start:], scores[start:]
@@ -211,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     fill.add_argument("--seed", type=int, default=0, help="the detector's seed")
     sweep = commands.add_parser("sweep", help="rules on cached residuals")
     sweep.add_argument("sets", help="comma list of caches, e.g. smd,smd-train1000,skab,nab")
-    sweep.add_argument("rules", nargs="+", help="product, fixed, window:W, spread:Q:CAP[:gated], follow:CAP[:full]")
+    sweep.add_argument("rules", nargs="+", help="product, fixed, window:W, spread:Q:CAP[:gated], follow:CAP[:full], rate:Q")
     args = parser.parse_args(argv)
     if args.command == "cache":
         print(f"cache in {cache(args.dataset, args.train_rows, args.seed)}")

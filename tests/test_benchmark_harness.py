@@ -52,6 +52,15 @@ def test_the_scale_following_rule_waits_for_a_full_window_and_is_capped():
     assert early[64, 1] == 1.0 and early[-1, 1] == 2.0 and early[-1, 2] == 9.0
 
 
+def test_the_rate_floor_is_the_windows_quantile_once_the_window_is_full():
+    scores = np.arange(5000, dtype=np.float64)
+    floors = stream_rules.rate_floors(scores, 0.9)
+    np.testing.assert_array_equal(floors[: stream_rules.WINDOW], 0.0)
+    # Rows from 4,096 on read the scores of rows 0..4,095; from 4,160 those of rows 64..4,159.
+    assert floors[stream_rules.WINDOW] == np.quantile(scores[: stream_rules.WINDOW], 0.9)
+    assert floors[4160] == np.quantile(scores[64:4160], 0.9)
+
+
 def test_summaries_pool_counts_over_series_and_average_the_threshold_free_metrics():
     rows = pd.DataFrame(
         [
