@@ -310,7 +310,8 @@ class Detector:
             too little context), ``threshold`` (the fitted threshold, raised where the stream's
             level has risen: see ``threshold_follow``), ``is_anomaly`` (bool: the step lies in an event,
             see ``event_gap``; with the defaults, ``score > threshold``), and ``z_<feature>``:
-            each feature's signed normalised residual.
+            each feature's signed normalised residual (from row 4,096 on, divided by the rise of
+            its error level: see ``scale_follow``).
         """
         from anomaly.detection.scorer import ScoredChunk
 
@@ -544,8 +545,10 @@ class Detector:
                 detector.level_window_ = state.get("level_window")
             elif detector.threshold_follow:  # saved before the level follower existed: fixed threshold
                 detector.threshold_follow = False
-            levels = state.get("error_levels")  # absent in detectors saved before scale_follow
+            levels = state.get("error_levels")
             detector.error_levels_ = None if levels is None else np.asarray(levels, dtype=np.float64)
+            if levels is None:  # saved before scale_follow existed: z as normalised, as then
+                detector.scale_follow = False
             detector.calibration_summary_ = dict(state["calibration_summary"])
             detector.history_ = dict(state["history"])
             detector.model_ = network.load_model(directory / _NETWORK_FILE)

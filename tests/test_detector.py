@@ -314,7 +314,7 @@ def test_the_error_levels_are_saved_and_a_detector_saved_without_them_does_not_f
     del state["params"]["scale_follow"]
     (directory / "detector.json").write_text(json.dumps(state))
     old = Detector.load(directory)
-    assert old.error_levels_ is None
+    assert old.error_levels_ is None and old.scale_follow is False
     series = make_series(5000, 3)
     plain = Detector.load(detector.save(tmp_path / "plain")).set_params(scale_follow=False)
     pd.testing.assert_frame_equal(old.score(series), plain.score(series))

@@ -1,11 +1,13 @@
 """Scoring a series chunk by chunk, every stage's state carried from one chunk to the next.
 
 :class:`StreamScorer` runs a row through a fitted detector's :class:`ScoringStages`, each stage
-with its own carried state: the :class:`anomaly.nn.predictor.NetworkPredictor` (its :class:`~anomaly.nn.predictor.StreamPredictor`), the
-residual normaliser and aggregator (:mod:`anomaly.detection.scoring`, stateless), the features'
-error levels (:mod:`anomaly.detection.error_level`), the EWMA (:mod:`anomaly.detection.smoothing`), the thresholder (:mod:`anomaly.detection.thresholds`, its level follower) and
-the event mask that makes the final flags (:mod:`anomaly.detection.events`). Batch scoring is the same
-scorer fed the whole series.
+with its own carried state: the :class:`anomaly.nn.predictor.NetworkPredictor` (its
+:class:`~anomaly.nn.predictor.StreamPredictor`), the residual normaliser and aggregator
+(:mod:`anomaly.detection.scoring`, stateless), the features' error levels
+(:mod:`anomaly.detection.error_level`), the EWMA (:mod:`anomaly.detection.smoothing`), the
+thresholder (:mod:`anomaly.detection.thresholds`, its level follower) and the event mask that
+makes the final flags (:mod:`anomaly.detection.events`). Batch scoring is the same scorer fed
+the whole series.
 
 How the network's pass stays the same whatever the chunk size is in :mod:`anomaly.nn.predictor`.
 """
