@@ -154,7 +154,8 @@ class ResultCollector:
         index = self.index
         rows = []
         for event in self._events:
-            top = [(self.feature_names[j], share) for j, share in event.top_features(top_k) if share > 0]
+            # Two decimals, as written: a share that would read 0.00 says nothing, so it is left out.
+            top = [(self.feature_names[j], share) for j, share in event.top_features(top_k) if round(share, 2) > 0]
             rows.append(
                 {
                     "start": index[event.start],

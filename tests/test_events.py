@@ -225,3 +225,27 @@ def test_event_mask_confirms_an_event_when_it_reaches_min_length():
     assert mask.feed(_flags("0")).tolist() == [False]
     assert mask.feed(_flags("11")).tolist() == []
     assert mask.finish().tolist() == [False, False]  # the series ended: too short
+
+
+def test_the_events_table_leaves_out_shares_that_read_zero_and_its_names_parse_back():
+    import pandas as pd
+
+    from anomaly.results import ResultCollector, parse_top_features
+
+    names = ["Unnamed: 0", "a;b", "quiet"]
+    index = pd.date_range("2026-01-01", periods=4, freq="min")
+    # One event over rows 1-2: squared errors 90, 9.96 and 0.04 of 100 in all.
+    z = np.array([[0.0, 0.0, 0.0], [9.0, 2.0, 0.2], [3.0, 2.49, 0.0], [0.0, 0.0, 0.0]])
+    results = pd.DataFrame(
+        {"score": [0.0, 5.0, 4.0, 0.0], "threshold": 1.0, "is_anomaly": [False, True, True, False]}, index=index
+    )
+    results = pd.concat([results, pd.DataFrame(z, index=index, columns=[f"z_{n}" for n in names])], axis=1)
+    collector = ResultCollector(names)
+    collector.add(pd.DataFrame(np.zeros((4, 3)), index=index, columns=names), results, None)
+    collector.finish()
+    [text] = collector.event_table()["top_features"]
+    assert text == "Unnamed: 0:0.90;a;b:0.10"  # quiet's 0.0004 would read 0.00
+    assert parse_top_features(text) == [("Unnamed: 0", 0.9), ("a;b", 0.1)]
+    # The JSON keeps four decimals, so the quiet feature's share is there.
+    [record] = collector.event_records()
+    assert [entry["feature"] for entry in record["top_features"]] == names
