@@ -109,6 +109,11 @@ class Detector:
     level_window_ : int or None
         The level follower's window (None in detectors saved before it had one: the median
         of everything scored).
+    read_options_ : dict of str to value
+        How the training file was read, where scoring reads a file the same way unless told
+        otherwise (``resample``, ``max_gap``, ``time_col`` 'none'; set by the pipelines that read
+        files, :func:`anomaly.pipelines.reading_options`; empty after ``fit`` on a frame and in
+        detectors saved before it existed).
     error_levels_ : ndarray of shape (D,) or None
         Each feature's median |z| over the calibration part, from which ``scale_follow``
         measures the rise of its error level (None in detectors saved before it existed: z
@@ -265,6 +270,7 @@ class Detector:
         self.calibration_scores_ = calibration_scores  # (K,) kept for plots; not saved
         # The calibration part itself is scored without the rule: its own levels are the baseline.
         self.error_levels_: np.ndarray | None = calibration_levels(z[cut:])
+        self.read_options_: dict[str, Any] = {}
         try:
             thresholder = self._threshold_config().thresholder().fit(calibration_scores)
         except ValueError as err:  # e.g. too few calibration scores for a tail fit
@@ -509,6 +515,7 @@ class Detector:
             "calibration_histogram": counts_to_dict(self.calibration_histogram_),
             "level_window": self.level_window_,
             "error_levels": None if self.error_levels_ is None else self.error_levels_.tolist(),
+            "read_options": getattr(self, "read_options_", {}),
             "calibration_summary": self.calibration_summary_,
             "history": self.history_,
         }
@@ -549,6 +556,7 @@ class Detector:
             detector.error_levels_ = None if levels is None else np.asarray(levels, dtype=np.float64)
             if levels is None:  # saved before scale_follow existed: z as normalised, as then
                 detector.scale_follow = False
+            detector.read_options_ = dict(state.get("read_options", {}))  # none before it existed
             detector.calibration_summary_ = dict(state["calibration_summary"])
             detector.history_ = dict(state["history"])
             detector.model_ = network.load_model(directory / _NETWORK_FILE)

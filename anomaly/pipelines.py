@@ -179,6 +179,7 @@ def fit_logged(
         detector.fit(frame, on_epoch_end=report_epoch, on_batch_end=on_batch_end)
     except DataError as err:
         raise DataError(f"{shown}: {err}") from None  # name the file the problem is in
+    detector.read_options_ = reading_options(spec)
     if detector.calendar_.cycles:
         notes.append(
             f"{shown}: the series has a daily cycle, so the network also gets each row's time of "
@@ -303,10 +304,12 @@ def log_events(events: pd.DataFrame, records: str, written: Path | None) -> None
 
 @dataclass
 class _Input:
-    """The scored input as a stream of chunks, and the notes on how it was read."""
+    """The scored input as a stream of chunks, and the notes on how it was read (``max_gap``:
+    the longest gap it filled)."""
 
     stream: SeriesStream
     shown: str
+    max_gap: int
     extra_notes: list[str] = field(default_factory=list)
 
     @property
@@ -324,23 +327,59 @@ class _Input:
         ]
         return pd.DataFrame(rows, columns=["start", "end", "rows"])
 
-    def notes(self, index: pd.Index, max_gap: int) -> list[str]:
-        return self.extra_notes + data_notes(self.stream, self.shown, max_gap, index, scoring=True)
+    def notes(self, index: pd.Index) -> list[str]:
+        return self.extra_notes + data_notes(self.stream, self.shown, self.max_gap, index, scoring=True)
+
+
+# How a training file was read, where it does not depend on the file's columns, is remembered by
+# its model: scored otherwise, the network would be fed rows unlike those it learned from
+# (another time grid, other gaps filled), or a file read in training would be refused.
+_REMEMBERED = ("resample", "max_gap", "time_col")
+
+
+def reading_options(spec: Spec) -> dict[str, Any]:
+    """What a model remembers of how ``spec`` read its training file: ``resample`` and
+    ``max_gap`` where not at their defaults, and ``time_col`` where it is ``none`` (rows in file
+    order). A named time column or exclusions depend on the scored file's columns: not kept."""
+    defaults, data = Spec().data, spec.data
+    kept = {name: getattr(data, name) for name in ("resample", "max_gap") if getattr(data, name) != getattr(defaults, name)}
+    if data.time_col is not None and data.time_col.lower() == "none":
+        kept["time_col"] = data.time_col
+    return kept
+
+
+def read_as_trained(spec: Spec, detector: Detector) -> tuple[Spec, list[str]]:
+    """``spec`` with the reading options the model remembers (:func:`reading_options`) in place
+    of those left at their defaults, and a note naming them (none when nothing is taken)."""
+    remembered = getattr(detector, "read_options_", {})
+    defaults = Spec().data
+    taken = {
+        name: value
+        for name, value in remembered.items()
+        if name in _REMEMBERED and getattr(spec.data, name) == getattr(defaults, name)
+    }
+    if not taken:
+        return spec, []
+    options = ", ".join(f"--{name.replace('_', '-')} {value}" for name, value in taken.items())
+    return spec.override(**taken), [f"read as the model's training file was ({options}); give the option to read otherwise"]
 
 
 def open_input(
     spec: Spec,
     source: str | Path | pd.DataFrame,
-    features: list[str],
+    detector: Detector,
     chunk_rows: int,
     *,
     whole: bool = False,
     shown: str | None = None,
 ) -> _Input:
-    """Chunks of the input: streamed from the file, stdin or an in-memory frame of raw rows (a
-    Spark group), or read whole (and sorted by time) when resampling, when ``whole`` or when the
-    rows turn out not to be in time order. ``shown`` names the input in messages (default: the
-    path, or ``<stdin>``)."""
+    """Chunks of the input, with ``detector``'s features, read as its training file was where
+    ``spec`` leaves it open (:func:`read_as_trained`): streamed from the file, stdin or an
+    in-memory frame of raw rows (a Spark group), or read whole (and sorted by time) when
+    resampling, when ``whole`` or when the rows turn out not to be in time order. ``shown``
+    names the input in messages (default: the path, or ``<stdin>``)."""
+    spec, read_notes = read_as_trained(spec, detector)
+    features = detector.feature_names_in_
     from_stdin = _is_stdin(source)
     shown = shown or ("<stdin>" if from_stdin else "<frame>" if isinstance(source, pd.DataFrame) else str(source))
     data = source if isinstance(source, pd.DataFrame) else STDIN if from_stdin else Path(source)
@@ -360,14 +399,17 @@ def open_input(
         sample_rows=min(max(chunk_rows, _STDIN_SAMPLE_ROWS), ROLE_SAMPLE_ROWS) if from_stdin else None,
         shown=shown,
     )
+    read_notes = [f"{shown}: {note}" for note in read_notes]
     if not whole:
         try:
-            return _Input(iter_series(data, **options), shown)
+            return _Input(iter_series(data, **options), shown, spec.data.max_gap, read_notes)
         except UnsortedError as err:
             if from_stdin:
                 raise
             logger.info("%s; reading it whole and sorting it instead", err)
-    return _Input(iter_series(data, sort=True, **options), shown, [_SORTED_NOTE.format(shown=shown)])
+    return _Input(
+        iter_series(data, sort=True, **options), shown, spec.data.max_gap, [*read_notes, _SORTED_NOTE.format(shown=shown)]
+    )
 
 
 def _is_stdin(source: object) -> bool:
@@ -441,11 +483,7 @@ def scoring_pass(
         ``written`` is the results file, or None for stdout or without ``output``.
     """
     for whole in (False, True):
-        source = (
-            opened
-            if not whole
-            else open_input(spec, file, detector.feature_names_in_, chunk_rows, whole=True, shown=opened.shown)
-        )
+        source = opened if not whole else open_input(spec, file, detector, chunk_rows, whole=True, shown=opened.shown)
         collector = ResultCollector(
             detector.feature_names_in_, event_gap=detector.event_gap, event_min_length=detector.event_min_length
         )
@@ -623,7 +661,7 @@ def score_pipeline(
         raise DataError(f"--chunk-rows must be an int >= 1; got {chunk_rows!r}")
     resolved = tracking.resolve_model(model_uri, default_model_name)
     detector = _single_detector(resolved)
-    opened = open_input(spec, file, detector.feature_names_in_, chunk_rows)
+    opened = open_input(spec, file, detector, chunk_rows)
     ResultsSink(output)  # checks, before any run starts, that the output can be written
     shown = "<stdin>" if from_stdin else str(file)
     with _model_run(spec, resolved, "score", shown, "stdin" if from_stdin else Path(file).stem) as active:
@@ -631,7 +669,7 @@ def score_pipeline(
         source, collector, written = scoring_pass(spec, file, detector, chunk_rows, output, opened, on_rows)
         scores, flags = collector.scores, collector.flags
         index = collector.index
-        notes = source.notes(index, spec.data.max_gap)
+        notes = source.notes(index)
         tracking.set_notes(notes)
         events = collector.event_table()
         if written is not None:
@@ -693,6 +731,7 @@ def first_feature_window(spec: Spec, file: str | Path, detector: Detector, colle
     """
     from anomaly.evaluation.metrics import find_length_rank
 
+    spec, _ = read_as_trained(spec, detector)
     first = detector.feature_names_in_[0]
     if collector.thin == 1:  # the figures' copy of the features still holds every row
         plot_frame, _ = collector.plot_data()
@@ -798,14 +837,14 @@ def evaluate_pipeline(
         raise DataError("evaluate needs labels: give --label-col COLUMN (a column of 0/1 or true/false)")
     resolved = tracking.resolve_model(model_uri, default_model_name)
     detector = _single_detector(resolved)
-    opened = open_input(spec, file, detector.feature_names_in_, chunk_rows)
+    opened = open_input(spec, file, detector, chunk_rows)
     with _model_run(spec, resolved, "evaluate", str(file), Path(file).stem) as active:
         tracking.log_params(
             {"data.file": str(file), "model_uri": resolved.uri, "label_col": spec.data.label_col, "baseline_seed": seed}
         )
         source, collector, _ = scoring_pass(spec, file, detector, chunk_rows, None, opened)
         labels, scores, flags = collector.labels, collector.scores, collector.flags
-        notes = source.notes(collector.index, spec.data.max_gap)
+        notes = source.notes(collector.index)
         if not labels.any():
             notes.append(f"{source.shown}: no row is labelled anomalous in {spec.data.label_col!r}: recall and F1 are undefined")
         tracking.set_notes(notes)

@@ -155,7 +155,7 @@ def score_group(
     detector = fleet.detector(name)
     shown = f"series {name!r}"
     spec = spec.override(time_col=time_col)
-    opened = pipelines.open_input(spec, raw, detector.feature_names_in_, _SCORE_CHUNK_ROWS, shown=shown)
+    opened = pipelines.open_input(spec, raw, detector, _SCORE_CHUNK_ROWS, shown=shown)
     with tempfile.TemporaryDirectory(prefix="anomaly-spark-") as tmp:
         target = Path(tmp) / "results.parquet"
         source, _, _ = pipelines.scoring_pass(spec, raw, detector, _SCORE_CHUNK_ROWS, target, opened)
@@ -353,6 +353,7 @@ def train_group(group: pd.DataFrame, *, spec: Spec, series_col: str, time_col: s
             detector.fit(series.frame)
         except DataError as err:
             raise DataError(f"series {name!r}: {err}") from None
+        detector.read_options_ = pipelines.reading_options(spec)
         with tempfile.TemporaryDirectory(prefix="anomaly-spark-") as tmp:
             saved = detector.save(Path(tmp) / "detector")
             packed = io.BytesIO()

@@ -359,3 +359,41 @@ def test_ui_refuses_a_busy_port(mlflow_store):
         busy.listen()
         port = busy.getsockname()[1]
         assert_user_error(CliRunner().invoke(cli, ["ui", "--port", str(port)]), f"--port {port}", "choose another port")
+
+
+def test_scoring_reads_a_file_as_its_training_file_was_read_unless_told_otherwise(tmp_path, mlflow_store):
+    # Trained in file order (its "Time" repeats, as the seconds of a transaction export do) with
+    # longer gaps filled, then scored with no option: read the same way, and told so.
+    def cards(rows: int, seed: int, gap: slice) -> Path:
+        frame = make_series(rows, seed).reset_index(drop=True)
+        frame.insert(0, "Time", np.arange(rows) // 3)
+        frame.iloc[gap, 1] = np.nan
+        path = tmp_path / f"cards_{seed}.csv"
+        frame.to_csv(path, index=False)
+        return path
+
+    train, test = cards(400, 0, slice(100, 106)), cards(200, 50, slice(50, 56))
+    result = invoke("train", str(train), *TINY_OPTIONS, "--time-col", "none", "--max-gap", "8")
+    assert result.exit_code == 0, result.output
+    result = invoke("score", str(test), "--output", str(tmp_path / "as_trained.csv"))
+    assert result.exit_code == 0, result.output
+    assert f"note: {test}: read as the model's training file was (--max-gap 8, --time-col none)" in result.output
+    as_trained = pd.read_csv(tmp_path / "as_trained.csv", index_col=0)
+    assert as_trained["score"].iloc[50:56].notna().all()  # the 6 missing values filled, as in training
+    result = invoke("score", str(test), "--time-col", "none", "--max-gap", "8", "--output", str(tmp_path / "told.csv"))
+    assert result.exit_code == 0 and "read as the model's training file was" not in result.output
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "told.csv", index_col=0), as_trained)
+    # Told otherwise, scoring reads otherwise: a gap longer than --max-gap 4 is left unscored.
+    result = invoke("score", str(test), "--max-gap", "4", "--output", str(tmp_path / "other.csv"))
+    assert result.exit_code == 0 and "(--time-col none)" in result.output
+    assert pd.read_csv(tmp_path / "other.csv", index_col=0)["score"].iloc[50:56].isna().all()
+
+
+def test_a_model_remembers_only_the_reading_options_that_do_not_depend_on_the_files_columns():
+    from anomaly.pipelines import reading_options
+    from anomaly.spec import Spec
+
+    assert reading_options(Spec()) == {}
+    spec = Spec().override(resample="5min", max_gap=3, time_col="None", exclude_columns=("id",))
+    assert reading_options(spec) == {"resample": "5min", "time_col": "None"}  # max_gap 3 is the default
+    assert reading_options(Spec().override(time_col="ts", max_gap=0)) == {"max_gap": 0}

@@ -251,10 +251,10 @@ def score_series(
     outcome = SeriesScored(series.name, ok=False)
     try:
         detector = Detector.load(detector_dir)
-        opened = pipelines.open_input(spec, series.path, detector.feature_names_in_, chunk_rows, shown=series.shown)
+        opened = pipelines.open_input(spec, series.path, detector, chunk_rows, shown=series.shown)
         source, collector, _ = pipelines.scoring_pass(spec, series.path, detector, chunk_rows, results, opened)
         source.close()
-        outcome.notes = source.notes(collector.index, spec.data.max_gap)
+        outcome.notes = source.notes(collector.index)
         outcome.gap_rows = source.stream.gap_rows
         if keep:
             if collector.labels is None:
