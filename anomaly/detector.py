@@ -111,8 +111,8 @@ class Detector:
         of everything scored).
     read_options_ : dict of str to value
         How the training file was read, where scoring reads a file the same way unless told
-        otherwise (``resample``, ``max_gap``, ``time_col`` 'none'; set by the pipelines that read
-        files, :func:`anomaly.pipelines.reading_options`; empty after ``fit`` on a frame and in
+        otherwise (``resample``, ``max_gap``, ``time_col``; set by the pipelines that read files,
+        :func:`anomaly.pipelines.reading_options`; empty after ``fit`` on a frame and in
         detectors saved before it existed).
     error_levels_ : ndarray of shape (D,) or None
         Each feature's median |z| over the calibration part, from which ``scale_follow``

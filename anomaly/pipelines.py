@@ -12,6 +12,7 @@ import logging
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from anomaly.data.formats import fingerprint, list_names
+from anomaly.data.formats import fingerprint, list_names, open_reader
 from anomaly.data.reading import (
     ROLE_SAMPLE_ROWS,
     Series,
@@ -331,26 +332,30 @@ class _Input:
         return self.extra_notes + data_notes(self.stream, self.shown, self.max_gap, index, scoring=True)
 
 
-# How a training file was read, where it does not depend on the file's columns, is remembered by
-# its model: scored otherwise, the network would be fed rows unlike those it learned from
-# (another time grid, other gaps filled), or a file read in training would be refused.
+# How a training file was read is remembered by its model: scored otherwise, the network would be
+# fed rows unlike those it learned from (another time grid, other gaps filled, rows in another
+# order), or a file that training read would be refused.
 _REMEMBERED = ("resample", "max_gap", "time_col")
 
 
 def reading_options(spec: Spec) -> dict[str, Any]:
-    """What a model remembers of how ``spec`` read its training file: ``resample`` and
-    ``max_gap`` where not at their defaults, and ``time_col`` where it is ``none`` (rows in file
-    order). A named time column or exclusions depend on the scored file's columns: not kept."""
-    defaults, data = Spec().data, spec.data
-    kept = {name: getattr(data, name) for name in ("resample", "max_gap") if getattr(data, name) != getattr(defaults, name)}
-    if data.time_col is not None and data.time_col.lower() == "none":
-        kept["time_col"] = data.time_col
-    return kept
+    """What a model remembers of how ``spec`` read its training file: ``resample``, ``max_gap``
+    and ``time_col`` where not at their defaults. Exclusions are not kept: which columns a file
+    holds beside the model's features is the scored file's own."""
+    defaults = Spec().data
+    return {name: getattr(spec.data, name) for name in _REMEMBERED if getattr(spec.data, name) != getattr(defaults, name)}
 
 
-def read_as_trained(spec: Spec, detector: Detector) -> tuple[Spec, list[str]]:
+def read_as_trained(
+    spec: Spec, detector: Detector, columns: Callable[[], list[str] | None] = lambda: None
+) -> tuple[Spec, list[str]]:
     """``spec`` with the reading options the model remembers (:func:`reading_options`) in place
-    of those left at their defaults, and a note naming them (none when nothing is taken)."""
+    of those left at their defaults, and a note naming them (none when nothing is taken).
+
+    A remembered time column is taken only where the scored input has it (``columns()``: its
+    column names, None where they cannot be known beforehand, as on standard input); ``none``
+    (rows in file order) always.
+    """
     remembered = getattr(detector, "read_options_", {})
     defaults = Spec().data
     taken = {
@@ -358,10 +363,24 @@ def read_as_trained(spec: Spec, detector: Detector) -> tuple[Spec, list[str]]:
         for name, value in remembered.items()
         if name in _REMEMBERED and getattr(spec.data, name) == getattr(defaults, name)
     }
+    time_col = taken.get("time_col")
+    if time_col is not None and time_col.lower() != "none" and time_col not in (columns() or []):
+        del taken["time_col"]  # this file has no such column: its time column is found as usual
     if not taken:
         return spec, []
     options = ", ".join(f"--{name.replace('_', '-')} {value}" for name, value in taken.items())
     return spec.override(**taken), [f"read as the model's training file was ({options}); give the option to read otherwise"]
+
+
+def _column_names(source: Path | pd.DataFrame | str, shown: str) -> list[str] | None:
+    """The column names of a file or frame; None for standard input, which is read only once."""
+    if isinstance(source, pd.DataFrame):
+        return [str(c) for c in source.columns]
+    if _is_stdin(source):
+        return None
+    with closing(open_reader(source, shown, 64)) as reader:
+        reader.read(1)
+        return list(reader.columns)
 
 
 def open_input(
@@ -378,11 +397,11 @@ def open_input(
     in-memory frame of raw rows (a Spark group), or read whole (and sorted by time) when
     resampling, when ``whole`` or when the rows turn out not to be in time order. ``shown``
     names the input in messages (default: the path, or ``<stdin>``)."""
-    spec, read_notes = read_as_trained(spec, detector)
     features = detector.feature_names_in_
     from_stdin = _is_stdin(source)
     shown = shown or ("<stdin>" if from_stdin else "<frame>" if isinstance(source, pd.DataFrame) else str(source))
     data = source if isinstance(source, pd.DataFrame) else STDIN if from_stdin else Path(source)
+    spec, read_notes = read_as_trained(spec, detector, lambda: _column_names(data, shown))
     if from_stdin and spec.data.resample is not None:
         raise DataError("--resample needs the whole series: give a file, not standard input")
     options = dict(

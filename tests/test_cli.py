@@ -396,4 +396,30 @@ def test_a_model_remembers_only_the_reading_options_that_do_not_depend_on_the_fi
     assert reading_options(Spec()) == {}
     spec = Spec().override(resample="5min", max_gap=3, time_col="None", exclude_columns=("id",))
     assert reading_options(spec) == {"resample": "5min", "time_col": "None"}  # max_gap 3 is the default
-    assert reading_options(Spec().override(time_col="ts", max_gap=0)) == {"max_gap": 0}
+    assert reading_options(Spec().override(time_col="ts", max_gap=0)) == {"max_gap": 0, "time_col": "ts"}
+
+
+def test_a_named_time_column_is_remembered_where_the_scored_file_has_it(tmp_path, mlflow_store):
+    # "recorded" is named like no time column and is not the first column: found only when named.
+    def plant(rows: int, seed: int, time_name: str) -> Path:
+        frame = make_series(rows, seed).reset_index()
+        frame = frame.rename(columns={"timestamp": time_name})[["f0", time_name, "f1", "f2"]]
+        path = tmp_path / f"plant_{seed}_{time_name}.csv"
+        frame.to_csv(path, index=False)
+        return path
+
+    result = invoke("train", str(plant(400, 0, "recorded")), *TINY_OPTIONS, "--time-col", "recorded")
+    assert result.exit_code == 0, result.output
+    test = plant(200, 50, "recorded")
+    result = invoke("score", str(test), "--output", str(tmp_path / "remembered.csv"))
+    assert result.exit_code == 0, result.output
+    assert f"note: {test}: read as the model's training file was (--time-col recorded)" in result.output
+    scored = pd.read_csv(tmp_path / "remembered.csv", index_col=0)
+    assert scored.index.name == "recorded" and scored.index[0] == "2026-01-01 00:00:00"
+    # A file whose time column has another name has its own found as usual, with no note.
+    other = plant(200, 50, "timestamp")
+    result = invoke("score", str(other), "--output", str(tmp_path / "found.csv"))
+    assert result.exit_code == 0 and "read as the model's training file was" not in result.output
+    found = pd.read_csv(tmp_path / "found.csv", index_col=0)
+    assert found.index.name == "timestamp"
+    np.testing.assert_allclose(found["score"].to_numpy(), scored["score"].to_numpy(), equal_nan=True)
