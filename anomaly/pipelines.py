@@ -401,9 +401,11 @@ def open_input(
     from_stdin = _is_stdin(source)
     shown = shown or ("<stdin>" if from_stdin else "<frame>" if isinstance(source, pd.DataFrame) else str(source))
     data = source if isinstance(source, pd.DataFrame) else STDIN if from_stdin else Path(source)
+    given_resample = spec.data.resample
     spec, read_notes = read_as_trained(spec, detector, lambda: _column_names(data, shown))
     if from_stdin and spec.data.resample is not None:
-        raise DataError("--resample needs the whole series: give a file, not standard input")
+        told = "--resample" if given_resample is not None else f"the model, trained with --resample {spec.data.resample},"
+        raise DataError(f"{told} needs the whole series: give a file, not standard input")
     options = dict(
         time_col=spec.data.time_col,
         label_col=spec.data.label_col,

@@ -423,3 +423,14 @@ def test_a_named_time_column_is_remembered_where_the_scored_file_has_it(tmp_path
     found = pd.read_csv(tmp_path / "found.csv", index_col=0)
     assert found.index.name == "timestamp"
     np.testing.assert_allclose(found["score"].to_numpy(), scored["score"].to_numpy(), equal_nan=True)
+
+
+def test_a_model_trained_with_resample_refuses_standard_input_in_one_line(tmp_path, mlflow_store):
+    train = tmp_path / "plant.csv"
+    make_series(400, 0).to_csv(train)
+    result = invoke("train", str(train), *TINY_OPTIONS, "--resample", "5min")
+    assert result.exit_code == 0, result.output
+    result = invoke("score", "-", input=make_series(100, 50).to_csv())
+    assert result.exit_code == 2
+    [line] = result.stderr.strip().splitlines()
+    assert line == "error: the model, trained with --resample 5min, needs the whole series: give a file, not standard input"
