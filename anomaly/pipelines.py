@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from anomaly.data.columns import detect_time_column
 from anomaly.data.formats import fingerprint, list_names, open_reader
 from anomaly.data.reading import (
     ROLE_SAMPLE_ROWS,
@@ -347,14 +348,14 @@ def reading_options(spec: Spec) -> dict[str, Any]:
 
 
 def read_as_trained(
-    spec: Spec, detector: Detector, columns: Callable[[], list[str] | None] = lambda: None
+    spec: Spec, detector: Detector, sample: Callable[[], pd.DataFrame | None] = lambda: None
 ) -> tuple[Spec, list[str]]:
     """``spec`` with the reading options the model remembers (:func:`reading_options`) in place
     of those left at their defaults, and a note naming them (none when nothing is taken).
 
-    A remembered time column is taken only where the scored input has it (``columns()``: its
-    column names, None where they cannot be known beforehand, as on standard input); ``none``
-    (rows in file order) always.
+    A remembered time column is taken only where the scored input has it and would not be found
+    as its time column anyway (``sample()``: its first rows, None where they cannot be read
+    beforehand, as on standard input); ``none`` (rows in file order) always.
     """
     remembered = getattr(detector, "read_options_", {})
     defaults = Spec().data
@@ -364,23 +365,30 @@ def read_as_trained(
         if name in _REMEMBERED and getattr(spec.data, name) == getattr(defaults, name)
     }
     time_col = taken.get("time_col")
-    if time_col is not None and time_col.lower() != "none" and time_col not in (columns() or []):
-        del taken["time_col"]  # this file has no such column: its time column is found as usual
+    if time_col is not None and time_col.lower() != "none":
+        head = sample()
+        if head is None or time_col not in head.columns:
+            del taken["time_col"]  # no such column here: this file's time column is found as usual
+        elif detect_time_column(head, exclude=_not_time_columns(spec, detector)) == time_col:
+            del taken["time_col"]  # found anyway, as a column named "timestamp" is
     if not taken:
         return spec, []
     options = ", ".join(f"--{name.replace('_', '-')} {value}" for name, value in taken.items())
     return spec.override(**taken), [f"read as the model's training file was ({options}); give the option to read otherwise"]
 
 
-def _column_names(source: Path | pd.DataFrame | str, shown: str) -> list[str] | None:
-    """The column names of a file or frame; None for standard input, which is read only once."""
-    if isinstance(source, pd.DataFrame):
-        return [str(c) for c in source.columns]
+def _not_time_columns(spec: Spec, detector: Detector) -> set[str | None]:
+    """The columns scoring never takes as the time column: the label, the exclusions, the features."""
+    return {spec.data.label_col, *(spec.data.exclude_columns or ()), *detector.feature_names_in_}
+
+
+def _first_rows(source: Path | pd.DataFrame | str, shown: str, rows: int = 64) -> pd.DataFrame | None:
+    """The first raw rows of a file or frame; None for standard input, which is read only once."""
     if _is_stdin(source):
         return None
-    with closing(open_reader(source, shown, 64)) as reader:
-        reader.read(1)
-        return list(reader.columns)
+    with closing(open_reader(source, shown, rows)) as reader:
+        head = reader.read(rows)
+        return head if head is not None else pd.DataFrame(columns=reader.columns)
 
 
 def open_input(
@@ -402,7 +410,7 @@ def open_input(
     shown = shown or ("<stdin>" if from_stdin else "<frame>" if isinstance(source, pd.DataFrame) else str(source))
     data = source if isinstance(source, pd.DataFrame) else STDIN if from_stdin else Path(source)
     given_resample = spec.data.resample
-    spec, read_notes = read_as_trained(spec, detector, lambda: _column_names(data, shown))
+    spec, read_notes = read_as_trained(spec, detector, lambda: _first_rows(data, shown))
     if from_stdin and spec.data.resample is not None:
         told = "--resample" if given_resample is not None else f"the model, trained with --resample {spec.data.resample},"
         raise DataError(f"{told} needs the whole series: give a file, not standard input")

@@ -434,3 +434,25 @@ def test_a_model_trained_with_resample_refuses_standard_input_in_one_line(tmp_pa
     assert result.exit_code == 2
     [line] = result.stderr.strip().splitlines()
     assert line == "error: the model, trained with --resample 5min, needs the whole series: give a file, not standard input"
+
+
+def test_a_remembered_time_column_is_taken_only_where_it_changes_how_the_file_is_read():
+    from types import SimpleNamespace
+
+    from anomaly.pipelines import read_as_trained
+    from anomaly.spec import Spec
+
+    def taken(time_col: str, head: pd.DataFrame | None) -> str | None:
+        model = SimpleNamespace(read_options_={"time_col": time_col}, feature_names_in_=["f0", "f1"])
+        spec, notes = read_as_trained(Spec(), model, lambda: head)
+        assert (spec.data.time_col is None) == (not notes)
+        return spec.data.time_col
+
+    stamps = ["2026-01-01 00:00", "2026-01-01 00:05"]
+    found_anyway = pd.DataFrame({"timestamp": stamps, "f0": [1.0, 2.0], "f1": [3.0, 4.0]})
+    assert taken("timestamp", found_anyway) is None  # the demo's own: no note on every scoring
+    hidden = pd.DataFrame({"f0": [1.0, 2.0], "recorded": stamps, "f1": [3.0, 4.0]})
+    assert taken("recorded", hidden) == "recorded"
+    assert taken("recorded", found_anyway) is None  # this file has none: found as usual
+    assert taken("recorded", None) is None  # standard input: its first rows cannot be read twice
+    assert taken("none", None) == "none"

@@ -167,7 +167,7 @@ def choose_roles(
     )
     detected = False
     if time_col is None and not no_time:
-        time_col = _detect_time_column(sample, exclude={label_col, *(columns or []), *excluded})
+        time_col = detect_time_column(sample, exclude={label_col, *(columns or []), *excluded})
         detected = time_col is not None
         if detected:
             logger.info("%s: using column %r as the time column", shown, time_col)
@@ -243,7 +243,7 @@ def _check_excluded_columns(
     return set(exclude_columns)
 
 
-def _detect_time_column(raw: pd.DataFrame, exclude: set[str | None]) -> str | None:
+def detect_time_column(raw: pd.DataFrame, exclude: set[str | None]) -> str | None:
     """The first column named like a time column, else the first column if it holds datetimes."""
     for name in raw.columns:
         if name not in exclude and str(name).strip().lower() in _TIME_NAMES:
