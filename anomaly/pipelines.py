@@ -760,12 +760,12 @@ def first_feature_window(spec: Spec, file: str | Path, detector: Detector, colle
     """
     from anomaly.evaluation.metrics import find_length_rank
 
-    spec, _ = read_as_trained(spec, detector)
     first = detector.feature_names_in_[0]
     if collector.thin == 1:  # the figures' copy of the features still holds every row
         plot_frame, _ = collector.plot_data()
         channel = plot_frame.to_numpy(dtype=np.float64)[:, :1].ravel()
     else:  # read the first feature again, as the scoring pass read it
+        spec, _ = read_as_trained(spec, detector, lambda: _first_rows(file, str(file)))
         again = read_series(
             file,
             time_col=spec.data.time_col,
