@@ -32,6 +32,7 @@ from anomaly.data.reading import (
     sampling_note,
 )
 from anomaly.data.writing import STDOUT, ResultsSink, write_table, write_text
+from anomaly.detection.error_level import MAX_RISE
 from anomaly.detection.preprocessing import MIN_SWITCHES
 from anomaly.detection.scorer import ScoredChunk
 from anomaly.detector import Detector, example_rows, row_times
@@ -329,8 +330,27 @@ class _Input:
         ]
         return pd.DataFrame(rows, columns=["start", "end", "rows"])
 
-    def notes(self, index: pd.Index) -> list[str]:
-        return self.extra_notes + data_notes(self.stream, self.shown, self.max_gap, index, scoring=True)
+    def notes(self, collector: ResultCollector) -> list[str]:
+        """The notes on how the input was read and scored (``collector``: its scoring pass)."""
+        notes = self.extra_notes + data_notes(self.stream, self.shown, self.max_gap, collector.index, scoring=True)
+        return notes + _error_rise_notes(self.shown, collector)
+
+
+# Divisors below this are not worth a note: the rule barely moved those features' z.
+_NOTED_RISE = 1.05
+
+
+def _error_rise_notes(shown: str, collector: ResultCollector) -> list[str]:
+    """A note naming the features whose z ``scale_follow`` divided, largest divisor first."""
+    rises = collector.error_rises
+    if rises is None or not (rises >= _NOTED_RISE).any():
+        return []
+    order = [j for j in np.argsort(-rises, kind="stable") if rises[j] >= _NOTED_RISE]
+    names = [f"{collector.feature_names[j]} {rises[j]:.2f}x" for j in order]
+    return [
+        f"{shown}: {len(order)} feature(s) were predicted worse than in calibration for 4,096 rows and more, so "
+        f"their z were divided by up to the factor shown (scale_follow, at most {MAX_RISE}): {list_names(names, quoted=False)}"
+    ]
 
 
 # How a training file was read is remembered by its model: scored otherwise, the network would be
@@ -609,6 +629,7 @@ def _score_chunks(
         release(scorer.finish())
         writer.flush()
     collector.finish()
+    collector.error_rises = scorer.error_rises
     minimum = detector.warmup_steps + 2
     if collector.rows < minimum:
         raise DataError(
@@ -697,8 +718,7 @@ def score_pipeline(
         tracking.log_params({"data.file": shown, "model_uri": resolved.uri, "output": str(output), "chunk_rows": chunk_rows})
         source, collector, written = scoring_pass(spec, file, detector, chunk_rows, output, opened, on_rows)
         scores, flags = collector.scores, collector.flags
-        index = collector.index
-        notes = source.notes(index)
+        notes = source.notes(collector)
         tracking.set_notes(notes)
         events = collector.event_table()
         if written is not None:
@@ -873,7 +893,7 @@ def evaluate_pipeline(
         )
         source, collector, _ = scoring_pass(spec, file, detector, chunk_rows, None, opened)
         labels, scores, flags = collector.labels, collector.scores, collector.flags
-        notes = source.notes(collector.index)
+        notes = source.notes(collector)
         if not labels.any():
             notes.append(f"{source.shown}: no row is labelled anomalous in {spec.data.label_col!r}: recall and F1 are undefined")
         tracking.set_notes(notes)

@@ -63,6 +63,9 @@ class ResultCollector:
         self.rows = 0
         self.max_threshold = float("-inf")  # the highest row threshold (the level follower raises it)
         self.flagged_error = np.zeros(len(self.feature_names))  # sum of z² over flagged rows
+        # Each feature's largest divisor for the rise of its errors (StreamScorer.error_rises),
+        # once the pass is over; None where the model does not follow them.
+        self.error_rises: np.ndarray | None = None
 
     def add(
         self,

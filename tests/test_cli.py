@@ -456,3 +456,23 @@ def test_a_remembered_time_column_is_taken_only_where_it_changes_how_the_file_is
     assert taken("recorded", found_anyway) is None  # this file has none: found as usual
     assert taken("recorded", None) is None  # standard input: its first rows cannot be read twice
     assert taken("none", None) == "none"
+
+
+def test_the_features_whose_grown_errors_were_divided_are_named_in_a_note(tmp_path, mlflow_store):
+    train = tmp_path / "plant.csv"
+    make_series(600, 0).to_csv(train)
+    assert invoke("train", str(train), *TINY_OPTIONS).exit_code == 0
+    noisier = make_series(6000, 9)
+    noisier["f1"] += 0.3 * np.random.default_rng(1).normal(size=len(noisier))  # f1 alone, for good
+    test = tmp_path / "noisier.csv"
+    noisier.to_csv(test)
+    result = invoke("score", str(test), "--output", str(tmp_path / "scores.csv"))
+    assert result.exit_code == 0, result.output
+    [note] = [line for line in result.output.splitlines() if "scale_follow" in line]
+    assert note.startswith(f"note: {test}: ") and "were predicted worse than in calibration for 4,096 rows" in note
+    # f1 first, at the cap; the others are predicted from its noisy values, so somewhat worse too.
+    assert "(scale_follow, at most 1.5): f1 1.50x" in note
+    # A file shorter than the window is scored as trained: no note.
+    make_series(3000, 9).to_csv(tmp_path / "short.csv")
+    result = invoke("score", str(tmp_path / "short.csv"), "--output", str(tmp_path / "short_scores.csv"))
+    assert result.exit_code == 0 and "scale_follow" not in result.output

@@ -87,3 +87,11 @@ def test_calibration_levels_are_the_median_absolute_z_of_the_scored_rows():
 def test_a_calibration_that_is_not_one_level_per_feature_is_refused():
     with pytest.raises(ValueError, match=r"shape \(D,\)"):
         ErrorLevelFollower(np.ones((2, 3)))
+
+
+def test_the_peak_is_each_features_largest_divisor_so_far():
+    z = _stream()
+    follower = ErrorLevelFollower(LEVELS)
+    divisors = z / follower.feed(z)
+    np.testing.assert_allclose(follower.peak, np.nanmax(divisors, axis=0))
+    assert follower.peak[3] == 1.0 and follower.peak[2] == MAX_RISE

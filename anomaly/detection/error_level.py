@@ -81,10 +81,13 @@ class ErrorLevelFollower:
     ----------
     position : int
         Absolute position of the next row.
+    peak : ndarray of shape (D,)
+        The largest divisor each feature's z has had so far (1: never divided).
     """
 
     calibration: np.ndarray
     position: int = 0
+    peak: np.ndarray = field(init=False)
     _divisors: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -102,6 +105,7 @@ class ErrorLevelFollower:
         self._open = np.zeros((d, _N_BINS + 1), dtype=np.int64)  # the open block's rows so far
         self._offsets = np.arange(d) * (_N_BINS + 1)  # each feature's bin 0 in a flat count
         self._divisors = np.ones(d)
+        self.peak = np.ones(d)
 
     def feed(self, z: np.ndarray) -> np.ndarray:
         """The next rows' z, each feature divided by its divisor: shape (n, D) -> (n, D).
@@ -153,6 +157,7 @@ class ErrorLevelFollower:
             divisors[fresh] = _clipped_medians(windows[fresh][..., :_N_BINS])
         for j, (a, b) in enumerate(zip(edges, edges[1:])):
             np.divide(z[a:b], divisors[j], out=out[a:b])
+        self.peak = np.maximum(self.peak, divisors.max(axis=0))
         # Blocks this stretch completes join the window; an unfinished last one stays open.
         done = n_blocks if (self.position + m) % READ_EVERY == 0 else n_blocks - 1
         self._ring[slots[:done]] = counts[:done]

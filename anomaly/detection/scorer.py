@@ -154,6 +154,12 @@ class StreamScorer:
         """Absolute position of the next row."""
         return self._predictor.position
 
+    @property
+    def error_rises(self) -> np.ndarray | None:
+        """The largest divisor of each feature's z so far, shape (D,) (see
+        :mod:`anomaly.detection.error_level`); None where the stages do not follow them."""
+        return None if self._levels is None else self._levels.peak.copy()
+
     def feed(self, values: np.ndarray, times: np.ndarray | None = None) -> ScoredChunk:
         """Score the next rows of the series.
 
