@@ -590,8 +590,8 @@ def score(
     say(f"  flagged {result.flagged} points ({share:.1%} of {result.scored} scored) in {len(result.events)} stretches")
     top = result.events.sort_values("peak_score", ascending=False).head(10).sort_values("start")
     for event in top.itertuples():
-        # Shares that print as 0% say nothing: the features that carry the event are listed.
-        features = ", ".join(f"{name} {share:.0%}" for name, share in parse_top_features(event.top_features) if share >= 0.005)
+        # The events table already leaves out the shares that would print as 0 (results.py).
+        features = ", ".join(f"{name} {share:.0%}" for name, share in parse_top_features(event.top_features))
         say(f"    {event.start} .. {event.end}  {event.steps:4d} steps  peak {event.peak_score:6.2f}  {features}")
     if len(result.events) > len(top):
         say(f"    ... {len(result.events) - len(top)} more stretches in the run's results/events.csv")
