@@ -371,19 +371,15 @@ def read_as_trained(
     spec: Spec, detector: Detector, sample: Callable[[], pd.DataFrame | None] = lambda: None
 ) -> tuple[Spec, list[str]]:
     """``spec`` with the reading options the model remembers (:func:`reading_options`) in place
-    of those left at their defaults, and a note naming them (none when nothing is taken).
+    of those its file and options left unset (``spec.given``), and a note naming them (none when
+    nothing is taken).
 
     A remembered time column is taken only where the scored input has it and would not be found
     as its time column anyway (``sample()``: its first rows, None where they cannot be read
     beforehand, as on standard input); ``none`` (rows in file order) always.
     """
     remembered = getattr(detector, "read_options_", {})
-    defaults = Spec().data
-    taken = {
-        name: value
-        for name, value in remembered.items()
-        if name in _REMEMBERED and getattr(spec.data, name) == getattr(defaults, name)
-    }
+    taken = {name: value for name, value in remembered.items() if name in _REMEMBERED and name not in spec.given}
     time_col = taken.get("time_col")
     if time_col is not None and time_col.lower() != "none":
         head = sample()

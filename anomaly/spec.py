@@ -53,6 +53,9 @@ class Spec:
     scoring: ScoringSpec = field(default_factory=ScoringSpec)
     tracking: TrackingSpec = field(default_factory=TrackingSpec)
     source: str | None = None  # where the spec was read from, for messages; not a user field
+    # The flat names of the fields its file or an option set (not null), at whatever value: what
+    # a user asked for, even at the default, is not open for a saved model's own reading options.
+    given: frozenset[str] = field(default=frozenset(), compare=False)
 
     @property
     def experiment_name(self) -> str:
@@ -93,15 +96,17 @@ class Spec:
         """
         name = values.pop("name", None) or self.name
         sections = {s: dataclasses.asdict(getattr(self, s)) for s in _SECTIONS}
+        given = set(self.given)
         for key, value in values.items():
             if key not in params.SETTINGS:
                 raise SpecError(f"unknown spec field {key!r}")
             if value is not None:
                 sections[params.SETTINGS[key].section][params.SETTINGS[key].name] = value
-        return _build(name, sections, None, "option")
+                given.add(key)
+        return _build(name, sections, None, "option", frozenset(given))
 
 
-def _build(name: Any, sections: dict[str, dict[str, Any]], source: str | None, origin: str) -> Spec:
+def _build(name: Any, sections: dict[str, dict[str, Any]], source: str | None, origin: str, given: frozenset[str]) -> Spec:
     """Validate every section and the rules between fields; name the first problem.
 
     ``origin`` says how a field is named in messages: ``"spec"`` as in the YAML file
@@ -123,7 +128,7 @@ def _build(name: Any, sections: dict[str, dict[str, Any]], source: str | None, o
                 known = ", ".join(sorted(f.name for f in dataclasses.fields(params.SECTIONS[section])))
                 raise SpecError(f"{where}unknown field {section}.{err.key}; known fields of {section}: {known}") from None
             raise SpecError(f"{where}{shown(err.setting)} must be {err.setting.expected}; got {err.value!r}") from None
-    spec = Spec(name=name, source=source, **built)
+    spec = Spec(name=name, source=source, given=given, **built)
     pair = params.broken_pair({flat: spec.value(flat) for flat in params.SETTINGS})
     if pair is not None:
         bad, other, expected = pair
@@ -162,7 +167,10 @@ def spec_from_dict(raw: Any, source: str | None = None, base_dir: Path | None = 
     path = sections["data"].get("path")
     if base_dir is not None and isinstance(path, str) and not Path(path).is_absolute():
         sections["data"]["path"] = str((base_dir / path).resolve())
-    return _build(raw.get("name", "default"), sections, source, "spec")
+    given = frozenset(  # null in a file is "the default", as None is in an override
+        flat for flat, declared in params.SETTINGS.items() if sections.get(declared.section, {}).get(declared.name) is not None
+    )
+    return _build(raw.get("name", "default"), sections, source, "spec", given)
 
 
 def load_spec(path: str | Path) -> Spec:

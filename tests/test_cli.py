@@ -387,6 +387,10 @@ def test_scoring_reads_a_file_as_its_training_file_was_read_unless_told_otherwis
     result = invoke("score", str(test), "--max-gap", "4", "--output", str(tmp_path / "other.csv"))
     assert result.exit_code == 0 and "(--time-col none)" in result.output
     assert pd.read_csv(tmp_path / "other.csv", index_col=0)["score"].iloc[50:56].isna().all()
+    # Told the default itself, too: --max-gap 3 is asked for, not left open.
+    result = invoke("score", str(test), "--max-gap", "3", "--output", str(tmp_path / "default.csv"))
+    assert result.exit_code == 0 and "(--time-col none)" in result.output
+    assert pd.read_csv(tmp_path / "default.csv", index_col=0)["score"].iloc[50:56].isna().all()
 
 
 def test_a_model_remembers_only_the_reading_options_that_do_not_depend_on_the_files_columns():

@@ -73,6 +73,14 @@ def test_overrides_replace_single_fields_and_validate_as_options():
     assert Spec().override(autoregressive=4).detector_params()["autoregressive"] == 4
 
 
+def test_a_spec_knows_which_fields_were_asked_for_even_at_their_defaults(tmp_path):
+    assert Spec().given == frozenset()
+    spec = load_spec(write(tmp_path, "data: {max_gap: 3, resample: null}\nwindow: {stride: 4}\n"))
+    assert spec.data.max_gap == Spec().data.max_gap and spec.given == {"max_gap", "stride"}  # null: the default
+    spec = spec.override(time_col="none", epochs=None)
+    assert spec.given == {"max_gap", "stride", "time_col"} and spec == Spec().override(time_col="none")
+
+
 def test_detector_params_cover_every_model_and_training_field():
     params = Spec().detector_params()
     assert params["random_state"] == Spec().training.seed
