@@ -71,8 +71,9 @@ Stages and what their figures mean
    ``data/demo_test.csv`` (a) in one pass (``Detector.score``) and (b) with overlapping windows:
    each timestep's prediction is the mean of the predictions of the T windows (stride 1) that
    contain it; the residual goes through the same steps (robust normalisation fitted on the
-   held-back calibration part, RMS aggregation, EWMA, threshold fitted by the same rule on the
-   calibration part's scores, all computed with overlapping-window predictions), and the same
+   held-back calibration part with the same floors, RMS aggregation, EWMA, threshold fitted by
+   the same rule on the calibration part's scores and followed along the stream as one pass
+   follows it, all computed with overlapping-window predictions), and the same
    first ``warmup_steps`` + 1 rows are left unscored. Point-wise precision, recall and F1,
    average precision and event recall come from :func:`anomaly.evaluation.metrics.evaluate_scores`. One
    pass counts as no worse when its point F1 and event recall are at least the overlapping
@@ -959,7 +960,7 @@ def stage_startup(ctx: Context) -> None:
 
 
 def stage_quality(ctx: Context) -> None:
-    from anomaly.detection.preprocessing import chronological_split
+    from anomaly.detection.preprocessing import chronological_split, constant_features, value_steps
     from anomaly.detection.scoring import Aggregator, ResidualNormaliser
     from anomaly.detection.smoothing import EwmaSmoother
     from anomaly.detection.thresholds import apply_threshold
@@ -990,17 +991,24 @@ def stage_quality(ctx: Context) -> None:
     train_scaled = detector._network_inputs(train[detector.feature_names_in_].to_numpy(dtype=np.float64), row_times(train))
     cut = max(chronological_split(len(train_scaled), detector.validation_fraction, window + 1), window + 1)
     calibration = (train_scaled - overlapping_predictions(detector.model_, train_scaled, window))[cut:, :features]
-    stats = ResidualNormaliser.fit(calibration)
+    # Fitted as the Detector fits its own: switching channels and constant features floored alike.
+    values = train[detector.feature_names_in_].to_numpy(dtype=np.float64)
+    stats = ResidualNormaliser.fit(
+        calibration, min_scale=value_steps(values, detector.scaling_), constant=constant_features(values)
+    )
     aggregator = Aggregator(detector.aggregation)
     calibration_scores = EwmaSmoother(detector.smoothing_span).feed(aggregator.transform(stats.transform(calibration)))
-    threshold = detector._threshold_config().thresholder().fit(calibration_scores).threshold_
+    thresholder = detector._threshold_config().thresholder().fit(calibration_scores)
+    threshold = thresholder.threshold_
     test_scaled = detector._network_inputs(
         test.frame[detector.feature_names_in_].to_numpy(dtype=np.float64), row_times(test.frame)
     )
     z = stats.transform((test_scaled - overlapping_predictions(detector.model_, test_scaled, window))[:, :features])
     z[: detector.warmup_steps + 1] = np.nan  # the rows one pass leaves unscored
     over_scores = EwmaSmoother(detector.smoothing_span).feed(aggregator.transform(z))
-    over_flags = apply_threshold(over_scores, threshold)
+    # The threshold streamed as one pass streams it (the level follower). The demo's 2,880 test
+    # rows never fill scale_follow's 4,096-row window, so one pass scores them without it too.
+    over_flags = apply_threshold(over_scores, thresholder.stream().feed(over_scores))
 
     columns = ["point_precision", "point_recall", "point_f1", "average_precision", "event_recall", "flag_rate"]
     rows = {}

@@ -41,6 +41,14 @@ mean average precision over its series with anomalies. Rules (as many as given):
     The defaults (``product``), with the threshold at least the Q-quantile of the last 4,096
     scores once that many rows are scored (read every 64 rows): at most about 1 - Q of a long
     stream's rows flagged.
+``spot:LEVEL:RISK[:DEPTH]``
+    SPOT (Siffer et al. 2017, algorithm "SPOT") on the product's score (``scale_follow`` on) in
+    place of the quantile and the level follower: initialised on the calibration scores (t
+    their LEVEL quantile, the GPD fitted to the excesses above it), then causal over the
+    scored rows: a row above the threshold is flagged and kept out of the fit, a row above t
+    adds a peak, and the GPD is refitted every 64 rows (at fixed positions, so chunk-invariant).
+    With DEPTH: DSPOT, the same on each score less the mean of the last DEPTH unflagged scores
+    (the drift). Until 10 peaks are known the fitted threshold stands.
 """
 
 from __future__ import annotations
@@ -182,6 +190,50 @@ def rate_floors(scores: np.ndarray, q: float) -> np.ndarray:
     return out
 
 
+def spot_thresholds(
+    scores: np.ndarray, calibration: np.ndarray, fitted: float, level: float, risk: float, depth: int
+) -> np.ndarray:
+    """Per-row thresholds (L,) of the ``spot`` rule for scores (L,) and calibration scores (K,)."""
+    from collections import deque
+
+    from anomaly.detection.thresholds import MIN_PEAKS, _gpd_tail_quantile, fit_gpd_grimshaw
+
+    calibration = calibration[~np.isnan(calibration)]
+    normal: deque[float] = deque(maxlen=max(depth, 1))
+    if depth:  # the calibration's own drift-removed values start the fit, as DSPOT's init does
+        start = min(depth, len(calibration) // 2)  # a calibration shorter than 2 DEPTH: a shorter mean
+        drift = np.convolve(calibration, np.ones(start) / start, mode="valid")[:-1]
+        base = calibration[start:] - drift
+        normal.extend(calibration[-depth:])
+    else:
+        base = calibration
+    t = float(np.quantile(base, level))
+    peaks = list(base[base > t] - t)
+    n = len(base)
+
+    def cut() -> float:
+        if len(peaks) < MIN_PEAKS or risk * n / len(peaks) >= 1.0:
+            return fitted if not depth else fitted - float(np.mean(calibration))
+        gamma, sigma = fit_gpd_grimshaw(np.asarray(peaks))
+        return _gpd_tail_quantile(t, gamma, sigma, risk * n / len(peaks))
+
+    z = cut()
+    out = np.full(len(scores), np.inf)
+    for i, x in enumerate(scores):
+        if i and i % UPDATE_EVERY == 0:
+            z = cut()
+        drift = float(np.mean(normal)) if depth else 0.0
+        out[i] = z + drift
+        if np.isnan(x) or x - drift > z:
+            continue  # flagged rows (and gaps) are kept out of the fit
+        if x - drift > t:
+            peaks.append(x - drift - t)
+        n += 1
+        if depth:
+            normal.append(float(x))
+    return out
+
+
 def evaluate(path: Path, rule: str) -> dict[str, float]:
     """Pooled F1, precision, recall and mean average precision of one rule over a cache's series."""
     data = np.load(path)
@@ -195,10 +247,13 @@ def evaluate(path: Path, rule: str) -> dict[str, float]:
         window = int(args[0]) if kind == "window" else WINDOW
         if kind == "follow":
             z = z / follow_scales(z, data[f"{key}_zcal"].astype(np.float64), float(args[0]), args[1:] == ["full"])
-        elif kind in ("product", "rate"):
+        elif kind in ("product", "rate", "spot"):
             z = ErrorLevelFollower(calibration_levels(data[f"{key}_zcal"])).feed(z)
         scores = EwmaSmoother(15).feed(Aggregator("rms").transform(z))
-        if kind == "spread":
+        if kind == "spot":
+            depth = int(args[2]) if len(args) > 2 else 0
+            thresholds = spot_thresholds(scores, calibration, fitted, float(args[0]), float(args[1]), depth)
+        elif kind == "spread":
             thresholds = spread_thresholds(scores, calibration, fitted, float(args[0]), float(args[1]), args[2:] == ["gated"])
         else:
             thresholds = LevelFollower(fitted, histogram(calibration), window=window).feed(scores)
@@ -229,7 +284,11 @@ def main(argv: list[str] | None = None) -> int:
     fill.add_argument("--seed", type=int, default=0, help="the detector's seed")
     sweep = commands.add_parser("sweep", help="rules on cached residuals")
     sweep.add_argument("sets", help="comma list of caches, e.g. smd,smd-train1000,skab,nab")
-    sweep.add_argument("rules", nargs="+", help="product, fixed, window:W, spread:Q:CAP[:gated], follow:CAP[:full], rate:Q")
+    sweep.add_argument(
+        "rules",
+        nargs="+",
+        help="product, fixed, window:W, spread:Q:CAP[:gated], follow:CAP[:full], rate:Q, spot:LEVEL:RISK[:DEPTH]",
+    )
     args = parser.parse_args(argv)
     if args.command == "cache":
         print(f"cache in {cache(args.dataset, args.train_rows, args.seed)}")
