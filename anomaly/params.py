@@ -102,10 +102,9 @@ def _is_frequency(value: str) -> bool:
     from pandas.tseries.frequencies import to_offset  # only when a spec sets resample
 
     try:
-        to_offset(value)
+        return to_offset(value).n > 0  # "0min" and "-5min" parse, and would divide by zero
     except (ValueError, TypeError):
         return False
-    return True
 
 
 SECTIONS: dict[str, type] = {}
@@ -167,7 +166,7 @@ class DataSpec:
         None,
         "Put rows on a regular time grid first, e.g. 5min (bin means).",
         check=_is_frequency,
-        text="a frequency like 5min, 1h or 1D",
+        text="a positive frequency like 5min, 1h or 1D",
         cli=READ,
     )
 

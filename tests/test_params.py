@@ -82,7 +82,7 @@ def test_an_out_of_range_value_is_refused_alike_by_spec_option_and_detector(decl
         ({"threshold": {"risk": 0.05}}, "threshold.risk must be below 1 - threshold.level; got 0.05"),
         ({"scoring": {"burn_in": -1}}, "scoring.burn_in must be an int in [0, 1000000] or null; got -1"),
         ({"data": {"columns": []}}, "data.columns must be a non-empty list of column names; got ()"),
-        ({"data": {"resample": "soon"}}, "data.resample must be a frequency like 5min, 1h or 1D; got 'soon'"),
+        ({"data": {"resample": "soon"}}, "data.resample must be a positive frequency like 5min, 1h or 1D; got 'soon'"),
         ({"tracking": {"alias": "latest"}}, "tracking.alias must be a name of letters"),
         ({"model": {"dropout": True}}, "model.dropout must be a number in [0, 1); got True"),
         ({"model": {"residual": "yes"}}, "model.residual must be true or false; got 'yes'"),

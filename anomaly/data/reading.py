@@ -803,6 +803,23 @@ def _true_runs(missing: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return starts, ends - starts
 
 
+# A grid may be finer than the rows (empty bins are gaps), but not absurdly: this many bins per row.
+MAX_BINS_PER_ROW = 100
+
+
+def _check_grid_size(time_index: pd.DatetimeIndex, offset: pd.DateOffset, rule: str, shown: str) -> None:
+    """Refuse a fixed-length grid with over :data:`MAX_BINS_PER_ROW` bins per row of the file."""
+    if not isinstance(offset, pd.tseries.offsets.Tick) or len(time_index) < 2:
+        return  # calendar offsets (months, business days) are never finer than a day
+    bins = (time_index.max() - time_index.min()) // pd.Timedelta(offset) + 1
+    if bins > MAX_BINS_PER_ROW * len(time_index):
+        spacing = str(pd.Series(time_index).diff().median()).removeprefix("0 days ")
+        raise DataError(
+            f"{shown}: option resample {rule} would put {len(time_index):,} rows on a grid of {bins:,} steps; "
+            f"expected a frequency near the rows' spacing (their median is {spacing})"
+        )
+
+
 def _resample(
     values: np.ndarray, time_index: pd.Index | None, labels: np.ndarray | None, rule: str, shown: str
 ) -> tuple[np.ndarray, pd.DatetimeIndex, np.ndarray | None]:
@@ -813,7 +830,12 @@ def _resample(
     try:
         offset = pd.tseries.frequencies.to_offset(rule)
     except (ValueError, TypeError):
-        raise DataError(f"{shown}: option resample should be a frequency like '5min' or '1h', but got {rule!r}") from None
+        offset = None
+    if offset is None or offset.n <= 0:
+        raise DataError(f"{shown}: option resample should be a positive frequency like '5min' or '1h', but got {rule!r}")
+    # Nanoseconds: a grid finer than the index's own unit (seconds, say) makes pandas divide by zero.
+    time_index = time_index.as_unit("ns")
+    _check_grid_size(time_index, offset, rule, shown)
     binned = pd.DataFrame(values, index=time_index).resample(offset)
     means = binned.mean()
     if labels is not None:
