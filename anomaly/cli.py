@@ -539,6 +539,12 @@ def score(
     """
     from anomaly.spec import Spec, load_spec
 
+    if as_json and (output == "-" or (output is None and file == "-")):
+        raise _UserError(
+            "--json writes its line on standard output, where the results go here (--output -, or FILE -): "
+            "give --output FILE, or leave out --json",
+            2,
+        )
     spec = (load_spec(pipeline) if pipeline else Spec()).override(**overrides)
     if engine == "spark":
         _check_spark(spec.data.series_col, file)
@@ -595,7 +601,7 @@ def score(
         say(f"    {event.start} .. {event.end}  {event.steps:4d} steps  peak {event.peak_score:6.2f}  {features}")
     if len(result.events) > len(top):
         say(f"    ... {len(result.events) - len(top)} more stretches in the run's results/events.csv")
-    _say_scored(say, result, result.rows, result.flagged, as_json and output != "-")
+    _say_scored(say, result, result.rows, result.flagged, as_json)
 
 
 def _say_scored(
@@ -634,7 +640,7 @@ def _score_spark(
         f"Scored {result.series} series ({result.rows} rows) of {file} on Spark ({master}) with {model_uri} "
         f"in {result.seconds:.1f}s; flagged {result.flagged} points"
     )
-    _say_scored(say, result, result.rows, result.flagged, as_json and output != "-")
+    _say_scored(say, result, result.rows, result.flagged, as_json)
 
 
 def _score_fleet(
@@ -683,7 +689,7 @@ def _score_fleet(
     if len(scored) > len(top):
         say(f"    ... {len(scored) - len(top)} more series in the run's results/series.csv")
     extra = {"failed": [s.name for s in result.failed]}
-    _say_scored(say, result, rows, flagged, as_json and output != "-", extra)
+    _say_scored(say, result, rows, flagged, as_json, extra)
     _check_failed(result)
 
 

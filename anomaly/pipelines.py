@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -407,6 +408,14 @@ def _first_rows(source: Path | pd.DataFrame | str, shown: str, rows: int = 64) -
         return head if head is not None else pd.DataFrame(columns=reader.columns)
 
 
+def _same_file(one: Path, other: Path) -> bool:
+    """Whether two paths name one existing file (through links and relative paths too)."""
+    try:
+        return one.exists() and other.exists() and os.path.samefile(one, other)
+    except OSError:
+        return False
+
+
 def open_input(
     spec: Spec,
     source: str | Path | pd.DataFrame,
@@ -705,6 +714,8 @@ def score_pipeline(
     output = STDOUT if to_stdout else Path(output)
     if not isinstance(chunk_rows, int) or chunk_rows < 1:
         raise DataError(f"--chunk-rows must be an int >= 1; got {chunk_rows!r}")
+    if not to_stdout and not from_stdin and _same_file(output, Path(file)):
+        raise DataError(f"--output {output}: expected a file other than the one being scored; give another path")
     resolved = tracking.resolve_model(model_uri, default_model_name)
     detector = _single_detector(resolved)
     opened = open_input(spec, file, detector, chunk_rows)

@@ -79,6 +79,11 @@ def series_text(rows: int = 60, seed: int = 5) -> pd.DataFrame:
             ["dup.csv", "time column 'timestamp'", "unique", "row 3"],
         ),
         ("single.csv", "timestamp,f0\n2026-01-01,1\n", ["single.csv", "1 rows", "window_size 16"]),
+        (
+            "names.csv",  # pandas alone would read it as f0 and f0.1
+            "timestamp,f0,f0\n2026-01-01,1,2\n2026-01-02,2,3\n",
+            ["names.csv", "expected distinct column names", "columns 2 and 3 are both named 'f0'"],
+        ),
     ],
 )
 def test_unusable_training_files_are_refused(here, name, content, fragments):
@@ -177,6 +182,33 @@ def test_an_output_path_that_cannot_be_written(here):
     os.makedirs("a_directory", exist_ok=True)
     refused(run("score", "new.csv", "-o", "a_directory"), "a_directory", "directory")
     refused(run("score", "new.csv", "-o", "/proc/no/such.csv"), "--output /proc/no/such.csv", "cannot create its directory")
+
+
+def test_a_parquet_file_with_two_columns_of_one_name_is_refused(here):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    frame = series_text().reset_index()
+    table = pa.Table.from_arrays(
+        [pa.array(frame[c]) for c in ("timestamp", "f0", "f1", "f2", "f1")], names=["timestamp", "f0", "f1", "f2", "f1"]
+    )
+    pq.write_table(table, "twice.parquet")
+    refused(run("score", "twice.parquet", "-o", "twice_out.csv"), "twice.parquet", "columns 3 and 5 are both named 'f1'")
+    assert not Path("twice_out.csv").exists()
+
+
+def test_scoring_refuses_to_write_its_results_over_the_file_it_scores(here):
+    series_text().to_csv("inplace.csv")
+    before = Path("inplace.csv").read_bytes()
+    refused(run("score", "inplace.csv", "-o", "./inplace.csv"), "--output inplace.csv", "other than the one being scored")
+    assert Path("inplace.csv").read_bytes() == before
+
+
+def test_json_is_refused_where_the_results_themselves_go_to_stdout(here):
+    series_text().to_csv("piped.csv")
+    refused(run("score", "piped.csv", "-o", "-", "--json"), "--json", "give --output FILE")
+    result = CliRunner().invoke(cli, ["score", "-", "--json"], input=Path("piped.csv").read_text())
+    refused(result, "--json", "standard output")
 
 
 def test_a_failed_score_leaves_the_previous_results_untouched(here):

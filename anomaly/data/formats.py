@@ -320,8 +320,10 @@ class _TextReader(Reader):
         self._names: list[str] | None = None
         self.columns = []
         try:
-            sep, decimal = _sniff_text_format(self._feed.head(), shown)
+            head = self._feed.head()
+            sep, decimal = _sniff_text_format(head, shown)
             self._sep = sep
+            _check_distinct_names(_header_names(head, sep), shown)  # pandas would rename them a, a.1
             self._parser = pd.read_csv(self._feed, sep=sep, decimal=decimal, encoding="utf-8", iterator=True, low_memory=False)
         except Exception as err:
             self.close()
@@ -390,6 +392,11 @@ class _ParquetReader(Reader):
             self.close()
             raise DataError(f"{shown}: expected at least one column, but the file has none")
         self.columns = [str(name) for name in empty.columns]
+        try:
+            _check_distinct_names(self.columns, shown)
+        except DataError:
+            self.close()
+            raise
         self._leftover: Any = None  # part of the last record batch not handed out yet
 
     def read(self, n: int | None) -> pd.DataFrame | None:
@@ -432,6 +439,7 @@ class _FrameReader(Reader):
     def __init__(self, frame: pd.DataFrame) -> None:
         if not isinstance(frame.index, pd.RangeIndex):
             frame = frame.reset_index()
+        _check_distinct_names([str(name) for name in frame.columns], _FRAME_NAME)
         self._frame = _clean_column_names(frame.reset_index(drop=True))
         self.columns = [str(name) for name in self._frame.columns]
         self._frame.columns = self.columns
@@ -578,6 +586,32 @@ def _uses_decimal_comma(data_lines: list[str], sep: str) -> bool:
             if _DECIMAL_COMMA.match(field.strip().strip('"')):
                 return True
     return False
+
+
+def _header_names(head: str, sep: str) -> list[str]:
+    """The names on the header line of delimited text, as written; none when the head holds no whole line."""
+    import csv
+
+    text = head.removeprefix("\ufeff")
+    if "\n" not in text:
+        return []
+    try:
+        return next(csv.reader(io.StringIO(text), delimiter=sep), [])
+    except csv.Error:
+        return []  # pandas' own parser reports what is wrong with the line
+
+
+def _check_distinct_names(names: list[str], shown: str) -> None:
+    """Refuse a table whose columns are not told apart by name (scoring matches columns by name)."""
+    seen: dict[str, int] = {}
+    for position, name in enumerate(names, start=1):
+        if not name.strip():
+            continue  # unnamed columns (trailing separators) get distinct names, "Unnamed: 3"
+        if name in seen:
+            raise DataError(
+                f"{shown}: expected distinct column names, but columns {seen[name]} and {position} are both named {name!r}"
+            )
+        seen[name] = position
 
 
 def _clean_column_names(frame: pd.DataFrame) -> pd.DataFrame:
