@@ -88,6 +88,31 @@ def test_the_auth_settings_file_is_private_and_holds_no_password(tmp_path: Path,
         server.write_auth_config(tmp_path, server.ServerConfig("sqlite:///x", str(tmp_path), default_permission="ALL"))
 
 
+@pytest.mark.parametrize(
+    "store, found",
+    [
+        ("file://{tmp}/mlruns", "got a file store, which MLflow 3 refuses"),
+        ("{tmp}/mlruns", "got a file store, which MLflow 3 refuses"),
+        ("bogus://x", "got the scheme bogus://, which no MLflow store takes"),
+        ("postgresql://u:secret@127.0.0.1:{port}/x", "got no database answering on 127.0.0.1:{port}"),
+    ],
+)
+def test_a_store_that_cannot_be_used_gets_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, store: str, found: str):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: nothing listens there
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
+    uri = store.format(tmp=tmp_path, port=port)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    line = one_error_line(
+        CliRunner().invoke(cli, ["runs"]),
+        "(MLFLOW_TRACKING_URI): expected a database (sqlite:///PATH",
+        found.format(port=port),
+    )
+    assert "secret" not in line
+
+
 def test_a_client_of_a_server_that_is_not_there_gets_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

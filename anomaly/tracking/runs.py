@@ -91,8 +91,52 @@ def ensure_store() -> None:
         database.parent.mkdir(parents=True, exist_ok=True)
         with open(f"{database}.lock", "a") as lock:
             _lock_exclusively(lock)
-            MlflowClient().search_experiments(max_results=1)  # creates/migrates the tables
+            _first_use(uri)  # creates/migrates the tables
+    else:
+        _first_use(uri)
     _READY_STORES.add(uri)
+
+
+# The schemes MLflow's stores take (``mlflow.tracking.registry``'s own list, less Databricks').
+_SCHEMES = ("", "file", "sqlite", "postgresql", "mysql", "mssql", "databricks", "databricks-uc", "uc")
+
+
+def _first_use(uri: str) -> None:
+    """Open the store at ``uri``; a :class:`TrackingServerError` in one line where it cannot be used."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(uri)
+    scheme = parts.scheme.split("+")[0]  # postgresql+psycopg2
+    try:
+        if len(scheme) > 1 and scheme not in _SCHEMES:  # one letter: a Windows drive, a path
+            raise ValueError(f"the scheme {scheme}://, which no MLflow store takes")
+        if scheme in ("postgresql", "mysql", "mssql") and parts.hostname:
+            _reachable(parts.hostname, parts.port or {"postgresql": 5432, "mysql": 3306, "mssql": 1433}[scheme])
+        MlflowClient().search_experiments(max_results=1)
+    except Exception as err:  # MLflow's, SQLAlchemy's and the drivers' errors: any of them means unusable
+        text = str(err)
+        if "maintenance mode" in text:
+            found = (
+                "a file store, which MLflow 3 refuses (migrate it with `mlflow migrate-filestore`, or set "
+                "MLFLOW_ALLOW_FILE_STORE=true)"
+            )
+        else:
+            found = " ".join(text.split("\n")[0].split())[:300] or type(err).__name__
+        shown = re.sub(r"//([^:/@]+):[^@/]*@", r"//\1:***@", uri)  # never print a password
+        raise TrackingServerError(
+            f"cannot use the tracking store {shown} (MLFLOW_TRACKING_URI): expected a database "
+            f"(sqlite:///PATH, postgresql://USER@HOST/DB) or an MLflow server (http://HOST:PORT); got {found}"
+        ) from None
+
+
+def _reachable(host: str, port: int, timeout: float = 10.0) -> None:
+    """Raise ValueError when nothing answers on ``host:port``: MLflow would retry for minutes."""
+    import socket
+
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as err:
+        raise ValueError(f"no database answering on {host}:{port} ({err.strerror or err})") from None
 
 
 def _lock_exclusively(handle: Any) -> None:
