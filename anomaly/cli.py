@@ -135,9 +135,13 @@ def _found_label_col(file: str, series_col: str | None, say: Callable[[str], Non
         sample = reader.read(4096)
     found, others = find_label_column(sample) if sample is not None else (None, [])
     if found is None:
+        from anomaly.data.columns import label_like_columns
+
+        named = label_like_columns(sample) if sample is not None else []
+        what = f"{', '.join(map(repr, named))} holding other values too" if named else "none"
         raise _UserError(
             f"{path}: evaluate needs labels: expected a 0/1 column named like labels (label, anomaly, "
-            "is_anomaly, ...), found none; give --label-col COLUMN",
+            f"is_anomaly, ...), found {what}; give --label-col COLUMN",
             2,
         )
     also = f"; also like labels: {', '.join(others)}" if others else ""
@@ -593,15 +597,19 @@ def score(
     say(
         f"Scored {result.rows} rows of {file} with {result.model_uri} (threshold {result.threshold:.3f}{raised}) in {result.seconds:.1f}s"
     )
-    say(f"  flagged {result.flagged} points ({share:.1%} of {result.scored} scored) in {len(result.events)} stretches")
+    say(f"  flagged {result.flagged} points ({share:.1%} of {result.scored} scored) in {_stretches(len(result.events))}")
     top = result.events.sort_values("peak_score", ascending=False).head(10).sort_values("start")
     for event in top.itertuples():
         # The events table already leaves out the shares that would print as 0 (results.py).
         features = ", ".join(f"{name} {share:.0%}" for name, share in parse_top_features(event.top_features))
         say(f"    {event.start} .. {event.end}  {event.steps:4d} steps  peak {event.peak_score:6.2f}  {features}")
     if len(result.events) > len(top):
-        say(f"    ... {len(result.events) - len(top)} more stretches in the run's results/events.csv")
+        say(f"    ... {_stretches(len(result.events) - len(top))} more in the run's results/events.csv")
     _say_scored(say, result, result.rows, result.flagged, as_json)
+
+
+def _stretches(count: int) -> str:
+    return f"{count} stretch" if count == 1 else f"{count} stretches"
 
 
 def _say_scored(
@@ -661,7 +669,7 @@ def _score_fleet(
         raise _UserError("a fleet is read from a file, folder or glob, not from standard input", 2)
     say = _say(as_json or output == "-")
     _reap(say)
-    on_series = _say_series(say, lambda o: f"{o.rows} rows  flagged {o.flagged} in {len(o.events)} stretches  {o.seconds:.1f}s")
+    on_series = _say_series(say, lambda o: f"{o.rows} rows  flagged {o.flagged} in {_stretches(len(o.events))}  {o.seconds:.1f}s")
     result = fleet_jobs.score_fleet(
         spec,
         file,
@@ -678,7 +686,7 @@ def _score_fleet(
     scored = [s for s in result.series if s.ok]
     rows, flagged = sum(s.rows for s in scored), sum(s.flagged for s in scored)
     say(f"Scored {len(scored)} series ({rows} rows) of {file} with {result.model_uri} in {result.seconds:.1f}s")
-    say(f"  flagged {flagged} points in {len(result.events)} stretches; the series with the most flagged stretches:")
+    say(f"  flagged {flagged} points in {_stretches(len(result.events))}; the series with the most flagged stretches:")
     top = result.table[result.table.status == "scored"].head(10)
     width = max(len(str(n)) for n in top.series)
     for row in top.itertuples():

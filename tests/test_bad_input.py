@@ -211,6 +211,23 @@ def test_json_is_refused_where_the_results_themselves_go_to_stdout(here):
     refused(result, "--json", "standard output")
 
 
+def test_a_label_column_holding_other_values_is_named_when_none_is_found(here):
+    frame = series_text()
+    frame["anomaly"] = 0
+    frame.iloc[20, -1] = 2
+    frame.to_csv("labels2.csv")
+    refused(run("evaluate", "labels2.csv"), "labels2.csv", "found 'anomaly' holding other values too", "--label-col")
+
+
+def test_a_model_feature_given_as_the_time_or_label_column_is_named_as_such(here):
+    series_text().to_csv("roles.csv")
+    for option in ("--time-col", "--label-col"):
+        refused(
+            run("score", "roles.csv", option, "f1", "-o", "roles_out.csv"),
+            f"option {option[2:].replace('-', '_')} should name a column other than the model's features, but 'f1' is one",
+        )
+
+
 def test_a_failed_score_leaves_the_previous_results_untouched(here):
     series_text().to_csv("new.csv")
     assert run("score", "new.csv", "-o", "kept.csv").exit_code == 0

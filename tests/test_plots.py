@@ -15,7 +15,7 @@ def test_a_single_flagged_step_in_a_long_series_is_still_drawn():
     fig = scoring_figure(frame, results, [(12_345, 12_345)])
     spans = [p for ax in fig.axes for p in ax.patches if isinstance(p, (Polygon, Rectangle))]
     assert len(spans) == 2  # one shaded span on the feature panel, one on the score panel
-    assert "1 flagged in 1 stretches" in fig.get_suptitle()
+    assert "1 flagged in 1 stretch (shaded)" in fig.get_suptitle()
 
 
 def test_many_features_draw_the_ones_carrying_the_flagged_error():

@@ -213,6 +213,8 @@ def _check_named_columns(
         raise DataError(f"{shown}: time_col and label_col should differ, but both are {time_col!r}")
     for option, name in (("time_col", time_col), ("label_col", label_col)):
         if name is not None and columns is not None and name in columns:
+            if columns_role != USER_COLUMNS_ROLE:  # the features are the model's, not an option
+                raise DataError(f"{shown}: option {option} should name a column other than {columns_role}s, but {name!r} is one")
             raise DataError(f"{shown}: option columns should list feature columns only, but {name!r} is the {option}")
 
 
@@ -351,6 +353,11 @@ def find_label_column(sample: pd.DataFrame) -> tuple[str | None, list[str]]:
     ]
     candidates.sort(key=lambda name: _LABEL_PRIORITY.index(name.strip().lower()))
     return (candidates[0], candidates[1:]) if candidates else (None, [])
+
+
+def label_like_columns(sample: pd.DataFrame) -> list[str]:
+    """The columns of ``sample`` named like labels, whatever they hold (for messages)."""
+    return [str(name) for name in sample.columns if str(name).strip().lower() in _LABEL_LIKE_NAMES]
 
 
 def _counts_rows(column: pd.Series) -> bool:

@@ -152,7 +152,8 @@ def scoring_figure(
     score_ax.set_xlabel(index.name or "step")
     flagged = int(results["is_anomaly"].sum()) if flagged is None else flagged
     total_rows = len(frame) if total_rows is None else total_rows
-    fig.suptitle(f"{total_rows} steps, {flagged} flagged in {len(events)} stretches (shaded)")
+    stretches = "1 stretch" if len(events) == 1 else f"{len(events)} stretches"
+    fig.suptitle(f"{total_rows} steps, {flagged} flagged in {stretches} (shaded)")
     return fig
 
 
@@ -201,7 +202,11 @@ def events_figure(
         ax.set_ylabel("standardised\nover the window")
         ax.legend(loc="upper left", fontsize=8)
     axes[-1].set_xlabel(frame.index.name or "step")
-    fig.suptitle(f"The {len(strongest)} strongest flagged stretches and their top features")
+    fig.suptitle(
+        "The flagged stretch and its top features"
+        if len(strongest) == 1
+        else f"The {len(strongest)} strongest flagged stretches and their top features"
+    )
     return fig
 
 
