@@ -834,7 +834,10 @@ def _resample(
     if offset is None or offset.n <= 0:
         raise DataError(f"{shown}: option resample should be a positive frequency like '5min' or '1h', but got {rule!r}")
     # Nanoseconds: a grid finer than the index's own unit (seconds, say) makes pandas divide by zero.
-    time_index = time_index.as_unit("ns")
+    try:
+        time_index = time_index.as_unit("ns")
+    except (ValueError, OverflowError):  # times outside 1677-2262 have no nanoseconds: kept as they are
+        pass
     _check_grid_size(time_index, offset, rule, shown)
     binned = pd.DataFrame(values, index=time_index).resample(offset)
     means = binned.mean()

@@ -203,7 +203,7 @@ def events_figure(
         ax.legend(loc="upper left", fontsize=8)
     axes[-1].set_xlabel(frame.index.name or "step")
     fig.suptitle(
-        "The flagged stretch and its top features"
+        "The strongest flagged stretch and its top features"
         if len(strongest) == 1
         else f"The {len(strongest)} strongest flagged stretches and their top features"
     )
