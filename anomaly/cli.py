@@ -604,7 +604,8 @@ def score(
         features = ", ".join(f"{name} {share:.0%}" for name, share in parse_top_features(event.top_features))
         say(f"    {event.start} .. {event.end}  {event.steps:4d} steps  peak {event.peak_score:6.2f}  {features}")
     if len(result.events) > len(top):
-        say(f"    ... {_stretches(len(result.events) - len(top))} more in the run's results/events.csv")
+        more = len(result.events) - len(top)
+        say(f"    ... {more} more {'stretch' if more == 1 else 'stretches'} in the run's results/events.csv")
     _say_scored(say, result, result.rows, result.flagged, as_json)
 
 
