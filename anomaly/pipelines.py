@@ -308,12 +308,12 @@ def log_events(events: pd.DataFrame, records: str, written: Path | None) -> None
 
 @dataclass
 class _Input:
-    """The scored input as a stream of chunks, and the notes on how it was read (``max_gap``:
-    the longest gap it filled)."""
+    """The scored input as a stream of chunks, and the notes on how it was read (``spec``: the
+    spec it was read with, the model's remembered reading options in place)."""
 
     stream: SeriesStream
     shown: str
-    max_gap: int
+    spec: Spec
     extra_notes: list[str] = field(default_factory=list)
 
     @property
@@ -333,7 +333,7 @@ class _Input:
 
     def notes(self, collector: ResultCollector) -> list[str]:
         """The notes on how the input was read and scored (``collector``: its scoring pass)."""
-        notes = self.extra_notes + data_notes(self.stream, self.shown, self.max_gap, collector.index, scoring=True)
+        notes = self.extra_notes + data_notes(self.stream, self.shown, self.spec.data.max_gap, collector.index, scoring=True)
         return notes + _error_rise_notes(self.shown, collector)
 
 
@@ -456,14 +456,12 @@ def open_input(
     read_notes = [f"{shown}: {note}" for note in read_notes]
     if not whole:
         try:
-            return _Input(iter_series(data, **options), shown, spec.data.max_gap, read_notes)
+            return _Input(iter_series(data, **options), shown, spec, read_notes)
         except UnsortedError as err:
             if from_stdin:
                 raise
             logger.info("%s; reading it whole and sorting it instead", err)
-    return _Input(
-        iter_series(data, sort=True, **options), shown, spec.data.max_gap, [*read_notes, _SORTED_NOTE.format(shown=shown)]
-    )
+    return _Input(iter_series(data, sort=True, **options), shown, spec, [*read_notes, _SORTED_NOTE.format(shown=shown)])
 
 
 def _is_stdin(source: object) -> bool:
@@ -779,7 +777,8 @@ def score_pipeline(
 
 
 def first_feature_window(spec: Spec, file: str | Path, detector: Detector, collector: ResultCollector) -> tuple[int, str]:
-    """TSB-AD's VUS window as its benchmark picks it, and how it was chosen.
+    """TSB-AD's VUS window as its benchmark picks it, and how it was chosen (``spec``: the one
+    the scoring pass read ``file`` with, :attr:`_Input.spec`).
 
     :func:`anomaly.evaluation.metrics.find_length_rank` of the detector's first feature (missing
     values dropped, as TSB-AD's benchmark drops rows with NaN); 100, ``get_metrics``' default,
@@ -792,7 +791,6 @@ def first_feature_window(spec: Spec, file: str | Path, detector: Detector, colle
         plot_frame, _ = collector.plot_data()
         channel = plot_frame.to_numpy(dtype=np.float64)[:, :1].ravel()
     else:  # read the first feature again, as the scoring pass read it
-        spec, _ = read_as_trained(spec, detector, lambda: _first_rows(file, str(file)))
         again = read_series(
             file,
             time_col=spec.data.time_col,
@@ -907,7 +905,7 @@ def evaluate_pipeline(
         _log_scored(source, collector, str(file), "evaluation")
         window_from = "given"
         if vus_window is None:
-            vus_window, window_from = first_feature_window(spec, file, detector, collector)
+            vus_window, window_from = first_feature_window(source.spec, file, detector, collector)
         tracking.log_params({"vus_window": vus_window, "vus_window_from": window_from})
         # Unscored rows (NaN) get the lowest score, so ranking metrics see them as "not anomalous".
         options = dict(gap=detector.event_gap, vus_window=vus_window)

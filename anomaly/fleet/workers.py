@@ -260,7 +260,7 @@ def score_series(
             if collector.labels is None:
                 raise pipelines.DataError(f"{series.shown}: no label column {spec.data.label_col!r}")
             outcome.labels, outcome.scores, outcome.flags = collector.labels, collector.scores, collector.flags
-            outcome.vus_window, _ = pipelines.first_feature_window(spec, series.path, detector, collector)
+            outcome.vus_window, _ = pipelines.first_feature_window(source.spec, series.path, detector, collector)
     except Exception as err:  # noqa: BLE001 - one series' failure is its own
         outcome.error, outcome.exit_code = failure(err, series.name)
         outcome.seconds = time.perf_counter() - start
