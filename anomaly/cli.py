@@ -117,6 +117,24 @@ class _DataPath(click.Path):
         return super().convert(value, param, ctx)
 
 
+class _ResultsPath(click.Path):
+    """Where ``score`` writes its results: a .csv or Parquet file, or - for stdout.
+
+    Any other name is refused before the model is loaded, rather than written as CSV under a
+    name (``.json``, ``.tsv``) that promises another format.
+    """
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from anomaly.data.formats import PARQUET_SUFFIXES
+
+        value = super().convert(value, param, ctx)
+        suffix = Path(str(value)).suffix
+        if str(value) != "-" and suffix.lower() not in {".csv", *PARQUET_SUFFIXES}:
+            found = f"{suffix!r}" if suffix else "no extension"
+            self.fail(f"{value}: expected a .csv, .parquet or .pq file, or - for stdout; found {found}", param, ctx)
+        return value
+
+
 def _found_label_col(file: str, series_col: str | None, say: Callable[[str], None]) -> str:
     """The label column of FILE's first rows (a fleet's first file), when --label-col is not given."""
     from contextlib import closing
@@ -500,7 +518,7 @@ _model_option = click.option(
 @click.option(
     "-o",
     "--output",
-    type=click.Path(dir_okay=False, allow_dash=True, path_type=str),
+    type=_ResultsPath(dir_okay=False, allow_dash=True, path_type=str),
     default=None,
     help="Results file, .csv or .parquet, or - for CSV on stdout (default: results/<FILE stem>_scores.csv; "
     "stdout when FILE is -). Events go beside it as <stem>_events.csv and .json.",

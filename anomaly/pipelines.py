@@ -583,6 +583,14 @@ class _Waiting:
         return frame.iloc[:n], None if labels is None else labels[:n]
 
 
+def _found_instead_of_times(index: pd.Index) -> str:
+    """What a calendar model's input has where its times should be, for the error saying so."""
+    if isinstance(index, pd.RangeIndex):  # the reader's step count: the file has no time column
+        return "found none (name it with --time-col)"
+    first = ", ".join(str(value) for value in index[:3])
+    return f"found {index.name!r} holding {index.dtype} values ({first}, ...), not times"
+
+
 def _discard(results: pd.DataFrame) -> None:
     """A results writer that writes nothing (scoring without an output file)."""
 
@@ -622,7 +630,7 @@ def _score_chunks(
             if times is None and detector.calendar_.cycles:
                 raise DataError(
                     f"{source.shown}: the model gives its network the time of {' and '.join(detector.calendar_.cycles)}, "
-                    "so the rows need their times: expected a time column, found none (name it with --time-col)"
+                    f"so the rows need their times: expected a time column, {_found_instead_of_times(frame.index)}"
                 )
             waiting.push(frame, labels)
             release(scorer.feed(frame.to_numpy(dtype=np.float64), times=times))

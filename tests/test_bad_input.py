@@ -182,6 +182,10 @@ def test_an_output_path_that_cannot_be_written(here):
     os.makedirs("a_directory", exist_ok=True)
     refused(run("score", "new.csv", "-o", "a_directory"), "a_directory", "directory")
     refused(run("score", "new.csv", "-o", "/proc/no/such.csv"), "--output /proc/no/such.csv", "cannot create its directory")
+    # A name that promises another format is refused, not written as CSV under it.
+    for name, found in (("scores.json", "found '.json'"), ("scores.tsv", "found '.tsv'"), ("scores", "found no extension")):
+        refused(run("score", "new.csv", "-o", name), f"{name}: expected a .csv, .parquet or .pq file", found)
+        assert not Path(name).exists()
 
 
 def test_a_parquet_file_with_two_columns_of_one_name_is_refused(here):

@@ -100,8 +100,14 @@ def test_a_daily_series_trains_with_the_time_of_day_and_the_served_model_needs_t
     refused = CliRunner().invoke(cli, ["score", "untimed.csv", "-o", "untimed_scores.csv"])
     assert refused.exit_code == 2, refused.output
     lines = refused.stderr.strip().splitlines()
-    assert len(lines) == 1 and "untimed.csv" in lines[0] and "time column" in lines[0], refused.stderr
+    assert len(lines) == 1 and "untimed.csv" in lines[0] and "time column, found none" in lines[0], refused.stderr
     assert not Path("untimed_scores.csv").exists()
+    # Its time column holding step numbers instead of times: the error says what it found.
+    numbered = pd.read_csv("daily.csv").assign(timestamp=lambda f: np.arange(len(f)))
+    numbered.to_csv("numbered.csv", index=False)
+    refused = CliRunner().invoke(cli, ["score", "numbered.csv", "-o", "numbered_scores.csv"])
+    assert refused.exit_code == 2, refused.output
+    assert "found 'timestamp' holding int64 values (0, 1, 2, ...), not times" in refused.stderr, refused.stderr
 
 
 @pytest.mark.slow

@@ -139,6 +139,18 @@ def test_evaluate_reports_point_metrics_first_and_the_baselines(store):
     assert "flag_everything.point_f1" in run.data.metrics
 
 
+def test_evaluate_on_a_file_with_nothing_labelled_reports_recall_and_f1_undefined(store):
+    directory, _ = store
+    pd.read_csv(directory / "new.csv").assign(anomaly=0).to_csv(directory / "quiet.csv", index=False)
+    result = invoke("evaluate", str(directory / "quiet.csv"), "--label-col", "anomaly", "--json")
+    assert result.exit_code == 0, result.output
+    assert "no row is labelled anomalous in 'anomaly': recall and F1 are undefined" in result.stderr
+    for method, metrics in last_json(result)["metrics"].items():
+        # Undefined is null, not 0.000: nothing labelled is not a detector that missed everything.
+        assert metrics["point_recall"] is None and metrics["point_f1"] is None, method
+        assert metrics["point_adjusted_f1_inflated"] is None and metrics["point_precision"] == 0.0, method
+
+
 def test_evaluate_measures_tsb_ad_metrics_on_the_models_scores(store, monkeypatch):
     from anomaly import results
     from anomaly.evaluation.metrics import average_precision, best_f1, find_length_rank, trivial_baselines, vus

@@ -78,6 +78,9 @@ def test_degenerate_cases():
     assert point_metrics(LABELS, ~none).recall == 1.0  # flag everything
     assert event_f1(LABELS, none) == 0.0  # events labelled, none flagged
     assert np.isnan(event_f1(none, FLAGS))  # nothing labelled
+    unlabelled = point_metrics(none, FLAGS)  # nothing to find: recall and F1 say nothing
+    assert unlabelled.precision == 0.0 and np.isnan(unlabelled.recall) and np.isnan(unlabelled.f1)
+    assert np.isnan(point_adjusted_f1(none, FLAGS))
     assert np.isnan(false_alarm_rate(~none, FLAGS)) and np.isnan(missed_alarm_rate(none, FLAGS))
     assert np.isnan(average_precision(none, np.arange(10.0)))
     assert np.isnan(best_f1(none, np.arange(10.0)))

@@ -89,14 +89,18 @@ def point_metrics(labels: np.ndarray, flags: np.ndarray) -> PointMetrics:
     Returns
     -------
     PointMetrics
-        Precision is 0 when nothing is flagged; recall is 0 when nothing is labelled.
+        Precision is 0 when nothing is flagged (TSB-AD's convention: a silent detector scores 0).
+        Recall and F1 are NaN when nothing is labelled: there is nothing to find, so neither
+        0 nor 1 would say anything about the detector.
     """
     labels, flags = _labels_flags(labels, flags)
     tp = int(np.sum(labels & flags))
     fp = int(np.sum(~labels & flags))
     fn = int(np.sum(labels & ~flags))
     precision = tp / (tp + fp) if tp + fp else 0.0
-    recall = tp / (tp + fn) if tp + fn else 0.0
+    if not tp + fn:
+        return PointMetrics(precision, float("nan"), float("nan"), tp, fp, fn)
+    recall = tp / (tp + fn)
     return PointMetrics(precision, recall, _f1(precision, recall), tp, fp, fn)
 
 
@@ -217,6 +221,7 @@ def point_adjusted_f1(labels: np.ndarray, flags: np.ndarray) -> float:
     """F1 after point adjustment — INFLATED, report only beside point-wise F1.
 
     Every point of a labelled event counts as detected once any point in it is flagged.
+    NaN when nothing is labelled, as :func:`point_metrics`' F1.
     """
     labels, adjusted = _labels_flags(labels, flags)
     adjusted = adjusted.copy()
