@@ -98,7 +98,12 @@ def data_notes(series: Series | SeriesStream, path: Path | str, max_gap: int, in
 
     Gaps left missing, irregular sampling of ``index`` (shape (L,)), and columns that were not used.
     """
-    notes = []
+    notes = [f"{path}: {note}" for note in series.notes]
+    if not scoring and series.reordered:  # scoring says so itself (_SORTED_NOTE)
+        notes.append(
+            f"{path}: the rows are not in time order, so they were sorted by {series.time_col!r} before "
+            f"training ({series.reordered} of {len(index)} moved)"
+        )
     if series.gap_count:
         first, last = series.gap_labels[0]
         fate = "not scored" if scoring else "left out of training"
@@ -461,7 +466,9 @@ def open_input(
             if from_stdin:
                 raise
             logger.info("%s; reading it whole and sorting it instead", err)
-    return _Input(iter_series(data, sort=True, **options), shown, spec, [*read_notes, _SORTED_NOTE.format(shown=shown)])
+    stream = iter_series(data, sort=True, **options)  # read whole on opening: its reordering is known
+    sorted_note = [_SORTED_NOTE.format(shown=shown)] if stream.reordered else []
+    return _Input(stream, shown, spec, [*read_notes, *sorted_note])
 
 
 def _is_stdin(source: object) -> bool:

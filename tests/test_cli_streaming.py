@@ -114,6 +114,28 @@ def test_stdin_is_answered_line_by_line_before_the_input_ends(store):
     assert len(_read((received + rest).decode())) == 300
 
 
+def test_day_first_dates_score_as_their_iso_twin_even_when_the_first_rows_fit_both_orders(store, monkeypatch):
+    from anomaly.data import reading
+
+    directory, _ = store
+    iso = make_series(300, 50)
+    iso.index = pd.date_range("2026-01-12", periods=300, freq="5min", name="timestamp")  # the 13th from row 289
+    iso.to_csv(directory / "iso.csv")
+    iso.set_axis(iso.index.strftime("%d/%m/%Y %H:%M")).rename_axis("timestamp").to_csv(directory / "dmy.csv")
+    # The first 100 rows, all on the 12th, fit both orders alike and are read month-first;
+    # the 13th settles it, so the file is read again whole.
+    monkeypatch.setattr(reading, "ROLE_SAMPLE_ROWS", 100)
+    outputs = {}
+    for name in ("iso", "dmy"):
+        out = directory / f"{name}_scores.csv"
+        result = invoke("score", str(directory / f"{name}.csv"), "--chunk-rows", "50", "-o", str(out))
+        assert result.exit_code == 0, result.output
+        outputs[name] = _read(out)
+    assert "time column 'timestamp' read as day/month/year (%d/%m/%Y %H:%M)" in result.output, result.output
+    assert "not in time order" not in result.output
+    pd.testing.assert_frame_equal(outputs["dmy"], outputs["iso"])
+
+
 def test_evaluate_reports_point_metrics_first_and_the_baselines(store):
     directory, trained = store
     result = invoke("evaluate", str(directory / "new.csv"), "--label-col", "anomaly", "--json")

@@ -390,6 +390,42 @@ def test_dst_change_gives_the_same_utc_times_streamed_and_whole(tmp_path, chunk_
     pd.testing.assert_frame_equal(streamed, read_series(same).frame, check_exact=True, check_freq=False)
 
 
+@pytest.mark.parametrize("chunk_rows", [2, 5, 1000])
+def test_day_first_dates_are_read_with_one_format_for_the_whole_file(tmp_path, chunk_rows):
+    # 02/01 .. 12/01 could be month-first; 13/01 on cannot. Read cell by cell, the first twelve
+    # days became February to December and the rows were sorted into a scrambled series.
+    times = pd.date_range("2024-01-02", periods=60, freq="6h")
+    for fmt, order in (("%d/%m/%Y %H:%M", "day/month/year"), ("%m/%d/%Y %H:%M", "month/day/year")):
+        path = _write(tmp_path, "dates.csv", "time,a\n" + "".join(f"{t:{fmt}},{i}\n" for i, t in enumerate(times)))
+        whole = read_series(path)
+        pd.testing.assert_index_equal(whole.frame.index, pd.DatetimeIndex(times, name="time"), exact=False, check_freq=False)
+        assert whole.reordered == 0 and whole.notes == (f"time column 'time' read as {order} ({fmt})",)
+        # Streamed, the first chunk's format holds for every later one, even a chunk whose
+        # dates all fit the other order.
+        stream = iter_series(path, chunk_rows=chunk_rows)
+        frame, _, _ = _collect(stream)
+        pd.testing.assert_frame_equal(frame, whole.frame, check_exact=True, check_freq=False)
+        assert stream.notes == list(whole.notes)
+    # A first chunk that fits both orders the same (one day's rows) is read month-first; a later
+    # day-first date stops the stream with an error callers can catch, to read the file whole.
+    path = _write(tmp_path, "dates.csv", "time,a\n" + "".join(f"{t:%d/%m/%Y %H:%M},{i}\n" for i, t in enumerate(times)))
+    with mock.patch.object(reading_module, "ROLE_SAMPLE_ROWS", 2):
+        with pytest.raises(reading_module.DateOrderError, match="row 45 holds '13/01/2024 00:00'.*fit day/month/year too"):
+            list(iter_series(path, chunk_rows=chunk_rows))
+    # Only the first rows fit both orders: the evenly stepped reading is taken from them.
+    ambiguous = _write(tmp_path, "days.csv", "time,a\n" + "".join(f"{t:%d/%m/%Y},{i}\n" for i, t in enumerate(times[:12:4])))
+    assert read_series(ambiguous).frame.index[1] == pd.Timestamp("2024-01-03")
+    # A later cell in another format is refused, naming the format the earlier rows set.
+    mixed = _write(tmp_path, "mixed.csv", "time,a\n13/01/2024 00:00,1\n14/01/2024 00:00,2\n2024-01-15 00:00,3\n")
+    with mock.patch.object(reading_module, "ROLE_SAMPLE_ROWS", 2):
+        _stream_error(mixed, "row 3", "'2024-01-15 00:00'", "the format of the rows before (%d/%m/%Y %H:%M)", chunk_rows=2)
+
+
+def test_sorting_is_counted_for_the_training_note(tmp_path):
+    path = _write(tmp_path, "late.csv", "time,a\n2024-01-01,1\n2024-01-03,3\n2024-01-02,2\n2024-01-04,4\n")
+    assert read_series(path).reordered == 2
+
+
 def _stream_error(source, *contains: str, **options) -> str:
     """Iterating over iter_series(source) must fail with a one-line DataError naming ``contains``."""
     with pytest.raises(DataError) as info:

@@ -60,6 +60,11 @@ class UnsortedError(DataError):
     """
 
 
+class DateOrderError(UnsortedError):
+    """A stream's first dates fit day-first and month-first, and a later one settles it the other
+    way than the first rows were read: a file can be read whole instead, with every date seen."""
+
+
 # --------------------------------------------------------------------------------------------
 # Options
 # --------------------------------------------------------------------------------------------
@@ -264,7 +269,7 @@ def detect_time_column(raw: pd.DataFrame, exclude: set[str | None]) -> str | Non
     if present.empty or not present.str.contains(r"\d", regex=True).all():
         return None
     try:
-        parsed = _to_datetimes(present)
+        parsed, _ = _to_datetimes(present)
     except DataError:
         return None
     return first if parsed.notna().all() else None
@@ -439,6 +444,8 @@ class TimeColumn:
         self._ordered = ordered
         self._detected = detected
         self._first: pd.Index | None = None  # an empty index of the first chunk's kind
+        self._format: str | None = None  # the first chunk's strftime format, for every later one
+        self.notes: list[str] = []  # what the user should know about how the times were read
         self._last: Any = None
         self._last_row = -1
 
@@ -465,9 +472,17 @@ class TimeColumn:
             # A chunk in which pandas sees only numbers or only empty cells (e.g. one row with an
             # empty time) is parsed, and reported on, as the whole column would be: as text.
             column = column.astype(object)
-        index = arrow_times(column, self._name)
+        index = arrow_times(column, self._name) if self._format is None else None
         if index is None:
-            index = parse_time(column, self._shown, self._name, start=start)
+            try:
+                index, used = parse_time_as(column, self._shown, self._name, start=start, time_format=self._format)
+            except DataError as err:
+                self._check_date_order(column, err)
+                raise
+            if first is None and used is not None:
+                self._format = used
+                if "%d" in used and "%m" in used:  # numeric days and months: say which is which
+                    self.notes.append(f"time column {self._name!r} read as {_date_order(used)} ({used})")
         index = self._harmonise(index, column, start)
         if self._ordered:
             self._check_increasing(index, start)
@@ -478,6 +493,17 @@ class TimeColumn:
                 first_row = int(np.flatnonzero(index == index[row])[0])
                 raise _repeated_time_error(self._shown, self._name, start + row, index[row], start + first_row)
         return index
+
+    def _check_date_order(self, column: pd.Series, err: DataError) -> None:
+        """Raise :class:`DateOrderError` if the chunk that failed the first chunk's format fits
+        that format with day and month swapped."""
+        fmt = self._format
+        if fmt is None or "%d" not in fmt or "%m" not in fmt:
+            return
+        swapped = fmt.replace("%d", "\0").replace("%m", "%d").replace("\0", "%m")
+        text = _cells_as_text(column)
+        if (text != "").all() and _parse_as(text, swapped, self._shown, self._name, 0).notna().all():
+            raise DateOrderError(f"{err}; its earlier rows fit {_date_order(swapped)} too") from None
 
     def _check_increasing(self, index: pd.Index, start: int) -> None:
         values = index.asi8 if isinstance(index, pd.DatetimeIndex) else index.to_numpy()
@@ -533,6 +559,16 @@ class TimeColumn:
 def parse_time(column: pd.Series, shown: str, name: str, *, start: int = 0) -> pd.Index:
     """The time column as a DatetimeIndex (UTC when the times have a zone) or a numeric Index.
 
+    As :func:`parse_time_as`, with the text's format found from this column alone.
+    """
+    return parse_time_as(column, shown, name, start=start)[0]
+
+
+def parse_time_as(
+    column: pd.Series, shown: str, name: str, *, start: int = 0, time_format: str | None = None
+) -> tuple[pd.Index, str | None]:
+    """The time column as a DatetimeIndex (UTC when the times have a zone) or a numeric Index.
+
     Parameters
     ----------
     column : Series of shape (L,)
@@ -542,12 +578,19 @@ def parse_time(column: pd.Series, shown: str, name: str, *, start: int = 0) -> p
     start : int, default 0
         The 0-based file position of the column's first cell, for row numbers in messages
         (nonzero when the column is a chunk of a longer file).
+    time_format : str, optional
+        The strftime format the file's earlier chunks were read with: text cells must follow
+        it, so that a chunk of dates whose day is at most 12 is not read month-first after
+        earlier ones were read day-first.
 
     Returns
     -------
-    Index of shape (L,), named ``name``
+    index : Index of shape (L,), named ``name``
         Timezone-aware times are converted to UTC: one zone for the whole file, however its
         offsets change from row to row or from chunk to chunk.
+    time_format : str or None
+        The strftime format the text was read with (:func:`_to_datetimes`); None for numbers,
+        datetimes, ISO 8601 and text of mixed formats.
     """
     if pd.api.types.is_bool_dtype(column.dtype):
         raise DataError(f"{shown}: time column {name!r} should hold timestamps or numbers, but holds true/false values")
@@ -561,10 +604,11 @@ def parse_time(column: pd.Series, shown: str, name: str, *, start: int = 0) -> p
                 f"{shown}: time column {name!r} should hold a finite number in every row, but row {start + row + 1} {what}"
             )
         # Plain int64 stays int64; nullable (extension) ints from Parquet become float64.
-        return pd.Index(column.to_numpy() if isinstance(column.dtype, np.dtype) else as_float, name=name)
+        return pd.Index(column.to_numpy() if isinstance(column.dtype, np.dtype) else as_float, name=name), None
+    used = None
     if pd.api.types.is_datetime64_any_dtype(column.dtype):
         parsed = column
-    elif (parsed := _iso_times(column)) is not None:
+    elif time_format is None and (parsed := _iso_times(column)) is not None:
         pass
     else:
         text = _cells_as_text(column)
@@ -572,20 +616,21 @@ def parse_time(column: pd.Series, shown: str, name: str, *, start: int = 0) -> p
         if empty.any():
             row = int(np.flatnonzero(empty.to_numpy())[0])
             raise DataError(f"{shown}: {_missing_time(name, start + row)}")
-        parsed = _to_datetimes(text, shown=shown, name=name, start=start)
+        parsed, used = _to_datetimes(text, shown=shown, name=name, start=start, time_format=time_format)
         bad = parsed.isna().to_numpy()
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
+            expected = f"a date/time in the format of the rows before ({time_format})" if time_format else "a date/time"
             raise DataError(
                 f"{shown}: time column {name!r} should hold timestamps, but row {start + row + 1} holds "
-                f"{show_value(text.iloc[row])}, which is not a date/time"
+                f"{show_value(text.iloc[row])}, which is not {expected}"
             )
     missing = parsed.isna().to_numpy()
     if missing.any():
         row = int(np.flatnonzero(missing)[0])
         raise DataError(f"{shown}: {_missing_time(name, start + row)}")
     index = pd.DatetimeIndex(parsed, name=name)
-    return index.tz_convert("UTC") if index.tz is not None else index
+    return (index.tz_convert("UTC") if index.tz is not None else index), used
 
 
 def arrow_times(column: pd.Series, name: str) -> pd.DatetimeIndex | None:
@@ -652,26 +697,85 @@ def _missing_time(name: str, row: int) -> str:
     return f"time column {name!r} should hold a timestamp in every row, but row {row + 1} is empty"
 
 
-def _to_datetimes(text: pd.Series, *, shown: str = "", name: str = "", start: int = 0) -> pd.Series:
+def _to_datetimes(
+    text: pd.Series, *, shown: str = "", name: str = "", start: int = 0, time_format: str | None = None
+) -> tuple[pd.Series, str | None]:
     """Parse text cells to datetimes; NaT where a cell is not a date/time.
 
-    ISO 8601 first (fast, unambiguous); ``format="mixed"`` (per element) only if that leaves
-    cells unparsed. Mixed UTC offsets (typically a DST change) are converted to UTC.
+    ISO 8601 first (fast, unambiguous); then one strftime format for every cell
+    (:func:`_one_format`, or ``time_format`` when given); ``format="mixed"`` (per element)
+    only if no single format reads every cell. Mixed UTC offsets (typically a DST change) are
+    converted to UTC.
+
+    Returns
+    -------
+    parsed : Series of shape (L,), datetimes
+    time_format : str or None
+        The strftime format used, or None (ISO 8601, or per element).
     """
-    result: pd.Series | None = None
-    for fmt in ("ISO8601", "mixed"):
-        with warnings.catch_warnings():
-            # Both formats are explicit, but dateutil fallbacks can still warn (e.g. dayfirst).
-            warnings.simplefilter("ignore", UserWarning)
-            try:
-                result = pd.to_datetime(text, format=fmt, errors="coerce")
-            except (ValueError, TypeError):
-                # Raised for mixed time zones, even with errors="coerce".
-                result = _to_utc(text, fmt, shown, name, start=start)
-        if not result.isna().any():
-            break
-    assert result is not None
-    return result
+    if time_format is not None:
+        return _parse_as(text, time_format, shown, name, start), time_format
+    parsed = _parse_as(text, "ISO8601", shown, name, start)
+    if not parsed.isna().any():
+        return parsed, None
+    found = _one_format(text, shown, name, start)
+    if found is not None:
+        return found
+    return _parse_as(text, "mixed", shown, name, start), None
+
+
+def _parse_as(text: pd.Series, fmt: str, shown: str, name: str, start: int) -> pd.Series:
+    """``text`` parsed with ``fmt``, NaT where a cell does not fit it."""
+    with warnings.catch_warnings():
+        # The formats are explicit, but dateutil fallbacks can still warn (e.g. dayfirst).
+        warnings.simplefilter("ignore", UserWarning)
+        try:
+            return pd.to_datetime(text, format=fmt, errors="coerce")
+        except (ValueError, TypeError):
+            # Raised for mixed time zones, even with errors="coerce".
+            return _to_utc(text, fmt, shown, name, start=start)
+
+
+def _one_format(text: pd.Series, shown: str, name: str, start: int) -> tuple[pd.Series, str] | None:
+    """The cells read with one strftime format that fits all of them, and that format; or None.
+
+    The format is guessed from the first cell month-first and day-first (they differ for
+    ``02/01/2026``). Reading each cell on its own would take ``02/01`` as February and
+    ``13/01`` as January 13 within one file, scrambling the series. Where both formats fit
+    every cell, the one under which the times step most evenly is taken (``01/02``,
+    ``02/02``, ... hourly rows read month-first jump a month at midnight); month-first, as
+    pandas reads such dates, on a tie.
+    """
+    from pandas.tseries.api import guess_datetime_format
+
+    first = str(text.iloc[0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        guesses = (guess_datetime_format(first), guess_datetime_format(first, dayfirst=True))
+    fits = {}
+    for fmt in dict.fromkeys(guess for guess in guesses if guess):
+        parsed = _parse_as(text, fmt, shown, name, start)
+        if not parsed.isna().any():
+            fits[fmt] = parsed
+    if not fits:
+        return None
+    fmt = min(fits, key=lambda candidate: _unevenness(fits[candidate]))  # the first on a tie
+    if len(fits) > 1:
+        logger.info("%s: time column %r reads as dates in either order; took %s, whose times step more evenly", shown, name, fmt)
+    return fits[fmt], fmt
+
+
+def _date_order(fmt: str) -> str:
+    """The order of a strftime format's date fields, as ``day/month/year``."""
+    fields = {"%d": "day", "%m": "month", "%Y": "year", "%y": "year"}
+    order = sorted((fmt.find(code), field) for code, field in fields.items() if code in fmt)
+    return "/".join(field for _, field in order)
+
+
+def _unevenness(times: pd.Series) -> tuple[int, int]:
+    """How unevenly ``times`` (L,) step: (steps that do not go forward, distinct step lengths)."""
+    steps = np.diff(pd.DatetimeIndex(times).asi8)
+    return int(np.sum(steps <= 0)), len(np.unique(steps))
 
 
 def _to_utc(text: pd.Series, fmt: str, shown: str, name: str, *, start: int = 0) -> pd.Series:

@@ -51,6 +51,7 @@ import pandas as pd
 
 from anomaly.data.columns import (
     USER_COLUMNS_ROLE,
+    DateOrderError,
     TimeColumn,
     UnsortedError,
     all_empty_error,
@@ -72,6 +73,7 @@ __all__ = [
     "Series",
     "SeriesChunk",
     "SeriesStream",
+    "DateOrderError",
     "UnsortedError",
     "iter_series",
     "read_series",
@@ -109,6 +111,11 @@ class Series:
         than ``max_gap`` steps. They stay NaN: not filled, not scored, reported.
     unused_columns : tuple of str
         Columns of the file that are neither features nor the time or label column.
+    reordered : int
+        Rows that were out of time order and moved by sorting.
+    notes : tuple of str
+        What the reader chose that the user should know (how it read dates such as
+        ``02/01/2026``), without the input's name.
     """
 
     frame: pd.DataFrame
@@ -118,6 +125,8 @@ class Series:
     filled: int
     gaps: tuple[tuple[int, int], ...] = ()
     unused_columns: tuple[str, ...] = ()
+    reordered: int = 0
+    notes: tuple[str, ...] = ()
 
     @property
     def feature_names(self) -> list[str]:
@@ -256,6 +265,8 @@ def read_series(
         filled=chunk.filled,
         gaps=chunk.gaps,
         unused_columns=chunk.unused_columns,
+        reordered=stream.reordered,
+        notes=tuple(stream.notes),
     )
 
 
@@ -355,6 +366,10 @@ class SeriesStream(Iterator[SeriesChunk]):
         The index labels (times, or steps) of the listed gaps' first and last rows.
     exhausted : bool
         Whether every chunk has been handed out.
+    reordered : int
+        Rows moved by sorting (read whole, ``sort``).
+    notes : list of str
+        What the reader chose that the user should know (as ``Series.notes``).
     """
 
     def __init__(
@@ -385,6 +400,7 @@ class SeriesStream(Iterator[SeriesChunk]):
         self.gap_count = 0
         self.gap_rows = 0
         self.exhausted = False
+        self.reordered = 0
         self._gaps: list[list[int]] = []
         self._gap_labels: list[list[Any]] = []
         self._gap_open = False
@@ -421,6 +437,11 @@ class SeriesStream(Iterator[SeriesChunk]):
             raise
 
     # ------------------------------------------------------------------ public
+
+    @property
+    def notes(self) -> list[str]:
+        """What the reader chose that the user should know, so far (see ``Series.notes``)."""
+        return list(self._time.notes) if self._time is not None else []
 
     @property
     def gaps(self) -> tuple[tuple[int, int], ...]:
@@ -501,6 +522,7 @@ class SeriesStream(Iterator[SeriesChunk]):
         if index is not None and not index.is_monotonic_increasing:
             order = np.asarray(index.argsort(kind="stable"))  # on the int64 values, also for times
             moved = int((order != np.arange(len(order))).sum())
+            self.reordered += moved
             logger.info("%s: %d row(s) of time column %r were out of order; sorted ascending", self.source, moved, self.time_col)
             index, values = index.take(order), values[order]
             labels = labels[order] if labels is not None else None
