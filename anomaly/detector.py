@@ -170,7 +170,7 @@ class Detector:
         from anomaly.nn import model as network  # TensorFlow: only when fitting or scoring
 
         params.check_detector(self.get_params())
-        values = np.asarray(X, dtype=np.float64)
+        values = _feature_rows(X)
         times = row_times(X)
         length = len(values)
         # The held-back tail must hold at least one window for early stopping, and the
@@ -322,7 +322,7 @@ class Detector:
         from anomaly.detection.scorer import ScoredChunk
 
         if not isinstance(X, pd.DataFrame):  # an array: the training columns, in order
-            X = pd.DataFrame(np.asarray(X), columns=self.feature_names_in_)
+            X = pd.DataFrame(_feature_rows(X, self.feature_names_in_), columns=self.feature_names_in_)
         scorer = self.stream()
         chunk = scorer.feed(self._select_features(X), times=self._scoring_times(X))
         return self.result_frame(ScoredChunk.concat([chunk, scorer.finish()]), X.index)
@@ -381,7 +381,7 @@ class Detector:
         if extra:
             logger.info("ignoring column(s) the model was not trained on: %s", list_names(extra, quoted=False))
         X = X.set_axis(columns, axis=1)
-        return X[self.feature_names_in_].to_numpy(dtype=np.float64)
+        return _feature_rows(X[self.feature_names_in_], self.feature_names_in_)
 
     def _scoring_times(self, X: pd.DataFrame) -> np.ndarray | None:
         """The rows' times where the network needs them (:attr:`calendar_`): from a time index,
@@ -441,6 +441,7 @@ class Detector:
             event_gap=self.event_gap,
             event_min_length=self.event_min_length,
             error_levels=getattr(self, "error_levels_", None) if getattr(self, "scale_follow", False) else None,
+            feature_names=tuple(self.feature_names_in_),
         )
 
     def _threshold_config(self) -> ThresholdConfig:
@@ -563,6 +564,44 @@ class Detector:
         except Exception as err:  # noqa: BLE001 - any failure here means "not a usable detector"
             raise DataError(f"{directory}: not a readable anomaly detector ({type(err).__name__}: {err})") from err
         return detector
+
+
+def _feature_rows(X: Any, features: list[str] | None = None) -> np.ndarray:
+    """``X``'s values as float64, (L, D), checked as :func:`anomaly.detection.scorer.checked_rows`
+    checks them (``features``: the D names expected; default: ``X``'s own columns, any number);
+    a frame's columns must hold numbers and its time index must increase."""
+    from anomaly.detection.scorer import checked_rows
+
+    if isinstance(X, pd.DataFrame):
+        for name, column in X.items():
+            numbers = pd.to_numeric(column, errors="coerce") if column.dtype == object else column
+            if not pd.api.types.is_numeric_dtype(numbers.dtype) or pd.api.types.is_complex_dtype(numbers.dtype):
+                numbers = pd.to_numeric(column, errors="coerce")
+            text = np.flatnonzero((numbers.isna() & column.notna()).to_numpy())
+            if len(text):
+                raise DataError(f"column {str(name)!r} should hold numbers, but row {text[0] + 1} holds {column.iloc[text[0]]!r}")
+            X = X.assign(**{name: numbers}) if numbers is not column else X
+        _check_time_order(X.index)
+        features = features or [str(c) for c in X.columns]
+        X = X.to_numpy(dtype=np.float64, na_value=np.nan)
+    return checked_rows(X, features)
+
+
+def _check_time_order(index: pd.Index) -> None:
+    """A time (or numeric) index must increase strictly from row to row: the rows are a series."""
+    if isinstance(index, pd.RangeIndex) or not (
+        isinstance(index, pd.DatetimeIndex) or pd.api.types.is_numeric_dtype(index.dtype)
+    ):
+        return
+    values = index.asi8 if isinstance(index, pd.DatetimeIndex) else index.to_numpy()
+    later = values[1:] > values[:-1]
+    if not later.all():
+        row = int(np.flatnonzero(~later)[0])
+        what = "repeats" if values[row + 1] == values[row] else "is earlier than"
+        raise DataError(
+            f"the rows should be in time order, each after the one before, but row {row + 2} ({index[row + 1]}) "
+            f"{what} row {row + 1} ({index[row]}): sort them first (X.sort_index()), and drop repeated times"
+        )
 
 
 def row_times(X: Any) -> np.ndarray | None:

@@ -182,6 +182,7 @@ def test_an_output_path_that_cannot_be_written(here):
     os.makedirs("a_directory", exist_ok=True)
     refused(run("score", "new.csv", "-o", "a_directory"), "a_directory", "directory")
     refused(run("score", "new.csv", "-o", "/proc/no/such.csv"), "--output /proc/no/such.csv", "cannot create its directory")
+    refused(run("score", "new.csv", "-o", "new.csv/out.csv"), "--output new.csv/out.csv", "new.csv is a file")
     # A name that promises another format is refused, not written as CSV under it.
     for name, found in (("scores.json", "found '.json'"), ("scores.tsv", "found '.tsv'"), ("scores", "found no extension")):
         refused(run("score", "new.csv", "-o", name), f"{name}: expected a .csv, .parquet or .pq file", found)
@@ -267,7 +268,7 @@ def test_a_time_column_of_repeating_seconds_is_read_as_a_feature_with_time_col_n
     frame = series_text(80).reset_index(drop=True)
     frame.insert(0, "Time", np.arange(80) // 3)
     frame.to_csv("cards.csv", index=False)
-    refused(run("score", "cards.csv", "-o", "cards.out.csv"), "cards.csv", "'Time'", "unique", "time_col 'none'")
+    refused(run("score", "cards.csv", "-o", "cards.out.csv"), "cards.csv", "'Time'", "unique", "--time-col none")
     assert not Path("cards.out.csv").exists()
     scored, output = score_frame("cards.csv", "--time-col", "none")
     assert scored.index.name == "step" and len(scored) == 80

@@ -100,7 +100,7 @@ def test_a_column_taken_as_the_time_column_says_how_to_read_without_one(tmp_path
     message = _error(path, "'Time'", "unique", "row 2")
     assert message.endswith(
         "('Time' was taken as the time column; to read the rows in file order, without times: "
-        "exclude_columns 'Time' leaves it out, time_col 'none' keeps it as a feature)"
+        "--exclude-columns Time (exclude_columns) leaves it out, --time-col none (time_col='none') keeps it as a feature)"
     )
     series = read_series(path, time_col="None")
     assert series.time_col is None and series.feature_names == ["Time", "V1", "Amount"]
@@ -110,7 +110,7 @@ def test_a_column_taken_as_the_time_column_says_how_to_read_without_one(tmp_path
     assert left_out.time_col is None and left_out.feature_names == ["V1", "Amount"] and left_out.unused_columns == ("Time",)
     pd.testing.assert_index_equal(left_out.frame.index, pd.RangeIndex(3, name="step"))
     # Named explicitly, the column's own error stands alone; a column named "none" is a column.
-    assert "time_col 'none'" not in _error(path, "unique", time_col="Time")
+    assert "--time-col none" not in _error(path, "unique", time_col="Time")
     named = _write(tmp_path, "named.csv", "none,a\n1,2\n2,3\n")
     assert read_series(named, time_col="none").time_col == "none"
 
@@ -207,6 +207,16 @@ def test_a_nameless_column_that_counts_the_rows_is_a_saved_index_not_a_feature(t
     # A nameless column of other values, and a named counter, are features as before.
     assert read_series(_write(tmp_path, "v.csv", ",a\n0,1\n2,3\n3,5\n")).feature_names == ["Unnamed: 0", "a"]
     assert read_series(_write(tmp_path, "n.csv", "id,a\n0,1\n1,3\n2,5\n")).feature_names == ["id", "a"]
+
+
+def test_a_delimiter_ending_every_line_makes_no_column(tmp_path):
+    # A spreadsheet's export: "a,b," on every line gives pandas an empty column "Unnamed: 2".
+    path = _write(tmp_path, "d.csv", "time,a,b,\n2024-01-01,1,2,\n2024-01-02,3,4,\n2024-01-03,5,6,\n")
+    series = read_series(path)
+    assert series.feature_names == ["a", "b"] and series.unused_columns == ("Unnamed: 3",)
+    # A named column that is empty is still an error: the user may have meant it as a feature.
+    message = _error(_write(tmp_path, "e.csv", "time,a,c\n2024-01-01,1,\n2024-01-02,3,\n"))
+    assert "'c' should hold numbers, but every cell is empty" in message, message
 
 
 def test_mostly_text_column_with_some_numbers_is_ignored(tmp_path):

@@ -113,6 +113,36 @@ def test_missing_column_is_named(fitted):
         detector.score(make_series(60, 1).drop(columns="f1"))
 
 
+def test_rows_that_cannot_be_scored_are_refused_naming_the_column_and_row(fitted):
+    _, detector = fitted
+    test = make_series(120, 9)
+    infinite = test.copy()
+    infinite.iloc[40, 1] = np.inf  # left in, it would leave every later row of the stream unscored
+    refused = {
+        r"feature 'f1' should hold finite numbers \(NaN for a missing value\), but row 41 holds inf": infinite,
+        "column 'f2' should hold numbers, but row 3 holds 'n/a'": test.astype({"f2": object}).assign(
+            f2=lambda f: f["f2"].where(np.arange(len(f)) != 2, "n/a")
+        ),
+        r"row 2 \(.*\) is earlier than row 1": test.iloc[::-1],
+        r"row 61 \(.*\) repeats row 60": pd.concat([test.iloc[:60], test.iloc[59:]]),
+        r"expected rows of 3 features, an array of shape \(n, 3\), but got shape \(120, 2\)": test.to_numpy()[:, :2],
+    }
+    for message, rows in refused.items():
+        with pytest.raises(DataError, match=message):
+            detector.score(rows)
+    with pytest.raises(DataError, match="feature 'f1' should hold finite numbers"):
+        Detector(**TINY).fit(pd.concat([make_series(300, 1), infinite]).reset_index(drop=True))
+    scorer = detector.stream()
+    scorer.feed(test.to_numpy()[:10])
+    with pytest.raises(DataError, match="feature 'f1' should hold finite numbers .* row 41 holds inf"):
+        scorer.feed(infinite.to_numpy()[10:])  # rows are counted from the stream's start
+    with pytest.raises(DataError, match=r"an array of shape \(n, 3\), but got shape \(3,\)"):
+        scorer.feed(np.ones(3))
+    # Numbers held as objects (as a frame built from mixed sources may) are numbers.
+    as_objects = test.astype({"f0": object})
+    np.testing.assert_array_equal(detector.score(as_objects)[SCORE_COLUMN], detector.score(test)[SCORE_COLUMN])
+
+
 def test_unfitted_detector_says_how_to_fix_it():
     with pytest.raises(NotFittedError, match="call fit"):
         Detector().score(make_series(50, 0))

@@ -283,6 +283,14 @@ def _auto_features(raw: pd.DataFrame, shown: str, exclude: set[str | None]) -> l
         if name in exclude:
             continue
         column = raw[name]
+        if _NAMELESS_HEADER.fullmatch(name) and (_cells_as_text(column) == "").all():
+            # What a delimiter at the end of every line makes (a spreadsheet's export): no column.
+            logger.info(
+                "%s: column %r has no name in the header and no values (a delimiter ends every line?), so it is left out",
+                shown,
+                name,
+            )
+            continue
         if pd.api.types.is_bool_dtype(column.dtype):
             logger.info("%s: column %r holds true/false values; a feature only when named in columns", shown, name)
             continue
@@ -458,7 +466,8 @@ class TimeColumn:
                 raise
             hint = (
                 f" ({self._name!r} was taken as the time column; to read the rows in file order, without times: "
-                f"exclude_columns {self._name!r} leaves it out, time_col {NO_TIME_COLUMN!r} keeps it as a feature)"
+                f"--exclude-columns {self._name} (exclude_columns) leaves it out, --time-col {NO_TIME_COLUMN} "
+                f"(time_col={NO_TIME_COLUMN!r}) keeps it as a feature)"
             )
             raise type(err)(f"{err}{hint}") from None
 

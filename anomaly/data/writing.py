@@ -196,6 +196,9 @@ class ResultsSink:
             path = Path(self.target)
             if path.is_dir():
                 raise DataError(f"--output {self.target}: expected a file path, but it is a directory")
+            blocking = next((parent for parent in path.parents if parent.exists() and not parent.is_dir()), None)
+            if blocking is not None:
+                raise DataError(f"--output {self.target}: cannot create its directory: {blocking} is a file")
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as err:

@@ -112,6 +112,8 @@ class ScoringStages:
     error_levels : ndarray of shape (D,), optional
         Each feature's median calibration |z|, where z follows the rise of each feature's
         error level (:mod:`anomaly.detection.error_level`); None: z as normalised.
+    feature_names : tuple of str
+        The D features' names, for messages about the rows fed (default: ``feature 1`` ...).
     """
 
     scaling: Scaling
@@ -124,6 +126,7 @@ class ScoringStages:
     event_min_length: int = 1
     calendar: Calendar = Calendar()
     error_levels: np.ndarray | None = None
+    feature_names: tuple[str, ...] = ()
 
 
 class StreamScorer:
@@ -181,7 +184,7 @@ class StreamScorer:
         """
         stages = self.stages
         start = self._predictor.position
-        scaled = stages.scaling.transform(np.asarray(values, dtype=np.float64))
+        scaled = stages.scaling.transform(checked_rows(values, stages.feature_names or len(stages.scaling.mean), start))
         inputs = scaled
         if stages.calendar.cycles:
             if times is None or len(times) != len(scaled):
@@ -209,3 +212,38 @@ class StreamScorer:
         rows = ScoredChunk.concat([self._held, chunk])
         self._held = rows.rows(len(flags))
         return replace(rows.rows(0, len(flags)), flags=flags)
+
+
+def checked_rows(values: object, features: Sequence[str] | int | None, start: int = 0) -> np.ndarray:
+    """Rows of raw feature values as float64, (n, D), or a DataError saying what is wrong.
+
+    Parameters
+    ----------
+    values : array-like of shape (n, D)
+        NaN marks a missing value (a gap); infinities, text and other widths are refused, since
+        one infinity would leave every later row of a stream unscored.
+    features : sequence of str, int or None
+        The D features' names, or D (the features are then named by position), or None for
+        rows of any width D >= 1.
+    start : int
+        The 0-based position of the first row in its series, for row numbers in messages.
+    """
+    try:
+        rows = np.asarray(values, dtype=np.float64)
+    except (ValueError, TypeError) as err:
+        raise DataError(f"expected rows of numeric features, but {err}") from None
+    if features is None:
+        features = rows.shape[1] if rows.ndim == 2 and rows.shape[1] else 1
+    names = [f"feature {j + 1}" for j in range(features)] if isinstance(features, int) else list(features)
+    if rows.ndim != 2 or rows.shape[1] != len(names):
+        raise DataError(
+            f"expected rows of {len(names)} features, an array of shape (n, {len(names)}), but got shape {rows.shape}"
+        )
+    infinite = np.isinf(rows)
+    if infinite.any():
+        row, column = (int(i[0]) for i in np.nonzero(infinite))
+        raise DataError(
+            f"feature {names[column]!r} should hold finite numbers (NaN for a missing value), but row "
+            f"{start + row + 1} holds {rows[row, column]}"
+        )
+    return rows
