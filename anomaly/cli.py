@@ -273,7 +273,10 @@ _json_option = click.option(
 
 
 def _name_from_file(file: Path) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", file.stem).strip("-.") or "default"
+    from anomaly.data.fleet import fleet_stem
+
+    stem = fleet_stem(str(file)) if _names_many(str(file)) else file.stem
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", stem).strip("-.") or "default"
 
 
 def _build_spec(pipeline: Path | None, file: Path | None, overrides: dict[str, Any]) -> Any:

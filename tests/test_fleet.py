@@ -165,6 +165,21 @@ def test_a_series_the_model_does_not_know_is_an_error_or_with_skip_unknown_a_not
 
 
 @pytest.mark.slow
+def test_a_fleet_score_in_which_no_series_scores_leaves_earlier_results_as_they_were(in_fleet: dict):
+    good = run(
+        "score", "fleet_test.csv", "--series-col", "machine", "--model", in_fleet["model"], "-o", "kept.csv", "--jobs", "1"
+    )
+    assert good.exit_code == 0, good.output
+    before = {name: Path(name).read_bytes() for name in ("kept.csv", "kept_events.csv", "kept_events.json")}
+    pd.read_csv("fleet_test.csv").groupby("machine").head(3).to_csv("too_short.csv", index=False)
+    failed = run(
+        "score", "too_short.csv", "--series-col", "machine", "--model", in_fleet["model"], "-o", "kept.csv", "--jobs", "1"
+    )
+    assert failed.exit_code == 2 and "no series scored" in failed.stderr, failed.output
+    assert {name: Path(name).read_bytes() for name in before} == before
+
+
+@pytest.mark.slow
 def test_evaluate_measures_each_series_pooled_and_on_average(in_fleet: dict):
     frames = {}
     for seed, name in enumerate(NAMES):
@@ -204,6 +219,35 @@ def test_a_table_is_split_by_its_series_column_in_order_of_first_appearance(tmp_
     assert [s.name for s in found] == ["b", "a"]
     assert found[0].shown.endswith("t.csv, series 'b'")
     assert pd.read_csv(found[0].path).to_dict("list") == {"time": [1, 2], "x": [0.1, 0.3]}
+
+
+def test_series_ids_are_text_in_every_chunk_so_zeros_in_front_stay(tmp_path: Path):
+    # Read as numbers, 007 became 7 in a chunk of digits and stayed 007 in one with letters.
+    ids = ["007"] * 3 + ["zz"] * 3
+    pd.DataFrame({"id": ids, "time": [1, 2, 3] * 2, "x": range(6)}).to_csv(tmp_path / "t.csv", index=False)
+    (tmp_path / "w").mkdir()
+    for chunk_rows in (2, 100):
+        assert [s.name for s in find_series(tmp_path / "t.csv", "id", tmp_path / "w", chunk_rows=chunk_rows)] == ["007", "zz"]
+
+
+def test_a_fleets_name_is_its_tables_or_folders_not_a_patterns():
+    from anomaly.data.fleet import fleet_stem
+
+    names = {"pumps/*.csv": "pumps", "pumps/": "pumps", "servers.parquet": "servers", "*.csv": "fleet", ".": "fleet"}
+    assert {given: fleet_stem(given) for given in names} == names
+
+
+def test_a_parquet_tables_unnamed_pandas_row_labels_are_not_a_column(tmp_path: Path):
+    from anomaly.data.reading import read_series
+
+    # pandas saves a concatenated frame's labels (0, 1, ... 0, 1, ...) beside its columns.
+    frame = pd.concat([make_series(40, 1), make_series(40, 2)]).reset_index()
+    frame.index = [*range(40), *range(40)]
+    frame.assign(timestamp=pd.date_range("2026-01-01", periods=80, freq="5min")).to_parquet(tmp_path / "t.parquet")
+    assert read_series(tmp_path / "t.parquet").feature_names == ["f0", "f1", "f2"]
+    named = make_series(40, 1)  # a time index saved by pandas is the time column
+    named.to_parquet(tmp_path / "n.parquet")
+    assert read_series(tmp_path / "n.parquet").time_col == "timestamp"
 
 
 @pytest.mark.parametrize(

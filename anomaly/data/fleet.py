@@ -28,7 +28,7 @@ from anomaly.errors import DataError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["SeriesFile", "find_series"]
+__all__ = ["SeriesFile", "find_series", "fleet_stem"]
 
 DATA_SUFFIXES = frozenset({".csv", ".tsv", ".txt"}) | PARQUET_SUFFIXES
 _MAX_LISTED = 10
@@ -120,7 +120,7 @@ def _split_table(path: Path, series_col: str, workdir: Path, chunk_rows: int) ->
     parts: dict[str, SeriesFile] = {}
     columns: list[str] | None = None
     rows = 0
-    with closing(open_reader(path, shown, chunk_rows)) as reader:
+    with closing(open_reader(path, shown, chunk_rows, text_columns=[series_col])) as reader:
         while (frame := reader.read(chunk_rows)) is not None:
             if columns is None:
                 if series_col not in frame.columns:
@@ -157,3 +157,14 @@ def _split_table(path: Path, series_col: str, workdir: Path, chunk_rows: int) ->
 def series_table(series: Sequence[SeriesFile]) -> pd.DataFrame:
     """The fleet's series as a table: ``series``, ``file`` (the user's), for the run's artifacts."""
     return pd.DataFrame({"series": [s.name for s in series], "file": [s.source for s in series]})
+
+
+def fleet_stem(shown: str) -> str:
+    """A fleet's name for its results, runs and model: the table's or folder's stem; for a glob,
+    that of the folder before its first pattern (``pumps/*.csv``: ``pumps``); else ``fleet``."""
+    plain = []
+    for part in Path(shown).parts:
+        if _GLOB_CHARS & set(part):
+            break
+        plain.append(part)
+    return (Path(*plain).stem if plain else "") or "fleet"

@@ -118,7 +118,7 @@ def read_table(path: str | os.PathLike) -> pd.DataFrame:
     return frame
 
 
-def open_reader(source: Source, shown: str, chunk_rows: int = 65536) -> Reader:
+def open_reader(source: Source, shown: str, chunk_rows: int = 65536, *, text_columns: Sequence[str] = ()) -> Reader:
     """A :class:`Reader` of the raw rows of a file, of ``"-"`` (standard input) or of a stream.
 
     Parameters
@@ -131,16 +131,19 @@ def open_reader(source: Source, shown: str, chunk_rows: int = 65536) -> Reader:
         The input's name in messages (see :func:`source_name`).
     chunk_rows : int, default 65536
         The usual ``n`` of :meth:`Reader.read`: the size of Parquet's record batches.
+    text_columns : sequence of str
+        Columns of delimited text read as text in every chunk, never as numbers: a fleet's
+        series ids (``007`` stays ``007``, in a chunk of digits as in one of letters).
     """
     if isinstance(source, str) and source == "-":
         stdin = sys.stdin
         if stdin is None:
             raise DataError(f"{shown}: expected a table on standard input, but there is none")
-        return _TextReader(getattr(stdin, "buffer", stdin), shown, owned=None)
+        return _TextReader(getattr(stdin, "buffer", stdin), shown, owned=None, text_columns=text_columns)
     if isinstance(source, pd.DataFrame):
         return _FrameReader(source)
     if hasattr(source, "read"):
-        return _TextReader(source, shown, owned=None)  # type: ignore[arg-type]
+        return _TextReader(source, shown, owned=None, text_columns=text_columns)  # type: ignore[arg-type]
     file = _existing_file(source)  # type: ignore[arg-type]
     if file.suffix.lower() in PARQUET_SUFFIXES:
         return _ParquetReader(file, shown, chunk_rows)
@@ -148,7 +151,7 @@ def open_reader(source: Source, shown: str, chunk_rows: int = 65536) -> Reader:
         handle = open(file, "rb")  # noqa: SIM115 - closed by the reader
     except OSError as err:
         raise DataError(f"{shown}: cannot read the file: {os_reason(err)}") from None
-    return _TextReader(handle, shown, owned=handle)
+    return _TextReader(handle, shown, owned=handle, text_columns=text_columns)
 
 
 def source_name(source: object) -> str:
@@ -313,7 +316,7 @@ class _ByteFeed:
 class _TextReader(Reader):
     """Delimited text through pandas' C parser, ``get_chunk`` by ``get_chunk``."""
 
-    def __init__(self, raw: BinaryIO | TextIO, shown: str, *, owned: BinaryIO | None) -> None:
+    def __init__(self, raw: BinaryIO | TextIO, shown: str, *, owned: BinaryIO | None, text_columns: Sequence[str] = ()) -> None:
         self._shown = shown
         self._owned = owned
         self._feed = _ByteFeed(raw, shown)
@@ -323,8 +326,12 @@ class _TextReader(Reader):
             head = self._feed.head()
             sep, decimal = _sniff_text_format(head, shown)
             self._sep = sep
-            _check_distinct_names(_header_names(head, sep), shown)  # pandas would rename them a, a.1
-            self._parser = pd.read_csv(self._feed, sep=sep, decimal=decimal, encoding="utf-8", iterator=True, low_memory=False)
+            names = _header_names(head, sep)
+            _check_distinct_names(names, shown)  # pandas would rename them a, a.1
+            text = {name: str for name in names if name.removeprefix("\ufeff").strip() in set(text_columns)}
+            self._parser = pd.read_csv(
+                self._feed, sep=sep, decimal=decimal, encoding="utf-8", iterator=True, low_memory=False, dtype=text or None
+            )
         except Exception as err:
             self.close()
             raise self._error(err) from None
@@ -475,7 +482,10 @@ def _to_pandas(table: Any) -> pd.DataFrame:
     except ImportError:
         frame = table.to_pandas()
     if not isinstance(frame.index, pd.RangeIndex):
-        frame = frame.reset_index()
+        # A named or time index is data (a time column saved as the index); pandas' unnamed
+        # row labels are not (those of a concatenated frame repeat 0, 1, ... per part).
+        unnamed_labels = frame.index.names == [None] and not isinstance(frame.index, pd.DatetimeIndex)
+        frame = frame.reset_index(drop=unnamed_labels)
     return _clean_column_names(frame)
 
 

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from anomaly.data.fleet import SeriesFile, find_series, series_table
+from anomaly.data.fleet import SeriesFile, find_series, fleet_stem, series_table
 from anomaly.data.formats import list_names
 from anomaly.data.writing import STDOUT, ResultsSink
 from anomaly.errors import DataError, SpecError
@@ -140,7 +140,7 @@ def train_logged(
     ``train(parent_run_id, experiment_id)``, which trains every series; then the fleet registered."""
     with tracking.run(
         experiment_name=spec.experiment_name,
-        run_name=f"train-fleet-{Path(shown).stem or 'fleet'}",
+        run_name=f"train-fleet-{fleet_stem(shown)}",
         tags={tracking.TAG_KIND: "train-fleet", **{f"versions.{k}": v for k, v in tracking.library_versions().items()}},
         description=f"Fleet training on `{shown}`: {len(names)} series, one detector each; the series are the child runs.",
     ) as active:
@@ -350,7 +350,7 @@ def score_fleet(
         raise DataError(f"--chunk-rows must be an int >= 1; got {chunk_rows!r}")
     shown = str(source)
     if output is None:
-        output = default_output(Path(shown.rstrip("/*") or "fleet"))
+        output = default_output(Path(fleet_stem(shown)))
     output = STDOUT if str(output) == STDOUT else Path(output)
     resolved, fleet = _resolve_fleet(model_uri, default_model_name)
     with tempfile.TemporaryDirectory(prefix="anomaly-fleet-") as tmp:
@@ -371,6 +371,10 @@ def score_fleet(
             ok = [o for o in outcomes if o.ok]
             for o in outcomes:
                 notes.extend(o.notes)
+            if not ok:  # before anything is written: the results of an earlier run stay as they were
+                tracking.log_table(_scoring_table(outcomes), "results/series.csv")
+                tracking.set_notes(notes, 5000)
+                raise _none_scored(shown, outcomes)
             try:
                 _merge_results(fleet, ok, sink)
                 written = sink.commit()
@@ -398,8 +402,6 @@ def score_fleet(
                     "seconds": time.perf_counter() - start,
                 }
             )
-            if not ok:
-                raise _none_scored(shown, outcomes)
             run_id, experiment_id = active.info.run_id, active.info.experiment_id
     return FleetScoreResult(
         run_id=run_id,
@@ -417,7 +419,7 @@ def score_fleet(
 def fleet_model_run(spec: Spec, resolved: Any, kind: str, shown: str) -> Any:
     """The fleet's scoring (or evaluation) run: in its training run's experiment, linked to it."""
     description = f"{VERBS[kind]} the fleet in `{shown}` with model `{resolved.uri}`."
-    return model_run(spec, resolved, f"{kind}-fleet", f"{kind}-fleet-{Path(shown).stem or 'fleet'}", description)
+    return model_run(spec, resolved, f"{kind}-fleet", f"{kind}-fleet-{fleet_stem(shown)}", description)
 
 
 def _merge_results(fleet: Fleet, outcomes: list[workers.SeriesScored], sink: ResultsSink) -> None:
