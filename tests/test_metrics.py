@@ -368,3 +368,27 @@ def test_random_baseline_flags_at_the_requested_rate_and_is_reproducible():
     assert trivial_baselines(labels)["random"]["flag_rate"] == pytest.approx(labels.mean(), abs=0.005)
     with pytest.raises(ValueError, match="flag_rate"):
         trivial_baselines(labels, flag_rate=1.5)
+
+
+def test_pooled_series_keep_their_events_apart_at_the_seam():
+    # Series 1 ends in a labelled, flagged event; series 2 starts with a labelled event that is
+    # missed. Joined end to end they would make one event, found: recall 1.0 instead of 0.5.
+    first_labels, first_flags = np.array([0, 0, 0, 1, 1], bool), np.array([0, 0, 0, 0, 1], bool)
+    second_labels, second_flags = np.array([1, 1, 0, 0, 0], bool), np.zeros(5, bool)
+    labels, flags = np.concatenate([first_labels, second_labels]), np.concatenate([first_flags, second_flags])
+    scores = flags.astype(float)
+    pooled = evaluate_scores(labels, scores, flags, segments=[5, 5])
+    assert pooled["event_recall"] == 0.5 and pooled["event_precision"] == 1.0
+    assert pooled["event_f1"] == pytest.approx(2 / 3)
+    # Point adjustment fills the first series' event only: 2 of 4 labelled steps, no false flag.
+    assert pooled["point_adjusted_f1_inflated"] == pytest.approx(2 * 1.0 * 0.5 / 1.5)
+    joined = evaluate_scores(labels, scores, flags)
+    assert joined["event_recall"] == 1.0
+    assert {k: v for k, v in pooled.items() if not k.startswith(("event", "point_adjusted"))} == {
+        k: v for k, v in joined.items() if not k.startswith(("event", "point_adjusted"))
+    }
+    # Flagging everything makes one predicted event per series, both true.
+    everything = trivial_baselines(labels, segments=[5, 5])["flag_everything"]
+    assert everything["event_precision"] == 1.0 and everything["event_recall"] == 1.0
+    with pytest.raises(ValueError, match="segments must be lengths summing to the 10 labels"):
+        evaluate_scores(labels, scores, flags, segments=[5, 4])

@@ -18,6 +18,7 @@ Labels and flags may be bool or 0/1 numbers.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -183,14 +184,20 @@ def event_precision(labels: np.ndarray, flags: np.ndarray, *, gap: int = 0) -> f
     float
         NaN when nothing is flagged.
     """
-    labels, flags = _labels_flags(labels, flags)
+    hits = _stretch_hits(*_labels_flags(labels, flags), gap)
+    return float(hits.mean()) if len(hits) else float("nan")
+
+
+def _stretch_hits(labels: np.ndarray, flags: np.ndarray, gap: int) -> np.ndarray:
+    """Per predicted event (runs of ``flags`` merged across ``gap``), whether it overlaps a
+    labelled step: bool, shape (S,)."""
     stretches = event_ranges(flags, gap=gap)
     if not stretches:
-        return float("nan")
+        return np.zeros(0, dtype=bool)
     # Cumulative label counts give each stretch's overlap in O(1).
     counts = np.concatenate([[0], np.cumsum(labels, dtype=np.int64)])
     starts, ends = np.array(stretches).T
-    return float(np.mean(counts[ends + 1] - counts[starts] > 0))
+    return counts[ends + 1] - counts[starts] > 0
 
 
 def event_f1(labels: np.ndarray, flags: np.ndarray, *, gap: int = 0) -> float:
@@ -208,13 +215,13 @@ def event_f1(labels: np.ndarray, flags: np.ndarray, *, gap: int = 0) -> float:
         NaN when there is no labelled event; 0 when events are labelled but nothing is
         flagged (recall is then 0, and the undefined precision does not matter).
     """
-    recall, _ = event_recall(labels, flags)
+    return _event_f1(event_recall(labels, flags)[0], event_precision(labels, flags, gap=gap))
+
+
+def _event_f1(recall: float, precision: float) -> float:
     if np.isnan(recall):
         return float("nan")
-    precision = event_precision(labels, flags, gap=gap)
-    if np.isnan(precision):
-        return 0.0
-    return _f1(precision, recall)
+    return 0.0 if np.isnan(precision) else _f1(precision, recall)
 
 
 def point_adjusted_f1(labels: np.ndarray, flags: np.ndarray) -> float:
@@ -223,12 +230,17 @@ def point_adjusted_f1(labels: np.ndarray, flags: np.ndarray) -> float:
     Every point of a labelled event counts as detected once any point in it is flagged.
     NaN when nothing is labelled, as :func:`point_metrics`' F1.
     """
-    labels, adjusted = _labels_flags(labels, flags)
-    adjusted = adjusted.copy()
+    labels, flags = _labels_flags(labels, flags)
+    return point_metrics(labels, _point_adjusted(labels, flags)).f1
+
+
+def _point_adjusted(labels: np.ndarray, flags: np.ndarray) -> np.ndarray:
+    """``flags`` (L,) with every labelled event that has a flag flagged whole."""
+    adjusted = flags.copy()
     for s, e in find_events(labels):
         if adjusted[s : e + 1].any():
             adjusted[s : e + 1] = True
-    return point_metrics(labels, adjusted).f1
+    return adjusted
 
 
 # --------------------------------------------------------------------------------------------
@@ -613,8 +625,9 @@ def evaluate_scores(
     *,
     gap: int = 0,
     vus_window: int = 100,
+    segments: Sequence[int] | None = None,
 ) -> dict[str, float]:
-    """Every metric for one labelled series.
+    """Every metric for one labelled series, or for several pooled (``segments``).
 
     Parameters
     ----------
@@ -629,6 +642,12 @@ def evaluate_scores(
     vus_window : int >= 0
         TSB-AD's ``slidingWindow`` for :func:`vus`. 100 is ``get_metrics``' default; TSB-AD's
         benchmark passes :func:`find_length_rank` of the series' first channel.
+    segments : sequence of int, optional
+        The lengths of the series whose rows ``labels`` holds one after another (summing to L):
+        labelled and predicted events end where their series does, so that two series'
+        events that meet at the seam count apart. Point-wise and threshold-free figures are
+        those of the rows pooled (VUS's buffers may reach across a seam, by at most
+        ``vus_window`` rows). Default: one series.
 
     Returns
     -------
@@ -643,19 +662,28 @@ def evaluate_scores(
     labels, flags = _labels_flags(labels, flags)
     point = point_metrics(labels, flags)
     volumes = vus(labels, scores, window=vus_window)
+    ends = np.cumsum(segments) if segments is not None else np.array([len(labels)])
+    if ends[-1] != len(labels) or (np.diff(ends, prepend=0) < 0).any():
+        raise ValueError(f"segments must be lengths summing to the {len(labels)} labels; got {list(segments or ())}")
+    parts = [slice(start, end) for start, end in zip([0, *ends[:-1]], ends)]
+    found = np.concatenate([event_recall(labels[part], flags[part])[1] for part in parts])
+    hits = np.concatenate([_stretch_hits(labels[part], flags[part], gap) for part in parts])
+    recall = float(found.mean()) if len(found) else float("nan")
+    precision = float(hits.mean()) if len(hits) else float("nan")
+    adjusted = np.concatenate([_point_adjusted(labels[part], flags[part]) for part in parts])
     return {
         "point_precision": point.precision,
         "point_recall": point.recall,
         "point_f1": point.f1,
         "best_f1": best_f1(labels, scores),
-        "event_recall": event_recall(labels, flags)[0],
-        "event_precision": event_precision(labels, flags, gap=gap),
-        "event_f1": event_f1(labels, flags, gap=gap),
+        "event_recall": recall,
+        "event_precision": precision,
+        "event_f1": _event_f1(recall, precision),
         "average_precision": average_precision(labels, scores),
         "auc_roc": auc_roc(labels, scores),
         "vus_pr": volumes.pr,
         "vus_roc": volumes.roc,
-        "point_adjusted_f1_inflated": point_adjusted_f1(labels, flags),
+        "point_adjusted_f1_inflated": point_metrics(labels, adjusted).f1,
         "far": false_alarm_rate(labels, flags),
         "mar": missed_alarm_rate(labels, flags),
         "flag_rate": float(flags.mean()) if len(flags) else float("nan"),
@@ -669,6 +697,7 @@ def trivial_baselines(
     *,
     gap: int = 0,
     vus_window: int = 100,
+    segments: Sequence[int] | None = None,
 ) -> dict[str, dict[str, float]]:
     """What detectors with no skill score, on the metrics of :func:`evaluate_scores`.
 
@@ -680,7 +709,7 @@ def trivial_baselines(
     flag_rate : float in [0, 1], optional
         Share of steps the random detector flags: give the real detector's flag rate so the
         comparison is like for like. Default: the share of labelled steps.
-    gap, vus_window : int
+    gap, vus_window, segments
         As for :func:`evaluate_scores`.
 
     Returns
@@ -697,7 +726,7 @@ def trivial_baselines(
     if not 0.0 <= flag_rate <= 1.0:
         raise ValueError(f"flag_rate must be in [0, 1]; got {flag_rate}")
     random_scores = np.random.default_rng(rng_seed).random(n)
-    options = dict(gap=gap, vus_window=vus_window)
+    options = dict(gap=gap, vus_window=vus_window, segments=segments)
     return {
         "flag_everything": evaluate_scores(labels, np.ones(n), np.ones(n, dtype=bool), **options),
         "random": evaluate_scores(labels, random_scores, random_scores > 1.0 - flag_rate, **options),

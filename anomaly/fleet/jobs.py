@@ -524,7 +524,7 @@ def evaluate_fleet(
             scores = np.concatenate([o.scores for o in ok])
             flags = np.concatenate([o.flags for o in ok])
             pooled_window = vus_window if vus_window is not None else int(np.median(windows))
-            options = dict(gap=ok[0].event_gap, vus_window=pooled_window)
+            options = dict(gap=ok[0].event_gap, vus_window=pooled_window, segments=[len(o.labels) for o in ok])
             rows[(POOLED, "anomaly")] = evaluate_scores(labels, scores, flags, **options)
             for method, row in trivial_baselines(labels, rng_seed=seed, flag_rate=float(flags.mean()), **options).items():
                 rows[(POOLED, method)] = row
