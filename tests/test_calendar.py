@@ -182,6 +182,11 @@ def test_a_fleet_of_daily_series_trains_scores_and_serves_with_the_time_of_day(m
         pd.DataFrame(_daily(len(index), 5, 2.0, seed), columns=["load", "noise"], index=index).reset_index().assign(machine=name)
         for seed, name in enumerate(("m1", "m2"))
     ]
+    # A series without a daily cycle first, and another (it has no calendar), then the daily
+    # ones: the model's signature keeps the times that only the daily series need.
+    flat = np.random.default_rng(7).normal(size=(len(index), 2))
+    for name in ("f1", "f2"):
+        parts.insert(0, pd.DataFrame(flat, columns=["load", "noise"], index=index).reset_index().assign(machine=name))
     table = pd.concat(parts, ignore_index=True).sort_values("timestamp", kind="stable")
     table.to_csv("fleet.csv", index=False)
     trained = CliRunner().invoke(cli, ["train", "fleet.csv", "--series-col", "machine", *TINY_OPTIONS, "--jobs", "1", "--json"])
@@ -194,7 +199,7 @@ def test_a_fleet_of_daily_series_trains_scores_and_serves_with_the_time_of_day(m
     assert scored.exit_code == 0, scored.output
     expected = pd.read_csv("s.csv")
     served = mlflow.pyfunc.load_model(model).predict(pd.read_csv("fleet.csv", parse_dates=["timestamp"]))
-    for name in ("m1", "m2"):
+    for name in ("f2", "f1", "m1", "m2"):
         mine = table["machine"].to_numpy() == name
         np.testing.assert_allclose(
             served.loc[mine, "score"].to_numpy(float),

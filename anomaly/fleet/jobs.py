@@ -220,19 +220,30 @@ def _training_table(outcomes: list[workers.SeriesTrained]) -> pd.DataFrame:
 
 
 def _input_example(fleet: Fleet, trained: list[workers.SeriesTrained]) -> pd.DataFrame:
-    """The first rows of up to two trained series, with the series column, for the model's signature.
+    """The first rows of two trained series, with the series column, for the model's signature.
 
     Its columns are the union of every series' features (NaN where a series has none), so that
-    the signature admits the rows of every series.
+    the signature admits the rows of every series. A series whose network gets the time of day
+    has its times in its example (example_rows): the first such series for each time column is
+    in the example too, whichever its place, so that the signature keeps that column (with its type).
     """
     features = list(dict.fromkeys(f for o in trained for f in o.features))
-    # A series whose network gets the time of day has its times in its example (example_rows).
-    times = list(dict.fromkeys(c for o in trained[:2] if o.example is not None for c in o.example.columns if c not in o.features))
+    shown = list(trained[:2])
+    times: list[str] = []
+    for outcome in trained:
+        assert outcome.example is not None
+        for column in outcome.example.columns:
+            if column not in outcome.features and column not in times:
+                times.append(column)
+                if outcome not in shown:
+                    shown.append(outcome)
     parts = []
-    for outcome in trained[:2]:
+    for outcome in shown:
         assert outcome.example is not None
         parts.append(outcome.example.reindex(columns=[*times, *features]).assign(**{fleet.series_col: outcome.name}))
-    return pd.concat(parts, ignore_index=True)[[fleet.series_col, *times, *features]]
+    example = pd.concat(parts, ignore_index=True)[[fleet.series_col, *times, *features]]
+    # Rows of a series without times have none there: NaT, so that the column stays datetimes.
+    return example.assign(**{column: pd.to_datetime(example[column]) for column in times})
 
 
 def _resolve_fleet(model_uri: str | None, default_model_name: str | None) -> tuple[Any, Fleet]:
