@@ -461,12 +461,14 @@ def _spark_input(master: str, path: str, spec: Any) -> tuple[Any, str]:
             raise _UserError(f"{path}: expected rows, but the table has none", 2)
         if series_col not in head.columns:
             raise _UserError(f"{path}: --series-col {series_col!r} is not a column; the columns are {list(head.columns)}", 2)
+        if head[series_col].isna().iloc[0]:
+            raise _UserError(f"{path}: row 1 (line 2) has no series id in column {series_col!r}", 2)
         first = head[head[series_col] == head[series_col].iloc[0]].drop(columns=[series_col])
         with iter_series(first, label_col=spec.data.label_col, chunk_rows=64, sample_rows=64, sort=True, shown=path) as peek:
             time_col = peek.time_col
         if time_col is None:
             raise _UserError(f"{path}: --engine spark needs a time column to order each series by: give --time-col", 2)
-    return spark.read_table(spark.session(master), path), time_col
+    return spark.read_table(spark.session(master, quiet=True), path, text_columns=[spec.data.series_col]), time_col
 
 
 def _train_fleet(spec: Any, jobs: int | None, as_json: bool, say: Any, spark_master: str | None = None) -> None:

@@ -22,9 +22,12 @@ import io
 import json
 import logging
 import os
+import re
 import tarfile
 import tempfile
 import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,20 +56,26 @@ def _pyspark() -> Any:
     return pyspark
 
 
-def session(master: str = "local[*]", app_name: str = "anomaly") -> Any:
+def session(master: str = "local[*]", app_name: str = "anomaly", *, quiet: bool = False) -> Any:
     """A SparkSession for ``anomaly``'s own use (the CLI's ``--engine spark``).
 
     Times are handled in UTC (``spark.sql.session.timeZone``), as ``anomaly`` reads them, and
     pandas groups travel as Arrow batches. A session that already exists is reused, with its
-    own settings.
+    own settings. ``quiet`` (the CLI): the JVM logs only fatal errors, since a task's error
+    reaches the user as the CLI's one line, and pyspark's warning about pandas 3 is not shown.
     """
     _pyspark()
     import sys
+    import warnings
 
     from pyspark.sql import SparkSession
 
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    return (
+    if quiet:
+        # The Python workers inherit the filter through the environment.
+        os.environ.setdefault("PYTHONWARNINGS", f"ignore:{_PANDAS_WARNING}:FutureWarning")
+        warnings.filterwarnings("ignore", message=_PANDAS_WARNING, category=FutureWarning)
+    spark = (
         SparkSession.builder.master(master)
         .appName(app_name)
         .config("spark.sql.session.timeZone", "UTC")
@@ -74,11 +83,23 @@ def session(master: str = "local[*]", app_name: str = "anomaly") -> Any:
         .config("spark.ui.showConsoleProgress", "false")
         .getOrCreate()
     )
+    if quiet:
+        spark.sparkContext.setLogLevel("FATAL")
+    return spark
 
 
-def read_table(spark: Any, path: str | os.PathLike) -> Any:
-    """A CSV (header, types inferred) or Parquet file as a Spark DataFrame."""
-    from anomaly.data.formats import PARQUET_SUFFIXES
+_PANDAS_WARNING = "PySpark does not yet fully support pandas"
+
+
+def read_table(spark: Any, path: str | os.PathLike, *, text_columns: Sequence[str] = ()) -> Any:
+    """A CSV (header, types inferred) or Parquet file as a Spark DataFrame.
+
+    CSV is read with the separator the local reader finds (``,``, ``;`` or tab); the
+    ``text_columns`` (a fleet's series column) are read as text, so that ``007`` stays ``007``.
+    """
+    from contextlib import closing
+
+    from anomaly.data.formats import PARQUET_SUFFIXES, open_reader
 
     if not Path(path).exists():
         raise DataError(f"{path}: file not found")
@@ -86,7 +107,63 @@ def read_table(spark: Any, path: str | os.PathLike) -> Any:
     text = str(Path(path).resolve())
     if Path(text).suffix.lower() in PARQUET_SUFFIXES:
         return spark.read.parquet(text)
-    return spark.read.option("header", True).option("inferSchema", True).csv(text)
+    with closing(open_reader(path, str(path), 64)) as reader:
+        sep, decimal = reader.text_format or (",", ".")
+    if decimal != ".":
+        raise DataError(f"{path}: its numbers use decimal commas, which Spark does not read: convert it to Parquet first")
+    csv = spark.read.option("header", True).option("sep", sep)
+    inferred = csv.option("inferSchema", True).csv(text).schema
+    if not set(text_columns) & set(inferred.names):
+        return csv.schema(inferred).csv(text)
+    from pyspark.sql import types as T
+
+    fields = [T.StructField(f.name, T.StringType()) if f.name in text_columns else f for f in inferred.fields]
+    return csv.schema(T.StructType(fields)).csv(text)
+
+
+def _column(name: str) -> Any:
+    """A column by its name, quoted, so that ``temp.in`` is not read as a field of ``temp``."""
+    from pyspark.sql import functions as F
+
+    return F.col("`" + name.replace("`", "``") + "`")
+
+
+def _plain_names(df: Any) -> tuple[Any, list[str]]:
+    """``df`` with its columns renamed ``c0``, ``c1``, ... and their names, in order.
+
+    ``applyInPandas`` resolves every column by name, where ``temp.in`` means a field of
+    ``temp``: the groups travel under plain names and get theirs back inside the function.
+    """
+    names = list(df.columns)
+    return df.toDF(*(f"c{i}" for i in range(len(names)))), names
+
+
+def _check_series_ids(df: Any, series_col: str, shown: str) -> None:
+    """Every row must name its series (the local reader refuses a row without one too)."""
+    if df.filter(_column(series_col).isNull()).limit(1).count():
+        raise DataError(f"{shown}: a row has no series id in column {series_col!r}")
+
+
+@contextmanager
+def _task_errors(shown: str) -> Iterator[None]:
+    """An input error raised in a Spark task as the one-line error it was, not a JVM traceback."""
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            # toPandas retries a failed Arrow collection without Arrow, warning with the traceback.
+            warnings.filterwarnings("ignore", message="toPandas attempted Arrow optimization", category=UserWarning)
+            yield
+    except Exception as err:
+        found = _TASK_ERROR.findall(str(err)) if type(err).__module__.startswith(("pyspark", "py4j")) else []
+        if not found:
+            raise
+        raise DataError(found[-1]) from None
+
+
+# The last line of a Python traceback that Spark passes on: "anomaly.errors.DataError: <message>"
+# (every error of anomaly's own is an input error, exit code 2).
+_TASK_ERROR = re.compile(r"^anomaly\.[\w.]+Error: (.+)$", re.MULTILINE)
 
 
 # ---------------------------------------------------------------------------- scoring
@@ -109,12 +186,15 @@ def _fleet_for(model_uri: str, tracking_uri: str) -> Any:
 
 def _in_time_order(group: pd.DataFrame, time_col: str) -> pd.DataFrame:
     """The group's rows sorted by time (stable): parsed times for text, the values otherwise."""
-    times = group[time_col]
-    if times.dtype == object or pd.api.types.is_string_dtype(times):
-        parsed = pd.to_datetime(times, utc=True, errors="coerce", format="mixed")
-        if parsed.notna().all():
-            times = parsed
-    order = np.argsort(times.to_numpy(), kind="stable")
+    from anomaly.data.columns import parse_time
+
+    times = group[time_col].to_numpy()
+    if group[time_col].dtype == object or pd.api.types.is_string_dtype(group[time_col]):
+        try:  # parsed as the reader will parse them (one format for every cell: 02/01 and 13/01 alike)
+            times = parse_time(group[time_col], "", time_col).to_numpy()
+        except DataError:
+            pass  # the reader says what is wrong with them, in their order
+    order = np.argsort(times, kind="stable")
     return group.iloc[order].reset_index(drop=True)
 
 
@@ -128,6 +208,7 @@ def score_group(
     time_col: str,
     columns: list[str],
     skip_unknown: bool = False,
+    shown: str = "Spark DataFrame",
 ) -> pd.DataFrame:
     """Score one series (one Spark group) with its detector, as ``anomaly score`` scores a file.
 
@@ -150,10 +231,10 @@ def score_group(
         if skip_unknown:
             logger.warning("series %r is not in the fleet model %s: skipped", name, model_uri)
             return pd.DataFrame(columns=[series_col, *columns])
-        raise fleet.unknown([name], "Spark DataFrame")
+        raise fleet.unknown([name], shown)
     raw = _in_time_order(group, time_col).drop(columns=[series_col])
     detector = fleet.detector(name)
-    shown = f"series {name!r}"
+    shown = f"{shown}, series {name!r}"
     spec = spec.override(time_col=time_col)
     opened = pipelines.open_input(spec, raw, detector, _SCORE_CHUNK_ROWS, shown=shown)
     with tempfile.TemporaryDirectory(prefix="anomaly-spark-") as tmp:
@@ -186,6 +267,7 @@ def score(
     time_col: str,
     spec: Spec | None = None,
     skip_unknown: bool = False,
+    shown: str = "Spark DataFrame",
 ) -> Any:
     """Score every series of a Spark DataFrame with its detector from a fleet model.
 
@@ -201,6 +283,8 @@ def score(
         How to read the series (gaps, label column); default: the defaults.
     skip_unknown : bool, default False
         Leave out series the model does not know (logged) instead of failing.
+    shown : str
+        The data's name in messages (the file the CLI read).
 
     Returns
     -------
@@ -215,7 +299,8 @@ def score(
 
     for column in (series_col, time_col):
         if column not in df.columns:
-            raise DataError(f"Spark DataFrame: expected a column {column!r}, but it has {df.columns}")
+            raise DataError(f"{shown}: expected a column {column!r}, but it has {df.columns}")
+    _check_series_ids(df, series_col, shown)
     tracking_uri = tracking.tracking_uri()
     fleet = _fleet_for(model_uri, tracking_uri)  # checked here, on the driver: a clear error before any task
     result_columns = fleet.result_columns()[1:]
@@ -231,12 +316,15 @@ def score(
         time_col=time_col,
         columns=[time_col, *result_columns],
         skip_unknown=skip_unknown,
+        shown=shown,
     )
 
-    def scored(group: pd.DataFrame) -> pd.DataFrame:
-        return score_group(group, **options)
+    plain, names = _plain_names(df)
 
-    return df.groupBy(series_col).applyInPandas(scored, schema=schema)
+    def scored(group: pd.DataFrame) -> pd.DataFrame:
+        return score_group(group.set_axis(names, axis=1), **options)
+
+    return plain.groupBy(plain.columns[names.index(series_col)]).applyInPandas(scored, schema=schema)
 
 
 @dataclass(frozen=True)
@@ -279,8 +367,14 @@ def score_to_file(
     sink = ResultsSink(output)
     with jobs.fleet_model_run(spec, resolved, "score", shown) as active:
         tracking.log_params({"data.file": shown, "model_uri": resolved.uri, "output": str(output), "fleet.engine": "spark"})
-        results = score(df, model_uri, series_col=series_col, time_col=time_col, spec=spec, skip_unknown=skip_unknown)
-        frame = results.toPandas().sort_values([series_col, time_col], kind="stable")
+        results = score(
+            df, model_uri, series_col=series_col, time_col=time_col, spec=spec, skip_unknown=skip_unknown, shown=shown
+        )
+        with _task_errors(shown):
+            frame = results.toPandas().sort_values([series_col, time_col], kind="stable")
+        if frame.empty:  # before anything is written: the results of an earlier run stay as they were
+            known = len(_fleet_for(model_uri, tracking.tracking_uri()))
+            raise DataError(f"{shown}: no series the fleet model knows (it has {known} series; --skip-unknown left none)")
         try:
             sink.write(frame.set_index(series_col))
             sink.commit()
@@ -329,7 +423,9 @@ _TRAINED_FIELDS = [
 ]
 
 
-def train_group(group: pd.DataFrame, *, spec: Spec, series_col: str, time_col: str) -> pd.DataFrame:
+def train_group(
+    group: pd.DataFrame, *, spec: Spec, series_col: str, time_col: str, shown: str = "Spark DataFrame"
+) -> pd.DataFrame:
     """Train one series (one Spark group) as ``anomaly train`` trains a file; one row back.
 
     Returns
@@ -347,7 +443,7 @@ def train_group(group: pd.DataFrame, *, spec: Spec, series_col: str, time_col: s
     row.update(series=name, ok=False, error="", exit_code=0, notes="[]")
     try:
         raw = _in_time_order(group, time_col).drop(columns=[series_col])
-        series, notes = pipelines.read_training_series(spec.override(time_col=time_col), raw, f"series {name!r}")
+        series, notes = pipelines.read_training_series(spec.override(time_col=time_col), raw, f"{shown}, series {name!r}")
         detector = Detector(**spec.detector_params())
         try:
             detector.fit(series.frame)
@@ -401,13 +497,17 @@ def train(df: Any, spec: Spec, *, series_col: str, time_col: str, shown: str = "
     for column in (series_col, time_col):
         if column not in df.columns:
             raise DataError(f"{shown}: expected a column {column!r}, but it has {df.columns}")
+    _check_series_ids(df, series_col, shown)
     spec = spec.override(series_col=series_col, time_col=time_col)
     schema = ", ".join(f"{name} {kind}" for name, kind in _TRAINED_FIELDS)
 
-    def trained(group: pd.DataFrame) -> pd.DataFrame:
-        return train_group(group, spec=spec, series_col=series_col, time_col=time_col)
+    plain, names = _plain_names(df)
 
-    rows = df.groupBy(series_col).applyInPandas(trained, schema=schema).collect()
+    def trained(group: pd.DataFrame) -> pd.DataFrame:
+        return train_group(group.set_axis(names, axis=1), spec=spec, series_col=series_col, time_col=time_col, shown=shown)
+
+    with _task_errors(shown):
+        rows = plain.groupBy(plain.columns[names.index(series_col)]).applyInPandas(trained, schema=schema).collect()
     rows.sort(key=lambda r: r["series"])
     with tempfile.TemporaryDirectory(prefix="anomaly-fleet-") as tmp:
         work = Path(tmp)

@@ -154,3 +154,51 @@ def test_cli_engine_spark_needs_a_series_column_and_a_model(in_fleet: dict):
     result = run("train", "fleet_train.csv", "--series-col", "pump", "--engine", "spark")
     assert result.exit_code == 2 and "fleet_train.csv: --series-col 'pump' is not a column" in result.stderr
     assert "Traceback" not in result.output
+
+
+def test_cli_engine_spark_reads_tables_as_the_local_engine_does_and_fails_in_one_line(spark, in_fleet: dict):
+    spark_options = ["--engine", "spark", "--spark-master", "local[2]", "--model", in_fleet["model"]]
+    test = pd.read_csv("fleet_test.csv")
+    # A ;-separated table whose feature names hold dots and spaces scores as the comma one.
+    renamed = test.rename(columns={"f0": "temp.in", "f1": "flow rate"})
+    renamed.to_csv("semi.csv", sep=";", index=False)
+    trained = run("train", "semi.csv", "--series-col", "machine", *TINY_OPTIONS, *spark_options[:4], "--json")
+    assert trained.exit_code == 0, trained.output
+    model = json.loads(trained.stdout.strip().splitlines()[-1])["model_uri"]
+    scored = run("score", "semi.csv", "--series-col", "machine", *spark_options[:4], "--model", model, "-o", "semi_out.csv")
+    assert scored.exit_code == 0, scored.output
+    assert {"z_temp.in", "z_flow rate"} <= set(pd.read_csv("semi_out.csv").columns)
+
+    def refused(file: str, *fragments: str, extra: tuple[str, ...] = ()) -> None:
+        result = run("score", file, "--series-col", "machine", *spark_options, "-o", "kept.csv", *extra)
+        assert result.exit_code == 2, result.output
+        last = result.stderr.strip().splitlines()[-1]
+        assert last.startswith("error: ") and all(f in last for f in fragments), result.stderr
+        assert "Traceback" not in result.stderr
+        assert Path("kept.csv").read_text() == "earlier results\n"
+
+    Path("kept.csv").write_text("earlier results\n")
+    # An error raised in a task (a series the model does not know, one too short) is one line.
+    stranger = pd.concat([test, make_series(60, 99).reset_index().assign(machine="stranger")], ignore_index=True)
+    stranger.to_csv("stranger.csv", index=False)
+    refused("stranger.csv", "stranger.csv: series 'stranger' not in the fleet model")
+    test.groupby("machine").head(2).to_csv("short.csv", index=False)
+    refused("short.csv", "short.csv, series 'm", "': 2 rows; scoring needs at least")
+    # --skip-unknown leaving nothing to score is an error too, and the earlier results stay.
+    stranger[stranger.machine == "stranger"].to_csv("only_stranger.csv", index=False)
+    refused("only_stranger.csv", "no series the fleet model knows", extra=("--skip-unknown",))
+    # A row without its series id is refused, as the local engine refuses it.
+    test.assign(machine=test["machine"].where(test.index != 5)).to_csv("no_id.csv", index=False)
+    refused("no_id.csv", "no_id.csv: a row has no series id in column 'machine'")
+
+
+def test_spark_reads_series_ids_as_text_and_the_separator_the_local_reader_finds(spark, tmp_path: Path):
+    from anomaly import spark as anomaly_spark
+
+    path = tmp_path / "ids.csv"
+    path.write_text("id;time;x\n007;1;0.5\n010;2;1.5\n")
+    rows = anomaly_spark.read_table(spark, path, text_columns=["id"]).toPandas()
+    assert rows["id"].tolist() == ["007", "010"] and rows["x"].tolist() == [0.5, 1.5]
+    (tmp_path / "comma.csv").write_text("id;x\na;0,5\n")
+    with pytest.raises(DataError, match="comma.csv: its numbers use decimal commas, which Spark does not read"):
+        anomaly_spark.read_table(spark, tmp_path / "comma.csv")

@@ -197,10 +197,13 @@ class Reader:
         The column names, known once the header (or the Parquet schema) has been read.
     at_end : bool
         Whether the last row has been handed out.
+    text_format : tuple of (str, str), or None
+        Delimited text's ``(separator, decimal mark)`` as sniffed; None for Parquet and frames.
     """
 
     at_end: bool = False
     columns: list[str]
+    text_format: tuple[str, str] | None = None
 
     def read(self, n: int | None) -> pd.DataFrame | None:
         """The next ``n`` rows (all the rest for None) as a frame of shape (<= n, C), or None at the end."""
@@ -326,6 +329,7 @@ class _TextReader(Reader):
             head = self._feed.head()
             sep, decimal = _sniff_text_format(head, shown)
             self._sep = sep
+            self.text_format = (sep, decimal)
             names = _header_names(head, sep)
             _check_distinct_names(names, shown)  # pandas would rename them a, a.1
             text = {name: str for name in names if name.removeprefix("\ufeff").strip() in set(text_columns)}
