@@ -715,7 +715,7 @@ def _score_fleet(
     width = max(len(str(n)) for n in top.series)
     for row in top.itertuples():
         say(
-            f"    {row.series:<{width}}  {row.events:4d} stretches  {row.flagged:6d} flagged of {row.scored:7d} scored  "
+            f"    {row.series:<{width}}  {_stretches(row.events):>13}  {row.flagged:6d} flagged of {row.scored:7d} scored  "
             f"max score {row.max_score:6.2f}"
         )
     if len(scored) > len(top):
@@ -789,7 +789,8 @@ def evaluate(
     if spec.data.series_col or _names_many(file):
         from anomaly.fleet import jobs as fleet_jobs
 
-        fleet = fleet_jobs.evaluate_fleet(spec, file, jobs=jobs, skip_unknown=skip_unknown, **options)
+        on_series = _say_series(say, lambda o: f"{o.rows} rows  {int(o.labels.sum())} labelled  {o.seconds:.1f}s")
+        fleet = fleet_jobs.evaluate_fleet(spec, file, jobs=jobs, skip_unknown=skip_unknown, on_series=on_series, **options)
         for note in fleet.notes:
             say(f"note: {note}")
         scored = len(fleet.series) - len(fleet.failed)

@@ -193,6 +193,7 @@ def test_evaluate_measures_each_series_pooled_and_on_average(in_fleet: dict):
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "note: labelled.csv: using column 'label' as the labels" in result.stderr  # no --label-col needed
+    assert all(f"] {n}  160 rows  1 labelled" in result.stderr for n in NAMES), result.stderr  # one line per series
     metrics = json.loads(result.stdout.strip().splitlines()[-1])["metrics"]
     assert set(metrics) == {
         *(f"{n}/anomaly" for n in NAMES),
@@ -284,3 +285,15 @@ def test_a_fleet_command_on_a_missing_folder_or_an_empty_glob_exits_2(mlflow_sto
     assert result.exit_code == 2
     assert "nothing/*.csv: expected data files" in result.stderr
     shutil.rmtree(mlflow_store / "nothing", ignore_errors=True)
+
+
+def test_the_series_column_left_out_of_the_features_is_taken_as_meant():
+    from anomaly.fleet.jobs import _series_col_apart
+    from anomaly.spec import Spec
+
+    spec = Spec().override(series_col="machine", exclude_columns=("machine", "id"))
+    assert _series_col_apart(spec).data.exclude_columns == ("id",)
+    alone = _series_col_apart(Spec().override(series_col="machine", exclude_columns=("machine",)))
+    assert alone.data.exclude_columns is None
+    with pytest.raises(DataError, match="--columns names the series column 'machine'"):
+        _series_col_apart(Spec().override(series_col="machine", columns=("machine", "a")))

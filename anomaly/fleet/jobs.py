@@ -9,6 +9,7 @@ series gets what ``anomaly train``/``score`` of its own file would give.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import tempfile
@@ -113,6 +114,7 @@ def train_fleet(
         ``model_uri`` is None when no series trained.
     """
     start = time.perf_counter()
+    spec = _series_col_apart(spec)
     jobs = _check_jobs(jobs)
     with tempfile.TemporaryDirectory(prefix="anomaly-fleet-") as tmp:
         work = Path(tmp)
@@ -293,6 +295,20 @@ def _run_scoring(
     return workers.run_tasks(workers.score_series, tasks, jobs, on_series)
 
 
+def _series_col_apart(spec: Spec) -> Spec:
+    """The spec with the series column out of ``exclude_columns`` (it is never a feature: each
+    series' rows are read without it); naming it in ``columns`` is an error."""
+    series_col, data = spec.data.series_col, spec.data
+    if series_col is None:
+        return spec
+    if series_col in (data.columns or ()):
+        raise DataError(f"--columns names the series column {series_col!r} (--series-col), which is never a feature")
+    if series_col in (data.exclude_columns or ()):
+        others = tuple(c for c in data.exclude_columns if c != series_col) or None
+        return dataclasses.replace(spec, data=dataclasses.replace(data, exclude_columns=others))
+    return spec
+
+
 def _none_scored(shown: str, outcomes: list[workers.SeriesScored]) -> DataError:
     return DataError(f"{shown}: no series scored; the first error: {outcomes[0].name}: {outcomes[0].error}")
 
@@ -356,6 +372,7 @@ def score_fleet(
     FleetScoreResult
     """
     start = time.perf_counter()
+    spec = _series_col_apart(spec)
     jobs = _check_jobs(jobs)
     if not isinstance(chunk_rows, int) or chunk_rows < 1:
         raise DataError(f"--chunk-rows must be an int >= 1; got {chunk_rows!r}")
@@ -508,6 +525,7 @@ def evaluate_fleet(
     from anomaly.evaluation.metrics import evaluate_scores, trivial_baselines
 
     start = time.perf_counter()
+    spec = _series_col_apart(spec)
     jobs = _check_jobs(jobs)
     if not spec.data.label_col:
         raise SpecError("evaluate needs labels: give --label-col COLUMN (a column of 0/1 or true/false)")
