@@ -101,6 +101,7 @@ class Spec:
             if key not in params.SETTINGS:
                 raise SpecError(f"unknown spec field {key!r}")
             if value is not None:
+                value = tuple(value) if isinstance(value, list) else value  # as a spec file's list is read
                 sections[params.SETTINGS[key].section][params.SETTINGS[key].name] = value
                 given.add(key)
         return _build(name, sections, None, "option", frozenset(given))

@@ -71,6 +71,8 @@ def test_overrides_replace_single_fields_and_validate_as_options():
     with pytest.raises(SpecError, match=r"^--autoregressive must be 0 when --residual is true"):
         Spec().override(autoregressive=4, residual=True)
     assert Spec().override(autoregressive=4).detector_params()["autoregressive"] == 4
+    # A list, as Python code writes one, is taken as a spec file's list is.
+    assert Spec().override(exclude_columns=["id", "clock"], units=[16]).data.exclude_columns == ("id", "clock")
 
 
 def test_a_spec_knows_which_fields_were_asked_for_even_at_their_defaults(tmp_path):
