@@ -672,7 +672,8 @@ def _score_spark(
         f"Scored {result.series} series ({result.rows} rows) of {file} on Spark ({master}) with {model_uri} "
         f"in {result.seconds:.1f}s; flagged {result.flagged} points"
     )
-    _say_scored(say, result, result.rows, result.flagged, as_json)
+    # On Spark a series that cannot be scored fails the job: none is left failed beside the others.
+    _say_scored(say, result, result.rows, result.flagged, as_json, {"failed": []})
 
 
 def _score_fleet(
@@ -808,6 +809,8 @@ def evaluate(
                 json.dumps(
                     {
                         "run_id": fleet.run_id,
+                        "rows": sum(s.rows for s in fleet.series if s.ok),
+                        "vus_window": fleet.vus_window,
                         "metrics": {f"{series}/{method}": _json_metrics(row) for (series, method), row in fleet.table.iterrows()},
                         "failed": [s.name for s in fleet.failed],
                     }

@@ -194,7 +194,9 @@ def test_evaluate_measures_each_series_pooled_and_on_average(in_fleet: dict):
     assert result.exit_code == 0, result.output
     assert "note: labelled.csv: using column 'label' as the labels" in result.stderr  # no --label-col needed
     assert all(f"] {n}  160 rows  1 labelled" in result.stderr for n in NAMES), result.stderr  # one line per series
-    metrics = json.loads(result.stdout.strip().splitlines()[-1])["metrics"]
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["rows"] == 3 * 160 and summary["vus_window"] > 0
+    metrics = summary["metrics"]
     assert set(metrics) == {
         *(f"{n}/anomaly" for n in NAMES),
         "(pooled)/anomaly",

@@ -489,6 +489,7 @@ class FleetEvaluateResult(_SeriesOutcomes):
     series: list[workers.SeriesScored] = field(repr=False)
     seconds: float
     notes: list[str] = field(default_factory=list)
+    vus_window: int = 100  # the pooled figures' (each series' own is its find_length_rank)
 
 
 POOLED = "(pooled)"
@@ -586,4 +587,5 @@ def evaluate_fleet(
         series=outcomes,
         seconds=time.perf_counter() - start,
         notes=notes,
+        vus_window=pooled_window,
     )
