@@ -484,7 +484,10 @@ _SORTED_NOTE = (
 def _single_detector(resolved: Any) -> Detector:
     """The detector of a one-series model; a fleet model needs ``--series-col``."""
     if resolved.fleet:
-        raise DataError(f"--model {resolved.uri} is a fleet model (one detector per series): give --series-col COLUMN")
+        raise DataError(
+            f"--model {resolved.uri} is a fleet model (one detector per series): give a table with --series-col COLUMN, "
+            "or a folder or quoted glob of files, one series each"
+        )
     return Detector.load(resolved.detector_dir)
 
 

@@ -165,6 +165,13 @@ def test_a_series_the_model_does_not_know_is_an_error_or_with_skip_unknown_a_not
 
 
 @pytest.mark.slow
+def test_a_fleet_model_given_one_series_says_how_to_give_it_a_fleet(in_fleet: dict):
+    refused = CliRunner().invoke(cli, ["score", "test/m1.csv", "--model", in_fleet["model"], "-o", "one.csv"])
+    assert refused.exit_code == 2 and not Path("one.csv").exists()
+    assert "is a fleet model (one detector per series): give a table with --series-col COLUMN, or a folder" in refused.stderr
+
+
+@pytest.mark.slow
 def test_a_fleet_score_in_which_no_series_scores_leaves_earlier_results_as_they_were(in_fleet: dict):
     good = run(
         "score", "fleet_test.csv", "--series-col", "machine", "--model", in_fleet["model"], "-o", "kept.csv", "--jobs", "1"
