@@ -588,10 +588,11 @@ def _feature_rows(X: Any, features: list[str] | None = None) -> np.ndarray:
 
 
 def _check_time_order(index: pd.Index) -> None:
-    """A time (or numeric) index must increase strictly from row to row: the rows are a series."""
-    if isinstance(index, pd.RangeIndex) or not (
-        isinstance(index, pd.DatetimeIndex) or pd.api.types.is_numeric_dtype(index.dtype)
-    ):
+    """A time index (times, or numbers under a name such as the reader's ``step``) must increase
+    strictly from row to row: the rows are a series. Unnamed row labels are not times: a frame
+    sorted by a time column keeps its old labels in another order."""
+    is_time = isinstance(index, pd.DatetimeIndex) or (index.name is not None and pd.api.types.is_numeric_dtype(index.dtype))
+    if isinstance(index, pd.RangeIndex) or not is_time:
         return
     values = index.asi8 if isinstance(index, pd.DatetimeIndex) else index.to_numpy()
     later = values[1:] > values[:-1]

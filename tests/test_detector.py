@@ -138,6 +138,9 @@ def test_rows_that_cannot_be_scored_are_refused_naming_the_column_and_row(fitted
         scorer.feed(infinite.to_numpy()[10:])  # rows are counted from the stream's start
     with pytest.raises(DataError, match=r"an array of shape \(n, 3\), but got shape \(3,\)"):
         scorer.feed(np.ones(3))
+    # Unnamed row labels in another order are not times (a frame sorted by a time column).
+    relabelled = test.reset_index(drop=True).set_axis(np.arange(len(test))[::-1])
+    np.testing.assert_array_equal(detector.score(relabelled)[SCORE_COLUMN], detector.score(test)[SCORE_COLUMN])
     # Numbers held as objects (as a frame built from mixed sources may) are numbers.
     as_objects = test.astype({"f0": object})
     np.testing.assert_array_equal(detector.score(as_objects)[SCORE_COLUMN], detector.score(test)[SCORE_COLUMN])
