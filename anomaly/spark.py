@@ -374,7 +374,8 @@ def score_to_file(
             frame = results.toPandas().sort_values([series_col, time_col], kind="stable")
         if frame.empty:  # before anything is written: the results of an earlier run stay as they were
             known = len(_fleet_for(model_uri, tracking.tracking_uri()))
-            raise DataError(f"{shown}: no series the fleet model knows (it has {known} series; --skip-unknown left none)")
+            why = "--skip-unknown left none" if skip_unknown else "the table has no rows"
+            raise DataError(f"{shown}: no series the fleet model knows (it has {known} series; {why})")
         try:
             sink.write(frame.set_index(series_col))
             sink.commit()
