@@ -233,8 +233,7 @@ def _input_example(fleet: Fleet, trained: list[workers.SeriesTrained]) -> pd.Dat
     shown = list(trained[:2])
     times: list[str] = []
     for outcome in trained:
-        assert outcome.example is not None
-        for column in outcome.example.columns:
+        for column in outcome.example.columns if outcome.example is not None else ():
             if column not in outcome.features and column not in times:
                 times.append(column)
                 if outcome not in shown:
