@@ -127,6 +127,8 @@ class _ResultsPath(click.Path):
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         from anomaly.data.formats import PARQUET_SUFFIXES
 
+        if not str(value).strip():
+            self.fail("expected a .csv, .parquet or .pq file, or - for stdout; found an empty name", param, ctx)
         value = super().convert(value, param, ctx)
         suffix = Path(str(value)).suffix
         if str(value) != "-" and suffix.lower() not in {".csv", *PARQUET_SUFFIXES}:

@@ -184,6 +184,7 @@ def test_an_output_path_that_cannot_be_written(here):
     refused(run("score", "new.csv", "-o", "/proc/no/such.csv"), "--output /proc/no/such.csv", "cannot create its directory")
     refused(run("score", "new.csv", "-o", "new.csv/out.csv"), "--output new.csv/out.csv", "new.csv is a file")
     # A name that promises another format is refused, not written as CSV under it.
+    refused(run("score", "new.csv", "-o", ""), "found an empty name")
     for name, found in (("scores.json", "found '.json'"), ("scores.tsv", "found '.tsv'"), ("scores", "found no extension")):
         refused(run("score", "new.csv", "-o", name), f"{name}: expected a .csv, .parquet or .pq file", found)
         assert not Path(name).exists()
