@@ -16,6 +16,7 @@ import os
 import re
 import signal
 import sys
+import threading
 import typing
 from collections.abc import Callable
 from pathlib import Path
@@ -50,6 +51,8 @@ class _Group(click.Group):
         """Click's main, with every error reduced to one ``error:`` line and a documented code."""
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        if threading.current_thread() is threading.main_thread():  # signals can only be set there
+            _stop_on_signals()  # `kill` stops a training or scoring as Ctrl-C does: KILLED, exit 130
         try:
             rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except click.UsageError as err:
@@ -957,7 +960,7 @@ def _interrupt(signum: int, frame: Any) -> None:
 
 
 def _stop_on_signals() -> None:
-    # `kill PID` (SIGTERM) stops a server as cleanly as Ctrl-C does. SIGINT's handler is set too:
+    # `kill PID` (SIGTERM) stops a command as cleanly as Ctrl-C does. SIGINT's handler is set too:
     # a process started in the background by a non-interactive shell inherits SIGINT ignored,
     # and Python then never turns Ctrl-C (or `kill -INT`) into KeyboardInterrupt.
     signal.signal(signal.SIGTERM, _interrupt)

@@ -185,6 +185,12 @@ class Detector:
         cut = chronological_split(length, self.validation_fraction, min_holdout)
         if cut < self.window_size + 1:
             cut = self.window_size + 1
+        if self.warmup_steps + 1 >= length:  # checked before training: calibration needs a scored row
+            raise DataError(
+                f"warmup_steps {self.warmup_steps} leaves no row of the {length}-row training series scored "
+                f"(the first warmup_steps + 1 rows never are), so nothing calibrates the threshold; "
+                f"give at most {length - 2} (--warmup-steps)"
+            )
         logger.info("training on rows [0, %d), holding back rows [%d, %d)", cut, cut, length)
 
         self.feature_names_in_ = [str(c) for c in getattr(X, "columns", range(values.shape[1]))]
@@ -262,7 +268,10 @@ class Detector:
         constant = constant_features(values)
         self.constant_features_ = [name for name, fixed in zip(self.feature_names_in_, constant) if fixed]
         self.monotone_features_ = [name for name, one_way in zip(self.feature_names_in_, monotone_features(values)) if one_way]
-        self.residual_stats_ = ResidualNormaliser.fit(calibration, min_scale=steps, constant=constant)
+        try:
+            self.residual_stats_ = ResidualNormaliser.fit(calibration, min_scale=steps, constant=constant)
+        except ValueError as err:  # every held-back row unscored: the warm-up and gaps cover it
+            raise DataError(f"cannot calibrate on the held-back part: {err} (the warm-up and gaps leave none scored)") from None
         # The score is smoothed from the start of the series, as scoring smooths it, so each
         # calibration score carries the EWMA history a scored step has (not a cold start).
         z = self.residual_stats_.transform(residuals)
@@ -392,7 +401,9 @@ class Detector:
         if times is None:
             stamps = [c for c in X.columns if pd.api.types.is_datetime64_any_dtype(X[c])]
             if len(stamps) == 1:
-                times = row_times(X.set_index(stamps[0]))
+                timed = X.set_index(stamps[0])
+                _check_time_order(timed.index)  # a served model gets its times as a column
+                times = row_times(timed)
         if times is None:
             raise DataError(
                 f"this model gives its network the time of {' and '.join(self.calendar_.cycles)}, so the rows need "

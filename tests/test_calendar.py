@@ -92,8 +92,17 @@ def test_a_daily_series_trains_with_the_time_of_day_and_the_served_model_needs_t
     scores = pd.read_csv("scores.csv", index_col=0)["score"]
     # The MLflow model takes the times as a column of its input and scores as the CLI does.
     frame = pd.read_csv("daily.csv", parse_dates=["timestamp"])
-    served = mlflow.pyfunc.load_model(trained["model_uri"]).predict(frame)
+    model = mlflow.pyfunc.load_model(trained["model_uri"])
+    served = model.predict(frame)
     np.testing.assert_allclose(served["score"].to_numpy(), scores.to_numpy(), rtol=1e-6)
+    # Rows out of time order (their times a column, as a served model gets them) are refused as
+    # MLflow's invalid-input error, whose message is the one line (a 400 when served).
+    from mlflow.exceptions import MlflowException
+
+    with pytest.raises(MlflowException, match=r"^the rows should be in time order.*row 2 .* is earlier than row 1"):
+        model.predict(frame.iloc[::-1].reset_index(drop=True))
+    with pytest.raises(MlflowException, match=r"^feature 'load' should hold finite numbers"):
+        model.predict(frame.assign(load=np.where(np.arange(len(frame)) == 3, np.inf, frame["load"])))
 
     # A file without its times cannot be scored by it: one line naming the file, exit 2.
     _daily_file("untimed.csv", with_times=False)

@@ -156,6 +156,11 @@ def test_too_short_training_series_is_a_data_error():
         Detector(**TINY).fit(make_series(30, 0))
 
 
+def test_a_warm_up_that_leaves_nothing_to_calibrate_on_is_named_before_training():
+    with pytest.raises(DataError, match=r"warmup_steps 400 leaves no row of the 300-row training series scored.*at most 298"):
+        Detector(**{**TINY, "warmup_steps": 400}).fit(make_series(300, 0))
+
+
 def test_invalid_parameter_is_named_at_fit_time():
     with pytest.raises(ValueError, match="The 'cell' parameter must be one of"):
         Detector(cell="transformer").fit(make_series(300, 0))

@@ -86,3 +86,25 @@ def test_a_training_killed_mid_epoch_leaves_a_usable_store(mlflow_store: Path):
     out, err = scored.communicate(timeout=300)
     assert scored.returncode == 0, err
     assert json.loads(out.strip().splitlines()[-1])["rows"] == 100
+
+
+@pytest.mark.slow
+def test_a_training_stopped_with_kill_ends_its_run_killed_as_ctrl_c_does(mlflow_store: Path):
+    from mlflow.tracking import MlflowClient
+
+    make_series(300, 0).to_csv(mlflow_store / "plant.csv")
+    options = [*TINY_OPTIONS]
+    options[options.index("--epochs") + 1] = "500"
+    victim = anomaly("train", "plant.csv", *options, "--patience", "500", cwd=mlflow_store)
+    for line in victim.stdout:
+        if "epoch   2/" in line:
+            break
+    else:
+        pytest.fail(f"training ended before epoch 2: {victim.stderr.read()}")
+    os.kill(victim.pid, signal.SIGTERM)  # what `kill`, `timeout` and service managers send
+    _, err = victim.communicate(timeout=60)
+    assert victim.returncode == 130, err
+    assert err.strip().splitlines()[-1] == "error: interrupted"
+    client = MlflowClient()
+    (run,) = client.search_runs([client.get_experiment_by_name("anomaly-plant").experiment_id])
+    assert run.info.status == "KILLED"

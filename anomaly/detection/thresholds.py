@@ -236,13 +236,13 @@ def pot_threshold(calibration_scores: np.ndarray, level: float = 0.98, risk: flo
         raise ValueError(
             f"pot needs at least {MIN_PEAKS} calibration scores above the initial threshold "
             f"(the {level:g} quantile, {t:.6g}); got {n_peaks} of {n}. Use more calibration data "
-            "or a lower pot_level."
+            "or a lower threshold_level (--threshold-level)."
         )
     r = risk * n / n_peaks
     if r >= 1.0:  # ties at t leave fewer peaks than 1 - level would suggest
         raise ValueError(
             f"risk {risk} is not below the share of calibration scores above the initial "
-            f"threshold ({n_peaks}/{n}); lower risk or pot_level"
+            f"threshold ({n_peaks}/{n}); lower threshold_risk or threshold_level (--threshold-risk, --threshold-level)"
         )
     gamma, sigma = fit_gpd_grimshaw(excesses)
     threshold = _gpd_tail_quantile(t, gamma, sigma, r)

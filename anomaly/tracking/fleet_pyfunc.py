@@ -28,7 +28,14 @@ class FleetModel(PythonModel):
         self.fleet = Fleet.load(context.artifacts["fleet"])
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
-        return self.fleet.score(pd.DataFrame(model_input))
+        from mlflow.exceptions import INVALID_PARAMETER_VALUE, MlflowException
+
+        from anomaly.errors import AnomalyError
+
+        try:
+            return self.fleet.score(pd.DataFrame(model_input))
+        except AnomalyError as err:  # the input's problem, answered as a 400 with its one line
+            raise MlflowException(str(err), error_code=INVALID_PARAMETER_VALUE) from None
 
 
 mlflow.models.set_model(FleetModel())

@@ -29,7 +29,14 @@ class AnomalyModel(PythonModel):
         self.detector = Detector.load(context.artifacts["detector"])
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
-        return self.detector.score(pd.DataFrame(model_input)).reset_index(drop=True)
+        from mlflow.exceptions import INVALID_PARAMETER_VALUE, MlflowException
+
+        from anomaly.errors import AnomalyError
+
+        try:
+            return self.detector.score(pd.DataFrame(model_input)).reset_index(drop=True)
+        except AnomalyError as err:  # the input's problem, answered as a 400 with its one line
+            raise MlflowException(str(err), error_code=INVALID_PARAMETER_VALUE) from None
 
 
 mlflow.models.set_model(AnomalyModel())
