@@ -278,9 +278,11 @@ _json_option = click.option(
 
 
 def _name_from_file(file: Path) -> str:
-    from anomaly.data.fleet import fleet_stem
+    stem = file.stem
+    if _names_many(str(file)):
+        from anomaly.data.fleet import fleet_stem
 
-    stem = fleet_stem(str(file)) if _names_many(str(file)) else file.stem
+        stem = fleet_stem(str(file))
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", stem).strip("-.") or "default"
 
 

@@ -584,17 +584,16 @@ def _feature_rows(X: Any, features: list[str] | None = None) -> np.ndarray:
     from anomaly.detection.scorer import checked_rows
 
     if isinstance(X, pd.DataFrame):
-        for name, column in X.items():
-            numbers = pd.to_numeric(column, errors="coerce") if column.dtype == object else column
-            if not pd.api.types.is_numeric_dtype(numbers.dtype) or pd.api.types.is_complex_dtype(numbers.dtype):
-                numbers = pd.to_numeric(column, errors="coerce")
+        _check_time_order(X.index)
+        values = np.empty(X.shape, dtype=np.float64)
+        for j, (name, column) in enumerate(X.items()):
+            is_number = pd.api.types.is_numeric_dtype(column.dtype) and not pd.api.types.is_complex_dtype(column.dtype)
+            numbers = column if is_number else pd.to_numeric(column, errors="coerce")  # numbers held as objects too
             text = np.flatnonzero((numbers.isna() & column.notna()).to_numpy())
             if len(text):
                 raise DataError(f"column {str(name)!r} should hold numbers, but row {text[0] + 1} holds {column.iloc[text[0]]!r}")
-            X = X.assign(**{name: numbers}) if numbers is not column else X
-        _check_time_order(X.index)
-        features = features or [str(c) for c in X.columns]
-        X = X.to_numpy(dtype=np.float64, na_value=np.nan)
+            values[:, j] = numbers.to_numpy(dtype=np.float64, na_value=np.nan)
+        features, X = features or [str(c) for c in X.columns], values
     return checked_rows(X, features)
 
 

@@ -112,12 +112,12 @@ def read_table(spark: Any, path: str | os.PathLike, *, text_columns: Sequence[st
     if decimal != ".":
         raise DataError(f"{path}: its numbers use decimal commas, which Spark does not read: convert it to Parquet first")
     csv = spark.read.option("header", True).option("sep", sep)
-    inferred = csv.option("inferSchema", True).csv(text).schema
-    if not set(text_columns) & set(inferred.names):
-        return csv.schema(inferred).csv(text)
+    inferred = csv.option("inferSchema", True).csv(text)
+    if not set(text_columns) & set(inferred.columns):
+        return inferred
     from pyspark.sql import types as T
 
-    fields = [T.StructField(f.name, T.StringType()) if f.name in text_columns else f for f in inferred.fields]
+    fields = [T.StructField(f.name, T.StringType()) if f.name in text_columns else f for f in inferred.schema.fields]
     return csv.schema(T.StructType(fields)).csv(text)
 
 
