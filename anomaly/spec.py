@@ -118,6 +118,13 @@ def _build(name: Any, sections: dict[str, dict[str, Any]], source: str | None, o
     def shown(declared: params.Setting) -> str:
         return declared.option if origin == "option" else declared.path
 
+    def as_given(value: Any) -> str:
+        """A value as the user wrote it: ``0,64`` after an option, ``[0, 64]`` in a spec."""
+        if isinstance(value, tuple | list):
+            items = [str(item) for item in value]
+            return ",".join(items) if origin == "option" else f"[{', '.join(items)}]"
+        return repr(value)
+
     if not params.is_name(name):
         raise SpecError(f"{where}name must be {params.NAME_EXPECTED}; got {name!r}")
     built = {}
@@ -128,13 +135,13 @@ def _build(name: Any, sections: dict[str, dict[str, Any]], source: str | None, o
             if err.setting is None:
                 known = ", ".join(sorted(f.name for f in dataclasses.fields(params.SECTIONS[section])))
                 raise SpecError(f"{where}unknown field {section}.{err.key}; known fields of {section}: {known}") from None
-            raise SpecError(f"{where}{shown(err.setting)} must be {err.setting.expected}; got {err.value!r}") from None
+            raise SpecError(f"{where}{shown(err.setting)} must be {err.setting.expected}; got {as_given(err.value)}") from None
     spec = Spec(name=name, source=source, given=given, **built)
     pair = params.broken_pair({flat: spec.value(flat) for flat in params.SETTINGS})
     if pair is not None:
         bad, other, expected = pair
         expected = expected.format(other=shown(other), true="true")
-        raise SpecError(f"{where}{shown(bad)} must be {expected}; got {spec.value(bad.flat)!r}")
+        raise SpecError(f"{where}{shown(bad)} must be {expected}; got {as_given(spec.value(bad.flat))}")
     return spec
 
 

@@ -128,7 +128,11 @@ def test_excluded_columns_are_left_out_of_the_default_features_and_checked(tmp_p
         exclude_columns=["timestamp"],
     )
     _error(path, "exclude_columns should name each column once, but 'id' appears twice", exclude_columns=["id", "id"])
-    _error(path, "expected at least one numeric feature column", exclude_columns=["id", "a", "b"])
+    _error(
+        path,
+        "expected at least one numeric feature column, but exclude_columns leaves out every one ('id', 'a', 'b')",
+        exclude_columns=["b", "id", "a"],
+    )
 
 
 def test_the_label_column_is_found_by_its_name_and_its_zeros_and_ones():

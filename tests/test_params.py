@@ -56,15 +56,17 @@ def test_every_setting_has_its_default_in_the_spec_the_detector_and_the_help(dec
 
 @pytest.mark.parametrize("declared, value", RANGED, ids=[f"{s.flat}={v}" for s, v in RANGED])
 def test_an_out_of_range_value_is_refused_alike_by_spec_option_and_detector(declared, value, tmp_path):
-    got = repr(value)
+    # A list is shown as it was written: [0, 4] in a spec file, 0,4 after an option.
+    listed = isinstance(value, tuple)
+    shown = ",".join(map(str, value)) if listed else str(value)
     with pytest.raises(SpecError) as info:
         spec_from_dict({declared.section: {declared.name: value}}, source="spec.yaml")
+    got = f"[{', '.join(map(str, value))}]" if listed else repr(value)
     assert str(info.value) == f"spec.yaml: {declared.path} must be {declared.expected}; got {got}"
     with pytest.raises(SpecError) as info:
         Spec().override(**{declared.flat: value})
-    assert str(info.value) == f"{declared.option} must be {declared.expected}; got {got}"
+    assert str(info.value) == f"{declared.option} must be {declared.expected}; got {shown if listed else repr(value)}"
     if declared.cli is not None:
-        shown = ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
         result = CliRunner().invoke(cli, ["train", declared.option, shown])
         assert result.exit_code == 2 and result.stderr.strip().splitlines() == [f"error: {str(info.value)}"], result.output
     if declared.param or declared.flat in Detector().get_params():
@@ -81,7 +83,7 @@ def test_an_out_of_range_value_is_refused_alike_by_spec_option_and_detector(decl
         ({"training": {"validation_fraction": 0.7}}, "training.validation_fraction must be a number in [0.05, 0.5]; got 0.7"),
         ({"threshold": {"risk": 0.05}}, "threshold.risk must be below 1 - threshold.level; got 0.05"),
         ({"scoring": {"burn_in": -1}}, "scoring.burn_in must be an int in [0, 1000000] or null; got -1"),
-        ({"data": {"columns": []}}, "data.columns must be a non-empty list of column names; got ()"),
+        ({"data": {"columns": []}}, "data.columns must be a non-empty list of column names; got []"),
         ({"data": {"resample": "soon"}}, "data.resample must be a positive frequency like 5min, 1h or 1D; got 'soon'"),
         ({"tracking": {"alias": "latest"}}, "tracking.alias must be a name of letters"),
         ({"model": {"dropout": True}}, "model.dropout must be a number in [0, 1); got True"),

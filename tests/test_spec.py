@@ -35,7 +35,7 @@ def test_partial_spec_keeps_defaults_and_round_trips_through_yaml(tmp_path):
         ("model: {cell: transformer}\n", "model.cell must be one of simplernn, lstm, gru; got 'transformer'"),
         ("training: {epochs: -3}\n", "training.epochs must be an int in [1, 100000]; got -3"),
         ("training: {epochs: '5'}\n", "training.epochs must be an int in [1, 100000]; got '5'"),
-        ("model: {units: [64, 0]}\n", "model.units must be a non-empty list of ints in [1, 4096]; got (64, 0)"),
+        ("model: {units: [64, 0]}\n", "model.units must be a non-empty list of ints in [1, 4096]; got [64, 0]"),
         ("model: {unitz: [4]}\n", "unknown field model.unitz"),
         ("model: {autoregressive: 65}\n", "model.autoregressive must be an int in [0, 64]; got 65"),
         (
@@ -66,6 +66,8 @@ def test_overrides_replace_single_fields_and_validate_as_options():
     assert spec.training.epochs == Spec().training.epochs  # None keeps the value
     with pytest.raises(SpecError, match=r"^--window-size must be an int in \[2, 10000\]; got 0$"):
         Spec().override(window_size=0)
+    with pytest.raises(SpecError, match=r"^--units must be a non-empty list of ints in \[1, 4096\]; got 8,0$"):
+        Spec().override(units=(8, 0))  # as the option was written
     with pytest.raises(SpecError, match="--epochs must be"):
         Spec().override(epochs=-1)
     with pytest.raises(SpecError, match=r"^--autoregressive must be 0 when --residual is true"):

@@ -178,6 +178,13 @@ def choose_roles(
             logger.info("%s: using column %r as the time column", shown, time_col)
     features = list(columns) if columns is not None else _auto_features(sample, shown, {time_col, label_col, *excluded})
     if not features:
+        numeric_excluded = [name for name in sample.columns if name in excluded and _is_number_column(sample[name])]
+        if numeric_excluded:
+            listed = ", ".join(repr(name) for name in numeric_excluded[:_MAX_LISTED_COLUMNS])
+            raise DataError(
+                f"{shown}: expected at least one numeric feature column, but exclude_columns leaves out "
+                f"every one ({listed})"
+            )
         raise DataError(
             f"{shown}: expected at least one numeric feature column, but found only "
             f"{_describe_columns(sample, time_col, label_col)}"
