@@ -954,6 +954,8 @@ def _format_runs(found: list[Any]) -> str:
     for r, line_index in zip(found, range(1, len(rows))):
         if r.status == "FAILED" and r.reason:
             lines[line_index] += f"\n    {' '.join(r.reason.split())[:200]}"
+        elif r.dead:
+            lines[line_index] += f"\n    dead: {r.dead}; anomaly runs --reap marks it FAILED"
     return "\n".join(lines)
 
 

@@ -101,6 +101,14 @@ def test_reaping_judges_only_this_hosts_runs_by_pid_and_process_start(client):
         rebooted = running_run(client, {**here, liveness.TAG_BOOT_ID: "00000000-0000-0000-0000-000000000000"})
         expected.add(rebooted)
 
+    # Listed without --reap, the dead ones stay RUNNING and say why they are dead.
+    listed = {r["run_id"]: r for r in runs_json("--limit", "50")["runs"]}
+    assert {run_id for run_id, r in listed.items() if r["dead"]} == expected
+    assert all(r["status"] == "RUNNING" for r in listed.values())
+    assert "is gone (killed or crashed" in listed[gone]["dead"]
+    shown = CliRunner().invoke(cli, ["runs", "--limit", "50"], catch_exceptions=False).stdout
+    assert shown.count("; anomaly runs --reap marks it FAILED") == len(expected)
+
     result = runs_json("--reap", "--limit", "50")
     assert {r["run_id"] for r in result["reaped"]} == expected and all(r["marked"] for r in result["reaped"])
     status = {r["run_id"]: r["status"] for r in result["runs"]}

@@ -579,6 +579,7 @@ class RunSummary:
     host: str | None
     pid: str | None
     reason: str | None  # why it FAILED: the error, or why it was reaped
+    dead: str | None = None  # RUNNING, but its process on this host is known to be gone: why
 
     def to_json(self) -> dict[str, Any]:
         return {key: getattr(self, key) for key in self.__dataclass_fields__}
@@ -614,6 +615,8 @@ def recent_runs(limit: int = 20) -> list[RunSummary]:
                 host=tags.get(liveness.TAG_HOST),
                 pid=tags.get(liveness.TAG_PID),
                 reason=tags.get(liveness.TAG_REAPED) or tags.get(TAG_ERROR),
+                # Only this host can tell whether a run's process lives (see reap_dead_runs).
+                dead=liveness.death_reason(tags) if info.status == "RUNNING" and liveness.is_this_host(tags) else None,
             )
         )
     return summaries
