@@ -615,9 +615,16 @@ def score(
             on_rows=bar,
         )
         completed = True
+    except pipelines.FleetModelGiven as err:
+        if not err.in_file:
+            raise
+        fleet_spec, fleet_uri = _as_fleet(spec, err, file, say), err.uri
     finally:
         if bar is not None:
             bar.close(completed=completed)
+    if not completed:  # a fleet model, and the file has its series column
+        _score_fleet(fleet_spec, file, fleet_uri, output, chunk_rows, jobs, skip_unknown, as_json, pipeline is not None)
+        return
     for note in result.notes:
         say(f"note: {note}")
     share = result.flagged / max(result.scored, 1)
@@ -637,6 +644,12 @@ def score(
         more = len(result.events) - len(top)
         say(f"    ... {more} more {'stretch' if more == 1 else 'stretches'} in the run's results/events.csv")
     _say_scored(say, result, result.rows, result.flagged, as_json)
+
+
+def _as_fleet(spec: Any, given: Any, file: str, say: Callable[[str], None]) -> Any:
+    """The spec with the fleet model's series column, said in a note, for a table that has it."""
+    say(f"note: {given.uri} is a fleet model by {given.series_col!r}, a column of {file}: read as its series (--series-col)")
+    return spec.override(series_col=given.series_col)
 
 
 def _stretches(count: int) -> str:
@@ -795,38 +808,18 @@ def evaluate(
         model_uri=model_uri, default_model_name=spec.model_name if pipeline else None, seed=seed, vus_window=vus_window
     )
     if spec.data.series_col or _names_many(file):
-        from anomaly.fleet import jobs as fleet_jobs
-
-        on_series = _say_series(say, lambda o: f"{o.rows} rows  {int(o.labels.sum())} labelled  {o.seconds:.1f}s")
-        fleet = fleet_jobs.evaluate_fleet(spec, file, jobs=jobs, skip_unknown=skip_unknown, on_series=on_series, **options)
-        for note in fleet.notes:
-            say(f"note: {note}")
-        scored = len(fleet.series) - len(fleet.failed)
-        say(f"Evaluated {fleet.model_uri} on {scored} series of {file} in {fleet.seconds:.1f}s")
-        table = fleet.table.copy()
-        table.index = [f"{series} {method}" if method != "anomaly" else str(series) for series, method in table.index]
-        say(_format_table(table))
-        say(
-            "One row per series at the model's threshold; (pooled): every series' rows together, beside the "
-            "random and flag-everything baselines; (mean): the mean over series, as TSB-AD reports a benchmark."
-        )
-        say(_store_hint(fleet))
-        if as_json:
-            click.echo(
-                json.dumps(
-                    {
-                        "run_id": fleet.run_id,
-                        "rows": sum(s.rows for s in fleet.series if s.ok),
-                        "vus_window": fleet.vus_window,
-                        "metrics": {f"{series}/{method}": _json_metrics(row) for (series, method), row in fleet.table.iterrows()},
-                        "failed": [s.name for s in fleet.failed],
-                    }
-                )
-            )
-        _check_failed(fleet)
+        _evaluate_fleet(spec, file, options, jobs, skip_unknown, as_json, say)
         return
 
-    result = pipelines.evaluate_pipeline(spec, file, **options)
+    try:
+        result = pipelines.evaluate_pipeline(spec, file, **options)
+    except pipelines.FleetModelGiven as err:
+        if not err.in_file:
+            raise
+        _evaluate_fleet(
+            _as_fleet(spec, err, file, say), file, {**options, "model_uri": err.uri}, jobs, skip_unknown, as_json, say
+        )
+        return
     for note in result.notes:
         say(f"note: {note}")
     say(
@@ -856,6 +849,47 @@ def evaluate(
                 }
             )
         )
+
+
+def _evaluate_fleet(
+    spec: Any,
+    file: str,
+    options: dict[str, Any],
+    jobs: int | None,
+    skip_unknown: bool,
+    as_json: bool,
+    say: Callable[[str], None],
+) -> None:
+    """Evaluate a fleet model on every series of FILE and print the per-series table."""
+    from anomaly.fleet import jobs as fleet_jobs
+
+    on_series = _say_series(say, lambda o: f"{o.rows} rows  {int(o.labels.sum())} labelled  {o.seconds:.1f}s")
+    fleet = fleet_jobs.evaluate_fleet(spec, file, jobs=jobs, skip_unknown=skip_unknown, on_series=on_series, **options)
+    for note in fleet.notes:
+        say(f"note: {note}")
+    scored = len(fleet.series) - len(fleet.failed)
+    say(f"Evaluated {fleet.model_uri} on {scored} series of {file} in {fleet.seconds:.1f}s")
+    table = fleet.table.copy()
+    table.index = [f"{series} {method}" if method != "anomaly" else str(series) for series, method in table.index]
+    say(_format_table(table))
+    say(
+        "One row per series at the model's threshold; (pooled): every series' rows together, beside the "
+        "random and flag-everything baselines; (mean): the mean over series, as TSB-AD reports a benchmark."
+    )
+    say(_store_hint(fleet))
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "run_id": fleet.run_id,
+                    "rows": sum(s.rows for s in fleet.series if s.ok),
+                    "vus_window": fleet.vus_window,
+                    "metrics": {f"{series}/{method}": _json_metrics(row) for (series, method), row in fleet.table.iterrows()},
+                    "failed": [s.name for s in fleet.failed],
+                }
+            )
+        )
+    _check_failed(fleet)
 
 
 def _json_metrics(row: Any) -> dict[str, float | None]:

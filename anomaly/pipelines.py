@@ -481,12 +481,35 @@ _SORTED_NOTE = (
 )
 
 
-def _single_detector(resolved: Any) -> Detector:
-    """The detector of a one-series model; a fleet model needs ``--series-col``."""
+class FleetModelGiven(DataError):
+    """A fleet model (``uri``) given for one series; ``series_col`` is the fleet's series column,
+    and ``in_file`` whether the scored file has that column (then it can be scored as a fleet)."""
+
+    def __init__(self, message: str, uri: str, series_col: str, in_file: bool) -> None:
+        super().__init__(message)
+        self.uri, self.series_col, self.in_file = uri, series_col, in_file
+
+
+def _single_detector(resolved: Any, file: str | Path) -> Detector:
+    """The detector of a one-series model; a fleet model needs ``--series-col``.
+
+    Raises
+    ------
+    FleetModelGiven
+        For a fleet model.
+    """
     if resolved.fleet:
-        raise DataError(
-            f"--model {resolved.uri} is a fleet model (one detector per series): give a table with --series-col COLUMN, "
-            "or a folder or quoted glob of files, one series each"
+        from anomaly.fleet.model import Fleet
+
+        series_col = Fleet.load(resolved.detector_dir).series_col
+        head = _first_rows(Path(file), str(file), rows=1) if not _is_stdin(file) else None
+        in_file = head is not None and series_col in head.columns
+        raise FleetModelGiven(
+            f"--model {resolved.uri} is a fleet model (one detector per series, by {series_col!r}): give a table with "
+            f"--series-col {series_col}, or a folder or quoted glob of files, one series each",
+            resolved.uri,
+            series_col,
+            in_file,
         )
     return Detector.load(resolved.detector_dir)
 
@@ -733,7 +756,7 @@ def score_pipeline(
     if not to_stdout and not from_stdin and _same_file(output, Path(file)):
         raise DataError(f"--output {output}: expected a file other than the one being scored; give another path")
     resolved = tracking.resolve_model(model_uri, default_model_name)
-    detector = _single_detector(resolved)
+    detector = _single_detector(resolved, file)
     opened = open_input(spec, file, detector, chunk_rows)
     ResultsSink(output)  # checks, before any run starts, that the output can be written
     shown = "<stdin>" if from_stdin else str(file)
@@ -908,7 +931,7 @@ def evaluate_pipeline(
     if not spec.data.label_col:
         raise DataError("evaluate needs labels: give --label-col COLUMN (a column of 0/1 or true/false)")
     resolved = tracking.resolve_model(model_uri, default_model_name)
-    detector = _single_detector(resolved)
+    detector = _single_detector(resolved, file)
     opened = open_input(spec, file, detector, chunk_rows)
     with _model_run(spec, resolved, "evaluate", str(file), Path(file).stem) as active:
         tracking.log_params(

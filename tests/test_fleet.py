@@ -168,7 +168,19 @@ def test_a_series_the_model_does_not_know_is_an_error_or_with_skip_unknown_a_not
 def test_a_fleet_model_given_one_series_says_how_to_give_it_a_fleet(in_fleet: dict):
     refused = CliRunner().invoke(cli, ["score", "test/m1.csv", "--model", in_fleet["model"], "-o", "one.csv"])
     assert refused.exit_code == 2 and not Path("one.csv").exists()
-    assert "is a fleet model (one detector per series): give a table with --series-col COLUMN, or a folder" in refused.stderr
+    assert (
+        "is a fleet model (one detector per series, by 'machine'): give a table with --series-col machine, or a folder"
+        in refused.stderr
+    )
+    # A table with the fleet's series column is read by it, as if --series-col were given.
+    given = run("score", "fleet_test.csv", "--series-col", "machine", "--model", in_fleet["model"], "-o", "given.csv")
+    remembered = run("score", "fleet_test.csv", "--model", in_fleet["model"], "-o", "remembered.csv", "--jobs", "1")
+    assert given.exit_code == remembered.exit_code == 0, remembered.output
+    assert "is a fleet model by 'machine', a column of fleet_test.csv: read as its series (--series-col)" in remembered.output
+    assert Path("remembered.csv").read_bytes() == Path("given.csv").read_bytes()
+    pd.read_csv("fleet_test.csv").assign(label=0).to_csv("labelled_table.csv", index=False)
+    evaluated = run("evaluate", "labelled_table.csv", "--label-col", "label", "--model", in_fleet["model"], "--jobs", "1")
+    assert evaluated.exit_code == 0 and "m3" in evaluated.output and "(pooled)" in evaluated.output, evaluated.output
 
 
 @pytest.mark.slow

@@ -182,8 +182,7 @@ def choose_roles(
         if numeric_excluded:
             listed = ", ".join(repr(name) for name in numeric_excluded[:_MAX_LISTED_COLUMNS])
             raise DataError(
-                f"{shown}: expected at least one numeric feature column, but exclude_columns leaves out "
-                f"every one ({listed})"
+                f"{shown}: expected at least one numeric feature column, but exclude_columns leaves out every one ({listed})"
             )
         raise DataError(
             f"{shown}: expected at least one numeric feature column, but found only "
