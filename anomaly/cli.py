@@ -357,6 +357,8 @@ def train(
     """
     say = _say(as_json)
     spec = _build_spec(pipeline, file, overrides)
+    if not spec.data.path:
+        raise _UserError(f"no training data: give a FILE argument or set data.path in {pipeline or 'the pipeline spec'}", 2)
     if engine == "spark":
         _check_spark(spec.data.series_col, spec.data.path)
     if spec.data.series_col or (spec.data.path and _names_many(spec.data.path)):

@@ -280,6 +280,7 @@ def assert_user_error(result, *fragments: str) -> None:
         (["train", "plant.csv", "--cell", "cnn"], ["--cell", "'cnn' is not one of"]),
         (["train", "plant.csv", "--columns", "f0,nope"], ["plant.csv", "'nope'"]),
         (["train", "-p", "nope.yaml"], ["nope.yaml: pipeline spec not found"]),
+        (["train", "-p", "pathless.yaml"], ["no training data: give a FILE argument or set data.path in pathless.yaml"]),
         (["train", "text.csv"], ["text.csv", "column 'f1'", "row 3 holds 'oops'"]),
         (["train", "empty.csv"], ["empty.csv", "empty"]),
         (["score", "plant.csv", "--model", "models:/nothing/1"], ["models:/nothing/1", "not found"]),
@@ -292,6 +293,7 @@ def test_bad_input_gets_one_line_and_exit_code_2(files, args, fragments):
     frame.iloc[2, 1] = "oops"
     frame.to_csv("text.csv")
     Path("empty.csv").write_text("")
+    Path("pathless.yaml").write_text("name: plant\nmodel: {units: [4]}\n")
     assert_user_error(CliRunner().invoke(cli, args), *fragments)
 
 
