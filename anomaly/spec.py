@@ -96,7 +96,7 @@ class Spec:
         """
         name = values.pop("name", None) or self.name
         sections = {s: dataclasses.asdict(getattr(self, s)) for s in _SECTIONS}
-        given = set(self.given)
+        given, from_options = set(self.given), set()
         for key, value in values.items():
             if key not in params.SETTINGS:
                 raise SpecError(f"unknown spec field {key!r}")
@@ -104,18 +104,31 @@ class Spec:
                 value = tuple(value) if isinstance(value, list) else value  # as a spec file's list is read
                 sections[params.SETTINGS[key].section][params.SETTINGS[key].name] = value
                 given.add(key)
-        return _build(name, sections, None, "option", frozenset(given))
+                from_options.add(key)
+        # A rule between an option and a field of the spec file names the field as the file has it.
+        from_file = {key: self.source for key in self.given - from_options} if self.source else {}
+        return _build(name, sections, None, "option", frozenset(given), from_file)
 
 
-def _build(name: Any, sections: dict[str, dict[str, Any]], source: str | None, origin: str, given: frozenset[str]) -> Spec:
+def _build(
+    name: Any,
+    sections: dict[str, dict[str, Any]],
+    source: str | None,
+    origin: str,
+    given: frozenset[str],
+    from_file: dict[str, str] | None = None,
+) -> Spec:
     """Validate every section and the rules between fields; name the first problem.
 
     ``origin`` says how a field is named in messages: ``"spec"`` as in the YAML file
-    (``window.window_size``, after the file name), ``"option"`` as the CLI option (``--window-size``).
+    (``window.window_size``, after the file name), ``"option"`` as the CLI option (``--window-size``),
+    except the fields in ``from_file`` (flat name to the spec file that set them), named as that file has them.
     """
     where = f"{source}: " if source else ""
 
     def shown(declared: params.Setting) -> str:
+        if from_file and declared.flat in from_file:
+            return f"{declared.path} ({from_file[declared.flat]})"
         return declared.option if origin == "option" else declared.path
 
     def as_given(value: Any) -> str:

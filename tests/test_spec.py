@@ -73,6 +73,10 @@ def test_overrides_replace_single_fields_and_validate_as_options():
     with pytest.raises(SpecError, match=r"^--autoregressive must be 0 when --residual is true"):
         Spec().override(autoregressive=4, residual=True)
     assert Spec().override(autoregressive=4).detector_params()["autoregressive"] == 4
+    # A rule broken between an option and a spec file's field names the field as the file has it.
+    from_file = spec_from_dict({"model": {"residual": True}}, source="plant.yaml")
+    with pytest.raises(SpecError, match=r"^--autoregressive must be 0 when model\.residual \(plant\.yaml\) is true"):
+        from_file.override(autoregressive=4)
     # A list, as Python code writes one, is taken as a spec file's list is.
     assert Spec().override(exclude_columns=["id", "clock"], units=[16]).data.exclude_columns == ("id", "clock")
 
