@@ -726,8 +726,11 @@ def trivial_baselines(
     if not 0.0 <= flag_rate <= 1.0:
         raise ValueError(f"flag_rate must be in [0, 1]; got {flag_rate}")
     random_scores = np.random.default_rng(rng_seed).random(n)
+    # Exactly as many rows as the rate says (not a binomial draw of them): like for like.
+    random_flags = np.zeros(n, dtype=bool)
+    random_flags[np.argsort(-random_scores, kind="stable")[: int(round(flag_rate * n))]] = True
     options = dict(gap=gap, vus_window=vus_window, segments=segments)
     return {
         "flag_everything": evaluate_scores(labels, np.ones(n), np.ones(n, dtype=bool), **options),
-        "random": evaluate_scores(labels, random_scores, random_scores > 1.0 - flag_rate, **options),
+        "random": evaluate_scores(labels, random_scores, random_flags, **options),
     }
