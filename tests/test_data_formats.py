@@ -116,7 +116,90 @@ def test_header_without_rows(tmp_path):
 
 def test_unparseable_csv(tmp_path):
     path = _write(tmp_path, "d.csv", "a,b\n1,2\n3,4\n5,6\n7,8\n9,10\n11,12\n13,14,15\n")
-    _error(path, "Expected 2 fields")
+    _error(path, "expected 2 fields on each line, as the header names 2 columns, but line 8 has 3")
+    path = _write(tmp_path, "late.csv", "a,b\n" + "1,2\n" * 100 + "13,14,15\n")  # past the sniffed lines
+    _error(path, "Expected 2 fields in line 102")
+
+
+def test_a_first_field_without_a_name_is_refused_not_taken_for_a_row_index(tmp_path):
+    # pandas would make the times a row index and read b's values as a's, a third field as b's.
+    rows = "".join(f"2024-01-01 00:0{m}:00,{m}.5,{m}\n" for m in range(6))
+    _error(
+        _write(tmp_path, "saved.csv", "a,b\n" + rows),
+        "expected 2 fields on each line, as the header names 2 columns, but line 2 has 3",
+        "a first column without one is a row index saved without its label",
+    )
+    # One empty field too many (a delimiter ending every data line) is no column: left out.
+    series = read_series(_write(tmp_path, "trailing.csv", "time,a,b\n" + rows.replace("\n", ",\n")))
+    assert series.time_col == "time" and series.feature_names == ["a", "b"]
+    np.testing.assert_array_equal(series.values[:2], [[0.5, 0.0], [1.5, 1.0]])
+
+
+def test_one_column_of_decimal_commas_reads_as_numbers(tmp_path):
+    series = read_series(_write(tmp_path, "one.csv", "value\n5,0063\n-1,5\n\n2,25\n7\n"))
+    np.testing.assert_array_equal(series.values[:, 0], [5.0063, -1.5, 2.25, 7.0])
+
+
+def test_a_typo_in_a_decimal_comma_column_is_the_cell_named(tmp_path):
+    rows = "".join(f"2024-01-01 00:0{m}:00;{m},5;{m},25\n" for m in range(6))
+    typo = rows.replace("3,5;", "-;")
+    # Named as a feature (or taken as one at scoring), the typo is the cell the error names...
+    _error(_write(tmp_path, "typo.csv", "time;a;b\n" + typo), "column 'a'", "row 4 holds '-'", columns=["a", "b"])
+    # ...and, found by content, the column of numbers with one typo is still a feature.
+    _error(_write(tmp_path, "auto.csv", "time;a;b\n" + typo), "column 'a' should be numeric", "row 4 holds '-'")
+    clean = read_series(_write(tmp_path, "clean.csv", "time;a;b\n" + rows))
+    np.testing.assert_array_equal(clean.values[:2], [[0.5, 0.25], [1.5, 1.25]])
+
+
+def test_a_header_of_values_or_a_comment_line_is_refused(tmp_path):
+    rows = "".join(f"2024-01-01 00:0{m}:00,{m}.5,{m}\n" for m in range(6))
+    _error(_write(tmp_path, "headless.csv", rows), "expected a header naming the columns on line 1, but it holds values")
+    _error(
+        _write(tmp_path, "logger.csv", "# Logger SN 1234\ntime,a,b\n" + rows),
+        "expected the header (the column names) on line 1, but it is a comment ('# Logger SN 1234')",
+    )
+    # Integers are names a frame without names gets (0,1,2); a column may be named "#".
+    assert read_series(_write(tmp_path, "ints.csv", "0,1\n1.5,2\n2.5,3\n")).feature_names == ["0", "1"]
+    assert read_series(_write(tmp_path, "hash.csv", "#,a\n1,2.5\n2,3.5\n")).feature_names == ["#", "a"]
+
+
+def test_excel_sep_line_declares_the_separator(tmp_path):
+    path = _write(tmp_path, "excel.csv", "\ufeffsep=;\r\ntime;a;b\r\n2024-01-01;1,5;2\r\n2024-01-02;2,5;3\r\n")
+    series = read_series(path)
+    assert series.time_col == "time" and series.feature_names == ["a", "b"]
+    np.testing.assert_array_equal(series.values, [[1.5, 2.0], [2.5, 3.0]])
+
+
+@pytest.mark.parametrize("kind", ["gz", "bz2", "xz", "zip", "parquet-named-otherwise"])
+def test_compressed_text_and_parquet_are_known_by_their_first_bytes(tmp_path, kind):
+    import bz2
+    import gzip
+    import lzma
+    import zipfile
+
+    frame = pd.DataFrame({"time": pd.date_range("2024-01-01", periods=5, freq="min"), "a": np.arange(5) + 0.5})
+    text = frame.to_csv(index=False).encode()
+    path = tmp_path / f"d.{kind}"
+    if kind == "zip":
+        with zipfile.ZipFile(path, "w") as archive:
+            archive.writestr("d.csv", text)
+    elif kind == "parquet-named-otherwise":
+        frame.to_parquet(path, index=False)
+    else:
+        path.write_bytes({"gz": gzip.compress, "bz2": bz2.compress, "xz": lzma.compress}[kind](text))
+    series = read_series(path)
+    assert series.time_col == "time"
+    np.testing.assert_array_equal(series.values[:, 0], frame.a.to_numpy())
+
+
+def test_a_zip_of_several_files_is_refused(tmp_path):
+    import zipfile
+
+    path = tmp_path / "two.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("a.csv", "a\n1\n")
+        archive.writestr("b.csv", "a\n2\n")
+    _error(path, "expected a zip archive of one file, but it holds 2")
 
 
 def test_not_utf8(tmp_path):
@@ -166,3 +249,16 @@ def test_fingerprint(tmp_path):
     assert fingerprint(str(path)) == fingerprint(path)
     with pytest.raises(DataError, match="missing.bin"):
         fingerprint(tmp_path / "missing.bin")
+
+
+@pytest.mark.parametrize(
+    "first, missing",
+    [("23:00:00", "date"), ("11:00 PM", "date"), ("31-Dec 22:00", "year"), ("Dec 31 10:00 PM", "year")],
+)
+def test_times_without_a_date_or_a_year_are_refused(tmp_path, first, missing):
+    # pandas would fill in today's date or the year 1900 and sort the rows after midnight first.
+    path = _write(tmp_path, "night.csv", f"time,a\n{first},1\n" + "".join(f"{first},{i}\n" for i in range(2, 5)))
+    _error(path, f"row 1 holds '{first}', a time without a {missing}", "--time-col none")
+    # A date without a time, or a month without a day, is a date.
+    for cell in ("2024-01-01", "Jan 2024", "1/1/2024 1:00 PM"):
+        assert read_series(_write(tmp_path, "ok.csv", f"time,a\n{cell},1\n")).time_col == "time"

@@ -494,7 +494,8 @@ ROWS = "".join(f"2024-01-{d:02d},{d},{d % 2}\n" for d in range(1, 9))
         (" \n\t\n", {}, "only whitespace"),
         ("time,a,b\n", {}, "found none (columns: 'time', 'a', 'b')"),
         ("a,b\n1,\n3,\n" + "5,\n" * 10, {}, "every cell is empty"),
-        ("a,b\n1,2\n3,4\n5,6\n7,8\n9,10\n11,12\n13,14,15\n", {}, "Expected 2 fields in line 8"),
+        ("a,b\n1,2\n3,4\n5,6\n7,8\n9,10\n11,12\n13,14,15\n", {}, "names 2 columns, but line 8 has 3"),
+        ("a,b\n" + "1,2\n" * 60 + "13,14,15\n", {}, "Expected 2 fields in line 62"),  # past the sniffed lines
         ("time,name\n2024-01-01,x\n2024-01-02,y\n", {}, "'name' (text)"),
     ],
 )

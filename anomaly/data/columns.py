@@ -15,6 +15,7 @@ Parquet, the first row of the table), always counted in file order, also after s
 
 from __future__ import annotations
 
+import datetime
 import difflib
 import logging
 import numbers
@@ -632,6 +633,8 @@ def parse_time_as(
             row = int(np.flatnonzero(empty.to_numpy())[0])
             raise DataError(f"{shown}: {_missing_time(name, start + row)}")
         parsed, used = _to_datetimes(text, shown=shown, name=name, start=start, time_format=time_format)
+        if time_format is None:
+            _check_has_date(text.iloc[0], shown, name)
         bad = parsed.isna().to_numpy()
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
@@ -646,6 +649,29 @@ def parse_time_as(
         raise DataError(f"{shown}: {_missing_time(name, start + row)}")
     index = pd.DatetimeIndex(parsed, name=name)
     return (index.tz_convert("UTC") if index.tz is not None else index), used
+
+
+def _check_has_date(cell: str, shown: str, name: str) -> None:
+    """Refuse times without a date or a year (``23:00``, ``31-Dec 22:00``).
+
+    pandas fills in what a time leaves out, today's date or the year 1900 or 1: a night's
+    readings from 23:00 to 08:59 would be sorted into one day, their dates changing with the
+    day the file is read. Read with two defaults, a cell without those fields reads as two times.
+    """
+    from dateutil import parser
+
+    try:
+        one = parser.parse(cell, default=datetime.datetime(2000, 1, 1))
+        other = parser.parse(cell, default=datetime.datetime(2001, 2, 2))
+    except (ValueError, OverflowError):
+        return  # not dateutil's to read: the format pandas found stands
+    missing = "date" if one.month != other.month and one.day != other.day else "year" if one.year != other.year else None
+    if missing:
+        raise DataError(
+            f"{shown}: time column {name!r} should hold dates with their years, but row 1 holds {show_value(cell)}, "
+            f"a time without a {missing} (the rows' order across {missing}s is unknown): write the {missing} in, "
+            f"or read the rows in file order with --time-col none"
+        )
 
 
 def arrow_times(column: pd.Series, name: str) -> pd.DatetimeIndex | None:

@@ -45,6 +45,11 @@ _MAX_BATCH_ROWS = 1 << 20  # Parquet record batches: bounded also when a whole f
 _MAX_LISTED_COLUMNS = 10
 _MAX_VALUE_CHARS = 40
 _DECIMAL_COMMA = re.compile(r"^\s*[+-]?\d+,\d+(?:[eE][+-]?\d+)?\s*$")
+_DECIMAL_COMMA_PARTS = r"^(\s*[+-]?\d+),(\d+(?:[eE][+-]?\d+)?\s*)$"
+_SEP_LINE = re.compile(r"^sep=([,;\t])[ \t]*\r?\n")
+_INTEGER = re.compile(r"^[+-]?\d+$")
+_NUMBER = re.compile(r"^[+-]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][+-]?\d+)?$")
+_DATE_LIKE = re.compile(r"^\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}(?:$|[ T]\d)")
 _PARQUET_MAGIC = b"PAR1"
 _UTF8_BOM = b"\xef\xbb\xbf"
 _STDIN_NAME = "<stdin>"
@@ -145,13 +150,65 @@ def open_reader(source: Source, shown: str, chunk_rows: int = 65536, *, text_col
     if hasattr(source, "read"):
         return _TextReader(source, shown, owned=None, text_columns=text_columns)  # type: ignore[arg-type]
     file = _existing_file(source)  # type: ignore[arg-type]
-    if file.suffix.lower() in PARQUET_SUFFIXES:
-        return _ParquetReader(file, shown, chunk_rows)
     try:
-        handle = open(file, "rb")  # noqa: SIM115 - closed by the reader
+        with open(file, "rb") as probe:
+            magic = probe.read(6)
     except OSError as err:
         raise DataError(f"{shown}: cannot read the file: {os_reason(err)}") from None
+    if file.suffix.lower() in PARQUET_SUFFIXES or magic.startswith(_PARQUET_MAGIC):
+        return _ParquetReader(file, shown, chunk_rows)
+    handle = _open_text(file, magic, shown)
     return _TextReader(handle, shown, owned=handle, text_columns=text_columns)
+
+
+def _open_text(file: Path, magic: bytes, shown: str) -> BinaryIO:
+    """The file's bytes, through gzip, bz2, xz or zip (one member) where its first bytes say so."""
+    import bz2
+    import gzip
+    import lzma
+    import zipfile
+
+    try:
+        if magic.startswith(b"\x1f\x8b"):
+            return gzip.open(file, "rb")  # type: ignore[return-value]
+        if magic.startswith(b"BZh"):
+            return bz2.open(file, "rb")  # type: ignore[return-value]
+        if magic.startswith(b"\xfd7zXZ\x00"):
+            return lzma.open(file, "rb")  # type: ignore[return-value]
+        if magic.startswith(b"PK\x03\x04"):
+            archive = zipfile.ZipFile(file)
+            members = [info for info in archive.infolist() if not info.is_dir()]
+            if len(members) != 1:
+                archive.close()
+                raise DataError(
+                    f"{shown}: expected a zip archive of one file, but it holds {len(members)}: unpack the one to read"
+                )
+            return _ZipMember(archive, members[0])  # type: ignore[return-value]
+        return open(file, "rb")  # noqa: SIM115 - closed by the reader
+    except (OSError, zipfile.BadZipFile) as err:
+        raise DataError(f"{shown}: cannot read the file: {condense(err)}") from None
+
+
+class _ZipMember(io.RawIOBase):
+    """The one file of a zip archive, closing the archive with it."""
+
+    def __init__(self, archive: Any, member: Any) -> None:
+        super().__init__()
+        self._archive, self._member = archive, archive.open(member)
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        return self._member.read(size)
+
+    def read1(self, size: int = -1) -> bytes:
+        return self._member.read1(size)
+
+    def close(self) -> None:
+        self._member.close()
+        self._archive.close()
+        super().close()
 
 
 def source_name(source: object) -> str:
@@ -326,15 +383,33 @@ class _TextReader(Reader):
         self._names: list[str] | None = None
         self.columns = []
         try:
-            head = self._feed.head()
-            sep, decimal = _sniff_text_format(head, shown)
+            head = self._feed.head().removeprefix("\ufeff")
+            declared = _SEP_LINE.match(head)  # Excel's "sep=;" before the header
+            if declared:
+                head = head[declared.end() :]
+            _check_header_line(head, shown)
+            sep, decimal = _sniff_text_format(head, shown, declared.group(1) if declared else None)
             self._sep = sep
             self.text_format = (sep, decimal)
             names = _header_names(head, sep)
             _check_distinct_names(names, shown)  # pandas would rename them a, a.1
-            text = {name: str for name in names if name.removeprefix("\ufeff").strip() in set(text_columns)}
+            _check_header_names(names, shown, decimal)
+            _check_field_counts(head, names, sep, shown, skipped=1 if declared else 0, whole=self._feed.eof)
+            self._text_columns = {name.strip() for name in names if name.strip() in set(text_columns)}
+            self._decimal_comma = decimal == ","
+            text = {name: str for name in names if name.strip() in self._text_columns}
             self._parser = pd.read_csv(
-                self._feed, sep=sep, decimal=decimal, encoding="utf-8", iterator=True, low_memory=False, dtype=text or None
+                self._feed,
+                sep=sep,
+                decimal=decimal,
+                encoding="utf-8",
+                iterator=True,
+                low_memory=False,
+                dtype=text or None,
+                # Never a row index: a first field without a name in the header is refused above,
+                # and one empty field too many (a delimiter ending the data lines) is dropped.
+                index_col=False,
+                skiprows=1 if declared else None,
             )
         except Exception as err:
             self.close()
@@ -362,6 +437,8 @@ class _TextReader(Reader):
             self._names = [str(name) for name in _clean_column_names(frame.iloc[:0].copy()).columns]
             self.columns = self._names
         frame.columns = self._names
+        if self._decimal_comma:
+            _read_decimal_commas(frame, self._text_columns)
         return frame
 
     def fingerprint(self) -> str:
@@ -541,13 +618,15 @@ def _count_newlines(block: bytes) -> int:
     return int(np.count_nonzero(np.frombuffer(block, dtype=np.uint8) == 10))
 
 
-def _sniff_text_format(head: str, shown: str) -> tuple[str, str]:
+def _sniff_text_format(head: str, shown: str, declared: str | None = None) -> tuple[str, str]:
     """The separator and the decimal mark of delimited text, from its first lines.
 
     Parameters
     ----------
     head : str
         Decoded text from the start of the file (the first lines are enough).
+    declared : str, optional
+        The separator the file declares (Excel's ``sep=;`` line).
 
     Returns
     -------
@@ -555,8 +634,14 @@ def _sniff_text_format(head: str, shown: str) -> tuple[str, str]:
         ``(sep, decimal)``: sep one of ``,`` ``;`` tab; decimal ``.`` or ``,``.
     """
     lines = [line for line in head.splitlines() if line.strip()]
-    sep = _detect_separator(lines[: _SNIFF_DATA_LINES + 1])
-    decimal = "," if sep != "," and _uses_decimal_comma(lines[1 : _DECIMAL_SNIFF_LINES + 1], sep) else "."
+    data = lines[1 : _DECIMAL_SNIFF_LINES + 1]
+    if declared is None and lines and not any(_count_unquoted(lines[0], sep) for sep in _SEPARATORS):
+        # One name in the header: one column. Its commas, on every line a number's, are decimal commas.
+        if data and all(_DECIMAL_COMMA.match(line) or "," not in line for line in data) and any("," in line for line in data):
+            logger.info("%s: one column whose numbers use decimal commas; reading with decimal=','", shown)
+            return ";", ","
+    sep = declared or _detect_separator(lines[: _SNIFF_DATA_LINES + 1])
+    decimal = "," if sep != "," and _uses_decimal_comma(data, sep) else "."
     if decimal == ",":
         logger.info("%s: numbers use decimal commas; reading with decimal=','", shown)
     return sep, decimal
@@ -602,15 +687,101 @@ def _uses_decimal_comma(data_lines: list[str], sep: str) -> bool:
     return False
 
 
+def _check_header_line(head: str, shown: str) -> None:
+    """Refuse a first line that is a comment (a logger's preamble), not the header.
+
+    A header may name a column ``#`` (``#,a,b``): a comment is a ``#`` line whose delimiters
+    do not match the next line's.
+    """
+    lines = [line for line in head.splitlines() if line.strip()]
+    first = lines[0].strip() if lines else ""
+    following = lines[1] if len(lines) > 1 else ""
+    matching = any(0 < _count_unquoted(first, sep) == _count_unquoted(following, sep) for sep in _SEPARATORS)
+    if first.startswith("#") and not matching:
+        raise DataError(
+            f"{shown}: expected the header (the column names) on line 1, but it is a comment "
+            f"({show_value(first)}): remove the lines before the header"
+        )
+
+
+def _check_header_names(names: list[str], shown: str, decimal: str) -> None:
+    """Refuse a header that is a line of data (a file saved without its header)."""
+    cleaned = [name.strip() for name in names]
+    if not cleaned or not all(_looks_like_value(name, decimal) or _INTEGER.match(name) for name in cleaned):
+        return
+    if any(_looks_like_value(name, decimal) for name in cleaned):  # integers alone can be names: 0,1,2
+        raise DataError(
+            f"{shown}: expected a header naming the columns on line 1, but it holds values "
+            f"({list_names(cleaned)}): the file has no header; add one (e.g. time,a,b)"
+        )
+
+
+def _looks_like_value(name: str, decimal: str) -> bool:
+    """Whether a header cell reads as a data value: a number with a fraction, or a date."""
+    if _DATE_LIKE.match(name):
+        return True
+    number = name.replace(",", ".") if decimal == "," else name
+    return not _INTEGER.match(name) and _NUMBER.match(number) is not None
+
+
+def _check_field_counts(head: str, names: list[str], sep: str, shown: str, *, skipped: int, whole: bool) -> None:
+    """Refuse data lines with more fields than the header has names (unless the rest are empty).
+
+    pandas would take the first field for a row index and shift every column by one (or, with
+    ``index_col=False``, drop the last fields): the values of one column read as another's.
+    """
+    import csv
+
+    lines = head.splitlines(keepends=True)  # \n, \r\n or \r, as pandas reads them
+    if lines and not whole and not lines[-1].endswith(("\n", "\r")):
+        lines = lines[:-1]  # the head may end inside a line (``whole``: it is the whole input)
+    try:
+        records = list(csv.reader(lines[: _DECIMAL_SNIFF_LINES + 1], delimiter=sep))
+    except csv.Error:
+        return  # pandas' own parser reports what is wrong with the lines
+    if not names:
+        return
+    for number, record in enumerate(records[1:], start=2 + skipped):
+        extra = record[len(names) :]
+        if extra and any(field.strip() for field in extra):
+            hint = (
+                ": give every column a name in the header (a first column without one is a row index saved without its label)"
+                if number == 2 + skipped
+                else ""
+            )
+            raise DataError(
+                f"{shown}: expected {len(names)} fields on each line, as the header names {len(names)} columns, "
+                f"but line {number} has {len(record)}{hint}"
+            )
+
+
+def _read_decimal_commas(frame: pd.DataFrame, text_columns: set[str]) -> None:
+    """Text columns of a decimal-comma file with their numbers' commas made points, in place.
+
+    pandas reads a column with decimal commas as numbers only if every cell is one; in a column
+    with one typo (``-``, ``x``) the numbers stay text. Made ``0.5``, they read as numbers
+    where a column's cells are checked, and the typo is the cell named in the error.
+    """
+    for name in frame.columns:
+        column = frame[name]
+        if name in text_columns or not (pd.api.types.is_object_dtype(column.dtype) or pd.api.types.is_string_dtype(column.dtype)):
+            continue
+        cells = column.astype("string")
+        if not cells.str.contains(",", regex=False).any():
+            continue
+        converted = cells.str.replace(_DECIMAL_COMMA_PARTS, r"\1.\2", regex=True)
+        frame[name] = converted.astype(object).where(column.notna(), column)
+
+
 def _header_names(head: str, sep: str) -> list[str]:
     """The names on the header line of delimited text, as written; none when the head holds no whole line."""
     import csv
 
     text = head.removeprefix("\ufeff")
-    if "\n" not in text:
+    if "\n" not in text and "\r" not in text:
         return []
     try:
-        return next(csv.reader(io.StringIO(text), delimiter=sep), [])
+        return next(csv.reader(text.splitlines(keepends=True), delimiter=sep), [])
     except csv.Error:
         return []  # pandas' own parser reports what is wrong with the line
 
