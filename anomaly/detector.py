@@ -87,6 +87,9 @@ class Detector:
     calendar_ : anomaly.detection.calendar.Calendar
         The time-of-day (and week) inputs the network gets beside the features: none unless
         ``calendar`` is on and the training series has times and a daily cycle.
+    times_zoned_ : bool or None
+        With calendar inputs: whether the training times had a zone (the time of day learnt is
+        UTC's) or not (the wall clock's); :func:`zone_note` names a scored series of the other kind.
     model_ : keras.Model
     residual_stats_ : ResidualNormaliser
     threshold_ : float
@@ -197,6 +200,8 @@ class Detector:
         self.n_features_in_ = values.shape[1]
         self.scaling_ = fit_scaling(values[:cut])
         self.calendar_ = Calendar.fit(times, values) if self.calendar else Calendar()
+        # Whether the time of day it learnt is UTC's (times with a zone) or the wall clock's.
+        self.times_zoned_ = _is_zoned(X) if self.calendar_.cycles else None
         if self.calendar_.cycles:
             logger.info("the network also gets the time of %s as inputs", " and ".join(self.calendar_.cycles))
         scaled = self._network_inputs(values, times)
@@ -522,6 +527,7 @@ class Detector:
             "scaling": self.scaling_.to_dict(),
             "autoregression": None if self.autoregression_ is None else self.autoregression_.to_dict(),
             "calendar": list(self.calendar_.cycles),
+            "times_zoned": getattr(self, "times_zoned_", None),
             "residual_stats": self.residual_stats_.to_dict(),
             "threshold": self.threshold_,
             "calibration_histogram": counts_to_dict(self.calibration_histogram_),
@@ -556,6 +562,7 @@ class Detector:
             linear = state.get("autoregression")  # absent in detectors saved before it existed
             detector.autoregression_ = None if linear is None else LinearAR.from_dict(linear)
             detector.calendar_ = Calendar(tuple(state.get("calendar", ())))  # none before it existed
+            detector.times_zoned_ = state.get("times_zoned")
             detector.residual_stats_ = ResidualNormaliser.from_dict(state["residual_stats"])
             detector.threshold_ = float(state["threshold"])
             if "calibration_histogram" in state:
@@ -613,6 +620,36 @@ def _check_time_order(index: pd.Index) -> None:
             f"the rows should be in time order, each after the one before, but row {row + 2} ({index[row + 1]}) "
             f"{what} row {row + 1} ({index[row]}): sort them first (X.sort_index()), and drop repeated times"
         )
+
+
+def _is_zoned(X: Any) -> bool:
+    index = getattr(X, "index", None)
+    return isinstance(index, pd.DatetimeIndex) and index.tz is not None
+
+
+def zone_note(detector: Detector, index: pd.Index) -> str | None:
+    """Why the time of day a calendar model gets from ``index`` is not the one it learnt, or None.
+
+    A model learns the time of day from its training file's times: the wall clock's for times
+    without a zone, UTC's for times with one. Scored with the other kind, its daily cycle is
+    read shifted by the zone's offset, silently (the same readings score otherwise).
+    """
+    learnt = getattr(detector, "times_zoned_", None)
+    if learnt is None or not detector.calendar_.cycles or not isinstance(index, pd.DatetimeIndex):
+        return None
+    zoned = index.tz is not None
+    if zoned == learnt:
+        return None
+    if learnt:
+        return (
+            "the model learnt the time of day in UTC (its training times had a zone), but these times have none, "
+            "so they are taken as UTC: give them their UTC offsets, as the training file had"
+        )
+    return (
+        "the model learnt the time of day from the wall clock (its training times had no zone), but these times "
+        "have UTC offsets and are read in UTC, so the time of day it gets is UTC's: give local times without "
+        "offsets, as the training file had"
+    )
 
 
 def row_times(X: Any) -> np.ndarray | None:

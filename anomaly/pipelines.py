@@ -36,7 +36,7 @@ from anomaly.data.writing import STDOUT, ResultsSink, write_table, write_text
 from anomaly.detection.error_level import MAX_RISE
 from anomaly.detection.preprocessing import MIN_SWITCHES
 from anomaly.detection.scorer import ScoredChunk
-from anomaly.detector import Detector, example_rows, row_times
+from anomaly.detector import Detector, example_rows, row_times, zone_note
 from anomaly.errors import DataError, SpecError
 from anomaly.nn.model import BatchCallback, EpochCallback
 from anomaly.overlap import BackgroundWriter, Prefetch
@@ -336,10 +336,11 @@ class _Input:
         ]
         return pd.DataFrame(rows, columns=["start", "end", "rows"])
 
-    def notes(self, collector: ResultCollector) -> list[str]:
+    def notes(self, collector: ResultCollector, detector: Detector) -> list[str]:
         """The notes on how the input was read and scored (``collector``: its scoring pass)."""
         notes = self.extra_notes + data_notes(self.stream, self.shown, self.spec.data.max_gap, collector.index, scoring=True)
-        return notes + _error_rise_notes(self.shown, collector)
+        zone = zone_note(detector, collector.index)
+        return notes + ([f"{self.shown}: {zone}"] if zone else []) + _error_rise_notes(self.shown, collector)
 
 
 # Divisors below this are not worth a note: the rule barely moved those features' z.
@@ -764,7 +765,7 @@ def score_pipeline(
         tracking.log_params({"data.file": shown, "model_uri": resolved.uri, "output": str(output), "chunk_rows": chunk_rows})
         source, collector, written = scoring_pass(spec, file, detector, chunk_rows, output, opened, on_rows)
         scores, flags = collector.scores, collector.flags
-        notes = source.notes(collector)
+        notes = source.notes(collector, detector)
         tracking.set_notes(notes)
         events = collector.event_table()
         if written is not None:
@@ -939,7 +940,7 @@ def evaluate_pipeline(
         )
         source, collector, _ = scoring_pass(spec, file, detector, chunk_rows, None, opened)
         labels, scores, flags = collector.labels, collector.scores, collector.flags
-        notes = source.notes(collector)
+        notes = source.notes(collector, detector)
         if not labels.any():
             notes.append(f"{source.shown}: no row is labelled anomalous in {spec.data.label_col!r}: recall and F1 are undefined")
         tracking.set_notes(notes)

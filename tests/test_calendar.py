@@ -89,6 +89,13 @@ def test_a_daily_series_trains_with_the_time_of_day_and_the_served_model_needs_t
 
     scored = CliRunner().invoke(cli, ["score", "daily.csv", "-o", "scores.csv"])
     assert scored.exit_code == 0, scored.output
+    assert "time of day" not in scored.output
+    # The same readings with UTC offsets: their time of day is UTC's, not the wall clock it learnt.
+    offset = pd.read_csv("daily.csv").assign(timestamp=lambda f: f.timestamp + "+02:00")
+    offset.to_csv("offset.csv", index=False)
+    shifted = CliRunner().invoke(cli, ["score", "offset.csv", "-o", "offset_scores.csv"])
+    assert shifted.exit_code == 0, shifted.output
+    assert "offset.csv: the model learnt the time of day from the wall clock" in shifted.output
     scores = pd.read_csv("scores.csv", index_col=0)["score"]
     # The MLflow model takes the times as a column of its input and scores as the CLI does.
     frame = pd.read_csv("daily.csv", parse_dates=["timestamp"])
@@ -156,6 +163,11 @@ def test_the_detector_streams_with_times_as_it_scores_whole_and_keeps_its_calend
 
     loaded = Detector.load(detector.save(tmp_path / "d"))
     assert loaded.calendar_ == detector.calendar_
+    # It learnt the time of day in UTC: naive times are named as read otherwise.
+    from anomaly.detector import zone_note
+
+    assert loaded.times_zoned_ is True and zone_note(loaded, test.index) is None
+    assert "taken as UTC" in zone_note(loaded, test.index.tz_convert("UTC").tz_localize(None))
     np.testing.assert_array_equal(loaded.score(test)["score"].to_numpy(), whole)
     with pytest.raises(DataError, match="need their times"):
         detector.score(test.to_numpy())

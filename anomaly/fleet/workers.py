@@ -254,7 +254,7 @@ def score_series(
         opened = pipelines.open_input(spec, series.path, detector, chunk_rows, shown=series.shown)
         source, collector, _ = pipelines.scoring_pass(spec, series.path, detector, chunk_rows, results, opened)
         source.close()
-        outcome.notes = source.notes(collector)
+        outcome.notes = source.notes(collector, detector)
         outcome.gap_rows = source.stream.gap_rows
         if keep:
             if collector.labels is None:
