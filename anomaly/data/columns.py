@@ -173,7 +173,7 @@ def choose_roles(
     )
     detected = False
     if time_col is None and not no_time:
-        time_col = detect_time_column(sample, exclude={label_col, *(columns or []), *excluded})
+        time_col = detect_time_column(sample, exclude={label_col, *(columns or []), *excluded}, shown=shown)
         detected = time_col is not None
         if detected:
             logger.info("%s: using column %r as the time column", shown, time_col)
@@ -257,7 +257,7 @@ def _check_excluded_columns(
     return set(exclude_columns)
 
 
-def detect_time_column(raw: pd.DataFrame, exclude: set[str | None]) -> str | None:
+def detect_time_column(raw: pd.DataFrame, exclude: set[str | None], shown: str = "") -> str | None:
     """The first column named like a time column, else the first column if it holds datetimes."""
     for name in raw.columns:
         if name not in exclude and str(name).strip().lower() in _TIME_NAMES:
@@ -276,7 +276,7 @@ def detect_time_column(raw: pd.DataFrame, exclude: set[str | None]) -> str | Non
     if present.empty or not present.str.contains(r"\d", regex=True).all():
         return None
     try:
-        parsed, _ = _to_datetimes(present)
+        parsed, _ = _to_datetimes(present, shown=shown, name=first)
     except DataError:
         return None
     return first if parsed.notna().all() else None
@@ -927,10 +927,20 @@ def _raise_first_text_cell(
     scope = f"in rows {start + 1}-{start + len(text)}" if partial else "in all"
     extra = f" ({count} text cells {scope})" if count > 1 else ""
     why = "mostly numbers and " if mostly else ""
+    cell = text.iloc[row]
+    # Decimal commas are told from the first 50 data lines; a file whose commas start later reads them as text.
+    hint = (
+        ": a decimal comma? The decimal mark is taken from the first 50 data lines; write them with points"
+        if _DECIMAL_COMMA_CELL.match(cell)
+        else ""
+    )
     raise DataError(
         f"{shown}: column {name!r} should be numeric ({why}used as a feature), but row {start + row + 1} holds "
-        f"{show_value(text.iloc[row])}{extra}"
+        f"{show_value(cell)}{extra}{hint}"
     )
+
+
+_DECIMAL_COMMA_CELL = re.compile(r"^[+-]?\d+,\d+$")
 
 
 def _is_number_column(column: pd.Series) -> bool:
