@@ -262,3 +262,15 @@ def test_times_without_a_date_or_a_year_are_refused(tmp_path, first, missing):
     # A date without a time, or a month without a day, is a date.
     for cell in ("2024-01-01", "Jan 2024", "1/1/2024 1:00 PM"):
         assert read_series(_write(tmp_path, "ok.csv", f"time,a\n{cell},1\n")).time_col == "time"
+
+
+def test_grouped_thousands_with_decimal_commas_read_and_text_columns_are_named(tmp_path):
+    rows = ["2024-01-01 00:00;987,5;0,5", "2024-01-01 00:01;1.234,5;1,5", "2024-01-01 00:02;-12.345.678,25;2,5"]
+    series = read_series(_write(tmp_path, "de.csv", "Zeit;Leistung;b\n" + "\n".join(rows) + "\n"))
+    np.testing.assert_array_equal(series.values[:, 0], [987.5, 1234.5, -12345678.25])
+    # Quoted thousands in a comma-separated file are text: the note says which column and why.
+    text = read_series(_write(tmp_path, "us.csv", 'time,a,b\n2024-01-01,"1,000",1\n2024-01-02,"2,500",2\n'))
+    assert text.feature_names == ["b"] and text.unused_columns == ("a",)
+    assert text.notes == (
+        "column 'a' holds text (first: '1,000'), so it is not a feature; numbers with thousands separators or units read as text",
+    )

@@ -134,6 +134,7 @@ class Roles:
     explicit: bool
     numeric: frozenset[str]
     time_detected: bool = False
+    text: tuple[tuple[str, str], ...] = ()  # columns found holding text, each with its first cell
 
 
 def choose_roles(
@@ -177,7 +178,8 @@ def choose_roles(
         detected = time_col is not None
         if detected:
             logger.info("%s: using column %r as the time column", shown, time_col)
-    features = list(columns) if columns is not None else _auto_features(sample, shown, {time_col, label_col, *excluded})
+    text: list[tuple[str, str]] = []
+    features = list(columns) if columns is not None else _auto_features(sample, shown, {time_col, label_col, *excluded}, text)
     if not features:
         numeric_excluded = [name for name in sample.columns if name in excluded and _is_number_column(sample[name])]
         if numeric_excluded:
@@ -198,6 +200,7 @@ def choose_roles(
         explicit=columns is not None,
         time_detected=detected,
         numeric=frozenset(name for name in features if not pd.api.types.is_bool_dtype(sample[name].dtype)),
+        text=tuple(text),
     )
 
 
@@ -282,8 +285,10 @@ def detect_time_column(raw: pd.DataFrame, exclude: set[str | None], shown: str =
     return first if parsed.notna().all() else None
 
 
-def _auto_features(raw: pd.DataFrame, shown: str, exclude: set[str | None]) -> list[str]:
-    """Numeric columns in file order, applying the mostly-numeric-means-numeric rule to text."""
+def _auto_features(raw: pd.DataFrame, shown: str, exclude: set[str | None], text_found: list[tuple[str, str]]) -> list[str]:
+    """Numeric columns in file order, applying the mostly-numeric-means-numeric rule to text.
+
+    The columns left out as text are appended to ``text_found`` with their first cell."""
     features = []
     for name in raw.columns:
         name = str(name)
@@ -310,6 +315,8 @@ def _auto_features(raw: pd.DataFrame, shown: str, exclude: set[str | None]) -> l
             numeric = pd.to_numeric(text.where(present), errors="coerce").notna()
             if present.sum() == 0 or numeric.sum() < 0.5 * present.sum():
                 logger.info("%s: column %r holds text; not used as a feature", shown, name)
+                if present.any():
+                    text_found.append((name, str(text[present].iloc[0])))
                 continue
             # Mostly numbers: the text cells are probably typos, not a text column, so the column
             # stays a feature and feature_values reports its first text cell.

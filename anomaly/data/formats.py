@@ -45,6 +45,7 @@ _MAX_BATCH_ROWS = 1 << 20  # Parquet record batches: bounded also when a whole f
 _MAX_LISTED_COLUMNS = 10
 _MAX_VALUE_CHARS = 40
 _DECIMAL_COMMA = re.compile(r"^\s*[+-]?\d+,\d+(?:[eE][+-]?\d+)?\s*$")
+_GROUPED_DECIMAL_COMMA = r"\s*[+-]?\d{1,3}(?:\.\d{3})+,\d+\s*"
 _DECIMAL_COMMA_PARTS = r"^(\s*[+-]?\d+),(\d+(?:[eE][+-]?\d+)?\s*)$"
 _SEP_LINE = re.compile(r"^sep=([,;\t])[ \t]*\r?\n")
 _INTEGER = re.compile(r"^[+-]?\d+$")
@@ -756,7 +757,8 @@ def _check_field_counts(head: str, names: list[str], sep: str, shown: str, *, sk
 
 
 def _read_decimal_commas(frame: pd.DataFrame, text_columns: set[str]) -> None:
-    """Text columns of a decimal-comma file with their numbers' commas made points, in place.
+    """Text columns of a decimal-comma file with their numbers' commas made points, in place
+    (and the points of ``1.234,5``, which group thousands, dropped).
 
     pandas reads a column with decimal commas as numbers only if every cell is one; in a column
     with one typo (``-``, ``x``) the numbers stay text. Made ``0.5``, they read as numbers
@@ -769,6 +771,8 @@ def _read_decimal_commas(frame: pd.DataFrame, text_columns: set[str]) -> None:
         cells = column.astype("string")
         if not cells.str.contains(",", regex=False).any():
             continue
+        grouped = cells.str.fullmatch(_GROUPED_DECIMAL_COMMA).fillna(False)  # 1.234,5: points group thousands
+        cells = cells.where(~grouped, cells.str.replace(".", "", regex=False))
         converted = cells.str.replace(_DECIMAL_COMMA_PARTS, r"\1.\2", regex=True)
         frame[name] = converted.astype(object).where(column.notna(), column)
 

@@ -62,7 +62,7 @@ from anomaly.data.columns import (
     feature_values,
     parse_labels,
 )
-from anomaly.data.formats import Source, no_rows_error, open_reader, source_name
+from anomaly.data.formats import Source, no_rows_error, open_reader, show_value, source_name
 from anomaly.errors import DataError
 
 logger = logging.getLogger(__name__)
@@ -441,7 +441,12 @@ class SeriesStream(Iterator[SeriesChunk]):
     @property
     def notes(self) -> list[str]:
         """What the reader chose that the user should know, so far (see ``Series.notes``)."""
-        return list(self._time.notes) if self._time is not None else []
+        text = [
+            f"column {name!r} holds text (first: {show_value(cell)}), so it is not a feature; numbers with "
+            f"thousands separators or units read as text"
+            for name, cell in self._roles.text
+        ]
+        return text + (list(self._time.notes) if self._time is not None else [])
 
     @property
     def gaps(self) -> tuple[tuple[int, int], ...]:
