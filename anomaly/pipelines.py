@@ -184,6 +184,10 @@ def fit_logged(
     )
     tracking.log_text(dump_spec(spec), "spec.yaml")
     tracking.set_notes(notes)
+    tracking.log_metrics({"gap_rows": series.gap_rows})
+    if series.gap_count:  # the rows left out of training, as a scoring run lists those it left unscored
+        rows = [(first, last, end - start + 1) for (start, end), (first, last) in zip(series.gaps, series.gap_labels)]
+        tracking.log_table(pd.DataFrame(rows, columns=["start", "end", "rows"]), "results/gaps.csv")
     try:
         detector.fit(frame, on_epoch_end=report_epoch, on_batch_end=on_batch_end)
     except DataError as err:

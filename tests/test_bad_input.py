@@ -313,6 +313,24 @@ def test_short_gaps_are_filled_and_long_gaps_are_reported_and_not_scored(here):
     assert gaps["rows"].tolist() == [10] and gaps["start"].iloc[0] == str(out.index[60])
 
 
+@pytest.mark.slow
+def test_a_training_run_lists_the_gaps_it_left_out(here):
+    frame = make_series(400, 3)
+    frame.iloc[200:210, 1] = np.nan
+    frame.to_csv("gappy_train.csv")
+    trained = run("train", "gappy_train.csv", *TINY_OPTIONS, "--model-name", "gappy", "--json")
+    assert trained.exit_code == 0, trained.output
+    import json
+
+    from mlflow.tracking import MlflowClient
+
+    run_id = json.loads(trained.stdout.strip().splitlines()[-1])["run_id"]
+    client = MlflowClient()
+    assert client.get_run(run_id).data.metrics["gap_rows"] == 10
+    gaps = pd.read_csv(client.download_artifacts(run_id, "results/gaps.csv"))
+    assert gaps["rows"].tolist() == [10] and gaps["start"].iloc[0] == str(frame.index[200])
+
+
 def test_irregular_sampling_is_reported_and_can_be_resampled(here):
     frame = series_text(100)
     frame.drop(index=frame.index[[20, 21, 55]]).to_csv("irregular.csv")
