@@ -109,11 +109,13 @@ def rows_line(done: int, total: int | None, exact: bool, elapsed: float, *, fina
 
 
 def _columns(stream: TextIO) -> int | None:
-    """The width of the terminal ``stream`` writes to, or None when it is not one."""
+    """The width of the terminal ``stream`` writes to, or None when it is not one or does not say
+    (a pseudo-terminal of size 0x0, as ``script`` makes)."""
     try:
-        return os.get_terminal_size(stream.fileno()).columns
+        columns = os.get_terminal_size(stream.fileno()).columns
     except (AttributeError, OSError, ValueError):
         return None
+    return columns if columns > 0 else None
 
 
 class Line:

@@ -60,6 +60,19 @@ def test_the_bar_shows_rows_rate_and_time_left_and_is_drawn_at_most_every_tenth_
     assert frames[-1] == "  scored  [########################] 100%  1,000 rows  392 rows/s  in 0:03\x1b[K\n"
 
 
+def test_a_terminal_that_reports_no_width_cuts_nothing(monkeypatch: pytest.MonkeyPatch):
+    # `script` makes a pseudo-terminal of size 0x0: the lines stay whole, as where the size is unknown.
+    monkeypatch.setattr(progress.os, "get_terminal_size", lambda fd: os.terminal_size((0, 0)))
+    screen = Terminal()
+    screen.fileno = lambda: 1  # type: ignore[method-assign]
+    line = progress.Line(screen, clock=FakeClock())
+    line.show("scored 100% in 0:01", force=True)
+    assert screen.getvalue() == "\rscored 100% in 0:01\x1b[K"
+    monkeypatch.setattr(progress.os, "get_terminal_size", lambda fd: os.terminal_size((10, 5)))
+    line.show("scored 100% in 0:01", force=True)
+    assert screen.getvalue().endswith("\rscored 10\x1b[K")
+
+
 def test_a_csv_estimate_is_marked_and_never_shows_more_than_all():
     line = progress.rows_line(1200, 1000, False, 1.0)
     assert "1,200/~1,200 rows" in line and "100%" in line and "0:00 left" in line
