@@ -335,7 +335,7 @@ def test_irregular_sampling_is_reported_and_can_be_resampled(here):
     frame = series_text(100)
     frame.drop(index=frame.index[[20, 21, 55]]).to_csv("irregular.csv")
     _, output = score_frame("irregular.csv")
-    assert "note: irregular.csv: irregular sampling: 2 of 96 intervals differ from the usual 0 days 00:05:00" in output
+    assert "note: irregular.csv: irregular sampling: 2 of 96 intervals differ from the usual 5min (from 5min to 15min)" in output
     assert "--resample 5min" in output
     resampled, output = score_frame("irregular.csv", "--resample", "5min")
     assert len(resampled) == 100 and (np.diff(resampled.index.values) == np.timedelta64(5, "m")).all()

@@ -288,6 +288,13 @@ def test_bad_fleet_tables_are_one_line_errors(tmp_path: Path, content: str, seri
         assert fragment in str(caught.value)
 
 
+def test_a_parquet_row_without_a_series_id_is_named_by_its_row_alone(tmp_path: Path):
+    pd.DataFrame({"machine": ["a", None], "time": [1, 2], "x": [2.0, 3.0]}).to_parquet(tmp_path / "t.parquet")
+    with pytest.raises(DataError) as caught:
+        find_series(tmp_path / "t.parquet", "machine", tmp_path)
+    assert str(caught.value) == f"{tmp_path / 't.parquet'}: row 2 has no series id in column 'machine'"  # no lines
+
+
 def test_bad_fleet_folders_are_one_line_errors(tmp_path: Path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="expected data files"):

@@ -133,8 +133,9 @@ def _split_table(path: Path, series_col: str, workdir: Path, chunk_rows: int) ->
             ids = frame[series_col]
             missing = ids.isna().to_numpy()
             if missing.any():
-                row = rows + int(missing.argmax()) + 2  # a 1-based line number, after the header
-                raise DataError(f"{shown}: row {row - 1} (line {row}) has no series id in column {series_col!r}")
+                row = rows + int(missing.argmax()) + 1
+                line = f" (line {row + 1})" if reader.text_format is not None else ""  # text has lines, Parquet not
+                raise DataError(f"{shown}: row {row}{line} has no series id in column {series_col!r}")
             keys = ids.astype(str).str.strip()
             for name, part in frame[columns].groupby(keys.to_numpy(), sort=False):
                 name = str(name)

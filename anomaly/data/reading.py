@@ -637,11 +637,34 @@ def sampling_note(index: pd.Index) -> str | None:
     odd = steps != usual
     if not odd.any():
         return None
-    alias = pd.tseries.frequencies.to_offset(usual).freqstr
+    alias = pd.tseries.frequencies.to_offset(_round_step(usual)).freqstr
     return (
-        f"irregular sampling: {int(odd.sum())} of {len(steps)} intervals differ from the usual {usual} "
-        f"(from {steps.min()} to {steps.max()}); --resample {alias} puts the rows on a regular grid"
+        f"irregular sampling: {int(odd.sum())} of {len(steps)} intervals differ from the usual {duration_text(usual)} "
+        f"(from {duration_text(steps.min())} to {duration_text(steps.max())}); --resample {alias} puts the rows on a "
+        f"regular grid"
     )
+
+
+def _round_step(step: pd.Timedelta) -> pd.Timedelta:
+    """``step`` in the coarsest whole unit within 5% of it (5 min 4 s: 5 min), a grid worth suggesting."""
+    for unit in ("1D", "1h", "1min", "1s", "1ms"):
+        rounded = step.round(unit)
+        if rounded > pd.Timedelta(0) and abs(rounded - step) <= 0.05 * step:
+            return rounded
+    return step
+
+
+def duration_text(step: pd.Timedelta) -> str:
+    """A time span as people write it: ``5min 4s``, ``1h``, ``2d 3h``, ``250ms``."""
+    if step <= pd.Timedelta(0):
+        return str(step)
+    parts, rest = [], step
+    for unit, name in (("1D", "d"), ("1h", "h"), ("1min", "min"), ("1s", "s"), ("1ms", "ms"), ("1us", "us")):
+        count = rest // pd.Timedelta(unit)
+        if count:
+            parts.append(f"{count}{name}")
+            rest -= count * pd.Timedelta(unit)
+    return " ".join(parts) or str(step)
 
 
 # --------------------------------------------------------------------------------------------
