@@ -996,7 +996,9 @@ def _format_runs(found: list[Any]) -> str:
 
 
 def _interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
+    from anomaly.errors import Terminated
+
+    raise Terminated
 
 
 def _stop_on_signals() -> None:

@@ -42,3 +42,7 @@ class TrackingServerError(AnomalyError):
 
 class ServerError(AnomalyError):
     """An ``anomaly server`` option, or what it needs around it, is unusable."""
+
+
+class Terminated(KeyboardInterrupt):
+    """A command stopped by SIGTERM (``kill PID``): handled as Ctrl-C is, and told apart in the run's tags."""

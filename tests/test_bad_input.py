@@ -358,12 +358,18 @@ def test_a_constant_column_trains_and_scores(here):
 def test_ctrl_c_marks_the_run_killed_and_an_error_marks_it_failed(here):
     from mlflow.tracking import MlflowClient
 
+    from anomaly.errors import Terminated
     from anomaly.tracking import runs as tracking
 
-    for exception, status in ((KeyboardInterrupt(), "KILLED"), (RuntimeError("disk on fire"), "FAILED")):
+    cases = (
+        (KeyboardInterrupt(), "KILLED", "interrupted (Ctrl-C, SIGINT)"),
+        (Terminated(), "KILLED", "stopped by SIGTERM (kill)"),
+        (RuntimeError("disk on fire"), "FAILED", "RuntimeError: disk on fire"),
+    )
+    for exception, status, tag in cases:
         with pytest.raises(type(exception)):
             with tracking.run(experiment_name="interrupts", run_name="victim") as active:
                 raise exception
         run_info = MlflowClient().get_run(active.info.run_id)
         assert run_info.info.status == status
-        assert run_info.data.tags[tracking.TAG_ERROR]
+        assert run_info.data.tags[tracking.TAG_ERROR] == tag

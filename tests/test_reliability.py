@@ -107,4 +107,4 @@ def test_a_training_stopped_with_kill_ends_its_run_killed_as_ctrl_c_does(mlflow_
     assert err.strip().splitlines()[-1] == "error: interrupted"
     client = MlflowClient()
     (run,) = client.search_runs([client.get_experiment_by_name("anomaly-plant").experiment_id])
-    assert run.info.status == "KILLED"
+    assert run.info.status == "KILLED" and run.data.tags["anomaly.error"] == "stopped by SIGTERM (kill)"

@@ -24,7 +24,7 @@ from typing import Any
 
 import pandas as pd
 
-from anomaly.errors import ModelNotFoundError, TrackingServerError
+from anomaly.errors import ModelNotFoundError, Terminated, TrackingServerError
 from anomaly.tracking import liveness
 
 # Set before mlflow is imported: a command-line tool should not phone home unasked. A user's
@@ -202,8 +202,9 @@ def run(
     )
     try:
         yield active
-    except KeyboardInterrupt:
-        mlflow.set_tag(TAG_ERROR, "interrupted (KeyboardInterrupt)")
+    except KeyboardInterrupt as err:
+        how = "stopped by SIGTERM (kill)" if isinstance(err, Terminated) else "interrupted (Ctrl-C, SIGINT)"
+        mlflow.set_tag(TAG_ERROR, how)
         mlflow.end_run(status="KILLED")
         raise
     except BaseException as err:
