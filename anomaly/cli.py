@@ -878,6 +878,15 @@ def _evaluate_fleet(
         "One row per series at the model's threshold; (pooled): every series' rows together, beside the "
         "random and flag-everything baselines; (mean): the mean over series, as TSB-AD reports a benchmark."
     )
+    if options.get("vus_window") is not None:
+        say(f"VUS window {fleet.vus_window} (--vus-window) for every series and the pooled rows.")
+    else:
+        own = sorted({s.vus_window or 100 for s in fleet.series if s.ok})
+        span = f"{own[0]}" if len(own) == 1 else f"{own[0]} to {own[-1]}"
+        say(
+            f"VUS windows: each series its own ({span}: find_length_rank of its first feature, as TSB-AD's "
+            f"benchmark), the pooled rows {fleet.vus_window} (the median)."
+        )
     say(_store_hint(fleet))
     if as_json:
         click.echo(

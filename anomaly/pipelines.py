@@ -476,6 +476,16 @@ def open_input(
     return _Input(stream, shown, spec, [*read_notes, *sorted_note])
 
 
+def check_vus_window(window: int, rows: int, shown: str) -> None:
+    """Refuse a given VUS window over half the series: its buffers would cover every row, giving any
+    detector, flag-everything too, a VUS near 1 (and the computation grows with the window)."""
+    if window > rows // 2:
+        raise DataError(
+            f"--vus-window {window} is more than half the {rows} scored rows of {shown}: every detector's VUS "
+            f"would be near 1; give at most {rows // 2}, or leave it out for TSB-AD's own window"
+        )
+
+
 def _is_stdin(source: object) -> bool:
     return isinstance(source, (str, Path)) and str(source) == STDIN
 
@@ -952,6 +962,8 @@ def evaluate_pipeline(
         window_from = "given"
         if vus_window is None:
             vus_window, window_from = first_feature_window(source.spec, file, detector, collector)
+        else:
+            check_vus_window(vus_window, len(labels), source.shown)
         tracking.log_params({"vus_window": vus_window, "vus_window_from": window_from})
         # Unscored rows (NaN) get the lowest score, so ranking metrics see them as "not anomalous".
         options = dict(gap=detector.event_gap, vus_window=vus_window)

@@ -197,6 +197,9 @@ def test_evaluate_measures_tsb_ad_metrics_on_the_models_scores(store, monkeypatc
     assert model["best_f1"] == pytest.approx(best_f1(labels, scores), abs=1e-9)
     expected = trivial_baselines(labels, vus_window=7)["flag_everything"]
     assert summary["metrics"]["flag_everything"]["vus_pr"] == pytest.approx(expected["vus_pr"], abs=1e-12)
+    # A window over half the series would give every detector a VUS near 1: refused.
+    too_long = invoke("evaluate", str(directory / "new.csv"), "--label-col", "anomaly", "--vus-window", str(len(labels)))
+    assert too_long.exit_code == 2 and f"is more than half the {len(labels)} scored rows" in too_long.stderr
 
     # By default the window is TSB-AD's find_length_rank of the first feature, as scored (the
     # short gap in f0 interpolated), whether the figures' copy of the rows is thinned or not.

@@ -213,6 +213,7 @@ def test_evaluate_measures_each_series_pooled_and_on_average(in_fleet: dict):
     assert result.exit_code == 0, result.output
     assert "note: labelled.csv: using column 'label' as the labels" in result.stderr  # no --label-col needed
     assert all(f"] {n}  160 rows  1 labelled" in result.stderr for n in NAMES), result.stderr  # one line per series
+    assert "VUS windows: each series its own (" in result.stderr and "the pooled rows" in result.stderr
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary["rows"] == 3 * 160 and summary["vus_window"] > 0
     metrics = summary["metrics"]

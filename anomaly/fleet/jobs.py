@@ -28,7 +28,15 @@ from anomaly.data.writing import STDOUT, ResultsSink
 from anomaly.errors import DataError, SpecError
 from anomaly.fleet import workers
 from anomaly.fleet.model import Fleet
-from anomaly.pipelines import DEFAULT_CHUNK_ROWS, EVALUATION_COLUMNS, VERBS, default_output, log_events, model_run
+from anomaly.pipelines import (
+    DEFAULT_CHUNK_ROWS,
+    EVALUATION_COLUMNS,
+    VERBS,
+    check_vus_window,
+    default_output,
+    log_events,
+    model_run,
+)
 from anomaly.spec import Spec, dump_spec
 from anomaly.tracking import figures as plots
 from anomaly.tracking import runs as tracking
@@ -546,6 +554,8 @@ def evaluate_fleet(
             windows = []
             for o in ok:
                 notes.extend(o.notes)
+                if vus_window is not None:
+                    check_vus_window(vus_window, len(o.labels), f"{shown}, series {o.name!r}")
                 window = vus_window if vus_window is not None else (o.vus_window or 100)
                 windows.append(window)
                 rows[(o.name, "anomaly")] = evaluate_scores(o.labels, o.scores, o.flags, gap=o.event_gap, vus_window=window)
