@@ -249,3 +249,34 @@ def test_the_events_table_leaves_out_shares_that_read_zero_and_its_names_parse_b
     # The JSON keeps four decimals, so the quiet feature's share is there.
     [record] = collector.event_records()
     assert [entry["feature"] for entry in record["top_features"]] == names
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 7, 64, 3000])
+def test_no_event_spans_an_unscored_row_however_wide_the_gap_rule(chunk):
+    # A long data gap is unscored (NaN): with event_gap wider than it, flags on both sides used to
+    # merge into one event whose mask flagged the unscored rows too.
+    rng = np.random.default_rng(chunk)
+    scores = np.where(rng.random(3000) < 0.1, 5.0, 0.0)
+    for lo, hi in ((400, 410), (1200, 1201), (2000, 2040)):
+        scores[lo:hi] = np.nan
+    scores[395:400] = scores[410:415] = 5.0  # flags right up to the gap and right after it
+    flags, unscored = scores > 1.0, np.isnan(scores)
+    gap, min_length = 30, 2
+    mask, grouper = EventMask(gap=gap, min_length=min_length), EventGrouper(gap=gap, min_length=min_length)
+    final, events = [], []
+    for lo in range(0, len(scores), chunk):
+        final.append(mask.feed(flags[lo : lo + chunk], unscored[lo : lo + chunk]))
+        events += grouper.feed(flags[lo : lo + chunk], scores[lo : lo + chunk])
+    final.append(mask.finish())
+    events += grouper.finish()
+    final = np.concatenate(final)
+    assert not (final & unscored).any()
+    np.testing.assert_array_equal(final, event_flags(flags, gap=gap, min_length=min_length, unscored=unscored))
+    holes = np.flatnonzero(unscored)
+    assert all(not ((holes > e.start) & (holes < e.end)).any() for e in events)
+    # The events are the mask's stretches, one for one.
+    expected = np.zeros(len(scores), dtype=bool)
+    for e in events:
+        expected[e.start : e.end + 1] = True
+    np.testing.assert_array_equal(final, expected)
+    assert any(e.end == 399 for e in events) and any(e.start == 410 for e in events)

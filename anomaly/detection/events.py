@@ -134,6 +134,7 @@ class EventGrouper:
         self.position_ = 0  # absolute position of the next row expected
         self._open: _Open | None = None
         self._n_features: int | None = None
+        self._last_unscored = -1  # absolute position of the latest unscored row: no event spans it
 
     def feed(
         self,
@@ -184,19 +185,25 @@ class EventGrouper:
 
         closed: list[Event] = []
         rows = np.flatnonzero(flags)
+        unscored = np.flatnonzero(np.isnan(scores))
         if len(rows):
-            runs = self._runs_in_chunk(rows, start, scores, z)
+            runs = self._runs_in_chunk(rows, unscored, start, scores, z)
             first = runs.pop(0)
-            if self._open is not None and first.start - self._open.last - 1 <= self.gap:
+            barrier = _barrier_before(first.start - start, unscored, start, self._last_unscored)
+            if self._open is not None and first.start - self._open.last - 1 <= self.gap and barrier < self._open.last:
                 self._open.absorb(first)
             else:
                 self._emit(closed)
                 self._open = first
-            for run in runs:  # each later run is more than gap steps after the one before
+            for run in runs:  # each later run is more than gap steps, or an unscored row, after the one before
                 self._emit(closed)
                 self._open = run
-        # The open event is closed once more than gap unflagged steps have followed it.
-        if self._open is not None and (self.position_ - 1) - self._open.last > self.gap:
+        if len(unscored):
+            self._last_unscored = start + int(unscored[-1])
+        # The open event is closed once more than gap unflagged steps, or an unscored row, have followed it.
+        if self._open is not None and (
+            (self.position_ - 1) - self._open.last > self.gap or self._last_unscored > self._open.last
+        ):
             self._emit(closed)
         return closed
 
@@ -213,9 +220,12 @@ class EventGrouper:
                 closed.append(event)
         self._open = None
 
-    def _runs_in_chunk(self, rows: np.ndarray, start: int, scores: np.ndarray, z: np.ndarray | None) -> list[_Open]:
-        """Group one chunk's flagged rows by ``gap``, with their sums. Returns runs in time order."""
-        breaks = np.flatnonzero(np.diff(rows) - 1 > self.gap) + 1
+    def _runs_in_chunk(
+        self, rows: np.ndarray, unscored: np.ndarray, start: int, scores: np.ndarray, z: np.ndarray | None
+    ) -> list[_Open]:
+        """Group one chunk's flagged rows by ``gap`` (never across an ``unscored`` row), with their
+        sums. Returns runs in time order."""
+        breaks = _run_breaks(rows, unscored, self.gap)
         bounds = np.concatenate([[0], breaks, [len(rows)]])
         flagged_scores = scores[rows]
         # NaN never wins the peak (a flagged step should not be unscored, but be safe).
@@ -337,13 +347,17 @@ class EventMask:
         self.position_ = 0  # absolute position of the next step expected
         self.decided_ = 0  # absolute position of the first step not yet returned
         self._open: tuple[int, int] | None = None  # (first, last) flagged step of the open event
+        self._last_unscored = -1  # absolute position of the latest unscored step: no event spans it
 
-    def feed(self, flags: np.ndarray) -> np.ndarray:
+    def feed(self, flags: np.ndarray, unscored: np.ndarray | None = None) -> np.ndarray:
         """Take the next chunk of raw flags; return the final flags of the steps now decided.
 
         Parameters
         ----------
         flags : ndarray of shape (n,), bool
+        unscored : ndarray of shape (n,), bool, optional
+            The steps without a score (a gap, a warm-up): an event ends before one, however
+            short the quiet stretch, so that no unscored step is flagged.
 
         Returns
         -------
@@ -355,17 +369,22 @@ class EventMask:
         start = self.position_
         self.position_ += len(flags)
         out = np.zeros(self.position_ - self.decided_, dtype=bool)
-        rows = start + np.flatnonzero(flags)
+        local = np.flatnonzero(flags)
+        holes = np.zeros(0, dtype=np.intp) if unscored is None else np.flatnonzero(np.asarray(unscored, dtype=bool).ravel())
+        rows = start + local
         if len(rows):
-            breaks = np.flatnonzero(np.diff(rows) - 1 > self.gap) + 1
+            breaks = _run_breaks(local, holes, self.gap)
             firsts, lasts = rows[np.concatenate([[0], breaks])], rows[np.concatenate([breaks - 1, [len(rows) - 1]])]
-            for first, last in zip(firsts.tolist(), lasts.tolist()):
-                if self._open is not None and first - self._open[1] - 1 <= self.gap:
+            for i, (first, last) in enumerate(zip(firsts.tolist(), lasts.tolist())):
+                barrier = _barrier_before(first - start, holes, start, self._last_unscored) if i == 0 else first
+                if self._open is not None and first - self._open[1] - 1 <= self.gap and barrier < self._open[1]:
                     self._open = (self._open[0], last)
                 else:
                     self._close(out)
                     self._open = (first, last)
-        if self._open is not None and (self.position_ - 1) - self._open[1] > self.gap:
+        if len(holes):
+            self._last_unscored = start + int(holes[-1])
+        if self._open is not None and ((self.position_ - 1) - self._open[1] > self.gap or self._last_unscored > self._open[1]):
             self._close(out)
         if self._open is None:
             frontier = self.position_
@@ -403,7 +422,24 @@ class EventMask:
             out[lo:hi] = True
 
 
-def event_flags(flags: np.ndarray, gap: int = 0, min_length: int = 1) -> np.ndarray:
+def _run_breaks(rows: np.ndarray, unscored: np.ndarray, gap: int) -> np.ndarray:
+    """Where runs of the sorted flagged positions ``rows`` (K,) break: more than ``gap`` steps
+    apart, or an ``unscored`` position (sorted) between them. Indices into ``rows``, shape (B,)."""
+    apart = np.diff(rows) - 1 > gap
+    if len(unscored):
+        holes_before = np.searchsorted(unscored, rows)
+        apart |= np.diff(holes_before) > 0
+    return np.flatnonzero(apart) + 1
+
+
+def _barrier_before(row: int, unscored: np.ndarray, start: int, earlier: int) -> int:
+    """The absolute position of the latest unscored step before chunk position ``row``
+    (``unscored`` sorted chunk positions; ``earlier``: the latest of earlier chunks, -1 for none)."""
+    k = int(np.searchsorted(unscored, row))
+    return start + int(unscored[k - 1]) if k else earlier
+
+
+def event_flags(flags: np.ndarray, gap: int = 0, min_length: int = 1, unscored: np.ndarray | None = None) -> np.ndarray:
     """Whole-series :class:`EventMask`: True on every step from an event's first to last flag.
 
     Parameters
@@ -412,6 +448,8 @@ def event_flags(flags: np.ndarray, gap: int = 0, min_length: int = 1) -> np.ndar
         Raw threshold crossings.
     gap, min_length : int
         As for :func:`group_events`.
+    unscored : ndarray of shape (L,), bool, optional
+        Steps without a score, which no event spans (:meth:`EventMask.feed`).
 
     Returns
     -------
@@ -425,4 +463,4 @@ def event_flags(flags: np.ndarray, gap: int = 0, min_length: int = 1) -> np.ndar
     array([1, 1, 1, 0, 0, 0])
     """
     mask = EventMask(gap, min_length)
-    return np.concatenate([mask.feed(flags), mask.finish()])
+    return np.concatenate([mask.feed(flags, unscored), mask.finish()])

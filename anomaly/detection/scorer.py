@@ -201,7 +201,9 @@ class StreamScorer:
         scores = self._smoother.feed(stages.aggregator.transform(z))
         thresholds = self._thresholds.feed(scores)
         crossings = apply_threshold(scores, thresholds)
-        return self._decide(ScoredChunk(start, scores, thresholds, crossings, crossings, z), self._mask.feed(crossings))
+        return self._decide(
+            ScoredChunk(start, scores, thresholds, crossings, crossings, z), self._mask.feed(crossings, np.isnan(scores))
+        )
 
     def finish(self) -> ScoredChunk:
         """The rows still waiting for their flags, once the series has ended."""
