@@ -88,6 +88,19 @@ def test_scores_flags_and_z_do_not_depend_on_the_chunk_size(detector, chunk):
     assert [p.start for p in parts] == list(range(0, len(values), chunk))
 
 
+def test_an_empty_feed_changes_nothing_that_follows(detector):
+    # A live feed polled when no row has arrived: the network's open block must stay open.
+    values = _series_with_gap()
+    plain, polled = detector.stream(), detector.stream()
+    expected = [plain.feed(values[lo : lo + 7]) for lo in range(0, len(values), 7)]
+    parts = []
+    for lo in range(0, len(values), 7):
+        parts += [polled.feed(values[lo : lo + 7]), polled.feed(values[:0])]
+    assert all(len(p) == 0 for p in parts[1::2])
+    np.testing.assert_array_equal(np.concatenate([p.scores for p in parts]), np.concatenate([p.scores for p in expected]))
+    np.testing.assert_array_equal(np.concatenate([p.flags for p in parts]), np.concatenate([p.flags for p in expected]))
+
+
 def test_gaps_and_warmup_are_unscored(detector):
     chunk = detector.stream().feed(_series_with_gap())
     unscored = np.flatnonzero(np.isnan(chunk.scores))

@@ -185,6 +185,8 @@ class StreamScorer:
         stages = self.stages
         start = self._predictor.position
         scaled = stages.scaling.transform(checked_rows(values, stages.feature_names or len(stages.scaling.mean), start))
+        if not len(scaled):  # a live feed polled with nothing new: no stage moves (the network's open block stays open)
+            return self._held.rows(0, 0)
         inputs = scaled
         if stages.calendar.cycles:
             if times is None or len(times) != len(scaled):

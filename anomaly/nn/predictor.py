@@ -105,6 +105,8 @@ class StreamPredictor:
         scaled = np.asarray(scaled, dtype=np.float64)
         if scaled.ndim != 2 or scaled.shape[1] != self.n_features:
             raise ValueError(f"values must have shape (n, {self.n_features}); got {scaled.shape}")
+        if not len(scaled):  # nothing to predict: the open block and its state stay as they are
+            return np.zeros((0, self.n_features)), np.zeros(0, dtype=bool)
         valid = ~np.isnan(scaled).any(axis=1)
         scored = self._scored_rows(valid, self.position)
         predictions = self._predict(np.where(valid[:, None], scaled, 0.0).astype(np.float32), valid)
