@@ -592,8 +592,14 @@ def scoring_pass(
             _score_chunks(detector, source, collector, sink, on_rows)
             written = sink.commit() if sink is not None else None
         except UnsortedError as err:
-            if _is_stdin(file) or whole or str(output) == STDOUT:
-                raise  # what went to stdout cannot be taken back
+            if str(output) == STDOUT and not _is_stdin(file) and not whole:
+                # What went to stdout cannot be taken back, so the file cannot be sorted and scored again.
+                raise DataError(
+                    f"{err}; with the results on standard output (-o -) a file must be in time order past its first "
+                    f"rows: give -o FILE (the file is then read whole and sorted), or sort the file first"
+                ) from None
+            if _is_stdin(file) or whole:
+                raise
             logger.info("%s; reading it whole and sorting it instead", err)
             source.close()
             continue

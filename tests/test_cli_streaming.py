@@ -136,6 +136,22 @@ def test_day_first_dates_score_as_their_iso_twin_even_when_the_first_rows_fit_bo
     pd.testing.assert_frame_equal(outputs["dmy"], outputs["iso"])
 
 
+def test_a_file_out_of_order_past_its_first_rows_is_sorted_to_a_file_and_refused_on_stdout(store, monkeypatch):
+    from anomaly.data import reading
+
+    directory, _ = store
+    frame = make_series(300, 51)
+    frame.index.name = "timestamp"
+    frame = frame.iloc[[*range(250), 251, 250, *range(252, 300)]]  # two rows swapped, late in the file
+    frame.to_csv(directory / "late_swap.csv")
+    monkeypatch.setattr(reading, "ROLE_SAMPLE_ROWS", 100)  # the swap lies past the rows read first
+    to_file = invoke("score", str(directory / "late_swap.csv"), "--chunk-rows", "50", "-o", str(directory / "ls.csv"))
+    assert to_file.exit_code == 0 and "read whole and sorted" in to_file.output, to_file.output
+    to_stdout = invoke("score", str(directory / "late_swap.csv"), "--chunk-rows", "50", "-o", "-")
+    assert to_stdout.exit_code == 2, to_stdout.output
+    assert "with the results on standard output (-o -)" in to_stdout.stderr and "give -o FILE" in to_stdout.stderr
+
+
 def test_evaluate_reports_point_metrics_first_and_the_baselines(store):
     directory, trained = store
     result = invoke("evaluate", str(directory / "new.csv"), "--label-col", "anomaly", "--json")
