@@ -634,7 +634,7 @@ def score(
         f", raised to {result.max_threshold:.3f} as the level rose" if result.max_threshold > result.threshold + 1e-12 else ""
     )
     say(
-        f"Scored {result.rows} rows of {file} with {result.model_uri} (threshold {result.threshold:.3f}{raised}) in {result.seconds:.1f}s"
+        f"Scored {result.rows} rows of {'<stdin>' if from_stdin else file} with {result.model_uri} (threshold {result.threshold:.3f}{raised}) in {result.seconds:.1f}s"
     )
     say(f"  flagged {result.flagged} points ({share:.1%} of {result.scored} scored) in {_stretches(len(result.events))}")
     top = result.events.sort_values("peak_score", ascending=False).head(10).sort_values("start")
