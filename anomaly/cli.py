@@ -201,9 +201,28 @@ _skip_unknown_option = click.option(
 )
 
 
+class _UserFormatter(logging.Formatter):
+    """``warning: ...`` for this package's own warnings, as the CLI writes ``note:`` and
+    ``error:``; other libraries' records (and every record under -v) name their level and logger."""
+
+    def __init__(self, verbose: int) -> None:
+        super().__init__("%(levelname)s %(name)s: %(message)s")
+        self._verbose = verbose
+
+    def format(self, record: logging.LogRecord) -> str:
+        if not self._verbose and record.name.split(".")[0] == "anomaly":
+            return f"{record.levelname.lower()}: {record.getMessage()}"
+        return super().format(record)
+
+
 def _setup_logging(verbose: int) -> None:
     level = logging.DEBUG if verbose > 1 else logging.INFO if verbose == 1 else logging.WARNING
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    root = logging.getLogger()
+    if not root.handlers:  # as logging.basicConfig: a host that configured logging keeps its own
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(_UserFormatter(verbose))
+        root.addHandler(handler)
+        root.setLevel(logging.WARNING)
     logging.getLogger("anomaly").setLevel(level)
     # MLflow's INFO lines (table creation, signature validation) are noise unless asked for. MLflow
     # configures its logger when imported, from this variable, so a level set before that import

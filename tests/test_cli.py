@@ -482,3 +482,15 @@ def test_the_features_whose_grown_errors_were_divided_are_named_in_a_note(tmp_pa
     make_series(3000, 9).to_csv(tmp_path / "short.csv")
     result = invoke("score", str(tmp_path / "short.csv"), "--output", str(tmp_path / "short_scores.csv"))
     assert result.exit_code == 0 and "scale_follow" not in result.output
+
+
+def test_the_packages_warnings_read_as_the_cli_writes_notes_and_errors():
+    import logging
+
+    from anomaly.cli import _UserFormatter
+
+    own = logging.LogRecord("anomaly.data.columns", logging.WARNING, __file__, 1, "x.csv: column %r", ("a",), None)
+    other = logging.LogRecord("mlflow.store", logging.WARNING, __file__, 1, "slow", (), None)
+    assert _UserFormatter(0).format(own) == "warning: x.csv: column 'a'"
+    assert _UserFormatter(0).format(other) == "WARNING mlflow.store: slow"
+    assert _UserFormatter(1).format(own) == "WARNING anomaly.data.columns: x.csv: column 'a'"  # -v: where it came from

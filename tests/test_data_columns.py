@@ -119,7 +119,12 @@ def test_excluded_columns_are_left_out_of_the_default_features_and_checked(tmp_p
     path = _write(tmp_path, "d.csv", "timestamp,id,a,b\n2026-01-01 00:00,7,1,2\n2026-01-01 00:05,9,3,4\n")
     series = read_series(path, exclude_columns=["id", "b"])
     assert series.time_col == "timestamp" and series.feature_names == ["a"] and series.unused_columns == ("id", "b")
-    _error(path, "exclude_columns entry 'idd' is not a column of the file", "did you mean 'id'", exclude_columns=["idd"])
+    _error(
+        path,
+        "exclude_columns entry 'idd' (--exclude-columns) is not a column of the file",
+        "did you mean 'id'",
+        exclude_columns=["idd"],
+    )
     _error(path, "give either option columns or option exclude_columns, not both", columns=["a"], exclude_columns=["id"])
     _error(
         path,

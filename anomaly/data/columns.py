@@ -204,6 +204,15 @@ def choose_roles(
     )
 
 
+# The CLI option that sets each role, for messages that reach both Python and the command line.
+_ROLE_OPTIONS = {
+    "time_col": "--time-col",
+    "label_col": "--label-col",
+    USER_COLUMNS_ROLE: "--columns",
+    "exclude_columns entry": "--exclude-columns",
+}
+
+
 def _check_named_columns(
     shown: str,
     available: list[str],
@@ -219,8 +228,9 @@ def _check_named_columns(
     named += [("exclude_columns entry", name) for name in exclude_columns or []]
     for role, name in named:
         if name is not None and name not in available:
+            option = _ROLE_OPTIONS.get(role)
             raise DataError(
-                f"{shown}: {role} {name!r} is not a column of the file"
+                f"{shown}: {role} {name!r}{f' ({option})' if option else ''} is not a column of the file"
                 f"{_did_you_mean(name, available)}; "
                 f"available columns: {list_names(available)}"
             )
@@ -325,7 +335,7 @@ def _auto_features(raw: pd.DataFrame, shown: str, exclude: set[str | None], text
             # saved with its own index (restarting at 0) or without one would not fit the model.
             logger.warning(
                 "%s: column %r has no name in the header and counts the rows (%d, %d, ...), like a saved row "
-                "index, so it is not used as a feature (name it in columns to use it)",
+                "index, so it is not used as a feature (name it in --columns to use it)",
                 shown,
                 name,
                 column.iloc[0],
@@ -338,14 +348,14 @@ def _auto_features(raw: pd.DataFrame, shown: str, exclude: set[str | None], text
                 # exactly the labelled rows: a leak, not a detection.
                 logger.warning(
                     "%s: column %r holds only 0/1 and is named like anomaly labels, so it is not used as a "
-                    "feature (pass label_col=%r to use it as labels, or name it in columns to use it as a feature)",
+                    "feature (--label-col %s uses it as labels, --columns naming it as a feature)",
                     shown,
                     name,
                     name,
                 )
                 continue
             logger.warning(
-                "%s: column %r looks like anomaly labels but is used as a feature; pass label_col=%r if it is",
+                "%s: column %r looks like anomaly labels but is used as a feature; --label-col %s if it is",
                 shown,
                 name,
                 name,
