@@ -183,7 +183,8 @@ class Detector:
         if length < needed:
             raise DataError(
                 f"the training series has {length} rows; at least {needed} are needed for "
-                f"window_size {self.window_size} (one window to train on, one held back)"
+                f"window_size {self.window_size} (one window to train on, one held back); a smaller "
+                f"--window-size needs fewer"
             )
         cut = chronological_split(length, self.validation_fraction, min_holdout)
         if cut < self.window_size + 1:
