@@ -190,6 +190,11 @@ def test_compressed_text_and_parquet_are_known_by_their_first_bytes(tmp_path, ki
     series = read_series(path)
     assert series.time_col == "time"
     np.testing.assert_array_equal(series.values[:, 0], frame.a.to_numpy())
+    from anomaly.data.reading import iter_series
+
+    with iter_series(path) as stream:  # the data's fingerprint is the file's, compressed or not
+        list(stream)
+        assert stream.fingerprint == fingerprint(path)
 
 
 def test_a_zip_of_several_files_is_refused(tmp_path):

@@ -159,7 +159,9 @@ def open_reader(source: Source, shown: str, chunk_rows: int = 65536, *, text_col
     if file.suffix.lower() in PARQUET_SUFFIXES or magic.startswith(_PARQUET_MAGIC):
         return _ParquetReader(file, shown, chunk_rows)
     handle = _open_text(file, magic, shown)
-    return _TextReader(handle, shown, owned=handle, text_columns=text_columns)
+    compressed = not isinstance(handle, io.BufferedReader)
+    # A compressed file's fingerprint is its own bytes', as for every other file (not the text inside).
+    return _TextReader(handle, shown, owned=handle, text_columns=text_columns, hashed_file=file if compressed else None)
 
 
 def _open_text(file: Path, magic: bytes, shown: str) -> BinaryIO:
@@ -377,9 +379,18 @@ class _ByteFeed:
 class _TextReader(Reader):
     """Delimited text through pandas' C parser, ``get_chunk`` by ``get_chunk``."""
 
-    def __init__(self, raw: BinaryIO | TextIO, shown: str, *, owned: BinaryIO | None, text_columns: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        raw: BinaryIO | TextIO,
+        shown: str,
+        *,
+        owned: BinaryIO | None,
+        text_columns: Sequence[str] = (),
+        hashed_file: Path | None = None,
+    ) -> None:
         self._shown = shown
         self._owned = owned
+        self._hashed_file = hashed_file
         self._feed = _ByteFeed(raw, shown)
         self._names: list[str] | None = None
         self.columns = []
@@ -443,7 +454,7 @@ class _TextReader(Reader):
         return frame
 
     def fingerprint(self) -> str:
-        return self._feed.hexdigest()
+        return fingerprint(self._hashed_file) if self._hashed_file is not None else self._feed.hexdigest()
 
     def close(self) -> None:
         parser = getattr(self, "_parser", None)
