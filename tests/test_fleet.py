@@ -296,6 +296,20 @@ def test_a_parquet_row_without_a_series_id_is_named_by_its_row_alone(tmp_path: P
     assert str(caught.value) == f"{tmp_path / 't.parquet'}: row 2 has no series id in column 'machine'"  # no lines
 
 
+def test_a_folder_of_compressed_files_names_each_series_by_its_inner_stem(tmp_path: Path):
+    import gzip
+
+    from anomaly.data.reading import read_series
+
+    (tmp_path / "f").mkdir()
+    make_series(40, 1).to_csv(tmp_path / "f" / "pump-1.csv")
+    (tmp_path / "f" / "pump-2.csv.gz").write_bytes(gzip.compress(make_series(40, 2).to_csv().encode()))
+    (tmp_path / "f" / "notes.gz").write_bytes(gzip.compress(b"not a table"))  # no data suffix inside: not a series
+    found = find_series(tmp_path / "f", None, tmp_path)
+    assert [s.name for s in found] == ["pump-1", "pump-2"]
+    assert read_series(found[1].path).frame.shape == (40, 3)
+
+
 def test_bad_fleet_folders_are_one_line_errors(tmp_path: Path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="expected data files"):

@@ -103,15 +103,30 @@ def _one_per_file(files: Sequence[Path], shown: str, series_col: str | None) -> 
             f"{shown}: --series-col {series_col!r} splits one table; a folder or glob has one series per file, "
             "named by its stem (give one or the other)"
         )
-    data = [p for p in files if p.suffix.lower() in DATA_SUFFIXES and not p.name.startswith(".")]
+    data = [p for p in files if _data_name(p) is not None and not p.name.startswith(".")]
     if not data:
-        raise DataError(f"{shown}: expected data files (.csv, .tsv, .txt, .parquet, .pq), but found none")
+        raise DataError(
+            f"{shown}: expected data files (.csv, .tsv, .txt, .parquet, .pq; text also .gz, .bz2, .xz), but found none"
+        )
     by_stem: dict[str, Path] = {}
     for file in data:
-        if file.stem in by_stem:
-            raise DataError(f"{shown}: two files name series {file.stem!r}: {by_stem[file.stem].name} and {file.name}")
-        by_stem[file.stem] = file
+        stem = _data_name(file)
+        if stem in by_stem:
+            raise DataError(f"{shown}: two files name series {stem!r}: {by_stem[stem].name} and {file.name}")
+        by_stem[stem] = file
     return [SeriesFile(stem, file, str(file), str(file)) for stem, file in by_stem.items()]
+
+
+_COMPRESSED_SUFFIXES = frozenset({".gz", ".bz2", ".xz"})
+
+
+def _data_name(file: Path) -> str | None:
+    """The series a data file names (``pump-7`` for ``pump-7.csv`` or ``pump-7.csv.gz``), or None
+    for a file that is not one."""
+    inner = file.with_suffix("") if file.suffix.lower() in _COMPRESSED_SUFFIXES else file
+    if inner.suffix.lower() not in DATA_SUFFIXES or (inner is not file and inner.suffix.lower() in PARQUET_SUFFIXES):
+        return None
+    return inner.stem
 
 
 def _split_table(path: Path, series_col: str, workdir: Path, chunk_rows: int) -> list[SeriesFile]:
