@@ -108,7 +108,14 @@ def read_table(spark: Any, path: str | os.PathLike, *, text_columns: Sequence[st
     if Path(text).suffix.lower() in PARQUET_SUFFIXES:
         return spark.read.parquet(text)
     with closing(open_reader(path, str(path), 64)) as reader:
-        sep, decimal = reader.text_format or (",", ".")
+        if reader.text_format is None:  # Parquet known by its first bytes, whatever its name
+            return spark.read.parquet(text)
+        sep, decimal = reader.text_format
+    with open(text, "rb") as probe:
+        magic = probe.read(6)
+    if magic.startswith((b"PK\x03\x04", b"\xfd7zXZ\x00")):  # Spark reads gzip and bz2 text, not these
+        kind = "a zip archive" if magic.startswith(b"PK") else "xz-compressed"
+        raise DataError(f"{path}: {kind}, which Spark does not read: unpack it, or gzip the file instead")
     if decimal != ".":
         raise DataError(f"{path}: its numbers use decimal commas, which Spark does not read: convert it to Parquet first")
     csv = spark.read.option("header", True).option("sep", sep)

@@ -202,3 +202,20 @@ def test_spark_reads_series_ids_as_text_and_the_separator_the_local_reader_finds
     (tmp_path / "comma.csv").write_text("id;x\na;0,5\n")
     with pytest.raises(DataError, match="comma.csv: its numbers use decimal commas, which Spark does not read"):
         anomaly_spark.read_table(spark, tmp_path / "comma.csv")
+
+
+def test_spark_reads_parquet_by_its_bytes_and_gzip_text_and_refuses_zip(spark, tmp_path: Path):
+    import gzip
+    import zipfile
+
+    from anomaly import spark as anomaly_spark
+
+    frame = pd.DataFrame({"id": ["a", "b"], "x": [0.5, 1.5]})
+    frame.to_parquet(tmp_path / "t.parq", index=False)
+    assert anomaly_spark.read_table(spark, tmp_path / "t.parq").toPandas()["x"].tolist() == [0.5, 1.5]
+    (tmp_path / "t.csv.gz").write_bytes(gzip.compress(frame.to_csv(index=False).encode()))
+    assert anomaly_spark.read_table(spark, tmp_path / "t.csv.gz").toPandas()["x"].tolist() == [0.5, 1.5]
+    with zipfile.ZipFile(tmp_path / "t.zip", "w") as archive:
+        archive.writestr("t.csv", frame.to_csv(index=False))
+    with pytest.raises(DataError, match="t.zip: a zip archive, which Spark does not read"):
+        anomaly_spark.read_table(spark, tmp_path / "t.zip")
