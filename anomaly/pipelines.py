@@ -517,7 +517,11 @@ def _single_detector(resolved: Any, file: str | Path) -> Detector:
         from anomaly.fleet.model import Fleet
 
         series_col = Fleet.load(resolved.detector_dir).series_col
-        head = _first_rows(Path(file), str(file), rows=1) if not _is_stdin(file) else None
+        try:
+            readable = isinstance(file, (str, Path)) and not _is_stdin(file)
+            head = _first_rows(Path(file), str(file), rows=1) if readable else None
+        except DataError:
+            head = None  # an unreadable file: the fleet model is the error to name
         in_file = head is not None and series_col in head.columns
         raise FleetModelGiven(
             f"--model {resolved.uri} is a fleet model (one detector per series, by {series_col!r}): give a table with "
