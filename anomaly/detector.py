@@ -404,6 +404,9 @@ class Detector:
         if not self.calendar_.cycles:
             return None
         times = row_times(X)
+        zone = zone_note(self, X.index) if times is not None else None  # a served model's column times are UTC's
+        if zone:
+            logger.warning("%s", zone)
         if times is None:
             stamps = [c for c in X.columns if pd.api.types.is_datetime64_any_dtype(X[c])]
             if len(stamps) == 1:

@@ -139,7 +139,7 @@ def test_calendar_false_trains_without_it(mlflow_store) -> None:
     assert "time of day" not in result.stderr
 
 
-def test_the_detector_streams_with_times_as_it_scores_whole_and_keeps_its_calendar(tmp_path) -> None:
+def test_the_detector_streams_with_times_as_it_scores_whole_and_keeps_its_calendar(tmp_path, caplog) -> None:
     import pandas as pd
 
     from anomaly import DataError, Detector
@@ -167,7 +167,13 @@ def test_the_detector_streams_with_times_as_it_scores_whole_and_keeps_its_calend
     from anomaly.detector import zone_note
 
     assert loaded.times_zoned_ is True and zone_note(loaded, test.index) is None
-    assert "taken as UTC" in zone_note(loaded, test.index.tz_convert("UTC").tz_localize(None))
+    naive = test.tz_convert("UTC").tz_localize(None)
+    assert "taken as UTC" in zone_note(loaded, naive.index)
+    import logging
+
+    with caplog.at_level(logging.WARNING, logger="anomaly.detector"):
+        loaded.score(naive.iloc[:40])  # the Python API says so too
+    assert "the model learnt the time of day in UTC" in caplog.text
     np.testing.assert_array_equal(loaded.score(test)["score"].to_numpy(), whole)
     with pytest.raises(DataError, match="need their times"):
         detector.score(test.to_numpy())
