@@ -99,23 +99,20 @@ def read_table(spark: Any, path: str | os.PathLike, *, text_columns: Sequence[st
     """
     from contextlib import closing
 
-    from anomaly.data.formats import PARQUET_SUFFIXES, open_reader
+    from anomaly.data.formats import file_kind, open_reader
 
     if not Path(path).exists():
         raise DataError(f"{path}: file not found")
     # Absolute, because the JVM resolves a relative path against its own start-up directory.
     text = str(Path(path).resolve())
-    if Path(text).suffix.lower() in PARQUET_SUFFIXES:
+    kind = file_kind(Path(text), str(path))
+    if kind == "parquet":
         return spark.read.parquet(text)
+    if kind in ("zip", "xz"):  # Spark reads gzip and bz2 text, not these
+        shown = "a zip archive" if kind == "zip" else "xz-compressed"
+        raise DataError(f"{path}: {shown}, which Spark does not read: unpack it, or gzip the file instead")
     with closing(open_reader(path, str(path), 64)) as reader:
-        if reader.text_format is None:  # Parquet known by its first bytes, whatever its name
-            return spark.read.parquet(text)
-        sep, decimal = reader.text_format
-    with open(text, "rb") as probe:
-        magic = probe.read(6)
-    if magic.startswith((b"PK\x03\x04", b"\xfd7zXZ\x00")):  # Spark reads gzip and bz2 text, not these
-        kind = "a zip archive" if magic.startswith(b"PK") else "xz-compressed"
-        raise DataError(f"{path}: {kind}, which Spark does not read: unpack it, or gzip the file instead")
+        sep, decimal = reader.text_format or (",", ".")
     if decimal != ".":
         raise DataError(f"{path}: its numbers use decimal commas, which Spark does not read: convert it to Parquet first")
     csv = spark.read.option("header", True).option("sep", sep)

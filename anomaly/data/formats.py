@@ -32,7 +32,7 @@ from anomaly.errors import DataError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["PARQUET_SUFFIXES", "Reader", "Source", "fingerprint", "open_reader", "read_table"]
+__all__ = ["PARQUET_SUFFIXES", "Reader", "Source", "file_kind", "fingerprint", "open_reader", "read_table"]
 
 PARQUET_SUFFIXES = frozenset({".parquet", ".pq"})
 _SEPARATORS = (",", ";", "\t")
@@ -51,7 +51,6 @@ _SEP_LINE = re.compile(r"^sep=([,;\t])[ \t]*\r?\n")
 _INTEGER = re.compile(r"^[+-]?\d+$")
 _NUMBER = re.compile(r"^[+-]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][+-]?\d+)?$")
 _DATE_LIKE = re.compile(r"^\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}(?:$|[ T]\d)")
-_PARQUET_MAGIC = b"PAR1"
 _UTF8_BOM = b"\xef\xbb\xbf"
 _STDIN_NAME = "<stdin>"
 _FRAME_NAME = "<frame>"
@@ -151,34 +150,41 @@ def open_reader(source: Source, shown: str, chunk_rows: int = 65536, *, text_col
     if hasattr(source, "read"):
         return _TextReader(source, shown, owned=None, text_columns=text_columns)  # type: ignore[arg-type]
     file = _existing_file(source)  # type: ignore[arg-type]
+    kind = file_kind(file, shown)
+    if kind == "parquet":
+        return _ParquetReader(file, shown, chunk_rows)
+    handle = _open_text(file, kind, shown)
+    # A compressed file's fingerprint is its own bytes', as for every other file (not the text inside).
+    return _TextReader(handle, shown, owned=handle, text_columns=text_columns, hashed_file=file if kind != "text" else None)
+
+
+# The first bytes of each kind of file read (a file's name may say otherwise, or nothing).
+_MAGIC = {"parquet": b"PAR1", "gzip": b"\x1f\x8b", "bz2": b"BZh", "xz": b"\xfd7zXZ\x00", "zip": b"PK\x03\x04"}
+
+
+def file_kind(file: Path, shown: str) -> str:
+    """``"parquet"`` (by its suffix or first bytes), ``"gzip"``, ``"bz2"``, ``"xz"``, ``"zip"`` or ``"text"``."""
+    if file.suffix.lower() in PARQUET_SUFFIXES:
+        return "parquet"
     try:
         with open(file, "rb") as probe:
-            magic = probe.read(6)
+            head = probe.read(6)
     except OSError as err:
         raise DataError(f"{shown}: cannot read the file: {os_reason(err)}") from None
-    if file.suffix.lower() in PARQUET_SUFFIXES or magic.startswith(_PARQUET_MAGIC):
-        return _ParquetReader(file, shown, chunk_rows)
-    handle = _open_text(file, magic, shown)
-    compressed = not isinstance(handle, io.BufferedReader)
-    # A compressed file's fingerprint is its own bytes', as for every other file (not the text inside).
-    return _TextReader(handle, shown, owned=handle, text_columns=text_columns, hashed_file=file if compressed else None)
+    return next((kind for kind, magic in _MAGIC.items() if head.startswith(magic)), "text")
 
 
-def _open_text(file: Path, magic: bytes, shown: str) -> BinaryIO:
-    """The file's bytes, through gzip, bz2, xz or zip (one member) where its first bytes say so."""
+def _open_text(file: Path, kind: str, shown: str) -> BinaryIO:
+    """The file's bytes, through gzip, bz2, xz or zip (one member) as :func:`file_kind` says."""
     import bz2
     import gzip
     import lzma
     import zipfile
 
     try:
-        if magic.startswith(b"\x1f\x8b"):
-            return gzip.open(file, "rb")  # type: ignore[return-value]
-        if magic.startswith(b"BZh"):
-            return bz2.open(file, "rb")  # type: ignore[return-value]
-        if magic.startswith(b"\xfd7zXZ\x00"):
-            return lzma.open(file, "rb")  # type: ignore[return-value]
-        if magic.startswith(b"PK\x03\x04"):
+        if kind in ("gzip", "bz2", "xz"):
+            return {"gzip": gzip.open, "bz2": bz2.open, "xz": lzma.open}[kind](file, "rb")  # type: ignore[return-value]
+        if kind == "zip":
             archive = zipfile.ZipFile(file)
             members = [info for info in archive.infolist() if not info.is_dir()]
             if len(members) != 1:
@@ -334,7 +340,7 @@ class _ByteFeed:
             block = b""
         if isinstance(block, str):
             block = block.encode("utf-8", "surrogatepass")  # lone surrogates then fail the UTF-8 check
-        if first and block.startswith(_PARQUET_MAGIC):
+        if first and block.startswith(_MAGIC["parquet"]):
             raise DataError(
                 f"{self._shown}: this looks like a Parquet file, which cannot be read from a stream "
                 f"(it needs random access); pass the file's path instead"
